@@ -1,0 +1,194 @@
+"""Every parameter of the simulator, in one frozen dataclass, with the SPEC's default and its unit.
+
+Field names carry their unit (`_s`, `_kwh`, `_l`, `_kg`, `_usd`, `_w`, `_gb`, ...); each field's `help`
+metadata cites the SPEC / paper. Nothing else in the code holds a tunable number. `run.py` builds the CLI
+overrides from these fields and writes the resolved object to `config.json`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simcore.errors import ConfigError
+
+MODELS = ("Llama-2-7B", "Llama-2-70B")  # index 0 = ChatGPT-class, 1 = GPT-4-class (SPEC 3)
+OBJECTIVES = ("ttft", "carbon", "water", "cost")  # the order of --weights (Eq. 11: w1..w4)
+MIN_DCS, MAX_DCS = 4, 12
+
+
+def _f(default: Any, help: str) -> Any:
+    """A dataclass field with its help text (the CLI and the docs read it)."""
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples for defaults")
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- run -----------------------------------------------------------------------------------
+    scheduler: str = _f("nearest", "scheduler name, entry point or dotted path module:Class")
+    dcs: int = _f(8, "number of datacenters D, the first D of the SPEC 4 site order (4..12)")
+    hours: float = _f(24.0, "simulated horizon in hours (a whole number of epochs)")
+    epoch_s: float = _f(900.0, "epoch length t_e in seconds (SPEC 1: 15 minutes)")
+    seed: int = _f(0, "the one seed every random stream is spawned from")
+    start: str = _f("2023-07-03", "UTC date of epoch 0 for the grid/weather signals (2023 data)")
+    weights: tuple = _f((0.25, 0.25, 0.25, 0.25), "Eq. 11 weights w1..w4 (TTFT, carbon, water, cost), sum 1")
+    # --- workload (SPEC 3) ----------------------------------------------------------------------
+    trace: str = _f("azure-code-2024", "bundled trace name (azure-code-2024, burstgpt-profile) or a CSV path")
+    trace_day: str = _f("2024-05-13", "day of the bundled Azure 2024 code trace used for arrivals")
+    load_scale: str = _f("auto", "arrival-rate multiplier, or 'auto' (peak epoch at peak_utilization)")
+    peak_utilization: float = _f(0.95, "auto load: share of the reference fleet's nodes active in the peak epoch")
+    reference_dcs: int = _f(8, "auto load: datacenters of the reference fleet (load is kept when --dcs changes)")
+    gpt4_share: float = _f(0.153, "share of GPT-4-class (Llama-2-70B) requests when a trace has no model column")
+    # --- datacenters and nodes (SPEC 4) ---------------------------------------------------------
+    nodes_per_dc: int = _f(1000, "nodes per datacenter, six node types in equal shares")
+    gpu_types: tuple = _f(("A100-80GB", "H100-80GB"), "GPU types")
+    gpu_counts: tuple = _f((2, 4, 8), "GPUs per node")
+    gpu_mem_gb: tuple = _f((80.0, 80.0), "HBM per GPU, GB, per GPU type")
+    gpu_tdp_w: tuple = _f((400.0, 700.0), "GPU TDP in W, per GPU type")
+    host_tdp_w_per_gpu: float = _f(150.0, "host power share per GPU, W (node TDP = GPUs x (GPU TDP + this))")
+    gpu_hbm_tb_per_s: tuple = _f((2.0, 3.35), "HBM bandwidth per GPU, TB/s, per GPU type")
+    gpu_tflops: tuple = _f((312.0, 989.0), "dense bf16 TFLOP/s per GPU, per GPU type")
+    load_bw_gb_per_s: tuple = _f((7.0, 14.0), "BW_n: weight-load bandwidth of a node, GB/s, per GPU type")
+    max_batch: int = _f(64, "most requests a node runs at once")
+    prefill_mfu: float = _f(0.5, "roofline: model-FLOPs utilization of prefill where no profile exists")
+    decode_bw_fraction: float = _f(0.7, "roofline: share of HBM bandwidth reached by decode")
+    model_weights_gb: tuple = _f((13.5, 138.0), "MF_v: fp16 weights per model, GB (7B, 70B)")
+    model_kv_mb_per_token: tuple = _f((0.5, 0.3125), "KV cache per token, MB, per model (70B uses GQA)")
+    model_params_b: tuple = _f((6.74, 68.98), "parameters per model, billions (roofline FLOPs)")
+    requests_per_warm_node: float = _f(4.0, "warm set: expected requests per kept-warm node per epoch")
+    min_warm_nodes: int = _f(1, "warm set: minimum warm nodes per hosted model per datacenter")
+    # --- latency (SPEC 5, Eq. 2-3) --------------------------------------------------------------
+    lambda_media_ms_per_km: float = _f(0.005, "propagation latency of the medium, ms per km (fibre)")
+    sigma_hop_ms: float = _f(1.0, "processing latency per network hop, ms")
+    backbone_neighbours: int = _f(3, "backbone: each location is linked to its k nearest neighbours")
+    ttft_model: str = _f("eq3", "first-token compute: 'eq3' (LA_exec / T_i) or 'prefill' (prefill + one step)")
+    sla_ttft_s: float = _f(2.0, "SLA: a TTFT above this is a violation, s")
+    # --- energy (Eq. 4-6) -----------------------------------------------------------------------
+    pc_parked: float = _f(0.05, "PC of a parked node (no request, not kept warm)")
+    pc_pstates: tuple = _f((1.00, 0.80, 0.60, 0.40), "PC of P0, P1, P2, P3")
+    pstate_busy_limits: tuple = _f((0.75, 0.5, 0.25), "busy-fraction upper limits of P1, P2, P3")
+    cooling_multiplier: float = _f(3.0, "E_cool = this x E_CRAC (chiller + auxiliaries ~ CRAC)")
+    infra_fraction: float = _f(0.13, "E_infra = this x E_IT")
+    cop_mode: str = _f("annual", "COP_d from the site's 'annual' mean wet bulb or 'hourly'")
+    cop_ref: float = _f(4.78, "COP at the reference wet bulb (HP Labs CRAC model at 25 C supply)")
+    cop_slope_per_c: float = _f(0.02, "COP loss per degree C of wet bulb above the reference (assumption)")
+    cop_ref_wet_bulb_c: float = _f(15.0, "reference wet-bulb temperature, C")
+    cop_min: float = _f(2.0, "COP lower clamp")
+    cop_max: float = _f(8.0, "COP upper clamp")
+    # --- water and carbon (Eq. 8-10) ------------------------------------------------------------
+    j_water_kj_per_kg: float = _f(2257.0, "latent heat of vaporization of water, kJ/kg (1 kg = 1 L)")
+    phi: float = _f(0.2, "blowdown pollutant threshold (assumption): G_blow = G_E / (1 - phi)")
+    ei_pot_kwh_per_l: float = _f(0.0005, "energy intensity of potable water production, kWh/L")
+    ei_waste_kwh_per_l: float = _f(0.0006, "energy intensity of wastewater treatment, kWh/L")
+    water_factors: str = _f("macknick2012", "per-fuel water factors for GI_d (Macknick et al. 2012 medians)")
+    # --- predictor (section 5.1) ----------------------------------------------------------------
+    predictor_window_epochs: int = _f(8, "tw: past epochs the predictor regresses on")
+    predictor_ewma_alpha: float = _f(0.5, "EWMA weight of the newest epoch in the predictor's regression")
+
+    # ------------------------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def epochs(self) -> int:
+        return int(round(self.hours * 3600.0 / self.epoch_s))
+
+    @property
+    def horizon_s(self) -> float:
+        return self.epochs * self.epoch_s
+
+    def to_dict(self) -> dict:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def replace(self, **changes: Any) -> "Config":
+        return from_dict({**self.to_dict(), **changes})
+
+
+def _jsonable(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def validate(c: Config) -> None:
+    """Refuse impossible values with a message naming the parameter."""
+    if not (MIN_DCS <= c.dcs <= MAX_DCS):
+        raise ConfigError(f"--dcs {c.dcs}: must be between {MIN_DCS} and {MAX_DCS}")
+    if c.epoch_s <= 0 or c.hours <= 0:
+        raise ConfigError(f"hours ({c.hours}) and epoch_s ({c.epoch_s}) must be positive")
+    if abs(c.hours * 3600.0 / c.epoch_s - c.epochs) > 1e-9:
+        raise ConfigError(f"--hours {c.hours}: must be a whole number of {c.epoch_s:g}-s epochs")
+    w = c.weights
+    if len(w) != len(OBJECTIVES) or any((not math.isfinite(x)) or x < 0 for x in w):
+        raise ConfigError(f"--weights {','.join(map(str, w))}: need 4 non-negative numbers (TTFT, carbon, water, cost)")
+    if abs(sum(w) - 1.0) > 1e-6:
+        raise ConfigError(f"--weights {','.join(map(str, w))}: must sum to 1 (they sum to {sum(w):g})")
+    if c.load_scale != "auto":
+        try:
+            ls = float(c.load_scale)
+        except ValueError:
+            raise ConfigError(f"--load-scale {c.load_scale!r}: must be 'auto' or a positive number") from None
+        if not (ls > 0 and math.isfinite(ls)):
+            raise ConfigError(f"--load-scale {c.load_scale!r}: must be 'auto' or a positive number")
+    if c.ttft_model not in ("eq3", "prefill"):
+        raise ConfigError(f"ttft_model {c.ttft_model!r}: must be 'eq3' or 'prefill'")
+    if c.cop_mode not in ("annual", "hourly"):
+        raise ConfigError(f"cop_mode {c.cop_mode!r}: must be 'annual' or 'hourly'")
+    if not (0 <= c.phi < 1):
+        raise ConfigError(f"phi {c.phi}: must be in [0, 1)")
+    if c.nodes_per_dc % (len(c.gpu_types) * len(c.gpu_counts)):
+        raise ConfigError(f"nodes_per_dc {c.nodes_per_dc}: must split equally over the six node types")
+    if not (0 <= c.gpt4_share <= 1):
+        raise ConfigError(f"gpt4_share {c.gpt4_share}: must be in [0, 1]")
+    if c.seed < 0:
+        raise ConfigError(f"--seed {c.seed}: must be non-negative")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def from_dict(d: dict, where: str = "config") -> Config:
+    """Build a Config from plain values (JSON lists become tuples); unknown keys are refused."""
+    unknown = sorted(set(d) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown parameter(s) {', '.join(unknown)}")
+    vals = {}
+    for k, v in d.items():
+        default = _FIELDS[k].default
+        try:
+            if isinstance(default, tuple):
+                v = tuple(type(default[0])(x) for x in v) if default else tuple(v)
+            elif isinstance(default, bool):
+                v = bool(v)
+            elif isinstance(default, (int, float)) and not isinstance(v, str):
+                v = type(default)(v)
+            elif isinstance(default, (int, float)):
+                v = type(default)(float(v)) if isinstance(default, float) else int(v)
+            else:
+                v = str(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: parameter {k}={v!r} is not a valid {type(default).__name__}") from None
+        vals[k] = v
+    return Config(**vals)
+
+
+def load_json(path: str | Path) -> dict:
+    """Read a JSON file of parameter overrides (flat, by field name)."""
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{p}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{p}: must hold one JSON object of parameters")
+    return d
+
+
+def help_table() -> list[tuple[str, Any, str]]:
+    """(name, default, help) of every parameter, for docs and `run.py --list-params`."""
+    return [(f.name, _jsonable(f.default), f.metadata["help"]) for f in dataclasses.fields(Config)]

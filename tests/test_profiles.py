@@ -129,7 +129,8 @@ def test_vectorized_equals_scalar(prof):
     out = rng.integers(1, 2000, n)
     batch = rng.integers(0, prof.max_batch + 1, n)
     vec = prof.exec_s_array(m, t, prompt, out, batch)
-    sca = np.array([prof.exec_s(int(a), int(b), int(c), int(d), int(e)) for a, b, c, d, e in zip(m, t, prompt, out, batch)])
+    sca = np.array([prof.exec_s(int(a), int(b), int(c), int(d), int(e))
+                    for a, b, c, d, e in zip(m, t, prompt, out, batch)])
     np.testing.assert_allclose(vec, sca, rtol=1e-12)
     np.testing.assert_allclose(prof.prefill_s_array(m, t, prompt, 2),
                                [prof.prefill_s(int(a), int(b), int(c), 2) for a, b, c in zip(m, t, prompt)], rtol=1e-12)

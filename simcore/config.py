@@ -45,7 +45,7 @@ class Config:
     reference_dcs: int = _f(8, "auto load: datacenters of the reference fleet (load is kept when --dcs changes)")
     gpt4_share: float = _f(0.153, "share of GPT-4-class (Llama-2-70B) requests when a trace has no model column")
     # --- datacenters and nodes (SPEC 4) ---------------------------------------------------------
-    nodes_per_dc: int = _f(1000, "nodes per datacenter, six node types in equal shares")
+    nodes_per_dc: int = _f(1000, "nodes per datacenter, the six node types interleaved (shares differ by <= 1)")
     gpu_types: tuple = _f(("A100-80GB", "H100-80GB"), "GPU types")
     gpu_counts: tuple = _f((2, 4, 8), "GPUs per node")
     gpu_mem_gb: tuple = _f((80.0, 80.0), "HBM per GPU, GB, per GPU type")
@@ -60,6 +60,8 @@ class Config:
     model_weights_gb: tuple = _f((13.5, 138.0), "MF_v: fp16 weights per model, GB (7B, 70B)")
     model_kv_mb_per_token: tuple = _f((0.5, 0.3125), "KV cache per token, MB, per model (70B uses GQA)")
     model_params_b: tuple = _f((6.74, 68.98), "parameters per model, billions (roofline FLOPs)")
+    kv_tokens_for_fit: int = _f(4096, "a model is placed on a node only if weights + KV of this many tokens fit")
+    decode_context_tokens: float = _f(1280.0, "roofline: mean context (tokens) whose KV each decode step reads")
     requests_per_warm_node: float = _f(4.0, "warm set: expected requests per kept-warm node per epoch")
     min_warm_nodes: int = _f(1, "warm set: minimum warm nodes per hosted model per datacenter")
     # --- latency (SPEC 5, Eq. 2-3) --------------------------------------------------------------
@@ -139,8 +141,8 @@ def validate(c: Config) -> None:
         raise ConfigError(f"cop_mode {c.cop_mode!r}: must be 'annual' or 'hourly'")
     if not (0 <= c.phi < 1):
         raise ConfigError(f"phi {c.phi}: must be in [0, 1)")
-    if c.nodes_per_dc % (len(c.gpu_types) * len(c.gpu_counts)):
-        raise ConfigError(f"nodes_per_dc {c.nodes_per_dc}: must split equally over the six node types")
+    if c.nodes_per_dc < len(c.gpu_types) * len(c.gpu_counts):
+        raise ConfigError(f"nodes_per_dc {c.nodes_per_dc}: need at least one node of each type")
     if not (0 <= c.gpt4_share <= 1):
         raise ConfigError(f"gpt4_share {c.gpt4_share}: must be in [0, 1]")
     if c.seed < 0:

@@ -40,9 +40,8 @@ Request execution time (used per request by the event engine, SPEC 4 "Node concu
 with `batch` the node's batch size when the request starts. The prompt is prefilled in its own pass: under
 continuous batching the requests already running are decoding, not prefilling.
 
-Two numbers are module constants until the config carries them (see the report / TODO below):
-`KV_TOKENS_FOR_FIT` (4096) and `DECODE_CONTEXT_TOKENS` (1280); `load_profiles` reads `cfg.kv_tokens_for_fit`
-and `cfg.decode_context_tokens` as soon as those fields exist.
+Placement uses `cfg.kv_tokens_for_fit` (4096 = Llama-2's context window); the roofline decode step reads the KV
+of `cfg.decode_context_tokens` (1280 ~ the output-weighted mean context of the Azure 2023 token pairs).
 """
 from __future__ import annotations
 
@@ -59,14 +58,6 @@ from simcore import physics
 from simcore.config import MODELS, Config
 from simcore.errors import ConfigError
 
-# TODO(config): move to Config as `kv_tokens_for_fit` -- SPEC 4 "a model is placed only on nodes whose pooled
-# memory holds it plus KV for one request"; 4096 = Llama-2's context window, the longest request it can serve.
-KV_TOKENS_FOR_FIT = 4096
-# TODO(config): move to Config as `decode_context_tokens` -- roofline decode: mean context (prompt + tokens
-# generated so far) whose KV each decode iteration reads. 1280 ~ the output-weighted mean over the Azure 2023
-# code + conversation traces (sum(out x (prompt + out/2)) / sum(out) = 1278), whose token pairs the bundled
-# traces draw from.
-DECODE_CONTEXT_TOKENS = 1280
 
 SOURCE_MEASURED = "splitwise-sim measured"
 SOURCE_ROOFLINE = "roofline"
@@ -225,17 +216,9 @@ def _interp_extrap(x_known, y_known, x_new):
 
 
 # --- building the profiles from the config -------------------------------------------------------------------
-def load_profiles(cfg: Config, kv_tokens_for_fit: int | None = None,
-                  decode_context_tokens: float | None = None) -> Profiles:
-    """The profiles of `cfg` (cached on the values they depend on); reads only the committed table.
-
-    kv_tokens_for_fit / decode_context_tokens: override; default cfg's field of that name when the config has
-    one, else the module constants KV_TOKENS_FOR_FIT / DECODE_CONTEXT_TOKENS.
-    """
-    if kv_tokens_for_fit is None:
-        kv_tokens_for_fit = getattr(cfg, "kv_tokens_for_fit", KV_TOKENS_FOR_FIT)
-    if decode_context_tokens is None:
-        decode_context_tokens = getattr(cfg, "decode_context_tokens", DECODE_CONTEXT_TOKENS)
+def load_profiles(cfg: Config) -> Profiles:
+    """The profiles of `cfg` (cached on the values they depend on); reads only the committed table."""
+    kv_tokens_for_fit, decode_context_tokens = cfg.kv_tokens_for_fit, cfg.decode_context_tokens
     n_gpu = len(cfg.gpu_types)
     for name in ("gpu_mem_gb", "gpu_hbm_tb_per_s", "gpu_tflops"):
         if len(getattr(cfg, name)) != n_gpu:
@@ -388,5 +371,5 @@ def summary_rows(cfg: Config, batches=(1, 8, 64), prompts=(512, 2048, 8192)) -> 
 
 
 __all__ = ["Profiles", "load_profiles", "build_table", "read_table", "summary_rows", "roofline_prefill_s_per_token",
-           "roofline_decode_step_s", "KV_TOKENS_FOR_FIT", "DECODE_CONTEXT_TOKENS", "SOURCE_MEASURED",
+           "roofline_decode_step_s", "SOURCE_MEASURED",
            "SOURCE_ROOFLINE", "TABLE_PATH"]

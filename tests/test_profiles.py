@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from simcore.config import MODELS, Config
-from simcore.errors import ConfigError
 from simcore.profiles import (SOURCE_MEASURED, SOURCE_ROOFLINE, TABLE_PATH, load_profiles, read_table,
                               summary_rows)
 
@@ -13,12 +12,8 @@ A100x2, A100x4, A100x8, H100x2, H100x4, H100x8 = range(6)
 
 
 def cfg(**changes):
-    """The default config with `changes`; the profile does not depend on nodes_per_dc, whose default (1000) the
-    config's own check refuses at the time of writing (1000 nodes do not split equally over six node types)."""
-    try:
-        return Config(**changes)
-    except ConfigError:
-        return Config(**{"nodes_per_dc": 1002, **changes})
+    """The default config with `changes`."""
+    return Config(**changes)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +83,7 @@ def test_decode_beyond_measured_batches_extrapolates():
 
 
 def test_roofline_7b_a100x2_by_hand():
-    p = load_profiles(cfg(), decode_context_tokens=1280)
+    p = load_profiles(cfg().replace(decode_context_tokens=1280.0))
     # decode: (13.5 GB weights + b x 1280 tokens x 0.5 MB / 1024) / (0.7 x 2 GPUs x 2.0 TB/s)
     #   b = 1: (13.5 + 0.625) GB = 14.125e9 B / 2.8e12 B/s = 5.0446 ms
     #   b = 64: (13.5 + 40) GB = 53.5e9 B / 2.8e12 B/s = 19.107 ms
@@ -105,9 +100,9 @@ def test_hosts():
     assert load_profiles(cfg()).hosts.all()
     # 2 x 69.6 GB = 139.2 GB holds the weights but not the KV of a 4096-token request; it does hold 1024 tokens
     small = cfg(gpu_mem_gb=(69.6, 80.0))
-    h = load_profiles(small, kv_tokens_for_fit=4096).hosts
+    h = load_profiles(small.replace(kv_tokens_for_fit=4096)).hosts
     assert not h[M70, A100x2] and h[M70, A100x4] and h[M70, H100x2] and h[M7].all()
-    assert load_profiles(small, kv_tokens_for_fit=1024).hosts[M70, A100x2]
+    assert load_profiles(small.replace(kv_tokens_for_fit=1024)).hosts[M70, A100x2]
 
 
 def test_exec_s_is_prefill_plus_steps(prof):

@@ -1,0 +1,593 @@
+"""The workload of a run (SPEC 3): which requests arrive when, from where, for which model, with how many tokens.
+
+This module owns
+- `Workload`, the arrays the engines play (one row per request, sorted by arrival time);
+- `load_workload(cfg, rng)`, which builds it from a bundled real trace or from a user's CSV, applies the load
+  factor (`cfg.load_scale`) and draws the per-request choices the trace does not hold (model class where there is
+  no model column, token pairs for the per-second bundle, origin region);
+- the CSV reader for BurstGPT (every release) and Azure LLM inference (2023, 2024) files, with its checks:
+  a malformed file raises `TraceError("<path>:<line>: <reason>")` (1-based lines, header = line 1; line 0 means
+  the file as a whole, e.g. a missing file).
+
+Bundled traces (data and licences in `traces/data/`, see its SOURCES.md):
+- `azure-code-2024`: the real per-second request counts of the Azure LLM inference trace 2024 (code), day
+  `cfg.trace_day` (horizons past 24 h run on into the following days of the bundled week). Each second's
+  requests arrive uniformly within that second; each request's (prompt, output) tokens are drawn with
+  replacement from the real pairs of the Azure 2023 code and conversation traces, pooled.
+- `burstgpt-profile`: BurstGPT_1's mean requests per hour of day as a piecewise-constant Poisson rate
+  (repeated daily past 24 h); the same token pairs.
+
+Load factor f (SPEC 3): `auto` = peak_utilization x reference_dcs x nodes_per_dc x requests_per_warm_node /
+(most arrivals in one `epoch_s` epoch of the horizon, before scaling); it never depends on `cfg.dcs`, so the
+scaling experiment keeps one workload. For `burstgpt-profile` the pre-scaling epoch count is the profile's
+expected count (the profile is a rate, not a draw). f < 1 thins, f > 1 multiplies:
+- per-second counts: binomial(count, f) when thinning, count x f rounded stochastically when multiplying;
+- Poisson profile: the rate is multiplied by f (exact for a Poisson process either way);
+- CSV traces: thinning keeps each request with probability f; multiplying keeps every request and adds
+  floor(f) - 1 replicas, plus one more with probability frac(f), each replica moved by a uniform jitter in
+  [-0.5, +0.5) s (same tokens, same model); replicas jittered outside [0, horizon) are dropped.
+
+Randomness comes only from the generator passed in (the run's "trace" stream), drawn in a fixed order:
+load scaling, arrival times, token pairs, model class, origin. Origins are drawn last, so changing `cfg.dcs`
+changes nothing but the origins.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import gzip
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simcore.errors import ConfigError, TraceError
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+COUNTS_FILE = DATA_DIR / "azure2024_code_week_per_second.npz"
+PAIRS_FILE = DATA_DIR / "azure2023_token_pairs.csv.gz"
+PROFILE_FILE = DATA_DIR / "burstgpt1_hour_of_day_avg_requests.csv"
+
+AZURE_2024 = "azure-code-2024"
+BURSTGPT_PROFILE = "burstgpt-profile"
+_SOURCES = {
+    AZURE_2024: "Azure LLM inference trace 2024 (code), per-second arrivals of {days} "
+                "(Azure Public Dataset, CC-BY-4.0; Stojkovic et al., DynamoLLM, HPCA 2025; via tu-nv/drafas, MIT)",
+    BURSTGPT_PROFILE: "BurstGPT_1 mean requests per hour of day as a Poisson rate "
+                      "(Wang et al., BurstGPT, KDD 2025, CC-BY-4.0; aggregated by IsabellaLiu99/burstgpt_analysis)",
+}
+_PAIRS_SOURCE = "tokens: Azure LLM inference trace 2023 code+conv pairs (CC-BY-4.0; Patel et al., Splitwise, ISCA 2024)"
+
+SECONDS_PER_DAY = 86_400
+SECONDS_PER_HOUR = 3_600
+MODEL_CODES = {"chatgpt": 0, "gpt-4": 1}  # SPEC 3: ChatGPT -> Llama-2-7B (0), GPT-4 -> Llama-2-70B (1)
+
+# Column names, lower-cased (files are matched case-insensitively, surrounding blanks ignored).
+BURSTGPT_COLUMNS = ("timestamp", "model", "request tokens", "response tokens")
+BURSTGPT_REQUIRED = ("timestamp", "request tokens", "response tokens")
+AZURE_COLUMNS = ("timestamp", "contexttokens", "generatedtokens")
+_INT32_MAX = np.iinfo(np.int32).max
+_BLOCK_BYTES = 1 << 26  # bytes scanned at once when counting fields (bounds the scan's memory)
+
+
+def trace_names() -> tuple[str, ...]:
+    """The bundled traces `cfg.trace` may name (anything else must be a CSV path)."""
+    return (AZURE_2024, BURSTGPT_PROFILE)
+
+
+# ------------------------------------------------------------------------------------------------
+# The workload
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Workload:
+    """One row per request, sorted by arrival time.
+
+    :param name: the trace as the run named it (`cfg.trace`)
+    :param t_s: arrival time, seconds since the start of epoch 0 (float64, ascending, in [0, horizon))
+    :param model: 0 = Llama-2-7B (ChatGPT-class), 1 = Llama-2-70B (GPT-4-class) (int8)
+    :param prompt_tokens: prompt (context) tokens (int32)
+    :param output_tokens: output (generated) tokens (int32); 0 marks a failed request
+    :param origin: region the request comes from, in [0, cfg.dcs) (int16)
+    :param scale: the load factor that was applied
+    :param source: one line citing the data
+    """
+
+    name: str
+    t_s: np.ndarray
+    model: np.ndarray
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+    origin: np.ndarray
+    scale: float
+    source: str
+
+    def __post_init__(self) -> None:
+        self.t_s = np.ascontiguousarray(self.t_s, dtype=np.float64)
+        self.model = np.ascontiguousarray(self.model, dtype=np.int8)
+        self.prompt_tokens = np.ascontiguousarray(self.prompt_tokens, dtype=np.int32)
+        self.output_tokens = np.ascontiguousarray(self.output_tokens, dtype=np.int32)
+        self.origin = np.ascontiguousarray(self.origin, dtype=np.int16)
+        n = len(self.t_s)
+        for f in ("model", "prompt_tokens", "output_tokens", "origin"):
+            if len(getattr(self, f)) != n:
+                raise ValueError(f"Workload.{f} has {len(getattr(self, f))} rows, t_s has {n}")
+
+    def __len__(self) -> int:
+        return len(self.t_s)
+
+    @property
+    def failed(self) -> np.ndarray:
+        """Zero-response requests: failures, counted but not served (SPEC 3)."""
+        return self.output_tokens == 0
+
+    def epoch_counts(self, epoch_s: float, epochs: int) -> np.ndarray:
+        """Arrivals (failed ones included) in each of `epochs` epochs of `epoch_s` seconds."""
+        e = self._epoch_index(epoch_s, epochs)
+        return np.bincount(e[e >= 0], minlength=epochs)[:epochs]
+
+    def epoch_origin_counts(self, epoch_s: float, epochs: int, dcs: int) -> np.ndarray:
+        """Arrivals per (epoch, origin region): shape (epochs, dcs)."""
+        e = self._epoch_index(epoch_s, epochs)
+        ok = e >= 0
+        flat = e[ok] * dcs + self.origin[ok].astype(np.int64)
+        return np.bincount(flat, minlength=epochs * dcs)[: epochs * dcs].reshape(epochs, dcs)
+
+    def _epoch_index(self, epoch_s: float, epochs: int) -> np.ndarray:
+        e = np.floor(self.t_s / epoch_s).astype(np.int64)
+        e[(e < 0) | (e >= epochs)] = -1
+        return e
+
+
+# ------------------------------------------------------------------------------------------------
+# Entry point
+# ------------------------------------------------------------------------------------------------
+def load_workload(cfg, rng: np.random.Generator) -> Workload:
+    """The requests arriving in [0, cfg.horizon_s) of trace `cfg.trace`, scaled by `cfg.load_scale`.
+
+    :param cfg: the run's `simcore.config.Config`
+    :param rng: the run's "trace" stream (`simcore.rng.stream(cfg.seed, "trace")`)
+    :raises ConfigError: unknown trace name, day outside the bundle, horizon past the bundled week
+    :raises TraceError: a CSV trace that is missing or malformed
+    """
+    if cfg.trace == AZURE_2024:
+        return _azure_bundle(cfg, rng)
+    if cfg.trace == BURSTGPT_PROFILE:
+        return _burstgpt_profile(cfg, rng)
+    path = Path(cfg.trace)
+    if path.exists() or _looks_like_path(cfg.trace):
+        return _csv_workload(cfg, rng, path)
+    raise ConfigError(f"--trace {cfg.trace!r}: neither a bundled trace ({', '.join(trace_names())}) "
+                      "nor an existing CSV file")
+
+
+def target_peak_requests(cfg) -> float:
+    """Requests in the busiest epoch that `load_scale auto` aims at (SPEC 3: 0.95 x 8 x 1000 x 4 = 30,400)."""
+    return cfg.peak_utilization * cfg.reference_dcs * cfg.nodes_per_dc * cfg.requests_per_warm_node
+
+
+def load_factor(cfg, peak_epoch_requests: float) -> float:
+    """The factor `cfg.load_scale` stands for, given the unscaled trace's busiest-epoch arrivals."""
+    if cfg.load_scale != "auto":
+        return float(cfg.load_scale)
+    if not peak_epoch_requests > 0:
+        raise ConfigError(f"--load-scale auto: trace {cfg.trace!r} has no request in the run's "
+                          f"{cfg.horizon_s:g}-s horizon, nothing to scale")
+    return target_peak_requests(cfg) / float(peak_epoch_requests)
+
+
+def _looks_like_path(s: str) -> bool:
+    return "/" in s or "\\" in s or s.lower().endswith((".csv", ".csv.gz", ".gz"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Bundled data (read once per process; arrays are made read-only so no caller can alter the cache)
+# ------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def bundled_counts() -> tuple[tuple[str, ...], np.ndarray]:
+    """(days, counts): requests per UTC second of each bundled day of the Azure 2024 code trace (7 x 86,400)."""
+    with np.load(COUNTS_FILE, allow_pickle=False) as z:
+        days = tuple(str(d) for d in z["days"])
+        counts = z["counts"]
+    counts.setflags(write=False)
+    return days, counts
+
+
+@functools.lru_cache(maxsize=None)
+def token_pairs() -> tuple[np.ndarray, np.ndarray]:
+    """(prompt, output) token arrays of the real Azure 2023 code + conversation requests (pooled, file order)."""
+    df = pd.read_csv(PAIRS_FILE, dtype={"source": str, "ContextTokens": np.int32, "GeneratedTokens": np.int32})
+    prompt = df["ContextTokens"].to_numpy(np.int32)
+    output = df["GeneratedTokens"].to_numpy(np.int32)
+    prompt.setflags(write=False)
+    output.setflags(write=False)
+    return prompt, output
+
+
+@functools.lru_cache(maxsize=None)
+def burstgpt_hourly_profile() -> np.ndarray:
+    """BurstGPT_1's mean requests per hour, for hours of day 0..23."""
+    df = pd.read_csv(PROFILE_FILE)
+    v = df.sort_values("hour_of_day")["avg_requests_per_hour"].to_numpy(np.float64)
+    v.setflags(write=False)
+    return v
+
+
+# ------------------------------------------------------------------------------------------------
+# Bundled traces
+# ------------------------------------------------------------------------------------------------
+def _azure_bundle(cfg, rng: np.random.Generator) -> Workload:
+    days, week = bundled_counts()
+    if cfg.trace_day not in days:
+        raise ConfigError(f"--trace-day {cfg.trace_day}: the bundled {AZURE_2024} trace holds {days[0]}..{days[-1]}")
+    horizon = cfg.horizon_s
+    n_sec = int(math.ceil(horizon))
+    first = days.index(cfg.trace_day)
+    n_days = -(-n_sec // SECONDS_PER_DAY)
+    if first + n_days > len(days):
+        raise ConfigError(f"--hours {cfg.hours:g} from --trace-day {cfg.trace_day} needs {n_days} days of "
+                          f"{AZURE_2024}, which ends on {days[-1]}")
+    counts = week[first:first + n_days].reshape(-1)[:n_sec].astype(np.int64)
+    sec = np.arange(n_sec, dtype=np.float64)
+
+    # Peak epoch before scaling; a second belongs to the epoch holding its start (exact for whole-second epochs).
+    ep = np.floor(sec / cfg.epoch_s).astype(np.int64)
+    peak = np.bincount(ep, weights=counts, minlength=cfg.epochs).max()
+    f = load_factor(cfg, peak)
+
+    # (1) scaling, (2) arrival times
+    if f < 1.0:
+        counts = rng.binomial(counts, f)
+    elif f > 1.0:
+        x = counts * f
+        base = np.floor(x)
+        counts = (base + (rng.random(n_sec) < (x - base))).astype(np.int64)
+    t = np.repeat(sec, counts) + rng.random(int(counts.sum()))
+    t.sort()  # seconds are already in order; this orders the arrivals within each second
+    t = t[t < horizon]  # only a fractional last second reaches past the horizon
+
+    last = days[first + n_days - 1]
+    span = cfg.trace_day if n_days == 1 else f"{cfg.trace_day}..{last}"
+    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[AZURE_2024].format(days=span))
+
+
+def _burstgpt_profile(cfg, rng: np.random.Generator) -> Workload:
+    per_hour = burstgpt_hourly_profile()
+    horizon = cfg.horizon_s
+    n_hours = int(math.ceil(horizon / SECONDS_PER_HOUR))
+    start = np.arange(n_hours, dtype=np.float64) * SECONDS_PER_HOUR
+    dur = np.minimum(start + SECONDS_PER_HOUR, horizon) - start
+    rate = per_hour[np.arange(n_hours) % len(per_hour)] / SECONDS_PER_HOUR  # requests per second
+
+    # Expected arrivals per epoch: differences of the (piecewise-linear) cumulative rate at epoch bounds.
+    bounds = np.append(start, horizon)
+    cum = np.concatenate(([0.0], np.cumsum(rate * dur)))
+    edges = np.minimum(np.arange(cfg.epochs + 1) * cfg.epoch_s, horizon)
+    peak = np.diff(np.interp(edges, bounds, cum)).max()
+    f = load_factor(cfg, peak)
+
+    # (1)+(2): a Poisson process at rate f x rate: Poisson count per hour, uniform times within it
+    n = rng.poisson(f * rate * dur)
+    t = np.repeat(start, n) + rng.random(int(n.sum())) * np.repeat(dur, n)
+    t.sort()
+    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[BURSTGPT_PROFILE])
+
+
+def _with_bundled_tokens(cfg, rng, t: np.ndarray, f: float, source: str) -> Workload:
+    prompt, output = token_pairs()
+    n = len(t)
+    pick = rng.integers(0, len(prompt), n)  # (3) token pairs, with replacement
+    model = (rng.random(n) < cfg.gpt4_share).astype(np.int8)  # (4) model class
+    origin = rng.integers(0, cfg.dcs, n).astype(np.int16)  # (5) origin, uniform over the regions
+    return Workload(cfg.trace, t, model, prompt[pick], output[pick], origin, f, f"{source}; {_PAIRS_SOURCE}")
+
+
+# ------------------------------------------------------------------------------------------------
+# CSV traces
+# ------------------------------------------------------------------------------------------------
+def _csv_workload(cfg, rng: np.random.Generator, path: Path) -> Workload:
+    tab = read_trace_csv(path)
+    horizon = cfg.horizon_s
+    keep = tab["t_s"] < horizon  # timestamps are >= 0 (checked when read)
+    t = tab["t_s"][keep]
+    prompt, output = tab["prompt_tokens"][keep], tab["output_tokens"][keep]
+    model = tab["model"][keep] if tab["model"] is not None else None
+
+    ep = np.floor(t / cfg.epoch_s).astype(np.int64)
+    peak = np.bincount(ep, minlength=cfg.epochs).max() if len(t) else 0
+    f = load_factor(cfg, peak)
+
+    # (1) scaling
+    if f < 1.0:
+        sel = np.flatnonzero(rng.random(len(t)) < f)
+        t = t[sel]
+    elif f > 1.0:
+        whole = math.floor(f)
+        copies = whole + (rng.random(len(t)) < (f - whole))
+        sel = np.repeat(np.arange(len(t)), copies)
+        t = t[sel]
+        is_replica = np.ones(len(sel), dtype=bool)
+        is_replica[np.cumsum(copies) - copies] = False  # the first copy of each request stays where it was
+        t[is_replica] += rng.random(int(is_replica.sum())) - 0.5
+        inside = (t >= 0) & (t < horizon)
+        order = np.argsort(t[inside], kind="stable")
+        sel = sel[inside][order]
+        t = t[inside][order]
+    else:
+        sel = np.arange(len(t))
+    prompt, output = prompt[sel], output[sel]
+    # (4) model class where the trace has none, (5) origins
+    model = model[sel] if model is not None else (rng.random(len(t)) < cfg.gpt4_share).astype(np.int8)
+    origin = rng.integers(0, cfg.dcs, len(t)).astype(np.int16)
+    fmt = {"burstgpt": "BurstGPT", "azure": "Azure LLM inference"}[tab["format"]]
+    return Workload(cfg.trace, t, model, prompt, output, origin, f, f"{fmt} trace CSV {path}")
+
+
+def _fail(path, line: int, reason: str):
+    raise TraceError(f"{path}:{line}: {reason}")
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        _fail(path, 0, "file not found")
+    except IsADirectoryError:
+        _fail(path, 0, "is a directory, not a CSV file")
+    except OSError as e:
+        _fail(path, 0, f"cannot read ({e.strerror})")
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            _fail(path, 0, f"corrupt gzip file ({e})")
+    return raw
+
+
+def _parse_header(path, first_line: bytes) -> tuple[str, list[str], dict[str, int]]:
+    """(format, column names, lower-case name -> position of every column the loader reads)."""
+    try:
+        text = first_line.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        _fail(path, 1, "header is not UTF-8 text")
+    if not text.strip():
+        _fail(path, 1, "empty header line (expected CSV column names)")
+    names = next(csv.reader([text]))
+    keys = [n.strip().lower() for n in names]
+    if "contexttokens" in keys or "generatedtokens" in keys:
+        fmt, wanted, required = "azure", AZURE_COLUMNS, AZURE_COLUMNS
+        display = "TIMESTAMP, ContextTokens, GeneratedTokens"
+    elif "request tokens" in keys or "response tokens" in keys:
+        fmt, wanted, required = "burstgpt", BURSTGPT_COLUMNS, BURSTGPT_REQUIRED
+        display = "Timestamp, Request tokens, Response tokens (and Model)"
+    else:
+        _fail(path, 1, "unrecognized header: expected BurstGPT columns (Timestamp, Model, Request tokens, "
+                       "Response tokens, ...) or Azure columns (TIMESTAMP, ContextTokens, GeneratedTokens)")
+    cols = {}
+    for k in wanted:
+        where = [i for i, key in enumerate(keys) if key == k]
+        if len(where) > 1:
+            _fail(path, 1, f"column {names[where[0]].strip()!r} appears {len(where)} times")
+        if where:
+            cols[k] = where[0]
+        elif k in required:
+            _fail(path, 1, f"missing column {k!r} ({fmt} format needs {display})")
+    return fmt, names, cols
+
+
+def detect_format(path: str | Path) -> str:
+    """'burstgpt' or 'azure', from the header alone; TraceError if neither (used by `traces.download`)."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            zipped = fh.read(2) == b"\x1f\x8b"
+        with (gzip.open(p, "rb") if zipped else open(p, "rb")) as fh:
+            first = fh.readline(1 << 20)
+    except FileNotFoundError:
+        _fail(p, 0, "file not found")
+    except (OSError, EOFError) as e:
+        _fail(p, 0, f"cannot read ({e})")
+    if not first:
+        _fail(p, 1, "empty file (no header)")
+    return _parse_header(p, first)[0]
+
+
+def _line_bounds(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive, without the line break) of every line; the final newline starts no line."""
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    nl = np.concatenate([np.flatnonzero(buf[o:o + _BLOCK_BYTES] == 10) + o
+                         for o in range(0, len(buf), _BLOCK_BYTES)] or [np.empty(0, np.int64)])
+    starts = np.concatenate(([0], nl + 1))
+    ends = np.append(nl, len(buf))
+    if starts[-1] == len(buf):  # the file ends with a line break
+        starts, ends = starts[:-1], ends[:-1]
+    # a CRLF file: drop the carriage return from the line's content
+    cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
+    return starts, ends - cr
+
+
+def _comma_counts(raw: bytes, starts: np.ndarray) -> np.ndarray:
+    """Commas on each line (lines given by their starts), scanned block by block to bound memory."""
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    out = np.empty(len(starts), dtype=np.int64)
+    i = 0
+    while i < len(starts):
+        j = int(np.searchsorted(starts, starts[i] + _BLOCK_BYTES, side="left"))
+        j = max(j, i + 1)
+        lo, hi = int(starts[i]), int(starts[j]) if j < len(starts) else len(buf)
+        commas = np.flatnonzero(buf[lo:hi] == 44)
+        out[i:j] = np.diff(np.searchsorted(commas, np.append(starts[i:j] - lo, hi - lo)))
+        i = j
+    return out
+
+
+def _check_fields_fast(path, raw: bytes, ncols: int) -> int:
+    """Check every line of an unquoted file has `ncols` fields; return the number of data rows."""
+    starts, ends = _line_bounds(raw)
+    empty = ends == starts
+    n = len(starts)
+    while n > 1 and empty[n - 1]:  # blank lines at the very end are tolerated (common artefact)
+        n -= 1
+    starts, empty = starts[:n], empty[:n]
+    if n > 1 and empty[1:].any():
+        _fail(path, int(np.flatnonzero(empty[1:])[0]) + 2, "empty line")
+    fields = _comma_counts(raw, starts) + 1
+    bad = np.flatnonzero(fields[1:] != ncols)
+    if len(bad):
+        i = int(bad[0]) + 1
+        _fail(path, i + 1, f"wrong field count: expected {ncols} (as in the header), got {int(fields[i])}")
+    return n - 1
+
+
+def _check_fields_careful(path, raw: bytes, ncols: int) -> np.ndarray:
+    """Quoted files: field counts with the csv module; return the 1-based starting line of every data row."""
+    reader = csv.reader(io.StringIO(raw.decode("utf-8-sig", errors="replace"), newline=""))
+    lines = []
+    blank = 0  # first blank line seen so far; blank lines are only tolerated at the very end
+    prev = 0
+    try:
+        for rec in reader:
+            first_line, prev = prev + 1, reader.line_num
+            if first_line == 1:
+                continue
+            if not rec:
+                blank = blank or first_line
+                continue
+            if blank:
+                _fail(path, blank, "empty line")
+            if len(rec) != ncols:
+                _fail(path, first_line, f"wrong field count: expected {ncols} (as in the header), got {len(rec)}")
+            lines.append(first_line)
+    except csv.Error as e:
+        _fail(path, prev + 1, f"CSV syntax error ({e})")
+    return np.asarray(lines, dtype=np.int64)
+
+
+def read_trace_csv(path: str | Path) -> dict:
+    """Parse and check a BurstGPT or Azure LLM CSV (columns by name, any order).
+
+    Returns a dict: `format` ('burstgpt' | 'azure'), `t_s` (float64 seconds, ascending: BurstGPT's Timestamp as
+    is, Azure's TIMESTAMP as seconds since 00:00 UTC of the first request's day), `prompt_tokens`,
+    `output_tokens` (int32), `model` (int8, or None where the file has no model column), `rows` (data rows).
+    Rows out of time order are sorted (stable), not refused.
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    if not raw.strip():
+        _fail(path, 1, "empty file (no header)")
+    nl = raw.find(b"\n")
+    first = raw if nl < 0 else raw[:nl]
+    fmt, names, cols = _parse_header(path, first)
+    ncols = len(names)
+
+    if b'"' in raw:  # quoted fields may hold commas or line breaks: count fields the slow, exact way
+        row_line = _check_fields_careful(path, raw, ncols)
+        nrows = len(row_line)
+    else:
+        nrows = _check_fields_fast(path, raw, ncols)
+        row_line = None  # data row i is line i + 2
+    if nrows == 0:
+        _fail(path, 2, "no data rows after the header")
+
+    def line_of(i: int) -> int:
+        return int(row_line[i]) if row_line is not None else i + 2
+
+    use = sorted(cols.values())
+    label = {pos: names[pos].strip() for pos in use}
+    text_cols = [cols[k] for k in ("model",) if k in cols]
+    if fmt == "azure":
+        text_cols.append(cols["timestamp"])
+    try:
+        df = pd.read_csv(io.BytesIO(raw), header=None, skiprows=1, usecols=use, encoding="utf-8",
+                         dtype={p: str for p in text_cols}, skip_blank_lines=True, engine="c",
+                         keep_default_na=False, na_values=[""])
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        # the field-count scan passed, so this is an encoding or tokenizer oddity: find the line it is on
+        _locate_parse_error(path, raw, e)
+    if len(df) != nrows:
+        _fail(path, 0, f"read {len(df)} rows but the file holds {nrows} data lines")
+
+    def col(k):
+        return df[cols[k]]
+
+    if fmt == "burstgpt":
+        t = _number_column(path, col("timestamp"), label[cols["timestamp"]], line_of)
+        prompt = _token_column(path, col("request tokens"), label[cols["request tokens"]], line_of)
+        output = _token_column(path, col("response tokens"), label[cols["response tokens"]], line_of)
+        model = _model_column(path, col("model"), line_of) if "model" in cols else None
+    else:
+        t = _datetime_column(path, col("timestamp"), label[cols["timestamp"]], line_of)
+        prompt = _token_column(path, col("contexttokens"), label[cols["contexttokens"]], line_of)
+        output = _token_column(path, col("generatedtokens"), label[cols["generatedtokens"]], line_of)
+        model = None
+
+    if len(t) > 1 and (np.diff(t) < 0).any():
+        order = np.argsort(t, kind="stable")
+        t, prompt, output = t[order], prompt[order], output[order]
+        model = model[order] if model is not None else None
+    return {"format": fmt, "t_s": t, "prompt_tokens": prompt, "output_tokens": output, "model": model,
+            "rows": nrows}
+
+
+def _locate_parse_error(path, raw: bytes, err: Exception):
+    for i, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            line.decode("utf-8-sig" if i == 1 else "utf-8")
+        except UnicodeDecodeError:
+            _fail(path, i, "not UTF-8 text")
+        if b"\x00" in line:
+            _fail(path, i, "NUL byte in line")
+    _fail(path, 0, f"cannot parse CSV ({err})")
+
+
+def _first_bad(path, mask: np.ndarray, line_of, reason) -> None:
+    if mask.any():
+        i = int(np.flatnonzero(mask)[0])
+        _fail(path, line_of(i), reason(i))
+
+
+def _number_column(path, s: pd.Series, label: str, line_of) -> np.ndarray:
+    """Non-negative finite seconds (BurstGPT Timestamp)."""
+    v = pd.to_numeric(s, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    _first_bad(path, ~np.isfinite(v), line_of, lambda i: f"{label} {_shown(s.iloc[i])} is not a number")
+    _first_bad(path, v < 0, line_of, lambda i: f"negative {label} {s.iloc[i]}")
+    return v
+
+
+def _token_column(path, s: pd.Series, label: str, line_of) -> np.ndarray:
+    """Non-negative integers that fit int32."""
+    if pd.api.types.is_integer_dtype(s.dtype):
+        v = s.to_numpy(np.int64)
+    else:
+        f = pd.to_numeric(s, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+        _first_bad(path, ~np.isfinite(f) | (f != np.floor(f)), line_of,
+                   lambda i: f"{label} {_shown(s.iloc[i])} is not a whole number")
+        _first_bad(path, np.abs(f) > _INT32_MAX, line_of, lambda i: f"{label} {s.iloc[i]} is too large")
+        v = f.astype(np.int64)
+    _first_bad(path, v < 0, line_of, lambda i: f"negative {label} {v[i]}")
+    _first_bad(path, v > _INT32_MAX, line_of, lambda i: f"{label} {v[i]} is too large")
+    return v.astype(np.int32)
+
+
+def _model_column(path, s: pd.Series, line_of) -> np.ndarray:
+    # a handful of distinct names over millions of rows: map the categories, not the rows
+    cat = s.astype("category")
+    names = [str(c).strip().lower() for c in cat.cat.categories]
+    lut = np.array([MODEL_CODES.get(k, -1) for k in names] + [-1], dtype=np.int8)  # code -1 (missing) -> last
+    codes = lut[cat.cat.codes.to_numpy()]
+    _first_bad(path, codes < 0, line_of, lambda i: f"unknown Model {_shown(s.iloc[i])} (expected ChatGPT or GPT-4)")
+    return codes
+
+
+def _datetime_column(path, s: pd.Series, label: str, line_of) -> np.ndarray:
+    """Azure TIMESTAMP strings -> seconds since 00:00 UTC of the first request's day (naive = UTC)."""
+    ts = pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce")
+    _first_bad(path, ts.isna().to_numpy(), line_of, lambda i: f"{label} {_shown(s.iloc[i])} is not a date-time")
+    day0 = ts.min().floor("D")
+    return (ts - day0).dt.total_seconds().to_numpy(np.float64)
+
+
+def _shown(v) -> str:
+    return "(empty)" if v is None or (isinstance(v, float) and math.isnan(v)) or str(v).strip() == "" else repr(str(v))

@@ -1,5 +1,4 @@
 """Workload traces (traces/loader.py, traces/download.py): bundled real data, load scaling, CSV parsing, errors."""
-import dataclasses
 import gzip
 import os
 from pathlib import Path
@@ -22,18 +21,7 @@ WEEK_TOTAL = 16_803_695
 
 
 def cfg(**changes):
-    """The default config with `changes`. At the time of writing the config's own check refuses its default
-    nodes_per_dc (1000 does not split over six node types); the workload must keep the SPEC's 1000 (30,400
-    requests in the peak epoch), so there the check is skipped rather than the value changed."""
-    try:
-        return Config(**changes)
-    except ConfigError:
-        vals = {f.name: f.default for f in dataclasses.fields(Config)}
-        vals.update(changes)
-        c = object.__new__(Config)
-        for k, v in vals.items():
-            object.__setattr__(c, k, v)
-        return c
+    return Config(**changes)
 
 
 def load(seed=0, **changes):

@@ -1,0 +1,191 @@
+"""The scheduler interface (SPEC 8): what the simulator tells a scheduler and what it must answer.
+
+A scheduler subclasses `Scheduler` and writes the hooks below; the base class does the bookkeeping (keeps the
+static facts and the seeded RNG, validates every plan):
+
+    plan(obs) -> Plan          required: at each epoch start, the fractions [model, origin, datacenter]
+    setup()                    optional: after `reset`, build models from `self.info` / `self.rng`
+    route(request, live) -> dc optional: per-request online routing; default None = draw from the plan
+    observe(result)            optional: the epoch's measured metrics (learning schedulers)
+
+The engine calls the public methods `reset(info, rng)`, `decide(obs)` (plan + validation) and `observe`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from simcore.errors import PlanError
+
+PLAN_ROW_TOLERANCE = 1e-6  # rows of a plan must sum to 1 within this
+
+
+@dataclass(frozen=True)
+class StaticInfo:
+    """Facts that do not change during a run.
+
+    :param dcs: number of datacenters D (= number of origin regions)
+    :param sites: zone id of each datacenter, in order
+    :param models: model names (plan axis 0)
+    :param node_types: (gpu type, gpus per node) of each node type
+    :param nodes_per_type: [D, T] node counts
+    :param hosts: [M, T] whether a node type can host a model
+    :param latency_s: [origin, D] one-way network latency (Eq. 2), seconds
+    :param epoch_s: epoch length, seconds
+    :param epochs: number of epochs of the run
+    :param weights: Eq. 11 weights (TTFT, carbon, water, cost)
+    :param cfg: the full Config (read-only)
+    """
+
+    dcs: int
+    sites: tuple
+    models: tuple
+    node_types: tuple
+    nodes_per_type: np.ndarray
+    hosts: np.ndarray
+    latency_s: np.ndarray
+    epoch_s: float
+    epochs: int
+    weights: tuple
+    cfg: Any
+
+    @property
+    def plan_shape(self) -> tuple:
+        return (len(self.models), self.dcs, self.dcs)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a scheduler sees at the start of epoch `epoch`.
+
+    :param epoch: epoch index
+    :param time_s: simulated time of the epoch start
+    :param predicted_requests: [M, origin] forecast of this epoch's requests (the predictor, section 5.1)
+    :param free_nodes: [D] nodes that are idle (no running or queued request) at the epoch start
+    :param resident_nodes: [D, M] nodes holding each model's weights
+    :param queued: [D] requests waiting in node queues
+    :param ci_kg_per_kwh: [D] carbon intensity of this epoch
+    :param gi_l_per_kwh: [D] grid water intensity
+    :param tou_usd_per_kwh: [D] electricity price of this epoch
+    :param cop: [D] cooling COP of this epoch
+    :param last: the previous epoch's measured per-datacenter metrics (`EpochResult`), None at epoch 0
+    """
+
+    epoch: int
+    time_s: float
+    predicted_requests: np.ndarray
+    free_nodes: np.ndarray
+    resident_nodes: np.ndarray
+    queued: np.ndarray
+    ci_kg_per_kwh: np.ndarray
+    gi_l_per_kwh: np.ndarray
+    tou_usd_per_kwh: np.ndarray
+    cop: np.ndarray
+    last: Optional["EpochResult"]
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """Measured metrics of one finished epoch, per datacenter ([D] arrays), as the engine accounted them.
+
+    TTFT figures cover the requests that got their first token by the epoch's end.
+    """
+
+    epoch: int
+    requests: np.ndarray
+    ttft_sum_s: np.ndarray
+    ttft_count: np.ndarray
+    sla_violations: np.ndarray
+    energy_kwh: np.ndarray
+    carbon_kg: np.ndarray
+    water_l: np.ndarray
+    cost_usd: np.ndarray
+    parked_share: np.ndarray
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as `route` sees it."""
+
+    index: int
+    t_s: float
+    model: int
+    origin: int
+    prompt_tokens: int
+    output_tokens: int
+
+
+class Scheduler(ABC):
+    """Base of every scheduler. Subclasses write `plan` (and optionally `setup`, `route`, `observe`)."""
+
+    #: registry name; set by subclasses for messages
+    name: str = ""
+
+    def __init__(self) -> None:
+        self.info: Optional[StaticInfo] = None
+        self.rng: Optional[np.random.Generator] = None
+
+    # --- public, called by the engine ------------------------------------------------------------
+    def reset(self, info: StaticInfo, rng: np.random.Generator) -> None:
+        """Start a run: keep the static facts and the seeded RNG, then call `setup`."""
+        self.info, self.rng = info, rng
+        self.setup()
+
+    def decide(self, obs: Observation) -> np.ndarray:
+        """The plan for this epoch, validated (a bad plan raises PlanError naming the scheduler)."""
+        return validate_plan(self.plan(obs), self.info.plan_shape, self.label())
+
+    def label(self) -> str:
+        return self.name or type(self).__name__
+
+    # --- hooks ---------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Optional: build internal state from `self.info` and `self.rng`."""
+
+    @abstractmethod
+    def plan(self, obs: Observation) -> np.ndarray:
+        """Required: fractions [model, origin, datacenter], non-negative, each (model, origin) row summing to 1."""
+
+    def route(self, request: Request, live: Any) -> Optional[int]:
+        """Optional per-request routing; return a datacenter index, or None to draw from the plan."""
+        return None
+
+    def observe(self, result: EpochResult) -> None:
+        """Optional: learn from the finished epoch's measured metrics."""
+
+    @classmethod
+    def routes_online(cls) -> bool:
+        """Whether this class overrides `route` (the engine then asks it for every request)."""
+        return cls.route is not Scheduler.route
+
+
+def validate_plan(plan: Any, shape: tuple, who: str) -> np.ndarray:
+    """Check a plan's shape, finiteness, sign and row sums; return it as a float array."""
+    try:
+        p = np.asarray(plan, dtype=float)
+    except (TypeError, ValueError):
+        raise PlanError(f"scheduler {who}: plan is not a numeric array") from None
+    if p.shape != tuple(shape):
+        raise PlanError(f"scheduler {who}: plan has shape {p.shape}, expected {tuple(shape)} (model, origin, datacenter)")
+    if not np.all(np.isfinite(p)):
+        raise PlanError(f"scheduler {who}: plan contains NaN or infinite entries")
+    if np.any(p < 0):
+        m, o, d = np.argwhere(p < 0)[0]
+        raise PlanError(f"scheduler {who}: plan has a negative entry at model {m}, origin {o}, datacenter {d}")
+    rows = p.sum(axis=2)
+    bad = np.argwhere(np.abs(rows - 1.0) > PLAN_ROW_TOLERANCE)
+    if len(bad):
+        m, o = bad[0]
+        raise PlanError(f"scheduler {who}: plan row (model {m}, origin {o}) sums to {rows[m, o]:.6g}, not 1")
+    return p
+
+
+def one_hot_plan(choice: np.ndarray, shape: tuple) -> np.ndarray:
+    """A plan sending each (model, origin) row entirely to datacenter choice[model, origin]."""
+    p = np.zeros(shape)
+    m, o = np.indices(choice.shape)
+    p[m, o, choice] = 1.0
+    return p

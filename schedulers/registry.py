@@ -1,0 +1,63 @@
+"""Find a scheduler class by name: built-ins ("module:Class" strings imported only when chosen), then
+setup.cfg entry points (group `marlin_sim.schedulers`), then a literal dotted path `pkg.mod:Class`.
+
+Importing lazily keeps `--scheduler nearest` from importing torch. A name registered twice is an error; an
+unknown name lists what exists.
+"""
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from schedulers.base import Scheduler
+from simcore.errors import SchedulerNotFound
+
+ENTRY_POINT_GROUP = "marlin_sim.schedulers"
+
+BUILTIN = {
+    "uniform": "schedulers.reference:Uniform",
+    "nearest": "schedulers.reference:Nearest",
+    "greenest": "schedulers.reference:Greenest",
+}
+
+
+def _entry_points() -> dict:
+    found = {}
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
+        if ep.name in BUILTIN or ep.name in found:
+            raise SchedulerNotFound(f"scheduler name {ep.name!r} is registered twice (entry point {ep.value})")
+        found[ep.name] = ep.value
+    return found
+
+
+def available() -> dict:
+    """name -> "module:Class" of every registered scheduler (built-ins and entry points), sorted by name."""
+    return dict(sorted({**BUILTIN, **_entry_points()}.items()))
+
+
+def _import(target: str, name: str) -> type:
+    mod_name, _, attr = target.partition(":")
+    try:
+        obj = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise SchedulerNotFound(f"scheduler {name!r}: cannot import {target} ({e})") from None
+    if not (isinstance(obj, type) and issubclass(obj, Scheduler)):
+        raise SchedulerNotFound(f"scheduler {name!r}: {target} is not a subclass of schedulers.base.Scheduler")
+    return obj
+
+
+def resolve(name: str) -> type:
+    """The scheduler class for `name` (registered name or `pkg.mod:Class`)."""
+    table = available()
+    if name in table:
+        return _import(table[name], name)
+    if ":" in name:
+        return _import(name, name)
+    raise SchedulerNotFound(f"unknown scheduler {name!r}; known: {', '.join(table)} (or pkg.module:Class)")
+
+
+def create(name: str) -> Scheduler:
+    """A fresh instance of the named scheduler, its `name` set to what the user asked for."""
+    sched = resolve(name)()
+    sched.name = name
+    return sched

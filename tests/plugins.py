@@ -1,0 +1,35 @@
+"""Plug-in schedulers used by the CLI tests (loaded by dotted path, as a user's would be)."""
+import numpy as np
+
+from schedulers.base import Scheduler
+
+
+class RowsDontSum(Scheduler):
+    def plan(self, obs):
+        return np.full(self.info.plan_shape, 0.5)
+
+
+class WrongShape(Scheduler):
+    def plan(self, obs):
+        return np.ones((2, 2))
+
+
+class AllToFirst(Scheduler):
+    def plan(self, obs):
+        p = np.zeros(self.info.plan_shape)
+        p[:, :, 0] = 1.0
+        return p
+
+
+class OnlineToLast(Scheduler):
+    """Routes every request itself (exercises `route`)."""
+
+    def plan(self, obs):
+        return np.full(self.info.plan_shape, 1.0 / self.info.dcs)
+
+    def route(self, request, live):
+        return self.info.dcs - 1
+
+
+class NotAScheduler:
+    pass

@@ -1,0 +1,50 @@
+"""Event-engine throughput on the default scenario: 8 datacenters, 24 h, `nearest`, bundled trace.
+
+Prints a few lines and, as its last line, one JSON object with requests_simulated, wall_s, requests_per_s,
+events_per_s (SimPy events handled: datacenter arrivals, completions, epoch ticks). Single process, one core.
+Usage: python benchmarks/bench_engine.py [--dcs 8] [--hours 24] [--scheduler nearest]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from schedulers.registry import create  # noqa: E402
+from simcore.config import Config  # noqa: E402
+from simcore.engine import Engine  # noqa: E402
+from simcore.rng import stream  # noqa: E402
+from traces.loader import load_workload  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dcs", type=int, default=8)
+    ap.add_argument("--hours", type=float, default=24.0)
+    ap.add_argument("--scheduler", default="nearest")
+    a = ap.parse_args()
+    cfg = Config(dcs=a.dcs, hours=a.hours, scheduler=a.scheduler)
+    t0 = time.perf_counter()
+    wl = load_workload(cfg, stream(cfg.seed, "trace"))
+    t_load = time.perf_counter() - t0
+    eng = Engine(cfg, create(cfg.scheduler), workload=wl)
+    t1 = time.perf_counter()
+    rec = eng.run()
+    wall = time.perf_counter() - t1
+    n = len(wl)
+    print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}, "
+          f"{os.cpu_count()} cores (engine is single-threaded)")
+    print(f"trace load {t_load:.2f} s; engine {wall:.2f} s for {n} requests, {rec.events} events")
+    print(json.dumps({"scenario": f"{a.scheduler} D={a.dcs} {a.hours:g} h", "requests_simulated": n,
+                      "events": rec.events, "wall_s": round(wall, 3), "requests_per_s": round(n / wall, 1),
+                      "events_per_s": round(rec.events / wall, 1)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Epoch-evaluator throughput: plans scored per second, batch 256, D = 4, 8, 12, one thread.
+
+Prints, as its last line, one JSON object with plans_per_s for D = 12 and plans_per_s_d4 / _d8 / _d12.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one core, before numpy loads
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+BATCH = 256
+REPEATS = 40
+
+
+def bench(d: int) -> float:
+    from simcore.config import Config
+    from simcore.engine import build_fleet
+    from simcore.evaluator import EpochEvaluator, EpochState
+    from simcore.profiles import load_profiles
+    from topology.graph import latency_matrix_s
+    from topology.sites import site_signals
+    from traces.loader import token_pairs
+
+    cfg = Config(dcs=d)
+    s = site_signals(cfg)
+    prompt, output = token_pairs()
+    ev = EpochEvaluator(cfg, latency_matrix_s(cfg), build_fleet(cfg), load_profiles(cfg), prompt, output)
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(100, 2000, size=(2, d))
+    st = EpochState(pred, pred, s.ci_kg_per_kwh[0], s.gi_l_per_kwh, s.tou_usd_per_kwh[0], s.cop[0],
+                    np.zeros((d, 2)))
+    plans = rng.dirichlet(np.ones(d), size=(BATCH, 2, d))
+    ev.evaluate(st, plans)  # warm-up
+    t = time.perf_counter()
+    for _ in range(REPEATS):
+        ev.evaluate(st, plans)
+    return BATCH * REPEATS / (time.perf_counter() - t)
+
+
+def main() -> None:
+    res = {f"plans_per_s_d{d}": round(bench(d), 1) for d in (4, 8, 12)}
+    for k, v in res.items():
+        print(f"{k}: {v:,.0f} plans/s (batch {BATCH})")
+    print(json.dumps({"plans_per_s": res["plans_per_s_d12"], "batch": BATCH, **res}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The epoch evaluator: vectorized, deterministic, and in agreement with the event engine."""
+import numpy as np
+import pytest
+
+from schedulers.base import Scheduler
+from simcore.config import Config
+from simcore.engine import Engine
+from simcore.evaluator import EpochState, evaluator_for
+from simcore.results import epoch_table
+
+ENERGY_TOL, TTFT_TOL = 0.10, 0.25
+
+
+class Recorder(Scheduler):
+    """Plays a plan function and keeps what it saw and answered, so the evaluator can be fed the same."""
+
+    def __init__(self, plan_fn):
+        super().__init__()
+        self.plan_fn, self.obs, self.plans = plan_fn, [], []
+
+    def plan(self, obs):
+        p = self.plan_fn(self.info, obs, self.rng)
+        self.obs.append(obs)
+        self.plans.append(p)
+        return p
+
+
+def uniform(info, obs, rng):
+    return np.full(info.plan_shape, 1.0 / info.dcs)
+
+
+def nearest(info, obs, rng):
+    p = np.zeros(info.plan_shape)
+    p[:, np.arange(info.dcs), np.argmin(info.latency_s, axis=1)] = 1.0
+    return p
+
+
+def greenest(info, obs, rng):
+    p = np.zeros(info.plan_shape)
+    p[:, :, np.argmin(obs.ci_kg_per_kwh)] = 1.0
+    return p
+
+
+def random_plan(info, obs, rng):
+    return rng.dirichlet(np.full(info.dcs, 0.5), size=info.plan_shape[:2])
+
+
+# (D, plan) runs of 24 h on 60-node datacenters; 5 epochs each (night, ramp, peak) = 25 scenarios
+RUNS = [(4, uniform), (8, nearest), (12, greenest), (8, random_plan), (12, random_plan)]
+EPOCHS = (12, 40, 60, 70, 80)
+
+
+@pytest.fixture(scope="module")
+def agreement():
+    rows = []
+    for d, fn in RUNS:
+        cfg = Config(dcs=d, hours=24.0, nodes_per_dc=60, seed=11)
+        rec_sched = Recorder(fn)
+        eng = Engine(cfg, rec_sched)
+        rec = eng.run()
+        truth = epoch_table(rec).groupby("epoch")[["total_kwh", "cost_usd", "water_l", "carbon_kg",
+                                                   "ttft_sum_s", "served"]].sum()
+        ev = evaluator_for(eng)
+        for e in EPOCHS:
+            state = EpochState.from_observation(rec_sched.obs[e], requests=eng.counts[e].astype(float))
+            est = ev.evaluate(state, rec_sched.plans[e])
+            t = truth.loc[e]
+            rows.append({
+                "scenario": f"D={d} {fn.__name__} epoch {e}",
+                "energy": est.energy_kwh[0] / t.total_kwh - 1, "cost": est.cost_usd[0] / t.cost_usd - 1,
+                "water": est.water_l[0] / t.water_l - 1, "carbon": est.carbon_kg[0] / t.carbon_kg - 1,
+                "ttft": est.ttft_mean_s[0] / (t.ttft_sum_s / t.served) - 1,
+            })
+    return rows
+
+
+def test_agreement_with_event_engine(agreement):
+    assert len(agreement) >= 20
+    worst = {k: max(agreement, key=lambda r: abs(r[k])) for k in ("energy", "cost", "water", "carbon", "ttft")}
+    print("\nworst evaluator-vs-engine relative errors over", len(agreement), "scenarios:")
+    for k, r in worst.items():
+        print(f"  {k:<7} {r[k]:+.3%}  ({r['scenario']})")
+    for k in ("energy", "cost", "water", "carbon"):
+        assert abs(worst[k][k]) <= ENERGY_TOL, worst[k]
+    assert abs(worst["ttft"]["ttft"]) <= TTFT_TOL, worst["ttft"]
+
+
+@pytest.fixture(scope="module")
+def small_eval():
+    cfg = Config(dcs=4, hours=1.0, nodes_per_dc=60, load_scale="0.01")
+    eng = Engine(cfg, Recorder(uniform))
+    eng.run()
+    return eng, evaluator_for(eng)
+
+
+def _state(eng, pred):
+    s = eng.signals
+    return EpochState(pred, pred, s.ci_kg_per_kwh[0], s.gi_l_per_kwh, s.tou_usd_per_kwh[0], s.cop[0])
+
+
+def test_batch_equals_one_by_one_and_is_deterministic(small_eval):
+    eng, ev = small_eval
+    rng = np.random.default_rng(0)
+    plans = rng.dirichlet(np.ones(4), size=(16, 2, 4))
+    st = _state(eng, np.full((2, 4), 200.0))
+    batch = ev.evaluate(st, plans)
+    assert batch.metrics.shape == (16, 4)
+    for b in (0, 7, 15):
+        np.testing.assert_allclose(ev.evaluate(st, plans[b]).metrics[0], batch.metrics[b], rtol=1e-12)
+    np.testing.assert_array_equal(ev.evaluate(st, plans).metrics, batch.metrics)
+
+
+def test_consolidation_parks_nodes_and_local_routing_is_fastest(small_eval):
+    eng, ev = small_eval
+    st = _state(eng, np.full((2, 4), 100.0))
+    spread = np.full((2, 4, 4), 0.25)
+    one = np.zeros((2, 4, 4))
+    one[:, :, 0] = 1.0
+    local = np.zeros((2, 4, 4))
+    local[:, np.arange(4), np.arange(4)] = 1.0
+    r = ev.evaluate(st, np.stack([spread, one, local]))
+    assert r.parked_share[1] > r.parked_share[0]  # all on one datacenter: the others park
+    assert r.energy_kwh[1] < r.energy_kwh[0]
+    assert r.ttft_mean_s[2] < r.ttft_mean_s[1]  # no network for local routing
+    np.testing.assert_allclose(r.dc_requests.sum(axis=1), 800.0)

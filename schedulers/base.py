@@ -38,6 +38,7 @@ class StaticInfo:
     :param epochs: number of epochs of the run
     :param weights: Eq. 11 weights (TTFT, carbon, water, cost)
     :param cfg: the full Config (read-only)
+    :param token_sample: (prompt, output) token arrays of a sample of the run's requests (service-time means)
     """
 
     dcs: int
@@ -51,6 +52,7 @@ class StaticInfo:
     epochs: int
     weights: tuple
     cfg: Any
+    token_sample: tuple = ()
 
     @property
     def plan_shape(self) -> tuple:

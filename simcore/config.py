@@ -92,6 +92,13 @@ class Config:
     predictor_window_epochs: int = _f(8, "tw: past epochs the predictor regresses on")
     predictor_ewma_alpha: float = _f(0.5, "EWMA weight of the newest epoch in the predictor's regression")
 
+    # --- learning schedulers: shared reward and evaluator budget (SPEC 9-10) ---------------------
+    plan_evaluations_per_epoch: int = _f(256, "Simulate budget per epoch of every search/learning scheduler")
+    reward_ema_decay: float = _f(0.9, "reward EMA term: decay of the running mean of the weighted score")
+    reward_eco_weight: float = _f(0.1, "reward ECO term: bonus per unit share of parked nodes")
+    reward_sla_setpoint: float = _f(0.01, "reward penalty: SLA-violation share tolerated before the penalty")
+    reward_sla_penalty: float = _f(10.0, "reward penalty: per unit of SLA-violation share above the set point")
+
     # ------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
         validate(self)

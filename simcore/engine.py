@@ -139,7 +139,7 @@ class Engine:
             dcs=cfg.dcs, sites=tuple(s.zone for s in self.signals.sites), models=MODELS,
             node_types=self.fleet.node_types, nodes_per_type=self.fleet.nodes_per_type,
             hosts=self.prof.hosts, latency_s=self.lat, epoch_s=cfg.epoch_s, epochs=cfg.epochs,
-            weights=cfg.weights, cfg=cfg)
+            weights=cfg.weights, cfg=cfg, token_sample=token_sample(self.wl))
 
     # ------------------------------------------------------------------------------------------------
     def run(self) -> RunRecord:
@@ -474,6 +474,20 @@ class Engine:
             self.dc_queued[self.r_dc[j]] -= 1
             self._start(n, j)
         self.used_epoch[n] = max(self.used_epoch[n], int(now // self.cfg.epoch_s))
+
+
+TOKEN_SAMPLE_SIZE = 20000  # requests whose token pairs stand for the workload in service-time means
+
+
+def token_sample(wl: Workload) -> tuple:
+    """(prompt, output) of an evenly spaced sample of the workload's served requests (deterministic)."""
+    ok = np.flatnonzero(~wl.failed)
+    if len(ok) > TOKEN_SAMPLE_SIZE:
+        ok = ok[np.linspace(0, len(ok) - 1, TOKEN_SAMPLE_SIZE).astype(int)]
+    if len(ok) == 0:
+        from traces.loader import token_pairs
+        return token_pairs()
+    return wl.prompt_tokens[ok], wl.output_tokens[ok]
 
 
 def draw_datacenters(plan: np.ndarray, model: np.ndarray, origin: np.ndarray, rng: np.random.Generator) -> np.ndarray:

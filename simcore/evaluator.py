@@ -207,6 +207,15 @@ class EpochEvaluator:
         return np.where(total > 0, w / np.maximum(total, 1e-12), self.type_share[None, None])
 
 
+def evaluator_from_info(info) -> EpochEvaluator:
+    """The evaluator a scheduler builds from its StaticInfo (same fleet, profiles, latencies, token sample)."""
+    from simcore.engine import build_fleet
+    from simcore.profiles import load_profiles
+
+    prompt, output = info.token_sample
+    return EpochEvaluator(info.cfg, info.latency_s, build_fleet(info.cfg), load_profiles(info.cfg), prompt, output)
+
+
 def evaluator_for(engine) -> EpochEvaluator:
     """The evaluator matching an engine's fleet, profiles, latencies and workload tokens."""
     wl = engine.wl

@@ -125,6 +125,8 @@ class Scheduler(ABC):
 
     #: registry name; set by subclasses for messages
     name: str = ""
+    #: run each request's prefill and decode on different nodes (Splitwise); the engine reads this flag
+    split_phases: bool = False
 
     def __init__(self) -> None:
         self.info: Optional[StaticInfo] = None

@@ -18,6 +18,7 @@ BUILTIN = {
     "uniform": "schedulers.reference:Uniform",
     "nearest": "schedulers.reference:Nearest",
     "greenest": "schedulers.reference:Greenest",
+    "splitwise": "schedulers.splitwise:Splitwise",
 }
 
 

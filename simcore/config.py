@@ -92,6 +92,12 @@ class Config:
     predictor_window_epochs: int = _f(8, "tw: past epochs the predictor regresses on")
     predictor_ewma_alpha: float = _f(0.5, "EWMA weight of the newest epoch in the predictor's regression")
 
+    # --- Splitwise split execution (SPEC 10) ------------------------------------------------------
+    splitwise_prompt_gpu: str = _f("H100-80GB", "Splitwise: GPU type of the prompt (prefill) pool")
+    splitwise_token_gpu: str = _f("A100-80GB", "Splitwise: GPU type of the token (decode) pool")
+    splitwise_prompt_node_share: float = _f(0.35, "Splitwise: share of a warm set given to the prompt pool")
+    splitwise_kv_link_gb_per_s: float = _f(50.0, "Splitwise: KV-cache transfer bandwidth between nodes, GB/s "
+                                           "(one 400 Gb/s InfiniBand link, as in Splitwise's DGX clusters)")
     # --- learning schedulers: shared reward and evaluator budget (SPEC 9-10) ---------------------
     plan_evaluations_per_epoch: int = _f(256, "Simulate budget per epoch of every search/learning scheduler")
     reward_ema_decay: float = _f(0.9, "reward EMA term: decay of the running mean of the weighted score")
@@ -152,6 +158,9 @@ def validate(c: Config) -> None:
         raise ConfigError(f"nodes_per_dc {c.nodes_per_dc}: need at least one node of each type")
     if not (0 <= c.gpt4_share <= 1):
         raise ConfigError(f"gpt4_share {c.gpt4_share}: must be in [0, 1]")
+    for name in ("splitwise_prompt_gpu", "splitwise_token_gpu"):
+        if getattr(c, name) not in c.gpu_types:
+            raise ConfigError(f"{name} {getattr(c, name)!r}: must be one of {', '.join(c.gpu_types)}")
     if c.seed < 0:
         raise ConfigError(f"--seed {c.seed}: must be non-negative")
 

@@ -36,6 +36,9 @@ from topology.sites import site_signals
 from traces.loader import Workload, load_workload
 
 
+PHASE_WHOLE, PHASE_PROMPT, PHASE_TOKEN = 0, 1, 2  # a request runs whole, or split (Splitwise) in two phases
+
+
 @dataclass
 class Fleet:
     """Static description of the nodes of the D datacenters (node n of datacenter d is n // nodes_per_dc)."""
@@ -97,6 +100,8 @@ class RunRecord:
     cold: np.ndarray
     events: int
     wall_s: float
+    prompt_node: np.ndarray | None = None  # split execution: the node that ran each request's prefill
+    token_node: np.ndarray | None = None  # the node that ran its decode (the only node when not split)
 
 
 class LiveView:
@@ -164,6 +169,12 @@ class Engine:
         self.r_node = [-1] * n_req
         self.r_ttft = [math.nan] * n_req
         self.r_cold = [False] * n_req
+        # split execution (Splitwise): phase, prompt node, (prompt wait, prompt load, prefill, step), KV transfer
+        self.split = bool(getattr(self.sched, "split_phases", False))
+        self.r_phase = [PHASE_WHOLE] * n_req
+        self.r_pnode = [-1] * n_req
+        self.r_split = [None] * n_req if self.split else None
+        self.r_xfer = [0.0] * n_req if self.split else None
 
         # per-node state
         self.n_type = fl.node_type.tolist()
@@ -209,7 +220,8 @@ class Engine:
             sites=self.info.sites, epoch_rows=self.epoch_rows, req_epoch=self.r_epoch,
             req_dc=np.asarray(self.r_dc, dtype=np.int16), req_failed=self.failed,
             ttft_s=np.asarray(self.r_ttft), cold=np.asarray(self.r_cold), events=self.events,
-            wall_s=time.perf_counter() - t_wall)
+            wall_s=time.perf_counter() - t_wall, prompt_node=np.asarray(self.r_pnode),
+            token_node=np.asarray(self.r_node))
 
     # --- epochs ------------------------------------------------------------------------------------------
     def _epochs(self, bar):
@@ -285,17 +297,20 @@ class Engine:
             env.timeout(net, i).callbacks.append(self._at_dc)
 
     def _set_warm(self, e: int, plan: np.ndarray, pred: np.ndarray) -> None:
-        """Warm set (SPEC 6): per datacenter and model, plan x forecast / requests_per_warm_node nodes."""
+        """Warm set (SPEC 6): per datacenter and model, plan x forecast / requests_per_warm_node nodes.
+
+        Each (datacenter, pool) gets a weighted round-robin sequence over its warm nodes and a list of cold
+        nodes to spill to. Pool m serves model m; with split execution (Splitwise) pool M + m is model m's
+        prompt pool (prompt-GPU nodes) and pool 2M + m its token pool (token-GPU nodes).
+        """
         cfg, fl = self.cfg, self.fleet
         N, M, D = cfg.nodes_per_dc, len(MODELS), cfg.dcs
         expected = np.einsum("mod,mo->dm", plan, pred)  # [D, M]
         res = np.asarray(self.res)
         self.warm = np.zeros(len(fl.node_dc), dtype=bool)
-        self.wseq = [[None] * M for _ in range(D)]
-        self.wptr = [[0] * M for _ in range(D)]
-        self.cold = [[None] * M for _ in range(D)]
-        self.cptr = [[0] * M for _ in range(D)]
+        self.pools = [dict() for _ in range(D)]
         now = self.env.now
+        gpu_of_type = np.array([cfg.gpu_types.index(g) for g, _ in fl.node_types])
         for d in range(D):
             base = d * N
             types = fl.node_type[base:base + N]
@@ -304,16 +319,26 @@ class Engine:
                 can = np.asarray(self.hosts[m])[types]
                 k = max(cfg.min_warm_nodes, math.ceil(expected[d, m] / cfg.requests_per_warm_node - 1e-9))
                 resident = ((res[base:base + N] >> m) & 1).astype(bool)
-                order = np.lexsort((np.arange(N), ~resident, taken, ~can))
-                order = order[can[order]]
-                chosen, rest = order[:k], order[k:]
-                taken[chosen] = True
-                nodes = chosen + base
-                self.warm[nodes] = True
-                self.wseq[d][m] = wrr_sequence(nodes, fl.gpus[nodes] // min(cfg.gpu_counts))
-                self.cold[d][m] = (rest + base).tolist()
-                for n in nodes.tolist():
-                    self._preload(n, m, now)
+                if self.split:
+                    share = cfg.splitwise_prompt_node_share
+                    roles = ((M + m, cfg.splitwise_prompt_gpu, math.ceil(k * share)),
+                             (2 * M + m, cfg.splitwise_token_gpu, math.ceil(k * (1.0 - share))))
+                else:
+                    roles = ((m, None, k),)
+                for key, gpu, k_role in roles:
+                    ok = can if gpu is None else can & (gpu_of_type[types] == cfg.gpu_types.index(gpu))
+                    order = np.lexsort((np.arange(N), ~resident, taken, ~ok))
+                    order = order[ok[order]]
+                    k_role = max(cfg.min_warm_nodes, k_role)
+                    chosen, rest = order[:k_role], order[k_role:]
+                    taken[chosen] = True
+                    nodes = chosen + base
+                    self.warm[nodes] = True
+                    # [WRR sequence, its pointer, cold nodes, their pointer]
+                    self.pools[d][key] = [wrr_sequence(nodes, fl.gpus[nodes] // min(cfg.gpu_counts)), 0,
+                                          (rest + base).tolist(), 0]
+                    for n in nodes.tolist():
+                        self._preload(n, m, now)
 
     def _preload(self, n: int, m: int, now: float) -> None:
         """A newly warm node starts loading the model at the epoch start (ready LA_load later)."""
@@ -392,39 +417,51 @@ class Engine:
         return self.act[n] == 0 and physics.node_memory_gb(self.weights_gb[m], kv) <= self.n_mem[n]
 
     def _at_dc(self, ev) -> None:
-        """A request reaches its datacenter: the balancer picks a node; start it or queue it."""
+        """A request reaches its datacenter: the balancer places it (its prompt phase under split execution)."""
         self.events += 1
         i = ev.value
+        m = self.r_model[i]
+        if self.split:
+            self.r_phase[i] = PHASE_PROMPT
+            self._place(i, len(MODELS) + m)
+        else:
+            self._place(i, m)
+
+    def _place(self, i: int, key: int) -> None:
+        """Weighted round-robin over the pool's warm nodes, skipping full ones, then spill to cold nodes; when
+        every node is full, wait in the FIFO queue of the warm node with the shortest queue."""
         d, m, kv = self.r_dc[i], self.r_model[i], self.r_kv[i]
         q, fits = self.q, self._fits
-        seq = self.wseq[d][m]
+        pool = self.pools[d][key]
+        seq = pool[0]
         L = len(seq)
-        p = self.wptr[d][m]
+        p = pool[1]
         for _ in range(L):
             n = seq[p]
             p = p + 1 if p + 1 < L else 0
             if not q[n] and fits(n, m, kv):
-                self.wptr[d][m] = p
+                pool[1] = p
                 self._start(n, i)
                 return
-        cold = self.cold[d][m]
-        c = self.cptr[d][m]
+        cold = pool[2]
+        c = pool[3]
         while c < len(cold):  # spill over to cold nodes (they join the rotation)
             n = cold[c]
             c += 1
             if not q[n] and fits(n, m, kv):
-                self.cptr[d][m] = c
+                pool[3] = c
                 seq.append(n)
                 self._start(n, i)
                 return
-        self.cptr[d][m] = c
-        n = min(seq, key=lambda k: len(q[k]) if q[k] else 0)  # every node full: shortest FIFO queue
+        pool[3] = c
+        n = min(seq, key=lambda k: len(q[k]) if q[k] else 0)
         if q[n] is None:
             q[n] = deque()
         q[n].append(i)
         self.dc_queued[d] += 1
 
     def _start(self, n: int, i: int) -> None:
+        """Start request i (or its current phase) on node n: weight load if cold, then compute."""
         env = self.env
         now = env.now
         m, t = self.r_model[i], self.n_type[n]
@@ -434,37 +471,64 @@ class Engine:
             self.res[n] |= 1 << m
             self.res_w[n] += self.weights_gb[m]
             self.ready[n][m] = now + self.load_s[m][t]
-            self.r_cold[i] = True
+            if self.r_phase[i] != PHASE_TOKEN:
+                self.r_cold[i] = True
             self.cold_starts[self.r_dc[i]] += 1
         load_wait = max(0.0, self.ready[n][m] - now)
         batch = self.act[n] + 1
-        prefill = self.prof.prefill_s(m, t, self.r_prompt[i], batch)
-        step = self.prof.decode_step(m, t, batch)
         out = self.r_output[i]
-        exec_s = prefill + out * step
-        first = physics.first_token_compute_s(self.cfg.ttft_model, exec_s, out, prefill, step)
-        self.r_ttft[i] = physics.request_ttft_s(now - self.r_arr[i], load_wait, self.r_net[i], first)
+        phase = self.r_phase[i]
+        if phase == PHASE_PROMPT:  # Splitwise prompt phase: prefill only; the first token comes from here
+            prefill = self.prof.prefill_s(m, t, self.r_prompt[i])
+            self.r_split[i] = (now - self.r_arr[i], load_wait, prefill, self.prof.decode_step(m, t, batch))
+            busy_s = load_wait + prefill
+            self.r_pnode[i] = n
+        elif phase == PHASE_TOKEN:  # Splitwise token phase: decode on the token node, after the KV transfer
+            wait, p_load, prefill, p_step = self.r_split[i]
+            decode = out * self.prof.decode_step(m, t, batch)
+            exec_s = prefill + self.r_xfer[i] + decode
+            first = physics.first_token_compute_s(self.cfg.ttft_model, exec_s, out, prefill, p_step)
+            self.r_ttft[i] = physics.request_ttft_s(wait, p_load, self.r_net[i], first)
+            busy_s = load_wait + decode
+            self.r_node[i] = n
+        else:
+            prefill = self.prof.prefill_s(m, t, self.r_prompt[i])
+            step = self.prof.decode_step(m, t, batch)
+            exec_s = prefill + out * step
+            first = physics.first_token_compute_s(self.cfg.ttft_model, exec_s, out, prefill, step)
+            self.r_ttft[i] = physics.request_ttft_s(now - self.r_arr[i], load_wait, self.r_net[i], first)
+            busy_s = load_wait + exec_s
+            self.r_node[i] = n
         if self.act[n] == 0:
             self.busy_since[n] = now
         self.act[n] = batch
         self.kv[n] += self.r_kv[i]
         self.used_epoch[n] = max(self.used_epoch[n], int(now // self.cfg.epoch_s))
-        self.r_node[i] = n
-        self.dc_running[self.r_dc[i]] += 1
-        env.timeout(load_wait + exec_s, i).callbacks.append(self._finish)
+        if phase != PHASE_TOKEN:
+            self.dc_running[self.r_dc[i]] += 1
+        env.timeout(busy_s, i).callbacks.append(self._finish)
 
     def _finish(self, ev) -> None:
-        """Completion: release the KV cache and admit queued requests in FIFO order."""
+        """A node finishes its part of request i: release the KV cache, admit queued requests in FIFO order;
+        after a Splitwise prompt phase, send the KV cache to the token pool."""
         self.events += 1
         i = ev.value
-        n = self.r_node[i]
+        phase = self.r_phase[i]
+        n = self.r_pnode[i] if phase == PHASE_PROMPT else self.r_node[i]
         self.act[n] -= 1
         self.kv[n] -= self.r_kv[i]
-        self.dc_running[self.r_dc[i]] -= 1
         now = self.env.now
         if self.act[n] == 0:
             self.kv[n] = 0.0  # no float drift
             self.busy_acc[n] += now - self.busy_since[n]
+        if phase == PHASE_PROMPT:
+            self.r_phase[i] = PHASE_TOKEN
+            self.r_xfer[i] = physics.kv_transfer_latency_s(
+                physics.request_kv_gb(self.r_prompt[i], self.cfg.model_kv_mb_per_token[self.r_model[i]]),
+                self.cfg.splitwise_kv_link_gb_per_s)
+            self.env.timeout(self.r_xfer[i], i).callbacks.append(self._to_token_pool)
+        else:
+            self.dc_running[self.r_dc[i]] -= 1
         qn = self.q[n]
         while qn:
             j = qn[0]
@@ -474,6 +538,12 @@ class Engine:
             self.dc_queued[self.r_dc[j]] -= 1
             self._start(n, j)
         self.used_epoch[n] = max(self.used_epoch[n], int(now // self.cfg.epoch_s))
+
+    def _to_token_pool(self, ev) -> None:
+        """The KV cache has reached the token pool: place the decode phase."""
+        self.events += 1
+        i = ev.value
+        self._place(i, 2 * len(MODELS) + self.r_model[i])
 
 
 TOKEN_SAMPLE_SIZE = 20000  # requests whose token pairs stand for the workload in service-time means

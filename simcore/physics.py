@@ -39,6 +39,11 @@ def weight_load_latency_s(weights_gb, load_bw_gb_per_s):
     return weights_gb / load_bw_gb_per_s
 
 
+def kv_transfer_latency_s(kv_gb, link_gb_per_s):
+    """Split execution (Splitwise, not a paper equation): time to move a request's KV cache between nodes."""
+    return kv_gb / link_gb_per_s
+
+
 def first_token_compute_s(ttft_model, exec_s, output_tokens, prefill_s, decode_step_s):
     """Eq. 3's compute term: LA_{tot,exec,i} / T_i ('eq3', the paper), or prefill + one decode step ('prefill')."""
     if ttft_model == "prefill":

@@ -11,6 +11,7 @@ exit code 2, and leaves no results folder behind.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from simcore.errors import ConfigError, SimError
@@ -109,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: no results written", file=sys.stderr)
         return 130
-    print(_table(summ))
-    print(f"results: {out}/ (summary.json, epochs.csv, epochs.parquet, config.json)")
+    try:
+        print(_table(summ))
+        print(f"results: {out}/ (summary.json, epochs.csv, epochs.parquet, config.json)")
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. `| head`: the results are written; silence the closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -104,6 +104,34 @@ class Config:
     reward_eco_weight: float = _f(0.1, "reward ECO term: bonus per unit share of parked nodes")
     reward_sla_setpoint: float = _f(0.01, "reward penalty: SLA-violation share tolerated before the penalty")
     reward_sla_penalty: float = _f(10.0, "reward penalty: per unit of SLA-violation share above the set point")
+    # --- baselines: Helix, PerLLM, NSGA-II, SLIT (SPEC 10) ---
+    helix_capacity_share: float = _f(1.0, "Helix: share of a node type's peak throughput (nodes x concurrency x "
+                                     "epoch / service time) offered as flow capacity")
+    perllm_ucb_c: float = _f(0.5, "PerLLM: UCB exploration coefficient (reward units: weighted metric per request "
+                             "relative to the fleet mean)")
+    perllm_discount: float = _f(0.9, "PerLLM: discount of past arm statistics per epoch (discounted UCB for hourly "
+                                "signals; 1.0 = the paper's stationary UCB)")
+    perllm_sla_margin: float = _f(0.5, "PerLLM: a datacenter is feasible for an origin if 2 x LA_net + compute "
+                                  "<= this x sla_ttft_s")
+    perllm_max_sla_rate: float = _f(0.05, "PerLLM: a datacenter whose observed SLA-violation share exceeds this "
+                                    "is infeasible next epoch")
+    nsga2_pop_size: int = _f(32, "NSGA-II: population size (x nsga2_generations <= plan_evaluations_per_epoch)")
+    nsga2_generations: int = _f(8, "NSGA-II: generations per epoch (the first evaluates the initial population)")
+    nsga2_logit_bound: float = _f(4.0, "NSGA-II: genome = per-row logits in [-bound, bound], softmax -> plan row")
+    nsga2_pick: str = _f("weights", "NSGA-II: final plan from the front: 'weights' (min weighted normalized "
+                         "objectives) or 'knee' (farthest from the line of extremes)")
+    slit_weights: tuple = _f((0.1, 0.4, 0.4, 0.1), "SLIT: its objective weights (TTFT, carbon, water, cost), "
+                             "carbon and water first as in the paper; sum 1")
+    slit_train_samples: int = _f(224, "SLIT: evaluator samples per epoch that train the surrogate")
+    slit_verify: int = _f(32, "SLIT: surrogate-best GA candidates verified on the evaluator (+ train <= budget)")
+    slit_memory_epochs: int = _f(8, "SLIT: epochs of past samples kept for the online surrogate refit")
+    slit_ridge_alpha: float = _f(1e-3, "SLIT: ridge (L2) penalty of the surrogate regression")
+    slit_pop_size: int = _f(64, "SLIT: GA population on the surrogate")
+    slit_generations: int = _f(40, "SLIT: GA generations on the surrogate")
+    slit_logit_bound: float = _f(4.0, "SLIT: genome = per-row logits in [-bound, bound], softmax -> plan row")
+    slit_sample_sigma: float = _f(1.0, "SLIT: std of the logit noise around the incumbent for training samples")
+    slit_explore_share: float = _f(0.5, "SLIT: share of training samples drawn at random (the rest near the "
+                                   "incumbent plan)")
 
     # ------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:

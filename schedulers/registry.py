@@ -19,6 +19,10 @@ BUILTIN = {
     "nearest": "schedulers.reference:Nearest",
     "greenest": "schedulers.reference:Greenest",
     "splitwise": "schedulers.splitwise:Splitwise",
+    "helix": "schedulers.helix:Helix",
+    "perllm": "schedulers.perllm:PerLLM",
+    "nsga2": "schedulers.nsga2:NSGA2",
+    "slit": "schedulers.slit:SLIT",
 }
 
 

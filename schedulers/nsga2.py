@@ -1,0 +1,126 @@
+"""NSGA-II [`nsga2`] (Deb, Pratap, Agarwal and Meyarivan, "A fast and elitist multiobjective genetic algorithm:
+NSGA-II", IEEE TEC 2002), searching each epoch's routing plan on the epoch evaluator.
+
+Kept from the paper, by using pymoo's implementation (not re-written here): fast non-dominated sorting,
+crowding distance, elitist (mu + lambda) survival, binary tournament selection, SBX crossover and polynomial
+mutation; the four objectives are optimised as a vector, not a weighted sum.
+
+Adapted to this problem:
+- genome: one logit per plan entry (model, origin, datacenter), bounded to [-nsga2_logit_bound,
+  nsga2_logit_bound]; a softmax over each row decodes it into a valid plan (non-negative rows summing to 1),
+  so every genome is feasible and the bound caps how one-hot a row can get (e^{2 bound} : 1);
+- fitness: Simulate (simcore.evaluator) of the epoch's state (the forecast; one request per row before any
+  history), the four objectives (total TTFT, carbon, water, cost) divided by those of the uniform plan in the
+  same state. The whole population is scored in one vectorized call (pymoo Problem, elementwise=False);
+- budget: nsga2_pop_size x nsga2_generations plan evaluations per epoch (pymoo evaluates the initial population
+  in the first generation and pop_size offspring in each later one), at most plan_evaluations_per_epoch;
+- warm start: an epoch's initial population is the previous epoch's final population (the signals change
+  slowly, so yesterday's front is a good start); the first epoch starts from random logits plus the uniform and
+  the nearest-datacenter plans;
+- the pick: NSGA-II returns a front, a run needs one plan. `nsga2_pick = "weights"` (default) takes the front
+  member with the lowest weighted sum of normalized objectives under the run's weights (Eq. 11);
+  "knee" takes the member farthest below the hyperplane through the front's extreme points (objectives
+  rescaled to [0, 1] over the front; the knee in the sense of Das 1999 / Branke et al. 2004);
+- randomness: pymoo gets a fresh seed drawn from the scheduler's own generator every epoch (same run seed ->
+  same plans).
+"""
+from __future__ import annotations
+
+import numpy as np
+from pymoo.algorithms.moo.nsga2 import NSGA2 as PymooNSGA2
+from pymoo.core.problem import Problem
+from pymoo.optimize import minimize
+
+from schedulers.base import Observation
+from schedulers.common import EvaluatorScheduler, normalized_metrics, weighted_score
+from simcore.errors import ConfigError
+
+SEED_HIGH = 2**31 - 1  # pymoo seeds are plain ints
+
+
+def logits_to_plans(x: np.ndarray, shape: tuple) -> np.ndarray:
+    """Genomes [B, M*O*D] of logits -> plans [B, M, O, D] (softmax over each row)."""
+    z = np.asarray(x, dtype=float).reshape((-1,) + tuple(shape))
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def one_hot_logits(choice: np.ndarray, shape: tuple, bound: float) -> np.ndarray:
+    """The genome of a plan sending row (m, o) to choice[m, o]: +bound there, -bound elsewhere."""
+    g = np.full(shape, -bound)
+    m, o = np.indices(choice.shape)
+    g[m, o, choice] = bound
+    return g.ravel()
+
+
+class PlanProblem(Problem):
+    """Four objectives of a batch of plans for one epoch (vectorized: one Simulate call per population).
+
+    :param evaluator: the epoch evaluator
+    :param state: the epoch's EpochState
+    :param reference: Evaluation of the uniform plan in `state` (normalization)
+    :param shape: plan shape (M, O, D)
+    :param bound: logit bound of the genome
+    """
+
+    def __init__(self, evaluator, state, reference, shape: tuple, bound: float) -> None:
+        n = int(np.prod(shape))
+        super().__init__(n_var=n, n_obj=4, xl=np.full(n, -bound), xu=np.full(n, bound), elementwise=False)
+        self.evaluator, self.state, self.reference, self.shape = evaluator, state, reference, shape
+        self.n_plans = 0
+
+    def _evaluate(self, x, out, *args, **kwargs):
+        ev = self.evaluator.evaluate(self.state, logits_to_plans(x, self.shape))
+        self.n_plans += len(x)
+        out["F"] = normalized_metrics(ev, self.reference)
+
+
+class NSGA2(EvaluatorScheduler):
+    """pymoo NSGA-II over plan genomes, fitness = Simulate's four normalized objectives, warm-started."""
+
+    def setup(self) -> None:
+        super().setup()
+        cfg = self.info.cfg
+        if cfg.nsga2_pop_size * cfg.nsga2_generations > cfg.plan_evaluations_per_epoch:
+            raise ConfigError(f"nsga2_pop_size x nsga2_generations = {cfg.nsga2_pop_size * cfg.nsga2_generations} "
+                              f"exceeds plan_evaluations_per_epoch {cfg.plan_evaluations_per_epoch}")
+        if cfg.nsga2_pick not in ("weights", "knee"):
+            raise ConfigError(f"nsga2_pick {cfg.nsga2_pick!r}: must be 'weights' or 'knee'")
+        self.population: np.ndarray | None = None  # last epoch's final genomes (warm start)
+        self.front_x: np.ndarray | None = None  # last epoch's non-dominated genomes and objectives
+        self.front_f: np.ndarray | None = None
+        self.evaluations = 0  # plan evaluations of the last epoch
+
+    def initial_population(self) -> np.ndarray:
+        cfg, shape = self.info.cfg, self.info.plan_shape
+        pop, bound = cfg.nsga2_pop_size, cfg.nsga2_logit_bound
+        if self.population is not None and len(self.population) == pop:
+            return self.population.copy()
+        m, o, _ = shape
+        nearest = np.broadcast_to(np.argmin(self.info.latency_s, axis=1), (m, o))
+        seeds = [np.zeros(int(np.prod(shape))), one_hot_logits(nearest, shape, bound)]
+        rand = self.rng.uniform(-bound, bound, size=(max(pop - len(seeds), 0), int(np.prod(shape))))
+        return np.vstack([np.asarray(seeds)[:pop], rand])
+
+    def pick(self, f: np.ndarray) -> int:
+        """Index of the chosen front member (see the module docstring)."""
+        if self.info.cfg.nsga2_pick == "weights":
+            return int(np.argmin(weighted_score(f, self.info.cfg.weights)))
+        lo, hi = f.min(axis=0), f.max(axis=0)
+        z = (f - lo) / np.where(hi > lo, hi - lo, 1.0)
+        return int(np.argmin(z.sum(axis=1)))  # farthest below the hyperplane sum(z) = 1 through the extremes
+
+    def plan(self, obs: Observation) -> np.ndarray:
+        cfg, shape = self.info.cfg, self.info.plan_shape
+        state = self.epoch_state(obs)
+        reference = self.evaluator.evaluate(state, self.uniform_plan)
+        problem = PlanProblem(self.evaluator, state, reference, shape, cfg.nsga2_logit_bound)
+        algorithm = PymooNSGA2(pop_size=cfg.nsga2_pop_size, sampling=self.initial_population(),
+                               eliminate_duplicates=True)
+        res = minimize(problem, algorithm, ("n_gen", cfg.nsga2_generations),
+                       seed=int(self.rng.integers(SEED_HIGH)), verbose=False)
+        self.evaluations = problem.n_plans
+        self.population = res.pop.get("X")
+        self.front_x, self.front_f = np.atleast_2d(res.X), np.atleast_2d(res.F)
+        best = self.front_x[self.pick(self.front_f)]
+        return logits_to_plans(best, shape)[0]

@@ -1,0 +1,181 @@
+"""SLIT [`slit`] (Moore et al., GLSVLSI 2025: the MARLIN authors' earlier carbon- and water-aware scheduler for
+geo-distributed LLM inference), adapted to this simulator.
+
+Kept from the paper: a genetic algorithm searches the routing of requests over datacenters, and its fitness
+is not a simulation but a learned surrogate model of the metrics (TTFT, carbon, water, cost), trained on
+simulated samples; the objective weighs carbon and water first (`slit_weights`, default 0.1/0.4/0.4/0.1 for
+TTFT/carbon/water/cost: SLIT is the sustainability-first framework the paper compares against; set
+slit_weights = cfg.weights to make it follow a run's weights).
+
+Each epoch, within the Simulate budget (slit_train_samples + slit_verify <= plan_evaluations_per_epoch):
+1. samples: `slit_train_samples` plans scored on the epoch evaluator (normalized metrics, 1.0 = the uniform
+   plan in the same state): a share `slit_explore_share` drawn at random (softmax of uniform logits), the rest
+   Gaussian perturbations (std `slit_sample_sigma`) of the incumbent plan's logits, so the surrogate is accurate
+   where the GA will search;
+2. surrogate: a ridge regression (closed form, numpy) from plan features to the four normalized metrics,
+   refitted every epoch on the samples of the last `slit_memory_epochs` epochs (online refinement). Features
+   are built to carry across epochs: each datacenter's share of each model's requests, the same shares weighted
+   by the datacenter's current carbon intensity, grid water intensity, price and 1/COP (each relative to the
+   fleet mean, so they mean the same in every epoch), their square roots (warm-set and p-state effects are
+   concave), and the mean network latency relative to the uniform plan's;
+3. GA on the surrogate: pymoo's single-objective GA (tournament selection, SBX, polynomial mutation) over
+   per-row logit genomes (softmax -> plan), `slit_pop_size` x `slit_generations`, the fitness the surrogate's
+   weighted score; seeded with the incumbent and the best sampled plans;
+4. verification: the `slit_verify` best distinct GA candidates are scored on the evaluator; the plan is the
+   best evaluator-verified plan of the epoch (candidates and samples), which becomes the next incumbent.
+
+Adapted, and why: SLIT's surrogate and GA work on its own job model; here the decision is a plan per epoch, so
+the genome is the plan and the surrogate's inputs are plan features. A linear-in-features ridge is used as the
+learned model because it trains in microseconds on a few hundred samples and its error is checked in the tests.
+"""
+from __future__ import annotations
+
+import numpy as np
+from pymoo.algorithms.soo.nonconvex.ga import GA
+from pymoo.core.problem import Problem
+from pymoo.optimize import minimize
+
+from schedulers.base import Observation
+from schedulers.common import EvaluatorScheduler, normalized_metrics, weighted_score
+from schedulers.nsga2 import SEED_HIGH, logits_to_plans
+from simcore.errors import ConfigError
+
+
+def plan_features(plans: np.ndarray, state, latency_s: np.ndarray) -> np.ndarray:
+    """[B, F] features of plans [B, M, O, D] in an epoch `state` (see the module docstring, step 2)."""
+    req = np.asarray(state.requests, dtype=float)  # [M, O]
+    r = np.einsum("bmod,mo->bmd", plans, req)  # requests per (model, datacenter)
+    share = r / np.maximum(req.sum(axis=1), 1e-12)[None, :, None]  # [B, M, D] share of each model's requests
+    signals = [np.asarray(x, dtype=float) for x in (state.ci_kg_per_kwh, state.gi_l_per_kwh,
+                                                   state.tou_usd_per_kwh, 1.0 / np.asarray(state.cop, float))]
+    rel = [s / np.where(np.abs(s.mean()) > 1e-12, np.abs(s.mean()), 1.0) for s in signals]
+    weighted = [share * s[None, None, :] for s in rel]
+    lat = np.einsum("bmod,mo,od->b", plans, req, latency_s)
+    lat_uniform = (req.sum(axis=0) * latency_s.mean(axis=1)).sum()
+    b = plans.shape[0]
+    return np.concatenate([share.reshape(b, -1), *(w.reshape(b, -1) for w in weighted),
+                           np.sqrt(share).reshape(b, -1), (lat / max(lat_uniform, 1e-12))[:, None]], axis=1)
+
+
+class RidgeSurrogate:
+    """Ridge regression features -> normalized metrics (standardized inputs, closed form).
+
+    :param alpha: L2 penalty
+    """
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+        self.coef: np.ndarray | None = None
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "RidgeSurrogate":
+        self.mu, self.sd = x.mean(axis=0), x.std(axis=0)
+        self.sd = np.where(self.sd > 1e-12, self.sd, 1.0)
+        z = np.hstack([(x - self.mu) / self.sd, np.ones((len(x), 1))])
+        reg = self.alpha * len(x) * np.eye(z.shape[1])
+        reg[-1, -1] = 0.0  # the intercept is not shrunk
+        self.coef = np.linalg.solve(z.T @ z + reg, z.T @ y)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        z = np.hstack([(x - self.mu) / self.sd, np.ones((len(x), 1))])
+        return z @ self.coef
+
+
+class SurrogateProblem(Problem):
+    """Weighted surrogate score of a batch of genomes (vectorized).
+
+    :param surrogate: fitted RidgeSurrogate
+    :param state: the epoch's EpochState
+    :param latency_s: [O, D] one-way latency
+    :param shape: plan shape (M, O, D)
+    :param weights: objective weights (TTFT, carbon, water, cost)
+    :param bound: logit bound of the genome
+    """
+
+    def __init__(self, surrogate, state, latency_s, shape: tuple, weights, bound: float) -> None:
+        n = int(np.prod(shape))
+        super().__init__(n_var=n, n_obj=1, xl=np.full(n, -bound), xu=np.full(n, bound), elementwise=False)
+        self.surrogate, self.state, self.lat, self.shape, self.weights = surrogate, state, latency_s, shape, weights
+
+    def _evaluate(self, x, out, *args, **kwargs):
+        feats = plan_features(logits_to_plans(x, self.shape), self.state, self.lat)
+        out["F"] = weighted_score(self.surrogate.predict(feats), self.weights)[:, None]
+
+
+class SLIT(EvaluatorScheduler):
+    """GA over plans on a ridge surrogate of Simulate, trained online on evaluator samples."""
+
+    def setup(self) -> None:
+        super().setup()
+        cfg = self.info.cfg
+        if cfg.slit_train_samples + cfg.slit_verify > cfg.plan_evaluations_per_epoch:
+            raise ConfigError(f"slit_train_samples + slit_verify = {cfg.slit_train_samples + cfg.slit_verify} "
+                              f"exceeds plan_evaluations_per_epoch {cfg.plan_evaluations_per_epoch}")
+        w = np.asarray(cfg.slit_weights, dtype=float)
+        if w.shape != (4,) or np.any(w < 0) or abs(w.sum() - 1.0) > 1e-6:
+            raise ConfigError(f"slit_weights {cfg.slit_weights}: need 4 non-negative numbers summing to 1")
+        self.weights = w
+        self.lat = np.asarray(self.info.latency_s, dtype=float)
+        self.n_var = int(np.prod(self.info.plan_shape))
+        self.incumbent = np.zeros(self.n_var)  # logits of the last chosen plan (zeros = uniform)
+        self.memory: list[tuple[np.ndarray, np.ndarray]] = []  # (features, normalized metrics) per epoch
+        self.surrogate = RidgeSurrogate(cfg.slit_ridge_alpha)
+        self.evaluations = 0
+
+    # --- steps ---------------------------------------------------------------------------------------------
+    def sample_genomes(self, n: int) -> np.ndarray:
+        """Training genomes: random ones and perturbations of the incumbent (step 1)."""
+        cfg = self.info.cfg
+        bound = cfg.slit_logit_bound
+        n_rand = int(round(n * cfg.slit_explore_share))
+        rand = self.rng.uniform(-bound, bound, size=(n_rand, self.n_var))
+        near = self.incumbent[None, :] + self.rng.normal(0.0, cfg.slit_sample_sigma, size=(n - n_rand, self.n_var))
+        return np.clip(np.vstack([self.incumbent[None, :], rand, near])[:n], -bound, bound)
+
+    def evaluate(self, state, reference, genomes: np.ndarray) -> np.ndarray:
+        """Normalized metrics [B, 4] of genomes on Simulate (counts against the budget)."""
+        self.evaluations += len(genomes)
+        ev = self.evaluator.evaluate(state, logits_to_plans(genomes, self.info.plan_shape))
+        return normalized_metrics(ev, reference)
+
+    def fit_surrogate(self) -> RidgeSurrogate:
+        x = np.vstack([f for f, _ in self.memory])
+        y = np.vstack([t for _, t in self.memory])
+        return self.surrogate.fit(x, y)
+
+    def plan(self, obs: Observation) -> np.ndarray:
+        cfg, shape = self.info.cfg, self.info.plan_shape
+        self.evaluations = 0
+        state = self.epoch_state(obs)
+        reference = self.evaluator.evaluate(state, self.uniform_plan)
+        # 1-2: sample, remember, refit
+        g_train = self.sample_genomes(cfg.slit_train_samples)
+        y_train = self.evaluate(state, reference, g_train)
+        self.memory.append((plan_features(logits_to_plans(g_train, shape), state, self.lat), y_train))
+        self.memory = self.memory[-cfg.slit_memory_epochs:]
+        self.fit_surrogate()
+        # 3: GA on the surrogate, seeded with the incumbent and the best samples
+        true_train = weighted_score(y_train, self.weights)
+        order = np.argsort(true_train, kind="stable")
+        n_seed = min(cfg.slit_pop_size // 2, len(order))
+        rand = self.rng.uniform(-cfg.slit_logit_bound, cfg.slit_logit_bound,
+                                size=(cfg.slit_pop_size - n_seed, self.n_var))
+        x0 = np.vstack([g_train[order[:n_seed]], rand])
+        problem = SurrogateProblem(self.surrogate, state, self.lat, shape, self.weights, cfg.slit_logit_bound)
+        res = minimize(problem, GA(pop_size=cfg.slit_pop_size, sampling=x0, eliminate_duplicates=True),
+                       ("n_gen", cfg.slit_generations), seed=int(self.rng.integers(SEED_HIGH)), verbose=False)
+        # 4: verify the surrogate's best candidates on Simulate; keep the best verified plan of the epoch
+        pop_x, pop_f = res.pop.get("X"), res.pop.get("F")[:, 0]
+        cand = pop_x[np.argsort(pop_f, kind="stable")[: cfg.slit_verify]]
+        if len(cand):
+            y_cand = self.evaluate(state, reference, cand)
+            self.memory[-1] = (np.vstack([self.memory[-1][0], plan_features(logits_to_plans(cand, shape), state,
+                                                                             self.lat)]),
+                               np.vstack([self.memory[-1][1], y_cand]))
+            g_all, score = np.vstack([g_train, cand]), np.concatenate([true_train,
+                                                                       weighted_score(y_cand, self.weights)])
+        else:
+            g_all, score = g_train, true_train
+        best = int(np.argmin(score))
+        self.incumbent = g_all[best].copy()
+        return logits_to_plans(self.incumbent, shape)[0]

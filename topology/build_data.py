@@ -22,8 +22,9 @@ Time handling (checked against the data, see SOURCES.md):
   hours it overlaps (half each).
 - weather: Open-Meteo `time` is LOCAL time at one fixed offset (`utc_offset_seconds`, the offset on the day the
   file was fetched; the series has no DST gap or repeat), which the diurnal cycle confirms (every site peaks at
-  13-16 h in that clock). UTC = time - utc_offset_seconds. The shift leaves up to 11 hours of 2023 uncovered at
-  one end of the year.
+  13-16 h in that clock). UTC = time - utc_offset_seconds. Mumbai's offset (+05:30) puts its readings at
+  hh:30 UTC: they are interpolated linearly in time onto the whole UTC hours. The shift leaves up to 11 hours
+  of 2023 uncovered at one end of the year.
 Gaps: after aligning to the 8,760 UTC hours, duplicates are dropped (first kept), interior gaps are filled by
 linear interpolation between the nearest valid hours, and gaps at the ends of the year by the value of the same
 hour on the nearest covered day (so the diurnal cycle is kept). The script prints what it filled.
@@ -39,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from topology.sites import FUELS, FUEL_TO_MACKNICK, SITE_ORDER
+from topology.sites import FUEL_TO_MACKNICK, FUELS, SITE_ORDER
 
 SRC_DEFAULT = Path("/work/shared/data")
 OUT_DEFAULT = Path(__file__).resolve().parent / "data"

@@ -9,28 +9,40 @@ follows the shortest path by km; LA_net = km x lambda_media + hops x sigma_hop (
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import networkx as nx
 import numpy as np
 
 from simcore import physics
+from simcore.errors import ConfigError
 from topology.sites import SITE_ORDER, load_sites
 
-EARTH_RADIUS_KM = 6371.0
+EARTH_RADIUS_KM = 6371.0  # mean Earth radius (IUGG), the usual sphere for great-circle distances
+
+
+class LongHaulLink(NamedTuple):
+    """A backbone edge that exists because a real cable system carries it, not because it is short."""
+
+    a: str
+    b: str
+    route: str
+
 
 # Long-haul links joining regions the nearest-neighbour rule alone would leave apart or route implausibly
-# (named after the cable systems that carry them).
+# (e.g. with k = 3 San Jose's neighbours are all North American, so nothing crosses the Pacific). The route
+# names are examples of the cable systems on that corridor; the edge length is still the great-circle km.
 LONG_HAUL = (
-    ("US-CAL-CISO", "JP-TK"),  # transpacific (e.g. FASTER, JUPITER)
-    ("US-CAL-CISO", "AU-NSW"),  # Southern Cross
-    ("US-MIDA-PJM", "DE-LU"),  # transatlantic (e.g. MAREA / Dunant + European backhaul)
-    ("US-MIDA-PJM", "BR-SP"),  # Americas (e.g. Monet / Seabras-1)
-    ("ZA", "DE-LU"),  # West Africa Cable System / Equiano to Europe
-    ("ZA", "IN-WE"),  # Indian Ocean (e.g. SEACOM / 2Africa)
-    ("SG", "AU-NSW"),  # Indigo
-    ("IN-WE", "SG"),  # SEA-ME-WE
-    ("IN-WE", "DE-LU"),  # SEA-ME-WE / AAE-1 via Suez
-    ("BR-SP", "ZA"),  # SACS / SAIL
+    LongHaulLink("US-CAL-CISO", "JP-TK", "transpacific (e.g. JUPITER, FASTER)"),
+    LongHaulLink("US-CAL-CISO", "AU-NSW", "Southern Cross (California - Sydney via Hawaii)"),
+    LongHaulLink("US-MIDA-PJM", "DE-LU", "transatlantic (e.g. MAREA, Dunant) + European backhaul"),
+    LongHaulLink("US-MIDA-PJM", "BR-SP", "US east coast - Brazil (e.g. Monet, Seabras-1)"),
+    LongHaulLink("ZA", "DE-LU", "Africa west coast - Europe (e.g. WACS, Equiano)"),
+    LongHaulLink("ZA", "IN-WE", "Indian Ocean (e.g. SEACOM, 2Africa)"),
+    LongHaulLink("SG", "AU-NSW", "Indigo (Singapore - Sydney via Perth)"),
+    LongHaulLink("IN-WE", "SG", "SEA-ME-WE 4 / 5"),
+    LongHaulLink("IN-WE", "DE-LU", "Europe - India via Suez (e.g. SEA-ME-WE 4, IMEWE)"),
+    LongHaulLink("BR-SP", "ZA", "South Atlantic (WACS to Angola, then SACS to Brazil)"),
 )
 
 
@@ -43,11 +55,23 @@ def great_circle_km(lat1, lon1, lat2, lon2):
 
 
 def build_backbone(cfg) -> nx.Graph:
-    """The backbone over all 12 locations; edge attribute `km` = great-circle length."""
-    return _backbone(cfg.backbone_neighbours)
+    """The backbone over all 12 locations (a fresh copy: callers may change it).
+
+    Nodes: zone ids with `lat`, `lon`, `city`. Edges: `km` = great-circle length; `kind` = "nearest" (one end
+    is among the other's cfg.backbone_neighbours nearest locations) or "long-haul" (in LONG_HAUL, whose
+    `route` names the cable corridor). Great-circle km understate real fibre routes, which bend around land.
+    """
+    return _backbone(_neighbours(cfg)).copy()
 
 
-@functools.lru_cache(maxsize=None)
+def _neighbours(cfg) -> int:
+    k = cfg.backbone_neighbours
+    if not (1 <= k < len(SITE_ORDER)):
+        raise ConfigError(f"backbone_neighbours {k}: must be between 1 and {len(SITE_ORDER) - 1}")
+    return k
+
+
+@functools.cache
 def _backbone(k: int) -> nx.Graph:
     sites = load_sites(len(SITE_ORDER))
     g = nx.Graph()
@@ -58,10 +82,11 @@ def _backbone(k: int) -> nx.Graph:
     km = great_circle_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
     for i, s in enumerate(sites):
         for j in np.argsort(km[i], kind="stable")[1:k + 1]:
-            g.add_edge(s.zone, sites[j].zone, km=float(km[i, j]))
+            # "Nearest" is not symmetric; an edge exists when either end picks the other.
+            g.add_edge(s.zone, sites[j].zone, km=float(km[i, j]), kind="nearest")
     index = {s.zone: i for i, s in enumerate(sites)}
-    for a, b in LONG_HAUL:
-        g.add_edge(a, b, km=float(km[index[a], index[b]]))
+    for link in LONG_HAUL:
+        g.add_edge(link.a, link.b, km=float(km[index[link.a], index[link.b]]), kind="long-haul", route=link.route)
     if not nx.is_connected(g):
         raise RuntimeError("backbone is not connected: extend LONG_HAUL")
     return g
@@ -69,20 +94,23 @@ def _backbone(k: int) -> nx.Graph:
 
 def path_km_hops(cfg) -> tuple[np.ndarray, np.ndarray]:
     """Shortest-path km and hop count between the first D locations ([origin, datacenter]); zero diagonal."""
-    km, hops = _paths(cfg.backbone_neighbours)
+    km, hops = _paths(_neighbours(cfg))
     return km[:cfg.dcs, :cfg.dcs].copy(), hops[:cfg.dcs, :cfg.dcs].copy()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _paths(k: int) -> tuple[np.ndarray, np.ndarray]:
     g = _backbone(k)
     n = len(SITE_ORDER)
     km, hops = np.zeros((n, n)), np.zeros((n, n), dtype=int)
     for i, a in enumerate(SITE_ORDER):
+        # Dijkstra by km; hops are the edges of that path (not the fewest-hop path).
         lengths, paths = nx.single_source_dijkstra(g, a, weight="km")
         for j, b in enumerate(SITE_ORDER):
             km[i, j] = lengths[b]
             hops[i, j] = len(paths[b]) - 1
+    km.setflags(write=False)
+    hops.setflags(write=False)
     return km, hops
 
 

@@ -27,7 +27,7 @@ SITE_ORDER = (
     "IN-WE", "BR-SP", "AU-NSW", "US-TEX-ERCO", "ZA", "KR",
 )
 DATA_DIR = Path(__file__).resolve().parent / "data"
-DATA_YEAR_START = dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc)
+DATA_YEAR_START = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
 HOURS_IN_DATA = 8760  # every hour of 2023, UTC
 DATA_SPAN = "2023-01-01..2023-12-31"
 
@@ -38,10 +38,10 @@ G_PER_KG = 1000.0
 
 # codecarbon fuel (global_energy_mix.json, `<fuel>_TWh`) -> Macknick et al. 2012 technology (median, gal/MWh).
 # The nine fuels add up to the country's total generation. Choices where the names differ:
-# - oil: Macknick has no oil category. Oil-fired units are steam (Rankine) plants or combustion turbines /
-#   diesels; their consumption lies between gas steam once-through (240) and near zero, so the gas median
-#   ("gas-default", 287) is used. Oil is <= 3.4 % of generation in every country here, so the choice moves
-#   GI_d by at most ~0.05 L/kWh.
+# - oil: Macknick has no oil category. Oil-fired steam units consume like gas steam plants (240 once-through
+#   to 826 with a cooling tower), combustion turbines and diesels almost nothing; the gas median ("gas-default",
+#   287) lies in that range. Oil is <= 3.4 % of generation in every country here, so any choice in 0..826
+#   moves GI_d by at most ~0.07 L/kWh.
 # - hydroelectricity -> "hydro-default" (4491: reservoir evaporation attributed to generation, the median).
 # - solar -> "solar-pv-default" (1): codecarbon does not split CSP out, and PV dominates in every country here.
 # - biofuel -> "biopower-default" (303).
@@ -80,7 +80,8 @@ def wet_bulb_c(temp_c, rh_pct):
 
     Stull (2011), "Wet-bulb temperature from relative humidity and air temperature", J. Appl. Meteor.
     Climatol. 50:2267-2269, Eq. 1; fitted for RH 5-99 % and T -20..50 C at sea-level pressure, error mostly
-    within +-0.3 C (e.g. 20 C, 50 % -> 13.7 C).
+    within +-0.3 C (e.g. 20 C, 50 % -> 13.7 C). The sea-level fit is used at every site; at Johannesburg
+    (1,734 m) lower pressure would lower the true wet bulb by a few tenths of a degree.
     """
     t = np.asarray(temp_c, dtype=float)
     rh = np.asarray(rh_pct, dtype=float)
@@ -162,7 +163,7 @@ def epoch_hour_index(cfg) -> np.ndarray:
         day = dt.date.fromisoformat(str(cfg.start))
     except ValueError:
         raise ConfigError(f"--start {cfg.start!r}: not a date (YYYY-MM-DD)") from None
-    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
     offset_s = (start - DATA_YEAR_START).total_seconds()
     if not (0 <= offset_s < HOURS_IN_DATA * S_PER_HOUR):
         raise ConfigError(f"--start {cfg.start}: grid data covers {DATA_SPAN}")
@@ -238,13 +239,13 @@ def _bundle() -> _Bundle:
         for z in SITE_ORDER
     )
     twb = wet_bulb_c(_read_hourly("temperature_c.csv.gz"), _read_hourly("rel_humidity_pct.csv.gz"))
-    arrays = dict(
-        ci_g_per_kwh=_read_hourly("carbon_direct_g_per_kwh.csv.gz"),
-        price_usd_per_mwh=_read_hourly("price_usd_per_mwh.csv.gz"),
-        wet_bulb_c=twb,
-        annual_wet_bulb_c=twb.mean(axis=0),
-        gi=np.array([s.gi_l_per_kwh for s in sites]),
-    )
+    arrays = {
+        "ci_g_per_kwh": _read_hourly("carbon_direct_g_per_kwh.csv.gz"),
+        "price_usd_per_mwh": _read_hourly("price_usd_per_mwh.csv.gz"),
+        "wet_bulb_c": twb,
+        "annual_wet_bulb_c": twb.mean(axis=0),
+        "gi": np.array([s.gi_l_per_kwh for s in sites]),
+    }
     for a in arrays.values():
         a.setflags(write=False)  # shared by every caller: slices handed out are copies
     return _Bundle(sites=sites, index={z: i for i, z in enumerate(SITE_ORDER)}, **arrays)

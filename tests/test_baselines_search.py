@@ -1,0 +1,206 @@
+"""Helix, PerLLM, NSGA-II, SLIT: each one's defining behaviour, valid plans, same seed -> same plan, CLI smoke."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+from schedulers.base import EpochResult, Observation, validate_plan
+from schedulers.common import normalized_metrics, weighted_score
+from schedulers.nsga2 import logits_to_plans
+from schedulers.registry import create
+from schedulers.slit import plan_features
+from simcore.config import Config
+from simcore.engine import Engine
+
+NAMES = ("helix", "perllm", "nsga2", "slit")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(**changes) -> Config:
+    base = dict(dcs=4, hours=2.0, nodes_per_dc=60, load_scale="0.01", seed=11)
+    return Config(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine(tiny_config(), create("uniform"))
+
+
+def make(name: str, eng: Engine, seed: int = 0, **changes):
+    """A scheduler reset on the engine's static facts (with config changes), as the engine would."""
+    sched = create(name)
+    info = eng.info
+    if changes:
+        from dataclasses import replace
+        info = replace(info, cfg=info.cfg.replace(**changes))
+    sched.reset(info, np.random.default_rng(seed))
+    return sched
+
+
+def observation(eng: Engine, epoch: int = 4, per_row: float = 30.0, last=None) -> Observation:
+    """A real epoch's signals with a forecast of `per_row` requests per (model, origin)."""
+    D, s = eng.cfg.dcs, eng.signals
+    pred = np.full((2, D), per_row)
+    return Observation(epoch, epoch * eng.cfg.epoch_s, pred, np.full(D, eng.cfg.nodes_per_dc), np.zeros((D, 2)),
+                       np.zeros(D), s.ci_kg_per_kwh[epoch], s.gi_l_per_kwh, s.tou_usd_per_kwh[epoch], s.cop[epoch],
+                       last)
+
+
+def epoch_result(epoch: int, cost_per_req: np.ndarray, requests: float = 100.0) -> EpochResult:
+    """Synthetic measured metrics: every datacenter served `requests`, each metric = cost_per_req x requests."""
+    d = len(cost_per_req)
+    req = np.full(d, requests)
+    c = np.asarray(cost_per_req, dtype=float) * requests
+    return EpochResult(epoch, req, ttft_sum_s=c, ttft_count=req, sla_violations=np.zeros(d), energy_kwh=c,
+                       carbon_kg=c, water_l=c, cost_usd=c, parked_share=np.zeros(d))
+
+
+# --- Helix ---------------------------------------------------------------------------------------------------
+def test_helix_flow_respects_capacities_and_spills(engine):
+    h = make("helix", engine, helix_capacity_share=0.001)
+    supply = np.zeros((2, 4), dtype=int)
+    supply[1, :] = 1
+    supply[0, 0] = 10_000_000  # origin 0's small-model demand far beyond its own datacenter's capacity
+    sol = h.solve(supply)
+    cap, tf, flow = sol["capacity"], sol["type_flow"], sol["flow"]
+    assert np.all(tf <= cap + 1e-9)  # no node-type edge above its capacity
+    np.testing.assert_allclose(flow.sum(axis=1), tf.sum(axis=2))  # conservation at each (model, datacenter)
+    assert flow[0, 0, 0] == pytest.approx(cap[0, 0].sum())  # the home datacenter is saturated ...
+    assert flow[0, 0, 1:].sum() > 0  # ... and the excess goes elsewhere
+    assert flow.sum() == pytest.approx(min(supply.sum(), cap.sum()))  # a maximum flow
+    obs = observation(engine)
+    obs = Observation(**{**obs.__dict__, "predicted_requests": supply.astype(float)})
+    plan = h.decide(obs)
+    assert plan[0, 0, 0] < 1.0 and plan[0, 0, 1:].sum() > 0
+
+
+def test_helix_light_load_is_nearest_by_latency(engine):
+    h = make("helix", engine)
+    plan = h.decide(observation(engine, per_row=5.0))
+    near = np.argmin(engine.info.latency_s, axis=1)
+    for m in range(2):
+        np.testing.assert_allclose(plan[m, np.arange(4), near], 1.0)
+
+
+def test_helix_epoch0_zero_forecast(engine):
+    h = make("helix", engine)
+    plan = h.decide(observation(engine, epoch=0, per_row=0.0))
+    assert np.allclose(plan.sum(axis=2), 1.0)
+
+
+# --- PerLLM --------------------------------------------------------------------------------------------------
+def test_perllm_bandit_shifts_after_cost_rises(engine):
+    p = make("perllm", engine, perllm_ucb_c=0.05)
+    costs = np.array([1.0, 2.0, 2.0, 2.0])  # datacenter 0 cheapest
+    for e in range(10):
+        p.observe(epoch_result(e, costs))
+    obs = observation(engine, per_row=1.0)
+    before = p.decide(obs)
+    assert np.argmax(p.ucb()) == 0
+    assert before[:, :, 0].mean() > 0.99  # every row fits datacenter 0's capacity
+    costs = np.array([5.0, 2.0, 1.5, 2.0])  # datacenter 0's observed cost rises; 2 is now the cheapest
+    for e in range(10, 40):
+        p.observe(epoch_result(e, costs))
+    after = p.decide(obs)
+    assert np.argmax(p.ucb()) == 2
+    assert after[:, :, 0].max() < 1e-9 and after[:, :, 2].mean() > 0.99
+
+
+def test_perllm_capacity_constraint_splits_rows(engine):
+    p = make("perllm", engine)
+    for e in range(5):
+        p.observe(epoch_result(e, np.array([1.0, 2.0, 3.0, 4.0])))
+    room = engine.cfg.nodes_per_dc * engine.cfg.requests_per_warm_node
+    obs = observation(engine, per_row=room / 2)  # 8 rows of half a datacenter each: needs four datacenters
+    plan = p.decide(obs)
+    load = np.einsum("mod,mo->d", plan, obs.predicted_requests)
+    assert np.all(load <= room + 1e-6)
+
+
+def test_perllm_unplayed_arms_first(engine):
+    p = make("perllm", engine)
+    assert np.all(np.isinf(p.ucb()))
+    p.observe(epoch_result(0, np.array([1.0, 1.0, 1.0, 1.0])))
+    assert np.all(np.isfinite(p.ucb()))
+
+
+# --- NSGA-II -------------------------------------------------------------------------------------------------
+def test_nsga2_front_is_non_dominated_and_within_budget(engine):
+    n = make("nsga2", engine)
+    plan = n.decide(observation(engine))
+    f = n.front_f
+    assert len(f) >= 2
+    nd = NonDominatedSorting().do(f, only_non_dominated_front=True)
+    assert len(nd) == len(f)  # nobody on the returned front is dominated by another member
+    assert n.evaluations <= engine.cfg.plan_evaluations_per_epoch
+    chosen = normalized_metrics(n.evaluator.evaluate(n.epoch_state(observation(engine)), plan),
+                                n.evaluator.evaluate(n.epoch_state(observation(engine)), n.uniform_plan))
+    assert weighted_score(chosen, n.info.cfg.weights)[0] == pytest.approx(weighted_score(f, n.info.cfg.weights).min())
+    assert weighted_score(chosen, n.info.cfg.weights)[0] < 1.0  # better than the uniform plan
+
+
+def test_nsga2_warm_starts_from_last_population(engine):
+    n = make("nsga2", engine)
+    n.decide(observation(engine, epoch=4))
+    last = n.population.copy()
+    np.testing.assert_array_equal(n.initial_population(), last)
+    n.decide(observation(engine, epoch=5))
+    assert n.population.shape == last.shape
+
+
+def test_nsga2_knee_pick(engine):
+    n = make("nsga2", engine, nsga2_pick="knee")
+    plan = n.decide(observation(engine))
+    assert np.allclose(plan.sum(axis=2), 1.0)
+
+
+# --- SLIT ----------------------------------------------------------------------------------------------------
+def test_slit_surrogate_accurate_and_plan_beats_uniform(engine):
+    s = make("slit", engine)
+    for e in range(3, 6):  # a few epochs: the surrogate is refined online
+        plan = s.decide(observation(engine, epoch=e))
+        assert s.evaluations <= engine.cfg.plan_evaluations_per_epoch
+    obs = observation(engine, epoch=5)
+    state = s.epoch_state(obs)
+    ref = s.evaluator.evaluate(state, s.uniform_plan)
+    rng = np.random.default_rng(123)  # held-out plans, not seen in training
+    g = np.vstack([rng.uniform(-4, 4, (100, s.n_var)), s.incumbent + rng.normal(0, 1, (100, s.n_var))])
+    plans = logits_to_plans(g, s.info.plan_shape)
+    y = normalized_metrics(s.evaluator.evaluate(state, plans), ref)
+    y_hat = s.surrogate.predict(plan_features(plans, state, s.lat))
+    assert np.mean(np.abs(y_hat - y) / y) < 0.10
+    score = weighted_score(y, s.weights)
+    assert np.mean(np.abs(weighted_score(y_hat, s.weights) - score)) < 0.1 * np.std(score) + 0.02
+    chosen = normalized_metrics(s.evaluator.evaluate(state, plan), ref)
+    assert weighted_score(chosen, s.weights)[0] < 1.0  # beats uniform on SLIT's carbon+water weighted score
+    assert chosen[0, 1] < 1.0 and chosen[0, 2] < 1.0
+
+
+# --- all four ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_valid_and_deterministic(engine, name):
+    plans = []
+    for _ in range(2):
+        s = make(name, engine, seed=42)
+        out = [s.decide(observation(engine, epoch=0, per_row=0.0))]
+        s.observe(epoch_result(0, np.array([1.0, 1.5, 2.0, 1.2])))
+        out.append(s.decide(observation(engine, epoch=1)))
+        for p in out:
+            validate_plan(p, engine.info.plan_shape, name)
+        plans.append(np.stack(out))
+    np.testing.assert_array_equal(plans[0], plans[1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cli_smoke(name, tmp_path):
+    out = tmp_path / name
+    cmd = [sys.executable, str(ROOT / "run.py"), "--scheduler", name, "--dcs", "4", "--hours", "1",
+           "--set", "nodes_per_dc=60", "--load-scale", "0.01", "--no-progress", "--out", str(out)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scheduler"] == name and summary["requests_served"] > 0

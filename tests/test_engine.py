@@ -109,3 +109,12 @@ def test_fleet_node_types_and_tdp():
     assert f.tdp_w[f.node_type == 5][0] == 6800.0
     assert f.tdp_w[f.node_type == 0][0] == 1100.0
     assert f.load_s[1, 0] == pytest.approx(138 / 7)
+
+
+@pytest.mark.parametrize("dcs", range(4, 13))
+def test_every_fleet_size_runs(dcs):
+    rec = run_small(dcs=dcs, hours=0.5, nodes_per_dc=12, load_scale="0.002", scheduler="nearest")
+    served = ~np.isnan(rec.ttft_s)
+    assert served.sum() > 0
+    assert set(np.unique(rec.req_dc[served])) <= set(range(dcs))
+    assert len(rec.epoch_rows) == 2 * dcs

@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="results folder (default results/<scheduler>-d<D>-s<seed>)")
     p.add_argument("--config", default=None, help="JSON file of parameter overrides (flat, by name)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override one parameter")
+    p.add_argument("--ablate", default=None, metavar="LIST",
+                   help="MARLIN ablations, comma-separated: no-film,no-her,no-predictor,no-blend,no-sgd,no-veto,"
+                        "no-capital")
+    p.add_argument("--pretrain-days", dest="marlin_pretrain_days", type=int, default=None, metavar="N",
+                   help="MARLIN: pre-train the agents on N other days of the bundled trace")
+    p.add_argument("--checkpoint", dest="marlin_checkpoint", default=None, metavar="PATH",
+                   help="MARLIN: torch checkpoint, loaded if it exists, else saved after pre-training")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-schedulers", action="store_true", help="list registered schedulers and exit")
     p.add_argument("--list-params", action="store_true", help="list every parameter with default and exit")
@@ -59,6 +66,10 @@ def build_config(args: argparse.Namespace):
     flags = {"scheduler": args.scheduler, "dcs": args.dcs, "hours": args.hours, "seed": args.seed,
              "trace": args.trace, "start": args.start, "load_scale": args.load_scale, "cop_mode": args.cop_mode}
     values.update({k: v for k, v in flags.items() if v is not None})
+    marlin = {"marlin_pretrain_days": args.marlin_pretrain_days, "marlin_checkpoint": args.marlin_checkpoint}
+    values.update({k: v for k, v in marlin.items() if v is not None})
+    if args.ablate is not None:
+        values["marlin_ablate"] = tuple(x.strip() for x in args.ablate.split(",") if x.strip())
     if args.weights is not None:
         try:
             values["weights"] = tuple(float(x) for x in args.weights.split(","))

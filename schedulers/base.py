@@ -7,6 +7,7 @@ static facts and the seeded RNG, validates every plan):
     setup()                    optional: after `reset`, build models from `self.info` / `self.rng`
     route(request, live) -> dc optional: per-request online routing; default None = draw from the plan
     observe(result)            optional: the epoch's measured metrics (learning schedulers)
+    extra_results() -> dict    optional: extra tables (name -> DataFrame) for the results folder
 
 The engine calls the public methods `reset(info, rng)`, `decide(obs)` (plan + validation) and `observe`.
 """
@@ -159,6 +160,11 @@ class Scheduler(ABC):
 
     def observe(self, result: EpochResult) -> None:
         """Optional: learn from the finished epoch's measured metrics."""
+
+    def extra_results(self) -> dict:
+        """Optional: name -> pandas.DataFrame of scheduler-specific tables, written as `<name>.csv` into the
+        results folder with the rest (e.g. MARLIN's `marlin_epochs`). Called once, after the last epoch."""
+        return {}
 
     @classmethod
     def routes_online(cls) -> bool:

@@ -23,6 +23,15 @@ BUILTIN = {
     "perllm": "schedulers.perllm:PerLLM",
     "nsga2": "schedulers.nsga2:NSGA2",
     "slit": "schedulers.slit:SLIT",
+    "qlearning": "schedulers.qlearning:QLearning",
+    "ddqn": "schedulers.ddqn:DDQN",
+    "actorcritic": "schedulers.actorcritic:ActorCritic",
+    "marlin": "schedulers.marlin.scheduler:MarlinBalanced",
+    "marlin-balanced": "schedulers.marlin.scheduler:MarlinBalanced",
+    "marlin-minlatency": "schedulers.marlin.scheduler:MarlinMinLatency",
+    "marlin-mincarbon": "schedulers.marlin.scheduler:MarlinMinCarbon",
+    "marlin-minwater": "schedulers.marlin.scheduler:MarlinMinWater",
+    "marlin-mincost": "schedulers.marlin.scheduler:MarlinMinCost",
 }
 
 

@@ -18,6 +18,7 @@ from simcore.errors import ConfigError
 MODELS = ("Llama-2-7B", "Llama-2-70B")  # index 0 = ChatGPT-class, 1 = GPT-4-class (SPEC 3)
 OBJECTIVES = ("ttft", "carbon", "water", "cost")  # the order of --weights (Eq. 11: w1..w4)
 MIN_DCS, MAX_DCS = 4, 12
+MARLIN_ABLATIONS = ("no-film", "no-her", "no-predictor", "no-blend", "no-sgd", "no-veto", "no-capital")
 
 
 def _f(default: Any, help: str) -> Any:
@@ -132,6 +133,76 @@ class Config:
     slit_sample_sigma: float = _f(1.0, "SLIT: std of the logit noise around the incumbent for training samples")
     slit_explore_share: float = _f(0.5, "SLIT: share of training samples drawn at random (the rest near the "
                                    "incumbent plan)")
+    # --- RL baselines (SPEC 10) ---
+    qlearning_alpha: float = _f(0.3, "Q-Learning: step size of the tabular update Q += alpha (target - Q)")
+    qlearning_gamma: float = _f(0.5, "Q-Learning: discount of max Q(next state) in the target (0 = contextual "
+                                "bandit; a plan barely moves the next epoch's state)")
+    qlearning_observed_alpha: float = _f(0.3, "Q-Learning: step size of the update from the measured epoch "
+                                         "(observe); 0 = learn from Simulate only")
+    qlearning_epsilon_start: float = _f(0.2, "Q-Learning: epsilon-greedy exploration at epoch 0")
+    qlearning_epsilon_end: float = _f(0.02, "Q-Learning: epsilon after the decay")
+    qlearning_epsilon_decay_epochs: int = _f(48, "Q-Learning: epochs of the linear epsilon decay")
+    qlearning_load_edges: tuple = _f((0.02, 0.05, 0.1), "Q-Learning: state bin edges of the forecast load = "
+                                     "predicted requests / (D x nodes_per_dc x requests_per_warm_node)")
+    qlearning_hour_bins: int = _f(4, "Q-Learning: state bins of the hour of day (UTC)")
+    ddqn_hidden: int = _f(64, "DDQN: hidden units of the two hidden layers of the Q-network")
+    ddqn_lr: float = _f(1e-3, "DDQN: Adam learning rate")
+    ddqn_gamma: float = _f(0.5, "DDQN: discount of the double-Q target (a plan barely moves the next state)")
+    ddqn_buffer_size: int = _f(20000, "DDQN: replay buffer capacity (transitions)")
+    ddqn_batch_size: int = _f(64, "DDQN: minibatch size")
+    ddqn_updates_per_epoch: int = _f(16, "DDQN: gradient steps per epoch")
+    ddqn_target_sync_steps: int = _f(100, "DDQN: gradient steps between hard copies online -> target network")
+    ddqn_grad_clip: float = _f(10.0, "DDQN: gradient-norm clip")
+    ddqn_epsilon_start: float = _f(0.5, "DDQN: epsilon-greedy exploration at epoch 0")
+    ddqn_epsilon_end: float = _f(0.02, "DDQN: epsilon after the decay")
+    ddqn_epsilon_decay_epochs: int = _f(48, "DDQN: epochs of the linear epsilon decay")
+    ddqn_torch_threads: int = _f(1, "DDQN: torch CPU threads (small nets: 1 is fastest)")
+    actorcritic_hidden: int = _f(64, "Actor-Critic: hidden units of the actor's and the critic's two hidden layers")
+    actorcritic_lr_actor: float = _f(3e-3, "Actor-Critic: Adam learning rate of the actor")
+    actorcritic_lr_critic: float = _f(1e-2, "Actor-Critic: Adam learning rate of the critic")
+    actorcritic_samples_per_epoch: int = _f(256, "Actor-Critic: plans sampled from the policy and simulated per "
+                                            "epoch (capped at plan_evaluations_per_epoch)")
+    actorcritic_updates_per_epoch: int = _f(1, "Actor-Critic: gradient steps per epoch on the epoch's samples")
+    actorcritic_entropy_coef: float = _f(1e-3, "Actor-Critic: weight of the policy-entropy bonus")
+    actorcritic_init_log_std: float = _f(0.0, "Actor-Critic: initial log std of the Gaussian over plan logits")
+    actorcritic_min_log_std: float = _f(-3.0, "Actor-Critic: lower clamp of the log std")
+    actorcritic_max_log_std: float = _f(1.0, "Actor-Critic: upper clamp of the log std")
+    actorcritic_grad_clip: float = _f(1.0, "Actor-Critic: gradient-norm clip")
+    actorcritic_torch_threads: int = _f(1, "Actor-Critic: torch CPU threads (small nets: 1 is fastest)")
+    # --- MARLIN (SPEC 9) ---
+    marlin_actor_hidden: int = _f(128, "MARLIN: actor MLP hidden units (SPEC 9)")
+    marlin_critic_hidden: int = _f(256, "MARLIN: twin-critic MLP hidden units (SPEC 9)")
+    marlin_lr_actor: float = _f(3e-4, "MARLIN: actor learning rate (SPEC 9)")
+    marlin_lr_critic: float = _f(1e-3, "MARLIN: critic learning rate (SPEC 9)")
+    marlin_lr_alpha: float = _f(3e-4, "MARLIN: learning rate of the automatically tuned entropy temperature")
+    marlin_alpha_init: float = _f(0.01, "MARLIN: initial SAC entropy temperature (reward units ~ 1)")
+    marlin_target_entropy_scale: float = _f(1.0, "MARLIN: target entropy = -this x action size (SAC default 1)")
+    marlin_gamma: float = _f(0.95, "MARLIN: SAC discount (SPEC 9); MARLIN stores one-step transitions (bandit view)")
+    marlin_tau: float = _f(0.005, "MARLIN: Polyak rate of the target critics (SPEC 9)")
+    marlin_replay_current: int = _f(20000, "MARLIN: current-epoch replay capacity per agent (SPEC 9)")
+    marlin_replay_cross: int = _f(5000, "MARLIN: cross-epoch (HER) replay capacity per agent (SPEC 9)")
+    marlin_current_share: float = _f(0.3, "MARLIN: share of a batch drawn from the current-epoch buffer (30/70)")
+    marlin_batch_size: int = _f(64, "MARLIN: SAC batch size")
+    marlin_updates_per_epoch: int = _f(32, "MARLIN: SAC gradient updates per agent per epoch")
+    marlin_logit_scale: float = _f(6.0, "MARLIN: actions are logits in [-this, this] (tanh-squashed); plan = softmax")
+    marlin_agent_dominant: float = _f(0.7, "MARLIN: weight of an agent's own objective in its reward (rest shared)")
+    marlin_variant_dominant: float = _f(0.7, "MARLIN-Min* variants: weight of the variant's objective in the game")
+    marlin_blend_temperature: float = _f(1.0, "MARLIN phase 2: softmax temperature turning utilities into shares")
+    marlin_sgd_lr: float = _f(0.05, "MARLIN phase 2: gradient-ascent learning rate on Q_tot (SPEC 9)")
+    marlin_sgd_steps: int = _f(5, "MARLIN phase 2: K_opt gradient-ascent steps on Q_tot (SPEC 9)")
+    marlin_capital_start: float = _f(100.0, "MARLIN: initial capital of every agent, percent (SPEC 9)")
+    marlin_capital_threshold: float = _f(150.0, "MARLIN: capital needed to veto, percent (SPEC 9)")
+    marlin_capital_min: float = _f(0.0, "MARLIN: capital lower bound")
+    marlin_capital_max: float = _f(300.0, "MARLIN: capital upper bound")
+    marlin_capital_eta: float = _f(0.9, "MARLIN: capital update C = eta C + (1 - eta)(Perf + beta Bonus)")
+    marlin_bonus_beta: float = _f(1.0, "MARLIN: bonus scaling factor beta of the capital update")
+    marlin_veto_max: float = _f(0.5, "MARLIN: maximal veto pull toward the vetoing agent's plan (SPEC 9)")
+    marlin_veto_delta: float = _f(0.05, "MARLIN: delta_thresh, relative utility loss that justifies a veto")
+    marlin_veto_capital_scale: float = _f(100.0, "MARLIN: veto strength = min(veto_max, delta x capital / this)")
+    marlin_ablate: tuple = _f((), "MARLIN ablations: any of " + ",".join(MARLIN_ABLATIONS))
+    marlin_pretrain_days: int = _f(0, "MARLIN: pre-train the agents on this many other days of the bundled trace")
+    marlin_checkpoint: str = _f("", "MARLIN: torch checkpoint; loaded if it exists, else written after pre-training")
+    marlin_torch_threads: int = _f(1, "MARLIN: torch CPU threads while MARLIN learns (small nets: 1 is fastest)")
 
     # ------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -191,6 +262,11 @@ def validate(c: Config) -> None:
             raise ConfigError(f"{name} {getattr(c, name)!r}: must be one of {', '.join(c.gpu_types)}")
     if c.seed < 0:
         raise ConfigError(f"--seed {c.seed}: must be non-negative")
+    bad = [a for a in c.marlin_ablate if a not in MARLIN_ABLATIONS]
+    if bad:
+        raise ConfigError(f"--ablate {','.join(map(str, bad))}: unknown switch; known: {','.join(MARLIN_ABLATIONS)}")
+    if c.marlin_pretrain_days < 0:
+        raise ConfigError(f"--pretrain-days {c.marlin_pretrain_days}: must be non-negative")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}

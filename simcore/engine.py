@@ -102,6 +102,7 @@ class RunRecord:
     wall_s: float
     prompt_node: np.ndarray | None = None  # split execution: the node that ran each request's prefill
     token_node: np.ndarray | None = None  # the node that ran its decode (the only node when not split)
+    extra_tables: dict | None = None  # the scheduler's extra_results(): name -> DataFrame, written as <name>.csv
 
 
 class LiveView:
@@ -221,7 +222,7 @@ class Engine:
             req_dc=np.asarray(self.r_dc, dtype=np.int16), req_failed=self.failed,
             ttft_s=np.asarray(self.r_ttft), cold=np.asarray(self.r_cold), events=self.events,
             wall_s=time.perf_counter() - t_wall, prompt_node=np.asarray(self.r_pnode),
-            token_node=np.asarray(self.r_node))
+            token_node=np.asarray(self.r_node), extra_tables=self.sched.extra_results())
 
     # --- epochs ------------------------------------------------------------------------------------------
     def _epochs(self, bar):

@@ -91,6 +91,8 @@ def write_results(rec: RunRecord, out_dir: str | Path, extra: dict | None = None
         epochs.to_parquet(tmp / "epochs.parquet", index=False)
         (tmp / "summary.json").write_text(json.dumps(summ, indent=2) + "\n")
         (tmp / "config.json").write_text(json.dumps(rec.cfg.to_dict(), indent=2) + "\n")
+        for name, table in sorted((rec.extra_tables or {}).items()):  # scheduler-specific tables (optional)
+            table.to_csv(tmp / f"{name}.csv", index=False, float_format="%.10g")
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,175 @@
+"""MARLIN phase 1 (paper Algorithm 1; SPEC 9): the four objective agents, each a SAC learner with a FiLM actor,
+and the two replay buffers with HER cross-labelling.
+
+Owns: `FilmActor` (the actor MLP with its FiLM layer), `ObjectiveAgent` (one agent's networks, buffers and EMA
+baseline), `agent_weights` (each agent's weight vector, its own objective dominant) and `phase1` (one epoch of
+Algorithm 1 for all agents: sample, Simulate, reward, store, learn, exploit, evaluate, cross-label).
+
+Design choices where the paper is silent (each is documented where it is made):
+- An action is a vector of logits in [-marlin_logit_scale, marlin_logit_scale]^(M x O x D) (tanh-squashed
+  Gaussian); the plan is its softmax over datacenters (`logits_to_plan`). The critics score the *plan*, not the
+  logits, so phase 2 can score blended plans that no actor produced.
+- FiLM (Algorithm 1 lines 6 and 12) sits inside the actor MLP, conditioned on [the weight vector, State_e];
+  the critics also take the weight vector. That makes each agent a goal-conditioned learner, which is what lets
+  HER's relabelled transitions (same state and plan, another agent's weights and reward) train it.
+- Contextual-bandit view: a plan hardly changes the next epoch's state (the workload and the grid do not react
+  to it; only the warm set carries over, and the reward already prices its cold starts), so each sample is a
+  one-step transition (done = 1, target = r). marlin_gamma is kept for the shared SAC update, which bootstraps
+  only transitions that carry a next state; MARLIN stores none.
+- Replay: B_replay (capacity marlin_replay_current) holds the current epoch's samples and is emptied at the next
+  epoch; at the end of an epoch HER copies its transitions into B_cross (capacity marlin_replay_cross), once with
+  the agent's own weights and once relabelled with each other agent's weights. Updates draw marlin_current_share
+  (30 %) of a batch from B_replay and the rest (70 %) from B_cross.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from schedulers.common import plan_reward, update_ema, weighted_score
+from schedulers.rl.nets import FiLM, ReplayBuffer, logits_to_plan
+from schedulers.rl.sac import SAC, SACHyper, TwinQ
+
+J = 4  # agents: one per objective of Eq. 11 (TTFT, carbon, water, cost), in simcore.config.OBJECTIVES order
+
+
+def agent_weights(dominant: float) -> np.ndarray:
+    """[J, 4]: agent j's weight vector, objective j at `dominant` and the rest sharing 1 - dominant."""
+    w = np.full((J, J), (1.0 - dominant) / (J - 1))
+    np.fill_diagonal(w, dominant)
+    return w
+
+
+class NoFilm(nn.Module):
+    """The `no-film` ablation: the FiLM layer replaced by the identity (the condition is ignored)."""
+
+    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return h
+
+
+class FilmActor(nn.Module):
+    """State -> hidden -> FiLM(hidden | [weights, state]) -> hidden -> (mean, log_std) of the logits."""
+
+    def __init__(self, obs_size: int, cond_size: int, act_size: int, hidden: int, film: bool) -> None:
+        super().__init__()
+        self.inp = nn.Linear(obs_size, hidden)
+        self.film = FiLM(cond_size + obs_size, hidden) if film else NoFilm()
+        self.mid = nn.Linear(hidden, hidden)
+        self.mean = nn.Linear(hidden, act_size)
+        self.log_std = nn.Linear(hidden, act_size)
+
+    def forward(self, obs: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.relu(self.inp(obs))
+        h = self.film(h, torch.cat([cond, obs], dim=-1))
+        h = torch.relu(self.mid(h))
+        return self.mean(h), self.log_std(h)
+
+
+class ObjectiveAgent:
+    """Agent j: a SAC learner for its weight vector, its two buffers and the EMA baseline of its reward.
+
+    :param j: objective index (0 TTFT, 1 carbon, 2 water, 3 cost)
+    :param weights: [4] its weight vector
+    :param obs_size: state feature size F
+    :param plan_shape: (M, O, D)
+    :param cfg: Config (marlin_* fields)
+    :param film: False for the no-film ablation
+    """
+
+    def __init__(self, j: int, weights: np.ndarray, obs_size: int, plan_shape: tuple, cfg, film: bool) -> None:
+        self.j, self.w, self.plan_shape, self.cfg = j, np.asarray(weights, dtype=float), tuple(plan_shape), cfg
+        act_size = int(np.prod(plan_shape))
+        actor = FilmActor(obs_size, J, act_size, cfg.marlin_actor_hidden, film)
+        critic = TwinQ(obs_size, act_size, J, cfg.marlin_critic_hidden)
+        hp = SACHyper(lr_actor=cfg.marlin_lr_actor, lr_critic=cfg.marlin_lr_critic, lr_alpha=cfg.marlin_lr_alpha,
+                      gamma=cfg.marlin_gamma, tau=cfg.marlin_tau, alpha_init=cfg.marlin_alpha_init,
+                      target_entropy=-cfg.marlin_target_entropy_scale * act_size,
+                      action_scale=cfg.marlin_logit_scale)
+        self.sac = SAC(actor, critic, self.to_plan_flat, hp)
+        fields = {"obs": (obs_size,), "x": (act_size,), "rew": (), "cond": (J,)}
+        self.current = ReplayBuffer(cfg.marlin_replay_current, fields)
+        self.cross = ReplayBuffer(cfg.marlin_replay_cross, fields)
+        self.ema: float | None = None
+
+    def to_plan_flat(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits_to_plan(logits, self.plan_shape).flatten(start_dim=-3)
+
+    # --- acting ---------------------------------------------------------------------------------------------
+    def sample_plans(self, obs: np.ndarray, n: int, gen: torch.Generator) -> np.ndarray:
+        """Algorithm 1 line 5 (+ FiLM inside the actor, line 6): n plans a_j ~ pi(.|State_e), [n, M, O, D]."""
+        with torch.no_grad():
+            o = torch.as_tensor(obs).expand(n, -1)
+            c = torch.as_tensor(self.w, dtype=torch.float32).expand(n, -1)
+            a, _ = self.sac.act(o, c, gen)
+            return self.to_plan_flat(a).double().numpy().reshape(n, *self.plan_shape)
+
+    def exploit(self, obs: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Algorithm 1 lines 11-12: the deterministic plan (the policy's mean), [M, O, D]."""
+        w = self.w if weights is None else weights
+        with torch.no_grad():
+            a, _ = self.sac.act(torch.as_tensor(obs)[None], torch.as_tensor(w, dtype=torch.float32)[None],
+                                deterministic=True)
+            return self.to_plan_flat(a)[0].double().numpy().reshape(self.plan_shape)
+
+    def q_value(self, obs: np.ndarray, plans: torch.Tensor) -> torch.Tensor:
+        """Q_j(State_e, plan) for plans [B, M*O*D] (differentiable in the plans): phase 2's utility."""
+        n = plans.shape[0]
+        o = torch.as_tensor(obs).expand(n, -1)
+        c = torch.as_tensor(self.w, dtype=torch.float32).expand(n, -1)
+        return self.sac.critic.min_q(o, plans.float(), c)
+
+    # --- learning -------------------------------------------------------------------------------------------
+    def learn(self, updates: int, rng: np.random.Generator, gen: torch.Generator) -> None:
+        """SAC updates on batches drawn 30/70 from the current-epoch and cross-epoch buffers."""
+        cfg = self.cfg
+        n_cur = int(round(cfg.marlin_batch_size * cfg.marlin_current_share)) if len(self.cross) else \
+            cfg.marlin_batch_size
+        n_cross = cfg.marlin_batch_size - n_cur
+        for _ in range(updates):
+            parts = [self.current.sample(n_cur, rng)]
+            if n_cross:
+                parts.append(self.cross.sample(n_cross, rng))
+            batch = {k: torch.as_tensor(np.concatenate([p[k] for p in parts])) for k in parts[0]}
+            self.sac.update(batch, gen)
+
+
+def phase1(agents: list, obs_vec: np.ndarray, state, scorer, k_opt: int, her: bool,
+           rng: np.random.Generator, gen: torch.Generator) -> dict:
+    """One epoch of Algorithm 1 for every agent.
+
+    :param agents: the J ObjectiveAgents
+    :param obs_vec: State_e as features [F] (lines 1-2: the forecast is already in it)
+    :param state: the EpochState for Simulate
+    :param scorer: EvaluatorScheduler.score_plans
+    :param k_opt: plans sampled per agent (line 4)
+    :param her: cross-label with the other agents' objectives (line 15); False for the no-her ablation
+    :returns: {"plans": [J, M, O, D] proposals a_j*', "norm": [J, 4] their normalized metrics,
+               "ev": their Evaluation}
+    """
+    cfg = agents[0].cfg
+    W = np.stack([a.w for a in agents])
+    new_ema = []
+    for ag in agents:  # line 3: the agents are independent; run one after the other, deterministically
+        ag.current = ReplayBuffer(ag.current.capacity, {k: v.shape[1:] for k, v in ag.current.data.items()})
+        plans = ag.sample_plans(obs_vec, k_opt, gen)  # lines 4-6
+        reward, norm, ev = scorer(state, plans, ag.w, ag.ema)  # lines 7-8: one batched Simulate call
+        flat = plans.reshape(k_opt, -1).astype(np.float32)
+        obs_b = np.broadcast_to(obs_vec, (k_opt, len(obs_vec)))
+        ag.current.add(obs=obs_b, x=flat, rew=reward, cond=np.broadcast_to(ag.w, (k_opt, J)))  # line 9
+        ag.learn(cfg.marlin_updates_per_epoch, rng, gen)  # SAC update of theta_j and Q_j
+        # line 15 (HER): the epoch's transitions go to B_cross under every agent's objective (own one included),
+        # the relabelled reward computed from the same normalized metrics with the other agent's weights and EMA
+        n_req = max(float(state.requests.sum()), 1e-12)
+        sla_rate = ev.sla_violations / n_req
+        goals = agents if her else [ag]
+        for other in goals:
+            r = plan_reward(weighted_score(norm, other.w), other.ema, ev.parked_share, sla_rate, cfg)
+            ag.cross.add(obs=obs_b, x=flat, rew=r, cond=np.broadcast_to(other.w, (k_opt, J)))
+        new_ema.append(update_ema(ag.ema, float(np.mean(weighted_score(norm, ag.w))), cfg.reward_ema_decay))
+    for ag, e in zip(agents, new_ema):  # after the loop, so every agent's HER labels saw the same baselines
+        ag.ema = e
+    # lines 11-13: exploit each policy and evaluate the J deterministic proposals in one Simulate call
+    props = np.stack([ag.exploit(obs_vec) for ag in agents])
+    _, norm, ev = scorer(state, props, W[0])
+    return {"plans": props, "norm": norm, "ev": ev}

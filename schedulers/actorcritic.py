@@ -1,0 +1,122 @@
+"""Actor-Critic [`actorcritic`]: advantage actor-critic in the A2C form (Mnih et al., "Asynchronous methods for
+deep reinforcement learning", ICML 2016, the synchronous variant; on policy gradients with a learned baseline,
+Sutton et al., NIPS 2000), with a continuous plan as the action.
+
+Kept from the original: a stochastic actor pi(a | s) and a critic V(s) trained together on on-policy samples;
+the policy gradient -E[A log pi(a | s)] with the advantage A = R - V(s) (the critic as the baseline), a value
+loss (R - V(s))^2 and an entropy bonus; a batch of samples per synchronous update.
+
+Adapted to this problem:
+- action: a continuous plan. The actor outputs mean logits for every (model, origin, datacenter) entry, with a
+  learned state-independent log std (clamped to [actorcritic_min_log_std, actorcritic_max_log_std]); a sample
+  is a Gaussian draw of the logits, turned into a plan by a softmax over each (model, origin) row
+  (`schedulers.rl.nets.logits_to_plan`). The mean head starts at zero, so the first mean plan is uniform;
+- state: `schedulers.rl.nets.state_features`;
+- samples: each epoch `actorcritic_samples_per_epoch` plans (capped at plan_evaluations_per_epoch, MARLIN's
+  budget) are drawn from the policy and scored in one batched Simulate call with the shared reward of MARLIN's
+  agents (schedulers.common.plan_reward, the run's weights). These are the A2C rollouts: the synchronous
+  "workers" are the Simulate copies of the epoch;
+- returns: one-step, R = r (a contextual bandit, gamma = 0): the plan does not change the next epoch's forecast
+  or grid signals, so the epoch's reward is the whole consequence the critic has to predict. The measured
+  epoch is not used: the executed plan is the policy's mean, not a sample of it (on-policy learning);
+- update: `actorcritic_updates_per_epoch` steps (default 1, as A2C); the critic is fitted first, then the
+  advantages R - V(s) use it, standardized over the batch (as in common A2C/PPO implementations);
+- acting: the mean plan (softmax of the mean logits);
+- determinism: networks initialized under torch.random.fork_rng with a seed from the scheduler's generator,
+  samples drawn with a torch.Generator seeded from it; one torch thread.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from schedulers.base import Observation
+from schedulers.common import EvaluatorScheduler, update_ema, weighted_score
+from schedulers.rl.nets import feature_size, logits_to_plan, mlp, state_features
+from schedulers.rl.online import torch_seeds, torch_threads
+
+
+class GaussianActor(nn.Module):
+    """Mean logits [A] from state features; one learned log std per logit (state-independent, as in A2C)."""
+
+    def __init__(self, n_feat: int, n_act: int, hidden: int, init_log_std: float) -> None:
+        super().__init__()
+        self.mean = mlp([n_feat, hidden, hidden, n_act])
+        nn.init.zeros_(self.mean[-1].weight)  # the first mean plan is the uniform one
+        nn.init.zeros_(self.mean[-1].bias)
+        self.log_std = nn.Parameter(torch.full((n_act,), float(init_log_std)))
+
+
+class ActorCritic(EvaluatorScheduler):
+    """A2C: Gaussian actor over plan logits, critic V(s), one-step returns from Simulate samples."""
+
+    def setup(self) -> None:
+        super().setup()
+        cfg = self.info.cfg
+        n_feat, n_act = feature_size(self.info), int(np.prod(self.info.plan_shape))
+        net_seed, sample_seed = torch_seeds(self.rng)
+        self.gen = torch.Generator().manual_seed(sample_seed)
+        with torch_threads(cfg.actorcritic_torch_threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(net_seed)
+            self.actor = GaussianActor(n_feat, n_act, cfg.actorcritic_hidden, cfg.actorcritic_init_log_std)
+            self.critic = mlp([n_feat, cfg.actorcritic_hidden, cfg.actorcritic_hidden, 1])
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actorcritic_lr_actor)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.actorcritic_lr_critic)
+        self.n_samples = max(1, min(cfg.actorcritic_samples_per_epoch, cfg.plan_evaluations_per_epoch))
+        self.ema: float | None = None
+        self.history: list = []  # per epoch: (mean sampled reward, critic value) for inspection
+
+    def log_std(self) -> torch.Tensor:
+        cfg = self.info.cfg
+        return self.actor.log_std.clamp(cfg.actorcritic_min_log_std, cfg.actorcritic_max_log_std)
+
+    # --- learning ---------------------------------------------------------------------------------------------
+    def update(self, x: torch.Tensor, logits: torch.Tensor, ret: torch.Tensor) -> None:
+        """One A2C step on a batch of (state, sampled logits, one-step return) of one epoch."""
+        cfg = self.info.cfg
+        # critic: V(s) -> R (the one-step return)
+        v = self.critic(x).squeeze(-1)
+        critic_loss = ((ret - v) ** 2).mean()
+        self.critic_opt.zero_grad()
+        critic_loss.backward()
+        nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.actorcritic_grad_clip)
+        self.critic_opt.step()
+        # actor: advantage R - V(s) with the refitted critic, standardized over the batch
+        with torch.no_grad():
+            adv = ret - self.critic(x).squeeze(-1)
+            if len(adv) > 1:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        log_std = self.log_std()
+        dist = torch.distributions.Normal(self.actor.mean(x), log_std.exp())
+        log_prob = dist.log_prob(logits).sum(-1)
+        entropy = dist.entropy().sum(-1).mean()
+        actor_loss = -(adv * log_prob).mean() - cfg.actorcritic_entropy_coef * entropy
+        self.actor_opt.zero_grad()
+        actor_loss.backward()
+        nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.actorcritic_grad_clip)
+        self.actor_opt.step()
+
+    # --- one epoch --------------------------------------------------------------------------------------------
+    def plan(self, obs: Observation) -> np.ndarray:
+        cfg = self.info.cfg
+        shape = self.info.plan_shape
+        state = self.epoch_state(obs)
+        x1 = torch.as_tensor(state_features(obs, self.info))[None]
+        x = x1.expand(self.n_samples, -1)
+        with torch_threads(cfg.actorcritic_torch_threads):
+            with torch.no_grad():  # rollouts: sample plans from pi(. | s)
+                mean = self.actor.mean(x1)
+                noise = torch.randn((self.n_samples, mean.shape[-1]), generator=self.gen)
+                logits = mean + self.log_std().exp() * noise
+            plans = logits_to_plan(logits.double(), shape).numpy()
+            reward, norm, _ = self.score_plans(state, plans, cfg.weights, self.ema)  # one Simulate call
+            self.ema = update_ema(self.ema, float(np.mean(weighted_score(norm, cfg.weights))),
+                                  cfg.reward_ema_decay)
+            ret = torch.as_tensor(reward, dtype=torch.float32)
+            for _ in range(cfg.actorcritic_updates_per_epoch):
+                self.update(x, logits, ret)
+            with torch.no_grad():
+                mean_plan = logits_to_plan(self.actor.mean(x1)[0].double(), shape).numpy()
+                self.history.append((float(reward.mean()), float(self.critic(x1)[0, 0])))
+        return mean_plan

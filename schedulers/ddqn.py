@@ -1,0 +1,124 @@
+"""Double DQN [`ddqn`] (van Hasselt, Guez and Silver, "Deep reinforcement learning with double Q-learning",
+AAAI 2016; on DQN, Mnih et al., Nature 2015), adapted to choosing each epoch's routing plan.
+
+Kept from the original: a Q-network over state features with one output per discrete action; experience replay;
+a target network that is a periodic hard copy of the online network (every `ddqn_target_sync_steps` gradient
+steps); the double-Q target y = r + gamma Q_target(s', argmax_a' Q_online(s', a')), the online network choosing
+and the target network evaluating the next action; Huber loss; epsilon-greedy behaviour with a linear decay.
+
+Adapted to this problem:
+- actions: the K named candidate plans of `schedulers.rl.discrete` (shared with Q-Learning);
+- state: `schedulers.rl.nets.state_features` (forecast mix and volume, per-datacenter signals, idle share, time);
+- reward: the shared reward of MARLIN's agents (schedulers.common.plan_reward) with the run's weights;
+- experience per epoch (Dyna-style, as MARLIN's agents learn on Simulate):
+  1. model-based: the K candidates are scored in one batched Simulate call (K <= plan_evaluations_per_epoch)
+     and K transitions (s, k, r_k, s'_model) enter the replay buffer; the model's next state is the same
+     observation with the clock advanced one epoch (forecast and signals persist);
+  2. real: the executed plan's measured reward (`observe`, normalized like Simulate's, see rl.online) enters
+     the buffer as (s, a, r, s') at the next epoch start, when the real s' is known;
+  then `ddqn_updates_per_epoch` minibatch steps, then the epsilon-greedy action on the online network.
+- discount `ddqn_gamma` (default 0.5): the plan barely moves the next state, so a short horizon.
+- determinism: the networks are initialized under torch.random.fork_rng with a seed drawn from the scheduler's
+  generator; minibatches and exploration draw from that generator; one torch thread.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from schedulers.base import EpochResult, Observation
+from schedulers.common import EvaluatorScheduler, update_ema, weighted_score
+from schedulers.rl.discrete import candidate_names, candidate_plans
+from schedulers.rl.nets import ReplayBuffer, feature_size, mlp, state_features
+from schedulers.rl.online import linear_epsilon, observed_reward, torch_seeds, torch_threads
+
+
+class DDQN(EvaluatorScheduler):
+    """Double DQN over K candidate plans; replay fed by Simulate (Dyna) and by the measured epochs."""
+
+    def setup(self) -> None:
+        super().setup()
+        cfg = self.info.cfg
+        self.names = candidate_names(self.info)
+        n_feat, k = feature_size(self.info), len(self.names)
+        net_seed, _ = torch_seeds(self.rng)
+        with torch_threads(cfg.ddqn_torch_threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(net_seed)
+            self.q_net = mlp([n_feat, cfg.ddqn_hidden, cfg.ddqn_hidden, k])
+        self.target_net = copy.deepcopy(self.q_net)
+        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=cfg.ddqn_lr)
+        self.buffer = ReplayBuffer(cfg.ddqn_buffer_size, {"obs": (n_feat,), "act": (), "rew": (),
+                                                          "next_obs": (n_feat,)})
+        self.grad_steps = 0
+        self.ema: float | None = None
+        self.last: tuple | None = None  # (features, action, EpochState) of the executed plan
+        self.pending: tuple | None = None  # (features, action, measured reward) waiting for its s'
+        self.actions: list = []
+
+    # --- learning ---------------------------------------------------------------------------------------------
+    def train_step(self) -> float:
+        """One minibatch step on the double-Q target; hard target sync every ddqn_target_sync_steps steps."""
+        cfg = self.info.cfg
+        b = {k: torch.as_tensor(v) for k, v in self.buffer.sample(cfg.ddqn_batch_size, self.rng).items()}
+        act = b["act"].long()
+        with torch.no_grad():
+            best_next = self.q_net(b["next_obs"]).argmax(dim=1, keepdim=True)  # online net chooses ...
+            next_q = self.target_net(b["next_obs"]).gather(1, best_next).squeeze(1)  # ... target net evaluates
+            target = b["rew"] + cfg.ddqn_gamma * next_q
+        q = self.q_net(b["obs"]).gather(1, act[:, None]).squeeze(1)
+        loss = F.smooth_l1_loss(q, target)
+        self.optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.q_net.parameters(), cfg.ddqn_grad_clip)
+        self.optimizer.step()
+        self.grad_steps += 1
+        if self.grad_steps % cfg.ddqn_target_sync_steps == 0:
+            self.sync_target()
+        return float(loss.detach())
+
+    def sync_target(self) -> None:
+        self.target_net.load_state_dict(self.q_net.state_dict())
+
+    # --- one epoch --------------------------------------------------------------------------------------------
+    def plan(self, obs: Observation) -> np.ndarray:
+        cfg = self.info.cfg
+        x = state_features(obs, self.info)
+        if self.pending is not None:  # last epoch's real transition, completed with the real next state
+            x0, a0, r0 = self.pending
+            self.buffer.add(obs=x0[None], act=np.array([a0]), rew=np.array([r0]), next_obs=x[None])
+            self.pending = None
+        # Dyna: every candidate simulated in one call -> K transitions with the model's next state
+        state = self.epoch_state(obs)
+        plans = candidate_plans(obs, self.info)
+        k = len(plans)
+        reward, norm, _ = self.score_plans(state, plans, cfg.weights, self.ema)
+        self.ema = update_ema(self.ema, float(np.mean(weighted_score(norm, cfg.weights))), cfg.reward_ema_decay)
+        x_model = state_features(dataclasses.replace(obs, time_s=obs.time_s + self.info.epoch_s), self.info)
+        self.buffer.add(obs=np.broadcast_to(x, (k, len(x))), act=np.arange(k), rew=reward,
+                        next_obs=np.broadcast_to(x_model, (k, len(x))))
+        with torch_threads(cfg.ddqn_torch_threads):
+            if len(self.buffer) >= cfg.ddqn_batch_size:
+                for _ in range(cfg.ddqn_updates_per_epoch):
+                    self.train_step()
+            eps = linear_epsilon(obs.epoch, cfg.ddqn_epsilon_start, cfg.ddqn_epsilon_end,
+                                 cfg.ddqn_epsilon_decay_epochs)
+            if self.rng.random() < eps:
+                a = int(self.rng.integers(k))
+            else:
+                with torch.no_grad():
+                    a = int(self.q_net(torch.as_tensor(x)[None]).argmax(dim=1)[0])
+        self.last = (x, a, state)
+        self.actions.append(a)
+        return plans[a]
+
+    def observe(self, result: EpochResult) -> None:
+        if self.last is None:
+            return
+        x, a, state = self.last
+        got = observed_reward(self, state, result, self.info.cfg.weights, self.ema)
+        if got is not None:
+            self.pending = (x, a, got[0])

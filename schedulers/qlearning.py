@@ -1,0 +1,100 @@
+"""Q-Learning [`qlearning`] (Watkins 1989; Watkins and Dayan, "Q-learning", Machine Learning 1992), with
+Dyna-style model-based updates (Sutton, "Integrated architectures for learning, planning, and reacting", 1990),
+adapted to choosing each epoch's routing plan.
+
+Kept from the original: a table Q(s, a) over a discrete state and a discrete action set, the off-policy update
+Q(s, a) += alpha [r + gamma max_a' Q(s', a') - Q(s, a)], and epsilon-greedy behaviour.
+
+Adapted to this problem:
+- actions: the K named candidate plans of `schedulers.rl.discrete` (uniform, nearest, greenest, cheapest,
+  weighted-best, each single datacenter, ...), rebuilt every epoch from the epoch's signals;
+- state: (forecast load bin, hour-of-day bin, index of the lowest-carbon datacenter); the load is the forecast
+  total divided by the fleet's warm capacity (D x nodes_per_dc x requests_per_warm_node), binned at
+  `qlearning_load_edges`; the hour is UTC, in `qlearning_hour_bins` equal bins. |S| = (edges + 1) x bins x D;
+- reward: the shared reward of MARLIN's agents (schedulers.common.plan_reward: EMA + ECO + metric - penalty)
+  with the run's weights cfg.weights, the EMA over this learner's mean simulated score;
+- experience, twice per epoch:
+  1. model-based (Dyna planning): every candidate is scored in one batched Simulate call (K <=
+     plan_evaluations_per_epoch, the budget MARLIN has), and each (s, k) is updated with its simulated reward.
+     The model's next state is this state with the clock advanced one epoch (load and signals persist);
+  2. real: the executed plan's measured reward (`observe`, normalized like Simulate's, see rl.online) updates
+     (s, a) with step `qlearning_observed_alpha`, completed at the next epoch start when the real s' is known.
+- discount: `qlearning_gamma` (default 0.5). The plan hardly changes the next epoch's state (only the resident
+  warm set), so a short horizon; 0 turns the method into a contextual bandit.
+- the table starts at 0; ties in argmax go to the lowest action index (uniform first); exploration draws from
+  the scheduler's seeded generator, so the same seed gives the same plans.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from schedulers.base import EpochResult, Observation
+from schedulers.common import EvaluatorScheduler, update_ema, weighted_score
+from schedulers.rl.discrete import candidate_names, candidate_plans
+from schedulers.rl.online import linear_epsilon, observed_reward
+
+S_PER_DAY = 86400.0
+
+
+class QLearning(EvaluatorScheduler):
+    """Tabular Q-learning over K candidate plans with Dyna updates from Simulate and real updates from observe."""
+
+    def setup(self) -> None:
+        super().setup()
+        cfg = self.info.cfg
+        self.names = candidate_names(self.info)
+        self.edges = np.asarray(cfg.qlearning_load_edges, dtype=float)
+        self.q = np.zeros((len(self.edges) + 1, cfg.qlearning_hour_bins, self.info.dcs, len(self.names)))
+        self.capacity = self.info.dcs * cfg.nodes_per_dc * cfg.requests_per_warm_node
+        self.ema: float | None = None
+        self.last: tuple | None = None  # (state index, action, EpochState) of the executed plan
+        self.pending: tuple | None = None  # (state index, action, measured reward) waiting for its s'
+        self.actions: list = []  # chosen action index per epoch (for tests and inspection)
+
+    # --- state ----------------------------------------------------------------------------------------------
+    def discretize(self, obs: Observation, time_s: float | None = None) -> tuple:
+        """(load bin, hour bin, greenest datacenter) of an observation (at `time_s`, default the epoch's)."""
+        t = obs.time_s if time_s is None else time_s
+        load = float(np.sum(obs.predicted_requests)) / max(self.capacity, 1e-12)
+        hour_bin = int((t % S_PER_DAY) / S_PER_DAY * self.info.cfg.qlearning_hour_bins)
+        return int(np.searchsorted(self.edges, load, side="right")), hour_bin, int(np.argmin(obs.ci_kg_per_kwh))
+
+    # --- the update -------------------------------------------------------------------------------------------
+    def update(self, s: tuple, actions: np.ndarray, rewards: np.ndarray, s_next: tuple, alpha: float) -> None:
+        """Q(s, a) += alpha [r + gamma max Q(s', .) - Q(s, a)] for every (a, r) given (synchronously)."""
+        target = rewards + self.info.cfg.qlearning_gamma * self.q[s_next].max()
+        self.q[s][actions] += alpha * (target - self.q[s][actions])
+
+    # --- one epoch --------------------------------------------------------------------------------------------
+    def plan(self, obs: Observation) -> np.ndarray:
+        cfg = self.info.cfg
+        s = self.discretize(obs)
+        if self.pending is not None:  # the real transition of last epoch, now that its next state is known
+            s0, a0, r0 = self.pending
+            self.update(s0, np.array([a0]), np.array([r0]), s, cfg.qlearning_observed_alpha)
+            self.pending = None
+        # Dyna planning: all K candidates in one Simulate call; model next state = clock + one epoch
+        state = self.epoch_state(obs)
+        plans = candidate_plans(obs, self.info)
+        reward, norm, _ = self.score_plans(state, plans, cfg.weights, self.ema)
+        self.ema = update_ema(self.ema, float(np.mean(weighted_score(norm, cfg.weights))), cfg.reward_ema_decay)
+        s_model = self.discretize(obs, obs.time_s + self.info.epoch_s)
+        self.update(s, np.arange(len(plans)), reward, s_model, cfg.qlearning_alpha)
+        # act epsilon-greedily on the table
+        eps = linear_epsilon(obs.epoch, cfg.qlearning_epsilon_start, cfg.qlearning_epsilon_end,
+                             cfg.qlearning_epsilon_decay_epochs)
+        if self.rng.random() < eps:
+            a = int(self.rng.integers(len(plans)))
+        else:
+            a = int(np.argmax(self.q[s]))
+        self.last = (s, a, state)
+        self.actions.append(a)
+        return plans[a]
+
+    def observe(self, result: EpochResult) -> None:
+        if self.last is None or self.info.cfg.qlearning_observed_alpha <= 0:
+            return
+        s, a, state = self.last
+        got = observed_reward(self, state, result, self.info.cfg.weights, self.ema)
+        if got is not None:
+            self.pending = (s, a, got[0])

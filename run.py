@@ -4,6 +4,7 @@
     python run.py --scheduler nearest --dcs 12 [--hours 24] [--seed 0] [--trace azure-code-2024]
                   [--start 2023-07-03] [--load-scale auto] [--weights 0.25,0.25,0.25,0.25] [--out DIR]
                   [--config FILE.json] [--set name=value ...]
+    python run.py predictor-report [--dcs 8] [--seed 0] [--out FILE.json]
 
 Any user error (bad flag, unknown scheduler, malformed trace, invalid plan) ends with one line on stderr and
 exit code 2, and leaves no results folder behind.
@@ -94,6 +95,10 @@ def _table(s: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["predictor-report"]:  # accuracy and speed of the workload predictors (section 5.1)
+        from reports.predictor_report import main as report
+        return report(argv[1:])
     try:
         args = _parser().parse_args(argv)
         if args.list_schedulers:

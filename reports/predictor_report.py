@@ -116,7 +116,8 @@ def predictor_report(cfg: Config) -> dict:
         c = origin_counts(cfg, d)
         train += [c, c.sum(axis=1)]
     t0 = time.perf_counter()
-    mlp_proto = MlpPredictor(tw, seed=cfg.seed).fit(train)
+    mlp_proto = MlpPredictor(tw, seed=cfg.seed, hidden=cfg.predictor_mlp_hidden, steps=cfg.predictor_mlp_steps,
+                             lr=cfg.predictor_mlp_lr, batch=cfg.predictor_mlp_batch).fit(train)
     fit_s = time.perf_counter() - t0
 
     def fresh_mlp() -> MlpPredictor:

@@ -92,6 +92,10 @@ class Config:
     # --- predictor (section 5.1) ----------------------------------------------------------------
     predictor_window_epochs: int = _f(8, "tw: past epochs the predictor regresses on")
     predictor_ewma_alpha: float = _f(0.5, "EWMA weight of the newest epoch in the predictor's regression")
+    predictor_mlp_hidden: tuple = _f((32, 32), "MLP baseline predictor: hidden layer widths")
+    predictor_mlp_steps: int = _f(400, "MLP baseline predictor: Adam steps of the fit")
+    predictor_mlp_lr: float = _f(3e-3, "MLP baseline predictor: Adam learning rate")
+    predictor_mlp_batch: int = _f(256, "MLP baseline predictor: windows per minibatch")
 
     # --- Splitwise split execution (SPEC 10) ------------------------------------------------------
     splitwise_prompt_gpu: str = _f("H100-80GB", "Splitwise: GPU type of the prompt (prefill) pool")
@@ -142,7 +146,7 @@ class Config:
     qlearning_epsilon_start: float = _f(0.2, "Q-Learning: epsilon-greedy exploration at epoch 0")
     qlearning_epsilon_end: float = _f(0.02, "Q-Learning: epsilon after the decay")
     qlearning_epsilon_decay_epochs: int = _f(48, "Q-Learning: epochs of the linear epsilon decay")
-    qlearning_load_edges: tuple = _f((0.02, 0.05, 0.1), "Q-Learning: state bin edges of the forecast load = "
+    qlearning_load_edges: tuple = _f((0.15, 0.35, 0.65), "Q-Learning: state bin edges of the forecast load = "
                                      "predicted requests / (D x nodes_per_dc x requests_per_warm_node)")
     qlearning_hour_bins: int = _f(4, "Q-Learning: state bins of the hour of day (UTC)")
     ddqn_hidden: int = _f(64, "DDQN: hidden units of the two hidden layers of the Q-network")

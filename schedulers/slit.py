@@ -162,10 +162,14 @@ class SLIT(EvaluatorScheduler):
                                 size=(cfg.slit_pop_size - n_seed, self.n_var))
         x0 = np.vstack([g_train[order[:n_seed]], rand])
         problem = SurrogateProblem(self.surrogate, state, self.lat, shape, self.weights, cfg.slit_logit_bound)
-        res = minimize(problem, GA(pop_size=cfg.slit_pop_size, sampling=x0, eliminate_duplicates=True),
+        # no duplicate elimination: genomes are continuous, exact duplicates are rare, and pymoo's pairwise
+        # check would cost more than the surrogate itself
+        res = minimize(problem, GA(pop_size=cfg.slit_pop_size, sampling=x0, eliminate_duplicates=False),
                        ("n_gen", cfg.slit_generations), seed=int(self.rng.integers(SEED_HIGH)), verbose=False)
         # 4: verify the surrogate's best candidates on Simulate; keep the best verified plan of the epoch
         pop_x, pop_f = res.pop.get("X"), res.pop.get("F")[:, 0]
+        pop_x, first = np.unique(pop_x, axis=0, return_index=True)  # verify each distinct candidate once
+        pop_f = pop_f[first]
         cand = pop_x[np.argsort(pop_f, kind="stable")[: cfg.slit_verify]]
         if len(cand):
             y_cand = self.evaluate(state, reference, cand)

@@ -162,7 +162,7 @@ class Config:
     ddqn_epsilon_decay_epochs: int = _f(48, "DDQN: epochs of the linear epsilon decay")
     ddqn_torch_threads: int = _f(1, "DDQN: torch CPU threads (small nets: 1 is fastest)")
     actorcritic_hidden: int = _f(64, "Actor-Critic: hidden units of the actor's and the critic's two hidden layers")
-    actorcritic_lr_actor: float = _f(3e-3, "Actor-Critic: Adam learning rate of the actor")
+    actorcritic_lr_actor: float = _f(1e-2, "Actor-Critic: Adam learning rate of the actor")
     actorcritic_lr_critic: float = _f(1e-2, "Actor-Critic: Adam learning rate of the critic")
     actorcritic_samples_per_epoch: int = _f(256, "Actor-Critic: plans sampled from the policy and simulated per "
                                             "epoch (capped at plan_evaluations_per_epoch)")

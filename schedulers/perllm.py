@@ -109,6 +109,9 @@ class PerLLM(Scheduler):
             arms = np.flatnonzero(feas[m, o])
             # best UCB first; ties (e.g. several unplayed arms) broken by the seeded RNG, then lower latency
             arms = sorted(arms, key=lambda d: (-index[d], self.rng.random(), self.info.latency_s[o, d]))
+            if left <= 0:  # no forecast for this row: its best arm, taking no capacity
+                plan[m, o, arms[0] if len(arms) else int(np.argmin(self.info.latency_s[o]))] = 1.0
+                continue
             for d in arms:
                 if left <= 0:
                     break

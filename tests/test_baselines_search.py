@@ -128,6 +128,16 @@ def test_perllm_unplayed_arms_first(engine):
     assert np.all(np.isfinite(p.ucb()))
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_rows_without_forecast_still_valid(engine, name):
+    s = make(name, engine)
+    obs = observation(engine)
+    pred = obs.predicted_requests.copy()
+    pred[1, :2] = 0.0  # some rows forecast nothing while others do
+    plan = s.decide(Observation(**{**obs.__dict__, "predicted_requests": pred}))
+    assert np.allclose(plan.sum(axis=2), 1.0)
+
+
 # --- NSGA-II -------------------------------------------------------------------------------------------------
 def test_nsga2_front_is_non_dominated_and_within_budget(engine):
     n = make("nsga2", engine)

@@ -151,7 +151,7 @@ def phase1(agents: list, obs_vec: np.ndarray, state, scorer, k_opt: int, her: bo
     W = np.stack([a.w for a in agents])
     new_ema = []
     for ag in agents:  # line 3: the agents are independent; run one after the other, deterministically
-        ag.current = ReplayBuffer(ag.current.capacity, {k: v.shape[1:] for k, v in ag.current.data.items()})
+        ag.current.size = ag.current.pos = 0  # B_replay holds the current epoch only
         plans = ag.sample_plans(obs_vec, k_opt, gen)  # lines 4-6
         reward, norm, ev = scorer(state, plans, ag.w, ag.ema)  # lines 7-8: one batched Simulate call
         flat = plans.reshape(k_opt, -1).astype(np.float32)

@@ -189,7 +189,8 @@ class Config:
     marlin_batch_size: int = _f(64, "MARLIN: SAC batch size")
     marlin_updates_per_epoch: int = _f(32, "MARLIN: SAC gradient updates per agent per epoch")
     marlin_logit_scale: float = _f(6.0, "MARLIN: actions are logits in [-this, this] (tanh-squashed); plan = softmax")
-    marlin_agent_dominant: float = _f(0.7, "MARLIN: weight of an agent's own objective in its reward (rest shared)")
+    marlin_agent_dominant: float = _f(1.0, "MARLIN: weight of an agent's own objective in its reward, rest shared "
+                                      "(1.0: each agent optimizes its single objective, paper section 5)")
     marlin_variant_dominant: float = _f(0.7, "MARLIN-Min* variants: weight of the variant's objective in the game")
     marlin_blend_temperature: float = _f(1.0, "MARLIN phase 2: softmax temperature turning utilities into shares")
     marlin_sgd_lr: float = _f(0.05, "MARLIN phase 2: gradient-ascent learning rate on Q_tot (SPEC 9)")

@@ -1,4 +1,7 @@
 """Shared fixtures: small but real runs (real trace, real sites), cached per session."""
+import dataclasses
+
+import numpy as np
 import pytest
 
 from schedulers.registry import create
@@ -20,3 +23,11 @@ def run_small(**changes):
 @pytest.fixture(scope="session")
 def uniform_run():
     return run_small()
+
+
+def reset_scheduler(name: str, eng, seed: int = 0, **changes):
+    """A scheduler reset on an engine's static facts (with config changes), as the engine would."""
+    sched = create(name)
+    info = eng.info if not changes else dataclasses.replace(eng.info, cfg=eng.info.cfg.replace(**changes))
+    sched.reset(info, np.random.default_rng(seed))
+    return sched

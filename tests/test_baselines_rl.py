@@ -1,6 +1,5 @@
 """Q-Learning, DDQN, Actor-Critic: they improve their reward on a tiny repeated scenario, give valid plans, are
 deterministic per seed; DDQN's target network; the candidate set; the measured reward; CLI smoke runs."""
-import dataclasses
 import json
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from schedulers.rl.discrete import candidate_names, candidate_plans
 from schedulers.rl.online import linear_epsilon, observed_reward
 from simcore.config import Config
 from simcore.engine import Engine
+from tests.conftest import reset_scheduler
 
 NAMES = ("qlearning", "ddqn", "actorcritic")
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,12 +31,7 @@ def engine():
     return Engine(tiny_config(), create("uniform"))
 
 
-def make(name: str, eng: Engine, seed: int = 0, **changes):
-    """A scheduler reset on the engine's static facts (with config changes), as the engine would."""
-    sched = create(name)
-    info = eng.info if not changes else dataclasses.replace(eng.info, cfg=eng.info.cfg.replace(**changes))
-    sched.reset(info, np.random.default_rng(seed))
-    return sched
+make = reset_scheduler
 
 
 def observation(eng: Engine, epoch: int = 4, per_row: float = 30.0) -> Observation:

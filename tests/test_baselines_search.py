@@ -15,6 +15,7 @@ from schedulers.registry import create
 from schedulers.slit import plan_features
 from simcore.config import Config
 from simcore.engine import Engine
+from tests.conftest import reset_scheduler
 
 NAMES = ("helix", "perllm", "nsga2", "slit")
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,15 +31,7 @@ def engine():
     return Engine(tiny_config(), create("uniform"))
 
 
-def make(name: str, eng: Engine, seed: int = 0, **changes):
-    """A scheduler reset on the engine's static facts (with config changes), as the engine would."""
-    sched = create(name)
-    info = eng.info
-    if changes:
-        from dataclasses import replace
-        info = replace(info, cfg=info.cfg.replace(**changes))
-    sched.reset(info, np.random.default_rng(seed))
-    return sched
+make = reset_scheduler
 
 
 def observation(eng: Engine, epoch: int = 4, per_row: float = 30.0, last=None) -> Observation:

@@ -33,3 +33,24 @@ class OnlineToLast(Scheduler):
 
 class NotAScheduler:
     pass
+
+
+class NegativeEntry(Scheduler):
+    def plan(self, obs):
+        p = np.zeros(self.info.plan_shape)
+        p[:, :, 0] = 2.0
+        p[:, :, 1] = -1.0
+        return p
+
+
+class NanPlan(Scheduler):
+    def plan(self, obs):
+        return np.full(self.info.plan_shape, np.nan)
+
+
+class RouteOutOfRange(Scheduler):
+    def plan(self, obs):
+        return np.full(self.info.plan_shape, 1.0 / self.info.dcs)
+
+    def route(self, request, live):
+        return 99

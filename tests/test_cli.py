@@ -64,6 +64,11 @@ BAD = {
     "not_a_scheduler": (["--scheduler", "tests.plugins:NotAScheduler"], "not a subclass"),
     "plan_rows": (["--scheduler", "tests.plugins:RowsDontSum"], "sums to"),
     "plan_shape": (["--scheduler", "tests.plugins:WrongShape"], "shape"),
+    "plan_negative": (["--scheduler", "tests.plugins:NegativeEntry"], "negative entry"),
+    "plan_nan": (["--scheduler", "tests.plugins:NanPlan"], "NaN"),
+    "route_out_of_range": (["--scheduler", "tests.plugins:RouteOutOfRange"], "route() returned 99"),
+    "config_missing": (["--config", "/nonexistent/c.json"], "/nonexistent/c.json"),
+    "ablate_unknown": (["--ablate", "no-such-part"], "no-such-part"),
     "trace_missing": (["--trace", "/nonexistent/trace.csv"], "/nonexistent/trace.csv"),
     "trace_unknown_name": (["--trace", "no-such-trace"], "no-such-trace"),
     "start_outside": (["--start", "2024-06-01"], "2024-06-01"),
@@ -101,3 +106,11 @@ def test_bad_config_file(tmp_path):
     f.write_text('{"phi": 0.3, "bogus": 1}')
     p, out = run(["--config", str(f), *SMALL], tmp_path)
     assert p.returncode == 2 and "bogus" in p.stderr and not out.exists()
+
+
+def test_config_file_with_bad_json(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text('{"phi": 0.3,')
+    p, out = run(["--config", str(f), *SMALL], tmp_path)
+    assert p.returncode == 2 and "not valid JSON" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not out.exists()

@@ -37,6 +37,7 @@ import numpy as np
 from schedulers.base import Observation, Scheduler
 from simcore import physics
 from simcore.engine import build_fleet
+from simcore.evaluator import requests_per_node
 from simcore.profiles import load_profiles
 
 MS_PER_S = 1000.0  # edge costs are integer milliseconds (unit conversion, not a tunable)
@@ -136,11 +137,7 @@ def service_tables(info) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     prompt, output = (np.asarray(x, dtype=float) for x in info.token_sample)
     keep = output > 0
     prompt, output = prompt[keep], output[keep]
-    kv_gb = physics.request_kv_gb((prompt + output).mean(), np.asarray(cfg.model_kv_mb_per_token))  # [M]
-    types = fleet.node_type[: cfg.nodes_per_dc]
-    mem_t = np.array([fleet.mem_gb[: cfg.nodes_per_dc][types == t][0] for t in range(T)])
-    free_gb = mem_t[None, :] - np.asarray(cfg.model_weights_gb)[:, None]
-    conc = np.clip(np.floor(free_gb / kv_gb[:, None]), 1, cfg.max_batch).astype(int)
+    conc = requests_per_node(cfg, fleet, prompt, output)
     svc = np.stack([[prof.exec_s_array(m, t, prompt, output, conc[m, t]).mean() for t in range(T)]
                     for m in range(M)])
     m_ix, t_ix = np.indices((M, T))

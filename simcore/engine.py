@@ -179,7 +179,6 @@ class Engine:
 
         # per-node state
         self.n_type = fl.node_type.tolist()
-        self.n_dc = fl.node_dc.tolist()
         self.n_mem = fl.mem_gb.tolist()
         self.res = [0] * n_nodes  # bitmask of resident models
         self.res_w = [0.0] * n_nodes  # resident weights, GB
@@ -348,18 +347,23 @@ class Engine:
         if self.act[n] == 0 and self.res_w[n] + self.weights_gb[m] > self.n_mem[n]:
             self.res[n], self.res_w[n] = 0, 0.0  # evict idle models to make room
         if self.res_w[n] + self.weights_gb[m] + self.kv[n] <= self.n_mem[n]:
-            self.res[n] |= 1 << m
-            self.res_w[n] += self.weights_gb[m]
-            self.ready[n][m] = now + self.load_s[m][self.n_type[n]]
+            self._load(n, m, now)
+
+    def _load(self, n: int, m: int, now: float) -> None:
+        """Model m's weights become resident on node n, usable LA_load from now."""
+        self.res[n] |= 1 << m
+        self.res_w[n] += self.weights_gb[m]
+        self.ready[n][m] = now + self.load_s[m][self.n_type[n]]
 
     def _close_epoch(self, e: int) -> None:
         """Eq. 4-10 for epoch e, then park the nodes that did nothing (they drop their models)."""
         cfg, fl, s = self.cfg, self.fleet, self.signals
         now = (e + 1) * cfg.epoch_s
         act = np.asarray(self.act)
-        for n in np.flatnonzero(act).tolist():
+        for n in np.flatnonzero(act).tolist():  # still busy: split the busy time at the boundary
             self.busy_acc[n] += now - self.busy_since[n]
             self.busy_since[n] = now
+            self.used_epoch[n] = e + 1  # ... and it is active in the next epoch too
         busy = np.asarray(self.busy_acc) / cfg.epoch_s
         active = self.warm | (np.asarray(self.used_epoch) >= e) | (act > 0)
         pc = physics.pstate_power_fraction(busy, active, cfg.pc_pstates, cfg.pstate_busy_limits, cfg.pc_parked)
@@ -369,8 +373,6 @@ class Engine:
                                                s.ci_kg_per_kwh[e], cfg)
         for n in np.flatnonzero(~active).tolist():
             self.res[n], self.res_w[n] = 0, 0.0
-        for n in np.flatnonzero(act).tolist():
-            self.used_epoch[n] = e + 1
         self.busy_acc = [0.0] * len(self.busy_acc)
 
         # p-state census, so Eq. 4-5 can be re-checked from the results file
@@ -469,9 +471,7 @@ class Engine:
         if not (self.res[n] >> m) & 1:  # cold start: load the weights (evicting idle models if needed)
             if self.res_w[n] + self.weights_gb[m] + self.kv[n] + self.r_kv[i] > self.n_mem[n]:
                 self.res[n], self.res_w[n] = 0, 0.0
-            self.res[n] |= 1 << m
-            self.res_w[n] += self.weights_gb[m]
-            self.ready[n][m] = now + self.load_s[m][t]
+            self._load(n, m, now)
             if self.r_phase[i] != PHASE_TOKEN:
                 self.r_cold[i] = True
             self.cold_starts[self.r_dc[i]] += 1

@@ -115,11 +115,7 @@ class EpochEvaluator:
         self.mean_output = o.mean()
         self.exec_mean1 = exec1.mean(axis=2)  # [M, T] service time at batch 1
         self.decode_step = np.asarray(profiles.decode_step_s)  # [M, T, max_batch + 1]
-        kv_gb = physics.request_kv_gb((p + o).mean(), np.asarray(cfg.model_kv_mb_per_token))  # [M]
-        mem = fleet.mem_gb[:N]
-        free = np.stack([np.bincount(types, weights=mem - cfg.model_weights_gb[m], minlength=T) / count_t
-                         for m in range(M)])  # [M, T] memory left for KV
-        self.capacity = np.clip(np.floor(free / kv_gb[:, None]), 1, cfg.max_batch)  # [M, T] requests at once
+        self.capacity = requests_per_node(cfg, fleet, p, o).astype(float)  # [M, T] requests at once
         self.load_s = fleet.load_s  # [M, T]
 
     # ------------------------------------------------------------------------------------------------------------
@@ -207,6 +203,18 @@ class EpochEvaluator:
         return np.where(total > 0, w / np.maximum(total, 1e-12), self.type_share[None, None])
 
 
+def requests_per_node(cfg: Config, fleet, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
+    """[M, T] requests of mean size a node of each type runs at once: the KV caches that fit its pooled memory
+    beside the model's weights (Eq. 1), at least 1 and at most max_batch."""
+    T = len(fleet.node_types)
+    kv_gb = physics.request_kv_gb((np.asarray(prompt_tokens, dtype=float) + output_tokens).mean(),
+                                  np.asarray(cfg.model_kv_mb_per_token))  # [M]
+    types = fleet.node_type[:cfg.nodes_per_dc]
+    mem_t = np.bincount(types, weights=fleet.mem_gb[:cfg.nodes_per_dc], minlength=T) / np.bincount(types, minlength=T)
+    free_gb = mem_t[None, :] - np.asarray(cfg.model_weights_gb)[:, None]  # [M, T] memory left for KV
+    return np.clip(np.floor(free_gb / kv_gb[:, None]), 1, cfg.max_batch).astype(int)
+
+
 def evaluator_from_info(info) -> EpochEvaluator:
     """The evaluator a scheduler builds from its StaticInfo (same fleet, profiles, latencies, token sample)."""
     from simcore.engine import build_fleet
@@ -217,6 +225,7 @@ def evaluator_from_info(info) -> EpochEvaluator:
 
 
 def evaluator_for(engine) -> EpochEvaluator:
-    """The evaluator matching an engine's fleet, profiles, latencies and workload tokens."""
-    wl = engine.wl
-    return EpochEvaluator(engine.cfg, engine.lat, engine.fleet, engine.prof, wl.prompt_tokens, wl.output_tokens)
+    """The evaluator matching an engine: its fleet, profiles and latencies, and the token sample its scheduler
+    sees (so tests check the evaluator the schedulers use)."""
+    prompt, output = engine.info.token_sample
+    return EpochEvaluator(engine.cfg, engine.lat, engine.fleet, engine.prof, prompt, output)

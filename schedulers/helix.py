@@ -14,9 +14,9 @@ The graph, per epoch::
 
 - supply: the forecast requests of each (model, origin) (obs.predicted_requests, rounded up); before any
   history the forecast is zero and every row carries one unit, so the flow still says where it would go;
-- node-type capacity (requests per epoch) = nodes x concurrency x epoch_s / service time x
-  `helix_capacity_share`, with concurrency = requests that fit the node's memory (Eq. 1, at most max_batch)
-  and the service time the mean execution time of the run's token sample at that batch (simcore.profiles);
+- node-type capacity (requests per epoch) = nodes x node throughput x epoch_s x `helix_capacity_share`, the
+  throughput (requests/s of one node at full batch, Eq. 1 batch over the mean service time of the run's token
+  mix) read from `StaticInfo.capacity.node_rps`, the capacity the engine enforces, computed once per run;
   requests still queued at a datacenter use up that much of its capacity first;
 - edge costs: network round trip 2 x LA_net (Eq. 2) on origin -> datacenter, first-token compute time (Eq. 3
   term) on datacenter -> node type, in integer milliseconds (network simplex wants integers).
@@ -36,8 +36,6 @@ import numpy as np
 
 from schedulers.base import Observation, Scheduler
 from simcore import physics
-from simcore.engine import build_fleet
-from simcore.evaluator import requests_per_node
 from simcore.profiles import load_profiles
 
 MS_PER_S = 1000.0  # edge costs are integer milliseconds (unit conversion, not a tunable)
@@ -49,11 +47,12 @@ class Helix(Scheduler):
 
     def setup(self) -> None:
         info, cfg = self.info, self.info.cfg
-        conc, svc, first = service_tables(info)
+        first = first_token_compute_table(info)
         hosts = np.asarray(info.hosts, dtype=bool)
+        rps = np.asarray(info.capacity.node_rps, dtype=float)  # [M, T] requests/s of one node at full batch
         #: [M, T] requests per epoch one node of type t serves of model m (0 where it cannot host it)
-        self.node_rate = np.where(hosts, conc * cfg.epoch_s / svc * cfg.helix_capacity_share, 0.0)
-        self.node_time = np.where(hosts, svc / conc, np.inf)  # [M, T] node-seconds one request uses
+        self.node_rate = np.where(hosts, rps * info.epoch_s * cfg.helix_capacity_share, 0.0)
+        self.node_time = np.where(hosts, info.capacity.cost_s, np.inf)  # [M, T] node-seconds one request uses
         self.first_ms = np.rint(first * MS_PER_S).astype(int)  # [M, T]
         self.net_ms = np.rint(2.0 * np.asarray(info.latency_s) * MS_PER_S).astype(int)  # [O, D] round trip
         self.last_solution: dict | None = None
@@ -127,26 +126,15 @@ class Helix(Scheduler):
         return np.where(rows > 0, flow / np.maximum(rows, 1e-12), nearest)
 
 
-def service_tables(info) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per (model, node type) from the profiles and the run's token sample: (concurrency [M, T] = requests that
-    fit the node's memory next to the weights (Eq. 1, at most max_batch), mean service time [M, T] at that
-    batch, s, mean first-token compute [M, T] at batch 1 (Eq. 3 term), s)."""
-    cfg = info.cfg
-    fleet, prof = build_fleet(cfg), load_profiles(cfg)
+def first_token_compute_table(info) -> np.ndarray:
+    """[M, T] mean first-token compute time (s) of each model on each node type at batch 1 (Eq. 3 term), over
+    the run's token sample (simcore.profiles)."""
+    prof = load_profiles(info.cfg)
     M, T = len(info.models), len(info.node_types)
     prompt, output = (np.asarray(x, dtype=float) for x in info.token_sample)
     keep = output > 0
     prompt, output = prompt[keep], output[keep]
-    conc = requests_per_node(cfg, fleet, prompt, output)
-    svc = np.stack([[prof.exec_s_array(m, t, prompt, output, conc[m, t]).mean() for t in range(T)]
-                    for m in range(M)])
     m_ix, t_ix = np.indices((M, T))
     pre = prof.prefill_s_array(m_ix[..., None], t_ix[..., None], prompt[None, None, :])
     step1 = prof.decode_step_s[:, :, 1][..., None]
-    first = physics.first_token_compute_s(cfg.ttft_model, pre + output * step1, output, pre, step1).mean(axis=2)
-    return conc, svc, first
-
-
-def first_token_compute_table(info) -> np.ndarray:
-    """[M, T] mean first-token compute time (s) of each model on each node type, at batch 1."""
-    return service_tables(info)[2]
+    return physics.first_token_compute_s(info.cfg.ttft_model, pre + output * step1, output, pre, step1).mean(axis=2)

@@ -11,9 +11,11 @@ arms' statistics are learned online from the observed outcome of past decisions,
   * SLA: the row's expected TTFT, network round trip 2 x LA_net (Eq. 2) + the fastest first-token compute of
     the model, is at most `perllm_sla_margin` x sla_ttft_s;
   * observed SLA: the datacenter's measured SLA-violation share last epoch is at most `perllm_max_sla_rate`;
-  * capacity: the datacenter's warm capacity (nodes_per_dc x requests_per_warm_node requests per epoch, the
-    SPEC's utilization unit) is not used up by the rows placed before; a row larger than what is left is
-    split, the rest going to the next feasible arm (rows are placed largest first).
+  * capacity: the datacenter's utilization of its serving capacity (`StaticInfo.capacity`, computed once per
+    run; `simcore.capacity.datacenter_utilization`, both models sharing the nodes), counting what is already
+    queued there and the rows placed before, stays within `warm_target_utilization` (the load the engine sizes
+    its warm set for); a row larger than what is left is split, the rest going to the next feasible arm (rows
+    are placed largest first).
   A row with no feasible datacenter goes to the nearest one.
 - Bandit: one arm per datacenter. Its reward, observed in `observe` for every datacenter that served requests,
   is the negative weighted cost per request with the run's weights (cfg.weights) over (TTFT, carbon, water,
@@ -31,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from schedulers.base import EpochResult, Observation, Scheduler
+from schedulers.fill import queued_utilization
 from schedulers.helix import first_token_compute_table
 from simcore.errors import ConfigError
 
@@ -53,7 +56,7 @@ class PerLLM(Scheduler):
         fastest = np.where(hosts, first, np.inf).min(axis=1)  # [M]
         ttft = 2.0 * np.asarray(info.latency_s)[None, :, :] + fastest[:, None, None]  # [M, O, D]
         self.sla_ok = ttft <= cfg.perllm_sla_margin * cfg.sla_ttft_s
-        self.capacity = cfg.nodes_per_dc * cfg.requests_per_warm_node  # requests per datacenter per epoch
+        self.capacity = np.asarray(info.capacity.requests_per_epoch, dtype=float)  # [D, M] requests per epoch
 
     # --- bandit ------------------------------------------------------------------------------------------
     def ucb(self) -> np.ndarray:
@@ -100,7 +103,8 @@ class PerLLM(Scheduler):
             pred = np.ones_like(pred)  # epoch 0: no forecast; one unit per row still lets the arms be chosen
         index = self.ucb()
         feas = self.feasible()
-        room = np.full(d_n, float(self.capacity))
+        # utilization each datacenter may still take: the fill target less what its queue already commits
+        room = self.info.cfg.warm_target_utilization - queued_utilization(obs.queued, pred, self.capacity)
         plan = np.zeros((m_n, o_n, d_n))
         # largest rows first (ties: model, origin order) so big demands get the best arms intact
         order = sorted(((-pred[m, o], m, o) for m in range(m_n) for o in range(o_n)))
@@ -115,10 +119,11 @@ class PerLLM(Scheduler):
             for d in arms:
                 if left <= 0:
                     break
-                take = min(left, room[d])
+                cap = self.capacity[d, m]
+                take = min(left, max(0.0, room[d]) * cap) if cap > 0 else 0.0
                 if take > 0:
                     plan[m, o, d] += take
-                    room[d] -= take
+                    room[d] -= take / cap
                     left -= take
             if left > 0:  # the constraints cannot hold the whole row: the rest to the best arm (or nearest)
                 d = arms[0] if len(arms) else int(np.argmin(self.info.latency_s[o]))

@@ -9,7 +9,8 @@ Adapted to this problem:
 - actions: the K named candidate plans of `schedulers.rl.discrete` (uniform, nearest, greenest, cheapest,
   weighted-best, each single datacenter, ...), rebuilt every epoch from the epoch's signals;
 - state: (forecast load bin, hour-of-day bin, index of the lowest-carbon datacenter); the load is the forecast
-  total divided by the fleet's warm capacity (D x nodes_per_dc x requests_per_warm_node), binned at
+  total divided by the fleet's serving capacity per epoch for the forecast's model mix (`StaticInfo.capacity`,
+  summed over the datacenters), i.e. the share of the fleet's capacity the forecast would use, binned at
   `qlearning_load_edges`; the hour is UTC, in `qlearning_hour_bins` equal bins. |S| = (edges + 1) x bins x D;
 - reward: the shared reward of MARLIN's agents (schedulers.common.plan_reward: EMA + ECO + metric - penalty)
   with the run's weights cfg.weights, the EMA over this learner's mean simulated score;
@@ -30,10 +31,21 @@ import numpy as np
 
 from schedulers.base import EpochResult, Observation
 from schedulers.common import EvaluatorScheduler, update_ema, weighted_score
+from schedulers.fill import mix_share
 from schedulers.rl.discrete import candidate_names, candidate_plans
 from schedulers.rl.online import linear_epsilon, observed_reward
 
 S_PER_DAY = 86400.0
+
+
+def fleet_load(pred: np.ndarray, capacity) -> float:
+    """Share of the fleet's capacity per epoch a forecast [M, O] uses: its total over the requests per epoch all
+    datacenters together serve at full utilization for the forecast's model mix (0 when nothing is forecast)."""
+    total = float(np.sum(pred))
+    if total <= 0:
+        return 0.0
+    fleet = float(capacity.mix_requests_per_epoch(mix_share(pred)).sum())
+    return total / max(fleet, 1e-12)
 
 
 class QLearning(EvaluatorScheduler):
@@ -45,7 +57,7 @@ class QLearning(EvaluatorScheduler):
         self.names = candidate_names(self.info)
         self.edges = np.asarray(cfg.qlearning_load_edges, dtype=float)
         self.q = np.zeros((len(self.edges) + 1, cfg.qlearning_hour_bins, self.info.dcs, len(self.names)))
-        self.capacity = self.info.dcs * cfg.nodes_per_dc * cfg.requests_per_warm_node
+        self.capacity = self.info.capacity  # simcore.capacity.Capacity, computed once per run by the engine
         self.ema: float | None = None
         self.last: tuple | None = None  # (state index, action, EpochState) of the executed plan
         self.pending: tuple | None = None  # (state index, action, measured reward) waiting for its s'
@@ -55,7 +67,7 @@ class QLearning(EvaluatorScheduler):
     def discretize(self, obs: Observation, time_s: float | None = None) -> tuple:
         """(load bin, hour bin, greenest datacenter) of an observation (at `time_s`, default the epoch's)."""
         t = obs.time_s if time_s is None else time_s
-        load = float(np.sum(obs.predicted_requests)) / max(self.capacity, 1e-12)
+        load = fleet_load(obs.predicted_requests, self.capacity)
         hour_bin = int((t % S_PER_DAY) / S_PER_DAY * self.info.cfg.qlearning_hour_bins)
         return int(np.searchsorted(self.edges, load, side="right")), hour_bin, int(np.argmin(obs.ci_kg_per_kwh))
 

@@ -13,6 +13,7 @@ from schedulers.common import normalized_metrics, weighted_score
 from schedulers.nsga2 import logits_to_plans
 from schedulers.registry import create
 from schedulers.slit import plan_features
+from simcore.capacity import datacenter_utilization
 from simcore.config import Config
 from simcore.engine import Engine
 from tests.conftest import reset_scheduler
@@ -107,11 +108,12 @@ def test_perllm_capacity_constraint_splits_rows(engine):
     p = make("perllm", engine)
     for e in range(5):
         p.observe(epoch_result(e, np.array([1.0, 2.0, 3.0, 4.0])))
-    room = engine.cfg.nodes_per_dc * engine.cfg.requests_per_warm_node
-    obs = observation(engine, per_row=room / 2)  # 8 rows of half a datacenter each: needs four datacenters
+    cap, target = engine.info.capacity.requests_per_epoch, engine.cfg.warm_target_utilization
+    room = target * cap.min()  # requests of the scarcer model that fill one datacenter to the target
+    obs = observation(engine, per_row=room / 2)  # 8 rows of at most half a datacenter each: needs four
     plan = p.decide(obs)
-    load = np.einsum("mod,mo->d", plan, obs.predicted_requests)
-    assert np.all(load <= room + 1e-6)
+    load = np.einsum("mod,mo->dm", plan, obs.predicted_requests)
+    assert np.all(datacenter_utilization(load, cap) <= target + 1e-6)
 
 
 def test_perllm_unplayed_arms_first(engine):

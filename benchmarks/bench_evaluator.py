@@ -23,7 +23,7 @@ REPEATS = 40
 
 def bench(d: int) -> float:
     from simcore.config import Config
-    from simcore.engine import build_fleet
+    from simcore.capacity import build_fleet
     from simcore.evaluator import EpochEvaluator, EpochState
     from simcore.profiles import load_profiles
     from topology.graph import latency_matrix_s

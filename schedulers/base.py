@@ -40,6 +40,9 @@ class StaticInfo:
     :param weights: Eq. 11 weights (TTFT, carbon, water, cost)
     :param cfg: the full Config (read-only)
     :param token_sample: (prompt, output) token arrays of a sample of the run's requests (service-time means)
+    :param capacity: `simcore.capacity.Capacity`, the serving capacity the engine enforces (computed once per
+        run; `capacity.requests_per_epoch[d, m]` real requests per epoch; use it, never recompute capacity)
+    :param cohort_size: real requests each simulated request stands for (1 = exact simulation)
     """
 
     dcs: int
@@ -54,6 +57,8 @@ class StaticInfo:
     weights: tuple
     cfg: Any
     token_sample: tuple = ()
+    capacity: Any = None
+    cohort_size: int = 1
 
     @property
     def plan_shape(self) -> tuple:
@@ -66,10 +71,10 @@ class Observation:
 
     :param epoch: epoch index
     :param time_s: simulated time of the epoch start
-    :param predicted_requests: [M, origin] forecast of this epoch's requests (the predictor, section 5.1)
+    :param predicted_requests: [M, origin] forecast of this epoch's real requests (the predictor, section 5.1)
     :param free_nodes: [D] nodes that are idle (no running or queued request) at the epoch start
     :param resident_nodes: [D, M] nodes holding each model's weights
-    :param queued: [D] requests waiting in node queues
+    :param queued: [D] real requests waiting for a node (what the datacenter is already committed to)
     :param ci_kg_per_kwh: [D] carbon intensity of this epoch
     :param gi_l_per_kwh: [D] grid water intensity
     :param tou_usd_per_kwh: [D] electricity price of this epoch
@@ -94,7 +99,9 @@ class Observation:
 class EpochResult:
     """Measured metrics of one finished epoch, per datacenter ([D] arrays), as the engine accounted them.
 
-    TTFT figures cover the requests that got their first token by the epoch's end.
+    TTFT figures cover the requests that got their first token by the epoch's end. Counts are real requests.
+    `utilization` is the share of each datacenter's serving capacity (`capacity_requests`, for the epoch's
+    model mix) its served requests used.
     """
 
     epoch: int
@@ -107,6 +114,8 @@ class EpochResult:
     water_l: np.ndarray
     cost_usd: np.ndarray
     parked_share: np.ndarray
+    utilization: np.ndarray | None = None
+    capacity_requests: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

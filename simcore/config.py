@@ -41,9 +41,15 @@ class Config:
     # --- workload (SPEC 3) ----------------------------------------------------------------------
     trace: str = _f("azure-code-2024", "bundled trace name (azure-code-2024, burstgpt-profile) or a CSV path")
     trace_day: str = _f("2024-05-13", "day of the bundled Azure 2024 code trace used for arrivals")
-    load_scale: str = _f("auto", "arrival-rate multiplier, or 'auto' (peak epoch at peak_utilization)")
-    peak_utilization: float = _f(0.95, "auto load: share of the reference fleet's nodes active in the peak epoch")
+    load_scale: str = _f("auto", "arrival-rate multiplier, or 'auto' (the trace day's busiest epoch at "
+                         "peak_utilization of the reference fleet's serving capacity; docs/model.md 'Load')")
+    peak_utilization: float = _f(0.95, "auto load: share of the reference fleet's serving capacity the trace day's "
+                                 "busiest epoch uses (paper section 6: 95 %)")
     reference_dcs: int = _f(8, "auto load: datacenters of the reference fleet (load is kept when --dcs changes)")
+    cohort_size: str = _f("auto", "real requests each simulated request stands for: 1 = exact per-request "
+                          "simulation, 'auto' = about cohort_auto_requests_per_day simulated per day "
+                          "(docs/model.md 'Cohorts')")
+    cohort_auto_requests_per_day: float = _f(1.2e6, "cohort_size auto: simulated requests per trace day aimed at")
     gpt4_share: float = _f(0.153, "share of GPT-4-class (Llama-2-70B) requests when a trace has no model column")
     # --- datacenters and nodes (SPEC 4) ---------------------------------------------------------
     nodes_per_dc: int = _f(1000, "nodes per datacenter, the six node types interleaved (shares differ by <= 1)")
@@ -63,8 +69,11 @@ class Config:
     model_params_b: tuple = _f((6.74, 68.98), "parameters per model, billions (roofline FLOPs)")
     kv_tokens_for_fit: int = _f(4096, "a model is placed on a node only if weights + KV of this many tokens fit")
     decode_context_tokens: float = _f(1280.0, "roofline: mean context (tokens) whose KV each decode step reads")
-    requests_per_warm_node: float = _f(4.0, "warm set: expected requests per kept-warm node per epoch")
+    warm_target_utilization: float = _f(0.9, "warm set: nodes kept warm = predicted work / (node capacity x this) "
+                                        "(docs/model.md 'Warm set')")
     min_warm_nodes: int = _f(1, "warm set: minimum warm nodes per hosted model per datacenter")
+    cohort_bin_s: float = _f(60.0, "cohorts: pools are played in bins of this length, their cohorts arriving at a "
+                             "constant rate within a bin (docs/model.md 'Cohorts'), s")
     # --- latency (SPEC 5, Eq. 2-3) --------------------------------------------------------------
     lambda_media_ms_per_km: float = _f(0.005, "propagation latency of the medium, ms per km (fibre)")
     sigma_hop_ms: float = _f(1.0, "processing latency per network hop, ms")
@@ -245,6 +254,17 @@ def validate(c: Config) -> None:
         raise ConfigError(f"--weights {','.join(map(str, w))}: need 4 non-negative numbers (TTFT, carbon, water, cost)")
     if abs(sum(w) - 1.0) > 1e-6:
         raise ConfigError(f"--weights {','.join(map(str, w))}: must sum to 1 (they sum to {sum(w):g})")
+    if c.cohort_size != "auto":
+        try:
+            cs = int(c.cohort_size)
+        except ValueError:
+            raise ConfigError(f"cohort_size {c.cohort_size!r}: must be 'auto' or a whole number >= 1") from None
+        if cs < 1 or str(cs) != str(c.cohort_size).strip():
+            raise ConfigError(f"cohort_size {c.cohort_size!r}: must be 'auto' or a whole number >= 1")
+    if not (0 < c.warm_target_utilization <= 1):
+        raise ConfigError(f"warm_target_utilization {c.warm_target_utilization}: must be in (0, 1]")
+    if not (0 < c.peak_utilization and math.isfinite(c.peak_utilization)):
+        raise ConfigError(f"peak_utilization {c.peak_utilization}: must be a positive number")
     if c.load_scale != "auto":
         try:
             ls = float(c.load_scale)

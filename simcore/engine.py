@@ -1,7 +1,10 @@
-"""The SimPy event engine: the ground truth for every reported number (SPEC 2, 4-6).
+"""The SimPy event engine: the ground truth for every reported number (SPEC 2, 4-6; docs/model.md).
 
-Each epoch: the predictor forecasts, the scheduler plans, each datacenter picks its warm set, and the epoch's
-requests are routed. Every request is then played as SimPy events:
+Each epoch: the predictor forecasts, the scheduler plans, each datacenter picks its warm set (nodes enough for
+its predicted work at `warm_target_utilization` of their serving capacity, `simcore.capacity`), and the epoch's
+requests are routed. Requests are then played as SimPy events, in one of two node models:
+
+**Exact (cohort_size = 1)**: every request is one real request.
 
     arrival at the datacenter (trace arrival + one-way network transfer, Eq. 2)
       -> weighted round-robin balancer over the warm set, spilling to cold nodes (ref. [26])
@@ -9,14 +12,26 @@ requests are routed. Every request is then played as SimPy events:
       -> weight load if the model is not resident (LA_load) -> first token (TTFT, Eq. 3) -> completion
       (KV released, queued requests admitted)
 
-At each epoch end every node gets a p-state from its busy fraction (or is parked, dropping its models) and the
-epoch's energy, cost, water and carbon follow from Eq. 4-10 (`simcore.physics`, shared with the evaluator).
+**Cohorts (cohort_size = C > 1)**: each simulated request stands for C real requests, those that reached its
+datacenter pool since the pool's previous cohort. A pool (datacenter x model, or x phase under split execution)
+is a fluid FIFO server: its nodes drain the backlog at their summed throughput (node capacity `node_rps`, from
+Eq. 1 and the profiles), a node adding its capacity once its weights are loaded. Between two cohorts the
+arrival rate is C / gap, so the backlog, each real request's wait and the share waiting past the SLA follow in
+closed form; when the backlog grows faster than the pool drains, cold nodes are drawn in (they pay LA_load),
+and when no node is left the backlog grows: capacity binds. Why this design, and its agreement with the exact
+model: docs/model.md "Cohorts" and `tests/test_cohorts.py`.
 
-Performance: per-node state lives in plain Python lists (scalar indexing of numpy arrays is slow), each
-request costs two SimPy events (datacenter arrival, completion), and everything per-epoch is vectorized.
+At each epoch end every node gets a p-state from its utilization (share of its serving capacity used, Eq. 4) or
+is parked (dropping its models), and the epoch's energy, cost, water and carbon follow from Eq. 4-10
+(`simcore.physics`, shared with the evaluator).
+
+Performance: per-node and per-pool state lives in plain Python lists (scalar indexing of numpy arrays is slow);
+an exact request costs two SimPy events (datacenter arrival, completion), a cohort one; everything per-epoch
+is vectorized.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections import deque
@@ -27,6 +42,7 @@ import simpy
 
 from schedulers.base import EpochResult, Observation, Request, Scheduler, StaticInfo
 from simcore import physics
+from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity
 from simcore.config import MODELS, Config
 from simcore.predictor import EwmaRegression
 from simcore.profiles import load_profiles
@@ -37,38 +53,6 @@ from traces.loader import Workload, load_workload
 
 
 PHASE_WHOLE, PHASE_PROMPT, PHASE_TOKEN = 0, 1, 2  # a request runs whole, or split (Splitwise) in two phases
-
-
-@dataclass
-class Fleet:
-    """Static description of the nodes of the D datacenters (node n of datacenter d is n // nodes_per_dc)."""
-
-    node_dc: np.ndarray  # [N] datacenter of each node
-    node_type: np.ndarray  # [N] node-type index t = gpu_type * len(gpu_counts) + count_index
-    gpus: np.ndarray  # [N]
-    mem_gb: np.ndarray  # [N] pooled GPU memory
-    tdp_w: np.ndarray  # [N] node TDP = GPUs x (GPU TDP + host share)
-    node_types: tuple  # ((gpu type, gpus), ...)
-    nodes_per_type: np.ndarray  # [D, T]
-    load_s: np.ndarray  # [M, T] LA_load of each model on each node type
-
-
-def build_fleet(cfg: Config) -> Fleet:
-    """1000 nodes per datacenter (default), the six node types interleaved so any prefix mixes all types."""
-    types = tuple((g, c) for g in cfg.gpu_types for c in cfg.gpu_counts)
-    n_types = len(types)
-    per_dc = np.arange(cfg.nodes_per_dc) % n_types
-    node_type = np.tile(per_dc, cfg.dcs)
-    gi = node_type // len(cfg.gpu_counts)
-    gpus = np.asarray(cfg.gpu_counts)[node_type % len(cfg.gpu_counts)]
-    mem = gpus * np.asarray(cfg.gpu_mem_gb)[gi]
-    tdp = gpus * (np.asarray(cfg.gpu_tdp_w)[gi] + cfg.host_tdp_w_per_gpu)
-    counts = np.tile(np.bincount(per_dc, minlength=n_types), (cfg.dcs, 1))
-    t_gpu = np.array([cfg.gpu_types.index(g) for g, _ in types])
-    load = physics.weight_load_latency_s(np.asarray(cfg.model_weights_gb)[:, None],
-                                         np.asarray(cfg.load_bw_gb_per_s)[t_gpu][None, :])
-    return Fleet(np.repeat(np.arange(cfg.dcs), cfg.nodes_per_dc), node_type, gpus, mem.astype(float),
-                 tdp.astype(float), types, counts, load)
 
 
 def wrr_sequence(nodes: np.ndarray, weights: np.ndarray) -> list:
@@ -83,9 +67,50 @@ def wrr_sequence(nodes: np.ndarray, weights: np.ndarray) -> list:
     return nodes[rep[order]].tolist()
 
 
+# --- the fluid FIFO of cohort pools (closed forms, one segment of constant arrival and drain rates) ---------------
+def _share_positive(c0: float, c1: float, length: float) -> float:
+    """Length of the x in [0, length] where c0 + c1 x > 0."""
+    if c1 == 0.0:
+        return length if c0 > 0 else 0.0
+    x = -c0 / c1
+    if c1 > 0:
+        return length - min(max(x, 0.0), length)
+    return min(max(x, 0.0), length)
+
+
+def fluid_segment(backlog: float, lam: float, mu: float, length: float, wait_limit_s: float) -> tuple:
+    """A FIFO fluid queue over `length` seconds: arrivals at `lam`/s, drained at `mu`/s (> 0), `backlog` waiting
+    at the start. A request arriving at x waits W(x) / mu with W(x) = max(0, backlog + (lam - mu) x).
+
+    :returns: (backlog at the end, summed wait of the lam x length arrivals, how many of them wait > wait_limit_s)
+    """
+    k = lam - mu
+    x0 = length if k >= 0 else min(length, backlog / -k)
+    area = backlog * x0 + 0.5 * k * x0 * x0
+    end = max(0.0, backlog + k * length)
+    if wait_limit_s <= 0:
+        late = length
+    else:
+        late = _share_positive(backlog - wait_limit_s * mu, k, length)
+    return end, lam * area / mu, lam * late
+
+
+def stalled_segment(backlog: float, lam: float, length: float, until_s: float, mu_next: float,
+                    wait_limit_s: float) -> tuple:
+    """The same with no capacity during the segment: a request arriving at x waits (length - x) + until_s (the
+    time from the segment's end until nodes are ready) + its backlog W(x) = backlog + lam x drained at mu_next."""
+    end = backlog + lam * length
+    if mu_next <= 0 or not math.isfinite(until_s):
+        return end, math.inf, lam * length
+    wait_sum = lam * (0.5 * length * length + until_s * length + (backlog * length + 0.5 * lam * length * length) / mu_next)
+    late = _share_positive(length + until_s + backlog / mu_next - wait_limit_s, lam / mu_next - 1.0, length)
+    return end, wait_sum, lam * late
+
+
 @dataclass
 class RunRecord:
-    """Everything a run produced, for `simcore.results` to write."""
+    """Everything a run produced, for `simcore.results` to write. Per-row arrays have one entry per simulated
+    request; `served` and `sla_late` are real-request counts (a cohort row stands for `cohort` real requests)."""
 
     cfg: Config
     scheduler: str
@@ -96,13 +121,16 @@ class RunRecord:
     req_epoch: np.ndarray
     req_dc: np.ndarray
     req_failed: np.ndarray
-    ttft_s: np.ndarray  # NaN where no first token by the horizon
+    ttft_s: np.ndarray  # mean TTFT of the row's served real requests; NaN where none got a first token by the horizon
     cold: np.ndarray
     events: int
     wall_s: float
     prompt_node: np.ndarray | None = None  # split execution: the node that ran each request's prefill
     token_node: np.ndarray | None = None  # the node that ran its decode (the only node when not split)
     extra_tables: dict | None = None  # the scheduler's extra_results(): name -> DataFrame, written as <name>.csv
+    cohort: int = 1
+    served: np.ndarray | None = None  # real requests of the row that got their first token by the horizon
+    sla_late: np.ndarray | None = None  # real requests of the row whose TTFT exceeded sla_ttft_s
 
 
 class LiveView:
@@ -119,7 +147,7 @@ class LiveView:
         return self._e.dc_running[dc]
 
     def queued(self, dc: int) -> int:
-        return self._e.dc_queued[dc]
+        return int(self._e.dc_queued[dc])
 
 
 class Engine:
@@ -135,17 +163,20 @@ class Engine:
                  progress: bool = False) -> None:
         self.cfg, self.sched, self.progress = cfg, scheduler, progress
         self.wl = workload if workload is not None else load_workload(cfg, stream(cfg.seed, "trace"))
+        self.C = int(self.wl.cohort)
         self.signals = site_signals(cfg)
         self.lat = latency_matrix_s(cfg)
         self.prof = load_profiles(cfg)
         self.fleet = build_fleet(cfg)
+        sample = token_sample(self.wl)
+        self.capacity = serving_capacity(cfg, self.fleet, self.prof, *sample)
         self.route_rng = stream(cfg.seed, "routing")
         self.predictor = EwmaRegression(cfg.predictor_window_epochs, cfg.predictor_ewma_alpha)
         self.info = StaticInfo(
             dcs=cfg.dcs, sites=tuple(s.zone for s in self.signals.sites), models=MODELS,
             node_types=self.fleet.node_types, nodes_per_type=self.fleet.nodes_per_type,
             hosts=self.prof.hosts, latency_s=self.lat, epoch_s=cfg.epoch_s, epochs=cfg.epochs,
-            weights=cfg.weights, cfg=cfg, token_sample=token_sample(self.wl))
+            weights=cfg.weights, cfg=cfg, token_sample=sample, capacity=self.capacity, cohort_size=self.C)
 
     # ------------------------------------------------------------------------------------------------
     def run(self) -> RunRecord:
@@ -155,6 +186,8 @@ class Engine:
         self.sched.reset(self.info, stream(cfg.seed, "scheduler"))
         n_req, n_nodes = len(wl), len(fl.node_dc)
         M, D = len(MODELS), cfg.dcs
+        self.fluid = self.C > 1
+        self.split = bool(getattr(self.sched, "split_phases", False))
 
         # per-request state (plain lists in the hot path)
         self.r_model = wl.model.tolist()
@@ -171,7 +204,6 @@ class Engine:
         self.r_ttft = [math.nan] * n_req
         self.r_cold = [False] * n_req
         # split execution (Splitwise): phase, prompt node, (prompt wait, prompt load, prefill, step), KV transfer
-        self.split = bool(getattr(self.sched, "split_phases", False))
         self.r_phase = [PHASE_WHOLE] * n_req
         self.r_pnode = [-1] * n_req
         self.r_split = [None] * n_req if self.split else None
@@ -186,14 +218,17 @@ class Engine:
         self.kv = [0.0] * n_nodes
         self.act = [0] * n_nodes
         self.q = [None] * n_nodes
-        self.busy_since = [0.0] * n_nodes
-        self.busy_acc = [0.0] * n_nodes
+        self.util_acc = [0.0] * n_nodes  # node-seconds of serving capacity used this epoch (Eq. 4's utilization)
         self.used_epoch = [-1] * n_nodes
         self.dc_running = [0] * D
         self.dc_queued = [0] * D
         self.weights_gb = list(cfg.model_weights_gb)
         self.load_s = fl.load_s.tolist()
         self.hosts = self.prof.hosts.tolist()
+        self.batch_full = self.capacity.batch.tolist()  # [M][T] B*
+        self.step_full = [[self.prof.decode_step(m, t, max(b, 1)) for t, b in enumerate(row)]
+                          for m, row in enumerate(self.batch_full)]
+        self.served_dm = np.zeros((D, M))  # real requests started per (datacenter, model) this epoch
         self.events = 0
         self.cold_starts = np.zeros(D, dtype=np.int64)
         self.epoch_rows: list = []
@@ -202,8 +237,10 @@ class Engine:
         counts = np.zeros((cfg.epochs, M, D), dtype=np.int64)  # arrivals per (epoch, model, origin), not failed
         ok = ~self.failed
         np.add.at(counts, (self.r_epoch[ok], wl.model[ok], wl.origin[ok]), 1)
-        self.counts = counts
+        self.counts = counts * self.C  # real requests
         self.bounds = np.searchsorted(wl.t_s, np.arange(cfg.epochs + 1) * cfg.epoch_s)
+        if self.fluid:
+            self._init_pools()
 
         bar = None
         if self.progress:
@@ -211,17 +248,29 @@ class Engine:
             bar = tqdm(total=cfg.epochs, desc=f"{self.sched.label()} D={D}", unit="epoch")
         self.env.process(self._epochs(bar))
         self.env.run(until=cfg.horizon_s)
+        if self.fluid:
+            while self.bin_next < cfg.epochs * self.bins_per_epoch:  # the bin ending at the horizon
+                self._play_bin()
+            self._drain_at_horizon()
         self._close_epoch(cfg.epochs - 1)
         if bar is not None:
             bar.update(1)
             bar.close()
+        if self.fluid:
+            ttft, served, late = self.f_ttft, self.f_served, self.f_late
+            self.r_dc = self.f_dc.tolist()
+        else:
+            ttft = np.asarray(self.r_ttft)
+            served = (~np.isnan(ttft)).astype(float)
+            late = (np.nan_to_num(ttft, nan=0.0) > cfg.sla_ttft_s).astype(float)
         return RunRecord(
             cfg=cfg, scheduler=self.sched.label(), trace=wl.name, load_scale=wl.scale,
             sites=self.info.sites, epoch_rows=self.epoch_rows, req_epoch=self.r_epoch,
             req_dc=np.asarray(self.r_dc, dtype=np.int16), req_failed=self.failed,
-            ttft_s=np.asarray(self.r_ttft), cold=np.asarray(self.r_cold), events=self.events,
+            ttft_s=ttft, cold=np.asarray(self.r_cold), events=self.events,
             wall_s=time.perf_counter() - t_wall, prompt_node=np.asarray(self.r_pnode),
-            token_node=np.asarray(self.r_node), extra_tables=self.sched.extra_results())
+            token_node=np.asarray(self.r_node), extra_tables=self.sched.extra_results(), cohort=self.C,
+            served=served, sla_late=late)
 
     # --- epochs ------------------------------------------------------------------------------------------
     def _epochs(self, bar):
@@ -229,7 +278,12 @@ class Engine:
         for e in range(cfg.epochs):
             self.events += 1
             self._start_epoch(e)
-            yield self.env.timeout(cfg.epoch_s)
+            if self.fluid:  # cohort pools are played bin by bin
+                for _ in range(self.bins_per_epoch):
+                    yield self.env.timeout(self.bin_s)
+                    self._play_bin()
+            else:
+                yield self.env.timeout(cfg.epoch_s)
             if e < cfg.epochs - 1:
                 self._close_epoch(e)
                 if bar is not None:
@@ -237,9 +291,12 @@ class Engine:
 
     def _observation(self, e: int, predicted: np.ndarray) -> Observation:
         D, M = self.cfg.dcs, len(MODELS)
-        act = np.asarray(self.act)
-        queued = np.array([len(x) if x else 0 for x in self.q])
-        idle = (act == 0) & (queued == 0)
+        if self.fluid:
+            idle = np.asarray(self.node_pool) < 0
+        else:
+            act = np.asarray(self.act)
+            queued = np.array([len(x) if x else 0 for x in self.q])
+            idle = (act == 0) & (queued == 0)
         res = np.asarray(self.res)
         resident = np.stack([np.bincount(self.fleet.node_dc, weights=(res >> m) & 1, minlength=D)
                              for m in range(M)], axis=1)
@@ -247,9 +304,15 @@ class Engine:
         return Observation(
             epoch=e, time_s=self.env.now, predicted_requests=predicted,
             free_nodes=np.bincount(self.fleet.node_dc, weights=idle, minlength=D).astype(int),
-            resident_nodes=resident.astype(int), queued=np.asarray(self.dc_queued),
+            resident_nodes=resident.astype(int), queued=self._queued_real(),
             ci_kg_per_kwh=s.ci_kg_per_kwh[e], gi_l_per_kwh=s.gi_l_per_kwh, tou_usd_per_kwh=s.tou_usd_per_kwh[e],
             cop=s.cop[e], last=self.last)
+
+    def _queued_real(self) -> np.ndarray:
+        """[D] real requests waiting for a node."""
+        if self.fluid:
+            return np.bincount(self.pool_dc, weights=self.pW, minlength=self.cfg.dcs)
+        return np.asarray(self.dc_queued, dtype=float)
 
     def _start_epoch(self, e: int) -> None:
         cfg, wl = self.cfg, self.wl
@@ -259,13 +322,20 @@ class Engine:
         plan = self.sched.decide(self._observation(e, pred))
         self._set_warm(e, plan, pred)
         lo, hi = int(self.bounds[e]), int(self.bounds[e + 1])
+        if self.fluid:
+            self._epoch_first_token(lo, hi)
         if self.sched.routes_online():
             self.env.process(self._online_arrivals(lo, hi, plan))
             return
         idx = np.arange(lo, hi)[~self.failed[lo:hi]]
-        dc = draw_datacenters(plan, wl.model[idx], wl.origin[idx], self.route_rng)
+        dc = draw_datacenters(plan, wl.model[idx], wl.origin[idx], self.route_rng, low_discrepancy=self.fluid)
         net = self.lat[wl.origin[idx], dc]
         arr = wl.t_s[idx] + net
+        if self.fluid:
+            self.f_dc[idx], self.f_net[idx] = dc, net
+            key = wl.model[idx].astype(np.int64) + (len(MODELS) if self.split else 0)
+            self._to_bins(idx, dc * self.K + key, arr)
+            return
         now = self.env.now
         env, cb = self.env, self._at_dc
         for i, d, n_s, a in zip(idx.tolist(), dc.tolist(), net.tolist(), arr.tolist()):
@@ -276,6 +346,7 @@ class Engine:
         """Arrivals for a scheduler that routes each request itself (`route`), in trace order."""
         wl, env, live = self.wl, self.env, LiveView(self)
         cum = np.cumsum(plan, axis=2)
+        cb = self._at_dc
         for i in range(lo, hi):
             t = float(wl.t_s[i])
             if t > env.now:
@@ -294,38 +365,55 @@ class Engine:
                                 f"not a datacenter index in [0, {self.cfg.dcs})")
             net = float(self.lat[o, d])
             self.r_dc[i], self.r_net[i], self.r_arr[i] = int(d), net, t + net
-            env.timeout(net, i).callbacks.append(self._at_dc)
+            if self.fluid:
+                self.f_dc[i], self.f_net[i] = d, net
+                key = m + (len(MODELS) if self.split else 0)
+                self._to_bins(np.array([i]), np.array([int(d) * self.K + key]), np.array([t + net]))
+            else:
+                env.timeout(net, i).callbacks.append(cb)
+
+    # --- warm set ------------------------------------------------------------------------------------------------
+    def _pool_roles(self, m: int, k_nodes: int) -> tuple:
+        """(pool key, GPU type or None, nodes) of model m's pools: one, or under split execution (Splitwise) a
+        prompt pool (key M + m, prompt GPUs) and a token pool (key 2M + m, token GPUs)."""
+        cfg, M = self.cfg, len(MODELS)
+        if not self.split:
+            return ((m, None, k_nodes),)
+        share = cfg.splitwise_prompt_node_share
+        return ((M + m, cfg.splitwise_prompt_gpu, math.ceil(k_nodes * share)),
+                (2 * M + m, cfg.splitwise_token_gpu, math.ceil(k_nodes * (1.0 - share))))
 
     def _set_warm(self, e: int, plan: np.ndarray, pred: np.ndarray) -> None:
-        """Warm set (SPEC 6): per datacenter and model, plan x forecast / requests_per_warm_node nodes.
+        """Warm set (SPEC 6): per datacenter and model, the nodes whose serving capacity covers the predicted
+        work (plan x forecast) at `warm_target_utilization`, at least `min_warm_nodes`; resident nodes first.
 
-        Each (datacenter, pool) gets a weighted round-robin sequence over its warm nodes and a list of cold
-        nodes to spill to. Pool m serves model m; with split execution (Splitwise) pool M + m is model m's
-        prompt pool (prompt-GPU nodes) and pool 2M + m its token pool (token-GPU nodes).
+        Exact model: each (datacenter, pool) gets a weighted round-robin sequence over its warm nodes and a list
+        of cold nodes to spill to. Cohorts: each pool's nodes and spill list set its fluid capacity.
         """
         cfg, fl = self.cfg, self.fleet
         N, M, D = cfg.nodes_per_dc, len(MODELS), cfg.dcs
-        expected = np.einsum("mod,mo->dm", plan, pred)  # [D, M]
+        expected = np.einsum("mod,mo->dm", plan, pred)  # [D, M] real requests
+        per_node = self.capacity.node_rps * cfg.epoch_s * cfg.warm_target_utilization  # [M, T]
         res = np.asarray(self.res)
         self.warm = np.zeros(len(fl.node_dc), dtype=bool)
         self.pools = [dict() for _ in range(D)]
         now = self.env.now
         gpu_of_type = np.array([cfg.gpu_types.index(g) for g, _ in fl.node_types])
+        if self.fluid:
+            self._fluid_epoch_reset(now)
         for d in range(D):
             base = d * N
             types = fl.node_type[base:base + N]
             taken = np.zeros(N, dtype=bool)
             for m in range(M - 1, -1, -1):  # the large model first: it fits fewer places
                 can = np.asarray(self.hosts[m])[types]
-                k = max(cfg.min_warm_nodes, math.ceil(expected[d, m] / cfg.requests_per_warm_node - 1e-9))
                 resident = ((res[base:base + N] >> m) & 1).astype(bool)
-                if self.split:
-                    share = cfg.splitwise_prompt_node_share
-                    roles = ((M + m, cfg.splitwise_prompt_gpu, math.ceil(k * share)),
-                             (2 * M + m, cfg.splitwise_token_gpu, math.ceil(k * (1.0 - share))))
-                else:
-                    roles = ((m, None, k),)
-                for key, gpu, k_role in roles:
+                order = np.lexsort((np.arange(N), ~resident, ~can))
+                order = order[can[order]]
+                cum = np.cumsum(per_node[m][types[order]])
+                k = int(np.searchsorted(cum, expected[d, m] - 1e-9)) + 1 if expected[d, m] > 0 else 0
+                k = max(cfg.min_warm_nodes, min(k, len(order)))
+                for key, gpu, k_role in self._pool_roles(m, k):
                     ok = can if gpu is None else can & (gpu_of_type[types] == cfg.gpu_types.index(gpu))
                     order = np.lexsort((np.arange(N), ~resident, taken, ~ok))
                     order = order[ok[order]]
@@ -334,11 +422,13 @@ class Engine:
                     taken[chosen] = True
                     nodes = chosen + base
                     self.warm[nodes] = True
-                    # [WRR sequence, its pointer, cold nodes, their pointer]
-                    self.pools[d][key] = [wrr_sequence(nodes, fl.gpus[nodes] // min(cfg.gpu_counts)), 0,
-                                          (rest + base).tolist(), 0]
                     for n in nodes.tolist():
                         self._preload(n, m, now)
+                    if self.fluid:
+                        self._fluid_pool(d, key, m, nodes.tolist(), (rest + base).tolist(), now)
+                    else:  # [WRR sequence, its pointer, cold nodes, their pointer]
+                        self.pools[d][key] = [wrr_sequence(nodes, fl.gpus[nodes] // min(cfg.gpu_counts)), 0,
+                                              (rest + base).tolist(), 0]
 
     def _preload(self, n: int, m: int, now: float) -> None:
         """A newly warm node starts loading the model at the epoch start (ready LA_load later)."""
@@ -350,30 +440,33 @@ class Engine:
             self._load(n, m, now)
 
     def _load(self, n: int, m: int, now: float) -> None:
-        """Model m's weights become resident on node n, usable LA_load from now."""
+        """Model m's weights become resident on node n, usable LA_load from now (a cold start)."""
         self.res[n] |= 1 << m
         self.res_w[n] += self.weights_gb[m]
         self.ready[n][m] = now + self.load_s[m][self.n_type[n]]
+        self.cold_starts[n // self.cfg.nodes_per_dc] += 1
 
+    # --- epoch accounting ---------------------------------------------------------------------------------------
     def _close_epoch(self, e: int) -> None:
         """Eq. 4-10 for epoch e, then park the nodes that did nothing (they drop their models)."""
         cfg, fl, s = self.cfg, self.fleet, self.signals
-        now = (e + 1) * cfg.epoch_s
-        act = np.asarray(self.act)
-        for n in np.flatnonzero(act).tolist():  # still busy: split the busy time at the boundary
-            self.busy_acc[n] += now - self.busy_since[n]
-            self.busy_since[n] = now
-            self.used_epoch[n] = e + 1  # ... and it is active in the next epoch too
-        busy = np.asarray(self.busy_acc) / cfg.epoch_s
-        active = self.warm | (np.asarray(self.used_epoch) >= e) | (act > 0)
-        pc = physics.pstate_power_fraction(busy, active, cfg.pc_pstates, cfg.pstate_busy_limits, cfg.pc_parked)
+        if self.fluid:
+            u, active = self._fluid_utilization(e)
+        else:
+            u = np.asarray(self.util_acc) / cfg.epoch_s
+            act = np.asarray(self.act)
+            for n in np.flatnonzero(act).tolist():  # still busy: active in the next epoch too
+                self.used_epoch[n] = e + 1
+            active = self.warm | (np.asarray(self.used_epoch) >= e) | (act > 0)
+        pc = physics.pstate_power_fraction(np.minimum(u, 1.0), active, cfg.pc_pstates, cfg.pstate_busy_limits,
+                                           cfg.pc_parked)
         node_kwh = physics.node_it_kwh(pc, fl.tdp_w, cfg.epoch_s)
         it = physics.datacenter_it_kwh(node_kwh, fl.node_dc, cfg.dcs)
         met = physics.datacenter_epoch_metrics(it, s.cop[e], s.tou_usd_per_kwh[e], s.gi_l_per_kwh,
                                                s.ci_kg_per_kwh[e], cfg)
         for n in np.flatnonzero(~active).tolist():
             self.res[n], self.res_w[n] = 0, 0.0
-        self.busy_acc = [0.0] * len(self.busy_acc)
+        self.util_acc = [0.0] * len(self.util_acc)
 
         # p-state census, so Eq. 4-5 can be re-checked from the results file
         levels = np.where(active, np.searchsorted(-np.asarray(cfg.pc_pstates), -pc), len(cfg.pc_pstates))
@@ -382,18 +475,30 @@ class Engine:
         warm = np.bincount(fl.node_dc, weights=self.warm, minlength=cfg.dcs)
         n_active = np.bincount(fl.node_dc, weights=active, minlength=cfg.dcs)
         lo, hi = int(self.bounds[e]), int(self.bounds[e + 1])
-        dcs = np.asarray(self.r_dc[lo:hi])
-        requests = np.bincount(dcs[dcs >= 0], minlength=cfg.dcs)
-        ttft = np.asarray(self.r_ttft[lo:hi])
+        if self.fluid:
+            dcs, ttft = self.f_dc[lo:hi], self.f_ttft[lo:hi]
+            w_all, late_all = self.f_served[lo:hi], self.f_late[lo:hi]
+        else:
+            dcs, ttft = np.asarray(self.r_dc[lo:hi]), np.asarray(self.r_ttft[lo:hi])
+            w_all, late_all = np.ones(hi - lo), (np.nan_to_num(ttft) > cfg.sla_ttft_s).astype(float)
+        requests = np.bincount(dcs[dcs >= 0], minlength=cfg.dcs) * self.C
         done = (dcs >= 0) & ~np.isnan(ttft)
-        tsum = np.bincount(dcs[done], weights=ttft[done], minlength=cfg.dcs)
-        tcnt = np.bincount(dcs[done], minlength=cfg.dcs)
-        viol = np.bincount(dcs[done], weights=ttft[done] > cfg.sla_ttft_s, minlength=cfg.dcs)
+        w, late = w_all[done], late_all[done]
+        tsum = np.bincount(dcs[done], weights=ttft[done] * w, minlength=cfg.dcs)
+        tcnt = np.bincount(dcs[done], weights=w, minlength=cfg.dcs)
+        viol = np.bincount(dcs[done], weights=late, minlength=cfg.dcs)
         parked_share = 1.0 - n_active / cfg.nodes_per_dc
+        cap_dm = self.capacity.requests_per_epoch
+        served_dm = self.served_dm
+        util = datacenter_utilization(served_dm, cap_dm)
+        mix = served_dm / np.maximum(served_dm.sum(axis=1, keepdims=True), 1e-300)
+        mix[served_dm.sum(axis=1) <= 0] = np.asarray(self._model_share())
+        cap_mix = 1.0 / (mix / np.maximum(cap_dm, 1e-300)).sum(axis=1)
         for d in range(cfg.dcs):
             row = {"epoch": e, "dc": d, "site": self.info.sites[d], "epoch_h": cfg.epoch_s / 3600.0,
                    "requests": int(requests[d]), "active_nodes": int(n_active[d]), "warm_nodes": int(warm[d]),
-                   "parked_nodes": int(cfg.nodes_per_dc - n_active[d]), "cold_starts": int(self.cold_starts[d])}
+                   "parked_nodes": int(cfg.nodes_per_dc - n_active[d]), "cold_starts": int(self.cold_starts[d]),
+                   "capacity_requests": float(cap_mix[d]), "utilization": float(util[d])}
             for j, name in enumerate(("p0", "p1", "p2", "p3", "parked")):
                 row[f"tdp_kw_{name}"] = float(tdp_kw[d, j])
             row.update({"cop": float(s.cop[e, d]), "tou_usd_per_kwh": float(s.tou_usd_per_kwh[e, d]),
@@ -401,14 +506,20 @@ class Engine:
             row.update({k: float(v[d]) for k, v in met.items()})
             self.epoch_rows.append(row)
         self.cold_starts[:] = 0
+        self.served_dm = np.zeros_like(self.served_dm)
         self.last = EpochResult(
-            epoch=e, requests=requests, ttft_sum_s=tsum, ttft_count=tcnt, sla_violations=viol.astype(int),
+            epoch=e, requests=requests, ttft_sum_s=tsum, ttft_count=tcnt, sla_violations=viol,
             energy_kwh=met["total_kwh"], carbon_kg=met["carbon_kg"], water_l=met["water_l"],
-            cost_usd=met["cost_usd"], parked_share=parked_share)
+            cost_usd=met["cost_usd"], parked_share=parked_share, utilization=util, capacity_requests=cap_mix)
         self.predictor.update(self.counts[e])
         self.sched.observe(self.last)
 
-    # --- requests (the hot path) -------------------------------------------------------------------------------
+    def _model_share(self) -> tuple:
+        """The workload's model mix (shares of real requests), for capacity of an epoch with nothing served."""
+        c = np.bincount(self.wl.model[~self.failed], minlength=len(MODELS)).astype(float)
+        return tuple(c / c.sum()) if c.sum() > 0 else (1.0,) + (0.0,) * (len(MODELS) - 1)
+
+    # --- exact requests (the hot path) ------------------------------------------------------------------------
     def _fits(self, n: int, m: int, kv: float) -> bool:
         """Admission test (Eq. 1): weights (+ the model if not resident) + KV within the pooled memory."""
         if self.act[n] >= self.cfg.max_batch:
@@ -474,15 +585,16 @@ class Engine:
             self._load(n, m, now)
             if self.r_phase[i] != PHASE_TOKEN:
                 self.r_cold[i] = True
-            self.cold_starts[self.r_dc[i]] += 1
         load_wait = max(0.0, self.ready[n][m] - now)
         batch = self.act[n] + 1
         out = self.r_output[i]
         phase = self.r_phase[i]
+        full = self.batch_full[m][t]
         if phase == PHASE_PROMPT:  # Splitwise prompt phase: prefill only; the first token comes from here
             prefill = self.prof.prefill_s(m, t, self.r_prompt[i])
             self.r_split[i] = (now - self.r_arr[i], load_wait, prefill, self.prof.decode_step(m, t, batch))
             busy_s = load_wait + prefill
+            cost = prefill / full
             self.r_pnode[i] = n
         elif phase == PHASE_TOKEN:  # Splitwise token phase: decode on the token node, after the KV transfer
             wait, p_load, prefill, p_step = self.r_split[i]
@@ -491,6 +603,7 @@ class Engine:
             first = physics.first_token_compute_s(self.cfg.ttft_model, exec_s, out, prefill, p_step)
             self.r_ttft[i] = physics.request_ttft_s(wait, p_load, self.r_net[i], first)
             busy_s = load_wait + decode
+            cost = out * self.step_full[m][t] / full
             self.r_node[i] = n
         else:
             prefill = self.prof.prefill_s(m, t, self.r_prompt[i])
@@ -499,14 +612,16 @@ class Engine:
             first = physics.first_token_compute_s(self.cfg.ttft_model, exec_s, out, prefill, step)
             self.r_ttft[i] = physics.request_ttft_s(now - self.r_arr[i], load_wait, self.r_net[i], first)
             busy_s = load_wait + exec_s
+            cost = (prefill + out * self.step_full[m][t]) / full
             self.r_node[i] = n
-        if self.act[n] == 0:
-            self.busy_since[n] = now
+        self.util_acc[n] += cost
         self.act[n] = batch
         self.kv[n] += self.r_kv[i]
         self.used_epoch[n] = max(self.used_epoch[n], int(now // self.cfg.epoch_s))
         if phase != PHASE_TOKEN:
-            self.dc_running[self.r_dc[i]] += 1
+            d = self.r_dc[i]
+            self.dc_running[d] += 1
+            self.served_dm[d, m] += 1
         env.timeout(busy_s, i).callbacks.append(self._finish)
 
     def _finish(self, ev) -> None:
@@ -521,7 +636,6 @@ class Engine:
         now = self.env.now
         if self.act[n] == 0:
             self.kv[n] = 0.0  # no float drift
-            self.busy_acc[n] += now - self.busy_since[n]
         if phase == PHASE_PROMPT:
             self.r_phase[i] = PHASE_TOKEN
             self.r_xfer[i] = physics.kv_transfer_latency_s(
@@ -546,6 +660,284 @@ class Engine:
         i = ev.value
         self._place(i, 2 * len(MODELS) + self.r_model[i])
 
+    # --- cohorts: fluid pools -----------------------------------------------------------------------------------
+    def _init_pools(self) -> None:
+        """Pool p = d x K + key (K pool keys per datacenter): backlog W (real requests), time of its last update,
+        drain rate mu (real requests/s of its ready nodes), pending capacity changes [(time, d_mu)], its nodes."""
+        cfg, M, D = self.cfg, len(MODELS), self.cfg.dcs
+        self.K = 3 * M if self.split else M
+        P = D * self.K
+        self.pool_dc = np.repeat(np.arange(D), self.K)
+        self.pool_model = [(p % self.K) % M for p in range(P)]
+        self.pW = [0.0] * P
+        self.pT = [0.0] * P
+        self.pMu = [0.0] * P
+        self.pBp = [[] for _ in range(P)]
+        self.pNodes = [[] for _ in range(P)]
+        self.pCold = [[] for _ in range(P)]
+        self.pColdPtr = [0] * P
+        self.pArr = [0.0] * P  # real arrivals this epoch
+        self.pServed = [0.0] * P  # real requests served this epoch
+        self.pTail = [[] for _ in range(P)]  # cohorts in arrival order (for what still waits at the horizon)
+        self.node_pool = [-1] * len(self.fleet.node_dc)
+        self.node_ready = [0.0] * len(self.fleet.node_dc)
+        # node throughput per pool key: whole requests, or a phase (prompt: prefill, token: decode at B*)
+        cap = self.capacity
+        rps = [cap.node_rps.tolist()]
+        if self.split:
+            p_mean, o_mean = (np.asarray(x, dtype=float) for x in self.info.token_sample)
+            keep = o_mean > 0
+            pre = np.array([[self.prof.prefill_s_array(m, t, p_mean[keep]).mean()
+                             for t in range(len(self.fleet.node_types))] for m in range(M)])
+            dec = o_mean[keep].mean() * np.asarray(self.step_full)
+            b = np.asarray(cap.batch, dtype=float)
+            rps = [(b / pre).tolist(), (b / dec).tolist()]
+            rps = [rps[0], rps[0], rps[1]]  # key // M: 0 unused, 1 prompt, 2 token
+        self.key_rps = rps
+        self.mu_total_pending = [0.0] * P
+        n = len(self.wl)
+        self.f_first = np.zeros(n)  # first-token compute (Eq. 3's term)
+        self.f_net = np.zeros(n)
+        self.f_dc = np.full(n, -1, dtype=np.int64)
+        self.f_pool = np.zeros(n, dtype=np.int64)
+        self.f_ttft = np.full(n, math.nan)
+        self.f_served = np.zeros(n)
+        self.f_late = np.zeros(n)
+        self.bins_per_epoch = max(1, int(round(cfg.epoch_s / cfg.cohort_bin_s)))
+        self.bin_s = cfg.epoch_s / self.bins_per_epoch
+        self.bin_next = 0
+        self.pending: dict = {}
+
+    def _rps(self, key: int, n: int) -> float:
+        M = len(MODELS)
+        return self.key_rps[key // M if self.split else 0][key % M][self.n_type[n]]
+
+    def _fluid_epoch_reset(self, now: float) -> None:
+        """Epoch start: pools lose their nodes (the warm set is chosen anew); pending capacity is rebased."""
+        for p in range(len(self.pW)):
+            mu = self.pMu[p]
+            keep = [bp for bp in self.pBp[p] if bp[0] <= now]
+            for _, dmu in keep:
+                mu += dmu
+            self.pBp[p] = keep + [(now, -mu)] if mu else keep  # capacity drops to 0 at the epoch start ...
+            for n in self.pNodes[p]:
+                self.node_pool[n] = -1
+            self.pNodes[p], self.pCold[p], self.pColdPtr[p] = [], [], 0
+            self.pArr[p] = self.pServed[p] = 0.0
+            self.mu_total_pending[p] = 0.0
+        self.epoch_start = now
+
+    def _fluid_pool(self, d: int, key: int, m: int, nodes: list, cold: list, now: float) -> None:
+        """... and is rebuilt from the new warm set: each node adds its throughput once its weights are ready."""
+        p = d * self.K + key
+        for n in nodes:
+            self._join(p, key, m, n, now)
+        self.pCold[p] = cold
+
+    def _join(self, p: int, key: int, m: int, n: int, now: float) -> None:
+        """Node n serves pool p from when model m is ready on it."""
+        self.node_pool[n] = p
+        ready = max(now, self.ready[n][m])
+        self.node_ready[n] = ready
+        r = self._rps(key, n)
+        self.pNodes[p].append(n)
+        bisect.insort(self.pBp[p], (ready, r))
+        self.mu_total_pending[p] += r
+
+    def _epoch_first_token(self, lo: int, hi: int) -> None:
+        """Each cohort's first-token compute (Eq. 3's term) at full batch, averaged over the node types by their
+        share of the model's capacity (the balancer's weights)."""
+        wl, cfg, cap = self.wl, self.cfg, self.capacity
+        if hi <= lo:
+            return
+        m = wl.model[lo:hi].astype(int)
+        p = wl.prompt_tokens[lo:hi].astype(float)
+        o = wl.output_tokens[lo:hi].astype(float)
+        share = self.fleet.nodes_per_type[0][None, :] * cap.node_rps
+        share = share / np.maximum(share.sum(axis=1, keepdims=True), 1e-300)  # [M, T]
+        first = np.zeros(hi - lo)
+        for t in range(len(self.fleet.node_types)):
+            b = np.maximum(cap.batch[m, t], 1)
+            pre = self.prof.prefill_s_array(m, t, p)
+            step = self.prof.decode_step_s[m, t, b]
+            first += share[m, t] * physics.first_token_compute_s(cfg.ttft_model, pre + o * step, o, pre, step)
+        self.f_first[lo:hi] = first
+
+    def _to_bins(self, idx: np.ndarray, pool: np.ndarray, arr: np.ndarray) -> None:
+        """Cohorts reaching pools at times `arr` wait to be played with their bin (never one already played)."""
+        b = np.maximum((arr // self.bin_s).astype(np.int64), self.bin_next)
+        self.f_pool[idx] = pool
+        order = np.argsort(b, kind="stable")
+        b, idx = b[order], idx[order]
+        cuts = np.flatnonzero(np.diff(b)) + 1
+        for part, key in zip(np.split(idx, cuts), b[np.concatenate(([0], cuts))].tolist() if len(b) else []):
+            self.pending.setdefault(key, []).append(part)
+
+    def _advance(self, p: int, t0: float, t1: float, lam: float, wait_limit_s: float) -> tuple:
+        """Play pool p's fluid FIFO over the bin [t0, t1) with arrivals at `lam`/s (capacity changes inside
+        the bin split it into segments).
+
+        :returns: (summed wait of the arrivals, how many wait past wait_limit_s, real requests drained)
+        """
+        W0 = W = self.pW[p]
+        s, mu, bps = max(self.pT[p], t0), self.pMu[p], self.pBp[p]
+        while bps and bps[0][0] <= s:  # capacity that arrived while nothing waited
+            mu += bps.pop(0)[1]
+        wsum = late = 0.0
+        while True:
+            if bps and bps[0][0] <= t1:
+                b, dmu = bps.pop(0)
+            else:
+                b, dmu = t1, None
+            length = b - s
+            if length > 0:
+                if mu > 1e-12:
+                    W, ws, lt = fluid_segment(W, lam, mu, length, wait_limit_s)
+                else:
+                    until, mu_next = self._capacity_after(p, b, mu + (dmu or 0.0))
+                    W, ws, lt = stalled_segment(W, lam, length, until, mu_next, wait_limit_s)
+                wsum += ws
+                late += lt
+            s = b
+            if dmu is None:
+                break
+            mu += dmu
+        self.pW[p], self.pT[p], self.pMu[p] = W, t1, max(mu, 0.0)
+        return wsum, late, W0 + lam * (t1 - t0) - W
+
+    def _capacity_after(self, p: int, t: float, mu: float) -> tuple:
+        """(seconds from t until pool p has capacity, that capacity); (inf, 0) if none is coming."""
+        if mu > 1e-12:
+            return 0.0, mu
+        for b, dmu in self.pBp[p]:
+            mu += dmu
+            if mu > 1e-12:
+                return max(0.0, b - t), mu
+        return math.inf, 0.0
+
+    def _play_bin(self) -> None:
+        """Play every pool over the bin that just ended: the bin's cohorts arrive at a constant rate (their real
+        requests), the fluid FIFO gives the mean wait and the share past the SLA of each pool's arrivals; each
+        cohort gets its pool's; cold nodes join pools whose backlog outgrows them."""
+        b = self.bin_next
+        self.bin_next += 1
+        t0, t1 = b * self.bin_s, (b + 1) * self.bin_s
+        parts = self.pending.pop(b, None)
+        idx = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        P, C = len(self.pW), self.C
+        pool = self.f_pool[idx]
+        n_p = np.bincount(pool, minlength=P)
+        base = 2.0 * self.f_net[idx] + self.f_first[idx]
+        base_p = np.bincount(pool, weights=base, minlength=P) / np.maximum(n_p, 1)
+        wait_p = np.zeros(P)
+        late_p = np.zeros(P)
+        M = len(MODELS)
+        sla = self.cfg.sla_ttft_s
+        for p in range(P):
+            n = int(n_p[p])
+            if n == 0 and self.pW[p] <= 0 and not (self.pBp[p] and self.pBp[p][0][0] <= t1):
+                continue
+            lam = n * C / self.bin_s
+            token_pool = self.split and (p % self.K) // M == 2
+            limit = math.inf if token_pool else sla - base_p[p]
+            saved = (self.pW[p], self.pT[p], self.pMu[p], list(self.pBp[p]))
+            wsum, late, drained = self._advance(p, t0, t1, lam, limit)
+            if self.pW[p] > 0 and self._spill(p, p % self.K, self.pool_model[p], t0, lam):
+                # the balancer spills as soon as the warm nodes are full: replay the bin with the cold nodes
+                # drawn in from its start
+                joined = [bp for bp in self.pBp[p] if bp not in saved[3]]
+                self.pW[p], self.pT[p], self.pMu[p], self.pBp[p] = saved[0], saved[1], saved[2], saved[3]
+                for bp in joined:
+                    bisect.insort(self.pBp[p], bp)
+                wsum, late, drained = self._advance(p, t0, t1, lam, limit)
+            self.pServed[p] += drained
+            if not token_pool:
+                self.served_dm[self.pool_dc[p], self.pool_model[p]] += drained
+            if n:
+                wait_p[p] = wsum / (n * C)
+                late_p[p] = late / (n * C)
+                self.pArr[p] += n * C
+        if len(idx) == 0:
+            return
+        wait = wait_p[pool]
+        ok = np.isfinite(wait)
+        self.f_ttft[idx[ok]] = physics.request_ttft_s(wait[ok], 0.0, self.f_net[idx[ok]], self.f_first[idx[ok]])
+        self.f_served[idx[ok]] = C
+        self.f_late[idx] = np.minimum(late_p[pool], 1.0) * C
+        for p in np.flatnonzero(n_p).tolist():
+            self.pTail[p].append(idx[pool == p])
+        if self.split:  # decode phases reach the token pools after the prefill and the KV transfer
+            prompt = (pool % self.K) // M == 1
+            i = idx[prompt & ok]
+            if len(i):
+                m = self.wl.model[i].astype(np.int64)
+                xfer = physics.kv_transfer_latency_s(
+                    physics.request_kv_gb(self.wl.prompt_tokens[i], np.asarray(self.cfg.model_kv_mb_per_token)[m]),
+                    self.cfg.splitwise_kv_link_gb_per_s)
+                t_tok = t1 + wait[prompt & ok] + self.f_first[i] + xfer
+                self._to_bins(i, self.f_dc[i] * self.K + 2 * M + m, t_tok)
+
+    def _spill(self, p: int, key: int, m: int, now: float, lam: float) -> bool:
+        """Backlog outgrows the pool: draw in cold nodes (in the balancer's order) until the pool's capacity,
+        counting nodes still loading, covers the bin's arrival rate plus draining the backlog within a bin."""
+        need = lam + self.pW[p] / self.bin_s - self.mu_total_pending[p]
+        cold, ptr = self.pCold[p], self.pColdPtr[p]
+        joined = False
+        while need > 0 and ptr < len(cold):
+            n = cold[ptr]
+            ptr += 1
+            if self.node_pool[n] >= 0:
+                continue
+            if not (self.res[n] >> m) & 1:
+                if self.res_w[n] + self.weights_gb[m] > self.n_mem[n]:
+                    self.res[n], self.res_w[n] = 0, 0.0
+                self._load(n, m, now)
+            self._join(p, key, m, n, now)
+            need -= self._rps(key, n)
+            joined = True
+        self.pColdPtr[p] = ptr
+        return joined
+
+    def _fluid_utilization(self, e: int) -> tuple:
+        """Per node: the share of its serving capacity used (each pool spreads its served work over its nodes in
+        proportion to their throughput while ready, as the weighted balancer does), and whether it was active."""
+        t0 = e * self.cfg.epoch_s
+        t1 = t0 + self.cfg.epoch_s
+        u = np.zeros(len(self.node_pool))
+        active = np.asarray(self.node_pool) >= 0
+        for p, nodes in enumerate(self.pNodes):
+            if not nodes:
+                continue
+            key = p % self.K
+            ready = np.asarray([self.node_ready[n] for n in nodes])
+            avail = np.clip(t1 - np.maximum(ready, t0), 0.0, self.cfg.epoch_s)
+            rps = np.asarray([self._rps(key, n) for n in nodes])
+            capacity = float((rps * avail).sum())
+            rho = min(1.0, self.pServed[p] / capacity) if capacity > 0 else 0.0
+            u[nodes] = rho * avail / self.cfg.epoch_s
+        return u, active
+
+    def _drain_at_horizon(self) -> None:
+        """What still waits at the horizon is the newest cohorts' requests (FIFO): they are not served
+        (`requests_queued_at_end`)."""
+        M = len(MODELS)
+        for p in range(len(self.pW)):
+            if self.split and (p % self.K) // M == 2:
+                continue  # token pools: the first token came from the prompt pool
+            left = self.pW[p]
+            for part in reversed(self.pTail[p]):
+                for i in part[::-1].tolist():
+                    if left <= 0:
+                        break
+                    take = min(left, self.f_served[i])
+                    self.f_served[i] -= take
+                    self.f_late[i] = min(self.f_late[i], self.f_served[i])
+                    left -= take
+                    if self.f_served[i] <= 0:
+                        self.f_ttft[i] = math.nan
+                if left <= 0:
+                    break
+
 
 TOKEN_SAMPLE_SIZE = 20000  # requests whose token pairs stand for the workload in service-time means
 
@@ -561,12 +953,29 @@ def token_sample(wl: Workload) -> tuple:
     return wl.prompt_tokens[ok], wl.output_tokens[ok]
 
 
-def draw_datacenters(plan: np.ndarray, model: np.ndarray, origin: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Each request's datacenter, drawn from its (model, origin) row of the plan (vectorized)."""
+GOLDEN_FRACTION = (math.sqrt(5.0) - 1.0) / 2.0  # the additive recurrence with the most even spread
+
+
+def draw_datacenters(plan: np.ndarray, model: np.ndarray, origin: np.ndarray, rng: np.random.Generator,
+                     low_discrepancy: bool = False) -> np.ndarray:
+    """Each request's datacenter, drawn from its (model, origin) row of the plan (vectorized).
+
+    With `low_discrepancy` (cohort runs) the k-th request of each row uses u = frac(u0 + k x golden fraction)
+    instead of an independent uniform: each datacenter gets its plan share of a row's cohorts spread evenly in
+    time, as the C real requests of a cohort would split, so routing adds no burstiness of its own.
+    """
     if len(model) == 0:
         return np.zeros(0, dtype=np.int64)
     cum = np.cumsum(plan, axis=2)[model, origin]  # [n, D]
-    u = rng.random(len(model))
+    if low_discrepancy:
+        row = model.astype(np.int64) * plan.shape[1] + origin
+        order = np.argsort(row, kind="stable")
+        first = np.searchsorted(row[order], row[order], side="left")
+        k = np.empty(len(row), dtype=np.int64)
+        k[order] = np.arange(len(row)) - first
+        u = (rng.random(plan.shape[0] * plan.shape[1])[row] + k * GOLDEN_FRACTION) % 1.0
+    else:
+        u = rng.random(len(model))
     return np.minimum((u[:, None] >= cum).sum(axis=1), plan.shape[2] - 1)
 
 

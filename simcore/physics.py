@@ -166,3 +166,12 @@ def datacenter_epoch_metrics(it_kwh, cop, tou_usd_per_kwh, gi_l_per_kwh, ci_kg_p
         "carbon_water_kg": zwater,
         "carbon_kg": total_carbon_kg(zgrid, zwater),
     }
+
+
+# --- capacity (Eq. 1 solved for the batch) --------------------------------------------------------------------
+def max_batch_in_memory(mem_gb, weights_gb, kv_gb_per_request, max_batch):
+    """Eq. 1 solved for the batch: the most requests of `kv_gb_per_request` whose KV fits beside the weights
+    (weights + batch x KV <= M_tot,n), at least 1 where the weights fit, at most `max_batch`; 0 where they do not."""
+    free = np.asarray(mem_gb, dtype=float) - weights_gb
+    b = np.floor(free / np.maximum(kv_gb_per_request, 1e-12))
+    return np.where(free > 0, np.clip(b, 1, max_batch), 0).astype(int)

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simcore.engine import build_fleet, draw_datacenters, wrr_sequence
+from simcore.capacity import build_fleet
+from simcore.engine import draw_datacenters, wrr_sequence
 from simcore.results import epoch_table, write_results
 from tests.conftest import run_small, small_config
 

@@ -91,8 +91,9 @@ class Workload:
     :param prompt_tokens: prompt (context) tokens (int32)
     :param output_tokens: output (generated) tokens (int32); 0 marks a failed request
     :param origin: region the request comes from, in [0, cfg.dcs) (int16)
-    :param scale: the load factor that was applied
+    :param scale: the load factor that was applied (real requests per request of the trace)
     :param source: one line citing the data
+    :param cohort: real requests each row stands for (`cfg.cohort_size`; 1 = every row is one real request)
     """
 
     name: str
@@ -103,6 +104,7 @@ class Workload:
     origin: np.ndarray
     scale: float
     source: str
+    cohort: int = 1
 
     def __post_init__(self) -> None:
         self.t_s = np.ascontiguousarray(self.t_s, dtype=np.float64)
@@ -163,19 +165,48 @@ def load_workload(cfg, rng: np.random.Generator) -> Workload:
                       "nor an existing CSV file")
 
 
-def target_peak_requests(cfg) -> float:
-    """Requests in the busiest epoch that `load_scale auto` aims at (SPEC 3: 0.95 x 8 x 1000 x 4 = 30,400)."""
-    return cfg.peak_utilization * cfg.reference_dcs * cfg.nodes_per_dc * cfg.requests_per_warm_node
+def target_peak_requests(cfg, prompt_tokens, output_tokens, model_share) -> float:
+    """Real requests in the busiest epoch that `load_scale auto` aims at: `peak_utilization` of the reference
+    fleet's serving capacity for this token and model mix (`simcore.capacity.reference_peak_requests`)."""
+    from simcore.capacity import reference_peak_requests
+
+    return reference_peak_requests(cfg, prompt_tokens, output_tokens, model_share)
 
 
-def load_factor(cfg, peak_epoch_requests: float) -> float:
-    """The factor `cfg.load_scale` stands for, given the unscaled trace's busiest-epoch arrivals."""
+def load_factor(cfg, peak_epoch_requests: float, prompt_tokens, output_tokens, model_share) -> float:
+    """The factor `cfg.load_scale` stands for, given the unscaled trace day's busiest-epoch arrivals."""
     if cfg.load_scale != "auto":
         return float(cfg.load_scale)
     if not peak_epoch_requests > 0:
-        raise ConfigError(f"--load-scale auto: trace {cfg.trace!r} has no request in the run's "
-                          f"{cfg.horizon_s:g}-s horizon, nothing to scale")
-    return target_peak_requests(cfg) / float(peak_epoch_requests)
+        raise ConfigError(f"--load-scale auto: trace {cfg.trace!r} has no request to scale")
+    return target_peak_requests(cfg, prompt_tokens, output_tokens, model_share) / float(peak_epoch_requests)
+
+
+def cohort_size(cfg, day_requests: float) -> int:
+    """Real requests per simulated request: `cfg.cohort_size`, or for 'auto' the whole number that simulates
+    about `cohort_auto_requests_per_day` requests per trace day (`day_requests` = real requests of the day)."""
+    if cfg.cohort_size != "auto":
+        return int(cfg.cohort_size)
+    return max(1, int(round(day_requests / cfg.cohort_auto_requests_per_day)))
+
+
+def _scale_counts(counts: np.ndarray, g: float, rng: np.random.Generator, systematic: bool) -> np.ndarray:
+    """Simulated arrivals per bin from unscaled counts and the factor g = load factor / cohort.
+
+    Exact runs (cohort 1) draw each bin's count (binomial thinning, or stochastic rounding when multiplying).
+    Cohort runs sample systematically (one random offset, then every 1/g-th request of the cumulative count),
+    so a cohort stands for the real requests around it and thinning adds no burstiness of its own.
+    """
+    if systematic:
+        cum = np.cumsum(counts * g) + rng.random()
+        return np.diff(np.floor(np.concatenate(([cum[0] - counts[0] * g], cum)))).astype(np.int64)
+    if g < 1.0:
+        return rng.binomial(counts, g)
+    if g > 1.0:
+        x = counts * g
+        base = np.floor(x)
+        return (base + (rng.random(len(counts)) < (x - base))).astype(np.int64)
+    return counts.astype(np.int64)
 
 
 def _looks_like_path(s: str) -> bool:
@@ -232,25 +263,23 @@ def _azure_bundle(cfg, rng: np.random.Generator) -> Workload:
     counts = week[first:first + n_days].reshape(-1)[:n_sec].astype(np.int64)
     sec = np.arange(n_sec, dtype=np.float64)
 
-    # Peak epoch before scaling; a second belongs to the epoch holding its start (exact for whole-second epochs).
-    ep = np.floor(sec / cfg.epoch_s).astype(np.int64)
-    peak = np.bincount(ep, weights=counts, minlength=cfg.epochs).max()
-    f = load_factor(cfg, peak)
+    # Load factor from the whole trace day (not the run's horizon): its busiest epoch before scaling
+    day = week[first].astype(np.int64)
+    ep = np.arange(SECONDS_PER_DAY) // int(cfg.epoch_s)
+    peak = np.bincount(ep, weights=day).max()
+    prompt, output = token_pairs()
+    f = load_factor(cfg, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
+    cohort = cohort_size(cfg, day.sum() * f)
 
     # (1) scaling, (2) arrival times
-    if f < 1.0:
-        counts = rng.binomial(counts, f)
-    elif f > 1.0:
-        x = counts * f
-        base = np.floor(x)
-        counts = (base + (rng.random(n_sec) < (x - base))).astype(np.int64)
+    counts = _scale_counts(counts, f / cohort, rng, cohort > 1)
     t = np.repeat(sec, counts) + rng.random(int(counts.sum()))
     t.sort()  # seconds are already in order; this orders the arrivals within each second
     t = t[t < horizon]  # only a fractional last second reaches past the horizon
 
     last = days[first + n_days - 1]
     span = cfg.trace_day if n_days == 1 else f"{cfg.trace_day}..{last}"
-    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[AZURE_2024].format(days=span))
+    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[AZURE_2024].format(days=span), cohort)
 
 
 def _burstgpt_profile(cfg, rng: np.random.Generator) -> Workload:
@@ -261,27 +290,44 @@ def _burstgpt_profile(cfg, rng: np.random.Generator) -> Workload:
     dur = np.minimum(start + SECONDS_PER_HOUR, horizon) - start
     rate = per_hour[np.arange(n_hours) % len(per_hour)] / SECONDS_PER_HOUR  # requests per second
 
-    # Expected arrivals per epoch: differences of the (piecewise-linear) cumulative rate at epoch bounds.
-    bounds = np.append(start, horizon)
-    cum = np.concatenate(([0.0], np.cumsum(rate * dur)))
-    edges = np.minimum(np.arange(cfg.epochs + 1) * cfg.epoch_s, horizon)
-    peak = np.diff(np.interp(edges, bounds, cum)).max()
-    f = load_factor(cfg, peak)
+    # Load factor from one whole day of the profile: its busiest epoch's expected arrivals
+    day_s = np.arange(SECONDS_PER_DAY, dtype=np.float64)
+    per_s = per_hour[(day_s // SECONDS_PER_HOUR).astype(int)] / SECONDS_PER_HOUR
+    peak = np.bincount((day_s // cfg.epoch_s).astype(np.int64), weights=per_s).max()
+    prompt, output = token_pairs()
+    f = load_factor(cfg, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
+    cohort = cohort_size(cfg, per_hour.sum() * f)
 
-    # (1)+(2): a Poisson process at rate f x rate: Poisson count per hour, uniform times within it
-    n = rng.poisson(f * rate * dur)
+    # (1)+(2): a Poisson process at rate f / cohort x rate: Poisson count per hour, uniform times within it
+    n = rng.poisson(f / cohort * rate * dur)
     t = np.repeat(start, n) + rng.random(int(n.sum())) * np.repeat(dur, n)
     t.sort()
-    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[BURSTGPT_PROFILE])
+    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[BURSTGPT_PROFILE], cohort)
 
 
-def _with_bundled_tokens(cfg, rng, t: np.ndarray, f: float, source: str) -> Workload:
+_PLASTIC = 1.324717957244746  # x^3 = x + 1: the R2 sequence's base (Roberts 2018), evenly spread in 2-D
+R2_STEPS = (1.0 / _PLASTIC, 1.0 / _PLASTIC ** 2)
+
+
+def _uniforms(rng: np.random.Generator, n: int, low_discrepancy: bool) -> np.ndarray:
+    """[n, 2] uniforms for (model class, origin): independent draws for exact runs; for cohort runs the R2
+    low-discrepancy sequence from a random start, so every (model, origin) stream of cohorts is evenly spread
+    in time, as the many real requests a cohort stands for are."""
+    if not low_discrepancy:
+        return np.stack([rng.random(n), rng.random(n)], axis=1) if n else np.zeros((0, 2))
+    k = np.arange(n, dtype=np.float64)[:, None]
+    return (rng.random(2)[None, :] + k * np.asarray(R2_STEPS)[None, :]) % 1.0
+
+
+def _with_bundled_tokens(cfg, rng, t: np.ndarray, f: float, source: str, cohort: int) -> Workload:
     prompt, output = token_pairs()
     n = len(t)
     pick = rng.integers(0, len(prompt), n)  # (3) token pairs, with replacement
-    model = (rng.random(n) < cfg.gpt4_share).astype(np.int8)  # (4) model class
-    origin = rng.integers(0, cfg.dcs, n).astype(np.int16)  # (5) origin, uniform over the regions
-    return Workload(cfg.trace, t, model, prompt[pick], output[pick], origin, f, f"{source}; {_PAIRS_SOURCE}")
+    u = _uniforms(rng, n, cohort > 1)
+    model = (u[:, 0] < cfg.gpt4_share).astype(np.int8)  # (4) model class
+    origin = np.minimum((u[:, 1] * cfg.dcs).astype(np.int16), cfg.dcs - 1)  # (5) origin, uniform over the regions
+    return Workload(cfg.trace, t, model, prompt[pick], output[pick], origin, f, f"{source}; {_PAIRS_SOURCE}",
+                    cohort)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -295,17 +341,22 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path) -> Workload:
     prompt, output = tab["prompt_tokens"][keep], tab["output_tokens"][keep]
     model = tab["model"][keep] if tab["model"] is not None else None
 
-    ep = np.floor(t / cfg.epoch_s).astype(np.int64)
-    peak = np.bincount(ep, minlength=cfg.epochs).max() if len(t) else 0
-    f = load_factor(cfg, peak)
+    # Load factor from the whole file (not the run's horizon): its busiest epoch before scaling
+    all_t, all_model = tab["t_s"], tab["model"]
+    peak = np.bincount(np.floor(all_t / cfg.epoch_s).astype(np.int64)).max() if len(all_t) else 0
+    share70 = float(np.mean(all_model == 1)) if all_model is not None and len(all_t) else cfg.gpt4_share
+    f = load_factor(cfg, peak, tab["prompt_tokens"], tab["output_tokens"], (1.0 - share70, share70))
+    span_days = max(float(all_t.max()) / SECONDS_PER_DAY, 1.0) if len(all_t) else 1.0
+    cohort = cohort_size(cfg, len(all_t) * f / span_days)
+    f_sim = f / cohort
 
     # (1) scaling
-    if f < 1.0:
-        sel = np.flatnonzero(rng.random(len(t)) < f)
+    if f_sim < 1.0:
+        sel = np.flatnonzero(rng.random(len(t)) < f_sim)
         t = t[sel]
-    elif f > 1.0:
-        whole = math.floor(f)
-        copies = whole + (rng.random(len(t)) < (f - whole))
+    elif f_sim > 1.0:
+        whole = math.floor(f_sim)
+        copies = whole + (rng.random(len(t)) < (f_sim - whole))
         sel = np.repeat(np.arange(len(t)), copies)
         t = t[sel]
         is_replica = np.ones(len(sel), dtype=bool)
@@ -319,10 +370,11 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path) -> Workload:
         sel = np.arange(len(t))
     prompt, output = prompt[sel], output[sel]
     # (4) model class where the trace has none, (5) origins
-    model = model[sel] if model is not None else (rng.random(len(t)) < cfg.gpt4_share).astype(np.int8)
-    origin = rng.integers(0, cfg.dcs, len(t)).astype(np.int16)
+    u = _uniforms(rng, len(t), cohort > 1)
+    model = model[sel] if model is not None else (u[:, 0] < cfg.gpt4_share).astype(np.int8)
+    origin = np.minimum((u[:, 1] * cfg.dcs).astype(np.int16), cfg.dcs - 1)
     fmt = {"burstgpt": "BurstGPT", "azure": "Azure LLM inference"}[tab["format"]]
-    return Workload(cfg.trace, t, model, prompt, output, origin, f, f"{fmt} trace CSV {path}")
+    return Workload(cfg.trace, t, model, prompt, output, origin, f, f"{fmt} trace CSV {path}", cohort)
 
 
 def _fail(path, line: int, reason: str):

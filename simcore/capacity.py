@@ -1,0 +1,132 @@
+"""Serving capacity: how many requests a node, a datacenter and the reference fleet can serve (SPEC 3-4).
+
+Computed once per run (the engine hands the result to the schedulers in `StaticInfo.capacity`) and nowhere else:
+
+- batch B*[m, t]: the largest batch of mean-size requests of model m whose KV fits beside the weights in a node
+  of type t (Eq. 1, `physics.max_batch_in_memory`), capped by `max_batch`;
+- service time S[m, t]: a request's mean execution time (prefill + output x decode step) at batch B*, over the
+  run's token mix (`simcore.profiles`);
+- node throughput rps[m, t] = B* / S: requests per second a node of type t serves at full batch;
+- a request's capacity cost on type t: 1 / rps seconds of one node's capacity; a node's utilization in an epoch
+  is the cost of the requests it started divided by the epoch length, 1.0 = served at full throughput.
+
+A datacenter's capacity for model m is every hosting node serving m: `requests_per_epoch[d, m]`. Both models share
+the nodes, so a datacenter's utilization under a load R[d, m] is sum_m R[d, m] / requests_per_epoch[d, m]
+(`datacenter_utilization`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simcore import physics
+
+
+@dataclass
+class Fleet:
+    """Static description of the nodes of the D datacenters (node n of datacenter d is n // nodes_per_dc)."""
+
+    node_dc: np.ndarray  # [N] datacenter of each node
+    node_type: np.ndarray  # [N] node-type index t = gpu_type * len(gpu_counts) + count_index
+    gpus: np.ndarray  # [N]
+    mem_gb: np.ndarray  # [N] pooled GPU memory
+    tdp_w: np.ndarray  # [N] node TDP = GPUs x (GPU TDP + host share)
+    node_types: tuple  # ((gpu type, gpus), ...)
+    nodes_per_type: np.ndarray  # [D, T]
+    load_s: np.ndarray  # [M, T] LA_load of each model on each node type
+
+
+def build_fleet(cfg, dcs: int | None = None) -> Fleet:
+    """1000 nodes per datacenter (default), the six node types interleaved so any prefix mixes all types.
+
+    :param dcs: datacenters (default cfg.dcs; the auto load uses the reference fleet's `reference_dcs`)
+    """
+    n_dc = cfg.dcs if dcs is None else dcs
+    types = tuple((g, c) for g in cfg.gpu_types for c in cfg.gpu_counts)
+    n_types = len(types)
+    per_dc = np.arange(cfg.nodes_per_dc) % n_types
+    node_type = np.tile(per_dc, n_dc)
+    gi = node_type // len(cfg.gpu_counts)
+    gpus = np.asarray(cfg.gpu_counts)[node_type % len(cfg.gpu_counts)]
+    mem = gpus * np.asarray(cfg.gpu_mem_gb)[gi]
+    tdp = gpus * (np.asarray(cfg.gpu_tdp_w)[gi] + cfg.host_tdp_w_per_gpu)
+    counts = np.tile(np.bincount(per_dc, minlength=n_types), (n_dc, 1))
+    t_gpu = np.array([cfg.gpu_types.index(g) for g, _ in types])
+    load = physics.weight_load_latency_s(np.asarray(cfg.model_weights_gb)[:, None],
+                                         np.asarray(cfg.load_bw_gb_per_s)[t_gpu][None, :])
+    return Fleet(np.repeat(np.arange(n_dc), cfg.nodes_per_dc), node_type, gpus, mem.astype(float),
+                 tdp.astype(float), types, counts, load)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Serving capacity of a fleet (all arrays read-only).
+
+    :param batch: [M, T] B*, requests a node runs at once (Eq. 1, max_batch)
+    :param service_s: [M, T] mean execution time of a request at batch B*, s
+    :param node_rps: [M, T] requests per second of one node at full batch (0 where the model does not fit)
+    :param requests_per_epoch: [D, M] requests per epoch of each datacenter if all its hosting nodes served m
+    :param epoch_s: epoch length the per-epoch figures refer to, s
+    """
+
+    batch: np.ndarray
+    service_s: np.ndarray
+    node_rps: np.ndarray
+    requests_per_epoch: np.ndarray
+    epoch_s: float
+
+    def __post_init__(self) -> None:
+        for a in (self.batch, self.service_s, self.node_rps, self.requests_per_epoch):
+            a.setflags(write=False)
+
+    @property
+    def cost_s(self) -> np.ndarray:
+        """[M, T] seconds of one node's capacity a mean request takes (inf where the model does not fit)."""
+        with np.errstate(divide="ignore"):
+            return np.where(self.node_rps > 0, 1.0 / np.maximum(self.node_rps, 1e-300), np.inf)
+
+    def mix_requests_per_epoch(self, model_share) -> np.ndarray:
+        """[D] requests per epoch each datacenter serves at full utilization for a model mix (shares sum to 1)."""
+        s = np.asarray(model_share, dtype=float)
+        per_req = (s[None, :] / np.maximum(self.requests_per_epoch, 1e-300)).sum(axis=1)
+        return 1.0 / per_req
+
+
+def serving_capacity(cfg, fleet, profiles, prompt_tokens, output_tokens) -> Capacity:
+    """The fleet's capacity for the token mix of (prompt_tokens, output_tokens) (a sample of the run's requests)."""
+    p = np.asarray(prompt_tokens, dtype=float)
+    o = np.asarray(output_tokens, dtype=float)
+    keep = o > 0
+    p, o = (p[keep], o[keep]) if keep.any() else (np.array([1.0]), np.array([1.0]))
+    M, T = len(cfg.model_weights_gb), len(fleet.node_types)
+    N = cfg.nodes_per_dc
+    types = fleet.node_type[:N]
+    mem_t = np.array([fleet.mem_gb[:N][types == t][0] for t in range(T)])
+    kv = physics.request_kv_gb((p + o).mean(), np.asarray(cfg.model_kv_mb_per_token, dtype=float))  # [M]
+    batch = physics.max_batch_in_memory(mem_t[None, :], np.asarray(cfg.model_weights_gb)[:, None],
+                                        kv[:, None], cfg.max_batch)  # [M, T]
+    batch = np.where(profiles.hosts, batch, 0)
+    service = np.zeros((M, T))
+    for m in range(M):
+        for t in range(T):
+            service[m, t] = profiles.exec_s_array(m, t, p, o, max(int(batch[m, t]), 1)).mean()
+    rps = np.where(batch > 0, batch / service, 0.0)
+    per_epoch = (fleet.nodes_per_type[:, None, :] * rps[None, :, :]).sum(axis=2) * cfg.epoch_s  # [D, M]
+    return Capacity(batch.astype(int), service, rps, per_epoch, float(cfg.epoch_s))
+
+
+def datacenter_utilization(requests, requests_per_epoch) -> np.ndarray:
+    """Share of each datacenter's serving capacity a load uses: sum_m R[..., d, m] / capacity[d, m] ([..., D])."""
+    cap = np.asarray(requests_per_epoch, dtype=float)
+    return (np.asarray(requests, dtype=float) / np.maximum(cap, 1e-300)).sum(axis=-1)
+
+
+def reference_peak_requests(cfg, prompt_tokens, output_tokens, model_share) -> float:
+    """Real requests in the busiest epoch that `load_scale auto` aims at (SPEC 3): `peak_utilization` of the
+    reference fleet's (`reference_dcs` datacenters) capacity per epoch, for the run's token and model mix."""
+    from simcore.profiles import load_profiles
+
+    fleet = build_fleet(cfg, cfg.reference_dcs)
+    cap = serving_capacity(cfg, fleet, load_profiles(cfg), prompt_tokens, output_tokens)
+    return float(cfg.peak_utilization * cap.mix_requests_per_epoch(model_share).sum())

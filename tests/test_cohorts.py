@@ -1,0 +1,79 @@
+"""Cohorts held to the exact thing: a world small enough to play request by request (cohort_size = 1) against
+the same world played in cohorts (each simulated request standing for C real ones), and the fluid FIFO's closed
+forms against hand-computed cases."""
+import math
+
+import pytest
+
+from schedulers.registry import create
+from simcore.config import Config
+from simcore.engine import fluid_segment, simulate, stalled_segment
+from simcore.results import epoch_table, summary
+
+ENERGY_TOL, TTFT_TOL, SLA_POINTS, UTIL_POINTS = 0.05, 0.25, 0.02, 0.03
+COHORT = 4  # small enough that every pool gets ~20 cohorts per bin (docs/model.md "Cohorts")
+
+
+def _summary(**changes) -> dict:
+    cfg = Config(**changes)
+    rec = simulate(cfg, create(cfg.scheduler))
+    return summary(rec, epoch_table(rec))
+
+
+# 4 datacenters of 12 nodes (2 of each type), batches of at most 8: pools of a few nodes, 1 hour (4 epochs) of the
+# real trace scaled so the datacenters run at 70 % (normal) and 140 % (overloaded) of their serving capacity
+WORLD = dict(dcs=4, reference_dcs=4, nodes_per_dc=12, hours=1.0, max_batch=8, scheduler="uniform", seed=1,
+             warm_target_utilization=0.6)
+LOADS = {"normal": "25", "overloaded": "60"}
+
+
+@pytest.fixture(scope="module", params=sorted(LOADS))
+def pair(request):
+    load = LOADS[request.param]
+    exact = _summary(cohort_size="1", load_scale=load, **WORLD)
+    cohorts = _summary(cohort_size=str(COHORT), load_scale=load, **WORLD)
+    return request.param, exact, cohorts
+
+
+def test_cohorts_agree_with_exact_simulation(pair):
+    name, a, b = pair
+    err = {
+        "energy": b["energy_kwh"] / a["energy_kwh"] - 1.0,
+        "ttft_mean": b["ttft_mean_s"] / a["ttft_mean_s"] - 1.0,
+        "sla_points": b["sla_violation_rate"] - a["sla_violation_rate"],
+        "utilization_points": b["utilization_mean"] - a["utilization_mean"],
+    }
+    print(f"\ncohorts (C={COHORT}) vs exact, {name} load: "
+          + ", ".join(f"{k} {v:+.4f}" for k, v in err.items())
+          + f"; utilization exact {a['utilization_mean']:.3f}, SLA exact {a['sla_violation_rate']:.4f}")
+    assert a["requests_real"] == pytest.approx(b["requests_real"], rel=0.01)
+    assert abs(err["energy"]) <= ENERGY_TOL
+    assert abs(err["ttft_mean"]) <= TTFT_TOL
+    assert abs(err["sla_points"]) <= SLA_POINTS
+    assert abs(err["utilization_points"]) <= UTIL_POINTS
+
+
+def test_fluid_segment_hand_computed():
+    # backlog 10 at the start, arrivals 5/s, drain 10/s for 4 s: the backlog empties at x = 2 s
+    end, wait_sum, late = fluid_segment(10.0, 5.0, 10.0, 4.0, wait_limit_s=0.5)
+    assert end == 0.0
+    # integral of W over [0, 2] = 10 x 2 - 5 x 2^2 / 2 = 10; summed wait = lam x 10 / mu = 5
+    assert wait_sum == pytest.approx(5.0)
+    # wait > 0.5 s <=> W > 5 <=> x < 1 s: 5 requests
+    assert late == pytest.approx(5.0)
+    # overload: no backlog, arrivals 12/s, drain 10/s for 10 s -> backlog 20, summed wait 12 x (2 x 100 / 2) / 10
+    end, wait_sum, late = fluid_segment(0.0, 12.0, 10.0, 10.0, wait_limit_s=1.0)
+    assert end == pytest.approx(20.0)
+    assert wait_sum == pytest.approx(12.0 * 100.0 / 10.0)
+    assert late == pytest.approx(12.0 * 5.0)  # W > 10 after x = 5 s
+
+
+def test_stalled_segment_waits_for_the_load():
+    # no capacity for 2 s, then 10/s after 1 more second: a request at x waits (2 - x) + 1 + (4 + 2x) / 10
+    end, wait_sum, late = stalled_segment(4.0, 2.0, 2.0, 1.0, 10.0, wait_limit_s=3.0)
+    assert end == pytest.approx(8.0)
+    expected = 2.0 * (2.0 + 1.0 * 2.0 + (4.0 * 2.0 + 2.0 * 4.0 / 2.0) / 10.0)
+    assert wait_sum == pytest.approx(expected)
+    # wait(x) = 3.4 - 0.8 x > 3 <=> x < 0.5: 1 request
+    assert late == pytest.approx(1.0)
+    assert stalled_segment(0.0, 1.0, 1.0, math.inf, 0.0, 2.0)[1] == math.inf

@@ -382,7 +382,7 @@ class Engine:
         warm = np.bincount(fl.node_dc, weights=self.warm, minlength=cfg.dcs)
         n_active = np.bincount(fl.node_dc, weights=active, minlength=cfg.dcs)
         lo, hi = int(self.bounds[e]), int(self.bounds[e + 1])
-        dcs = np.asarray(self.r_dc[lo:hi])
+        dcs = np.asarray(self.r_dc[lo:hi], dtype=np.int64)  # int even for an epoch without arrivals
         requests = np.bincount(dcs[dcs >= 0], minlength=cfg.dcs)
         ttft = np.asarray(self.r_ttft[lo:hi])
         done = (dcs >= 0) & ~np.isnan(ttft)

@@ -6,18 +6,30 @@
                   [--config FILE.json] [--set name=value ...]
     python run.py predictor-report [--dcs 8] [--seed 0] [--out FILE.json]
 
-Any user error (bad flag, unknown scheduler, malformed trace, invalid plan) ends with one line on stderr and
-exit code 2, and leaves no results folder behind.
+Any user error (bad flag, unknown scheduler, malformed trace, invalid plan, a plug-in scheduler that raises,
+an unusable --out) ends with one line on stderr and exit code 2, and leaves no results folder behind; an
+unexpected internal error ends with one line naming a crash log that holds the traceback (exit code 1); Ctrl-C
+ends with one line and exit code 130. A run never replaces anything it did not write (see `simcore.results`).
+The current folder is on the import path, as with `python -m`, so `--scheduler mypkg.mod:Class` finds a
+package in the folder the command is run from.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import tempfile
+import time
+import traceback
 
 from simcore.errors import ConfigError, SimError
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+MARLIN_FLAGS = {"marlin_ablate": "--ablate", "marlin_pretrain_days": "--pretrain-days",
+                "marlin_checkpoint": "--checkpoint"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--load-scale", default=None, help="'auto' (default) or an arrival-rate multiplier")
     p.add_argument("--weights", default=None, help="w1,w2,w3,w4 for TTFT, carbon, water, cost (sum 1)")
     p.add_argument("--cop", dest="cop_mode", default=None, choices=("annual", "hourly"), help="COP model")
-    p.add_argument("--out", default=None, help="results folder (default results/<scheduler>-d<D>-s<seed>)")
+    p.add_argument("--out", default=None, help="results folder (default results/<scheduler>-d<D>-s<seed>); must be "
+                   "new, empty, or an earlier results folder (with --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier results folder at --out")
     p.add_argument("--config", default=None, help="JSON file of parameter overrides (flat, by name)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override one parameter")
     p.add_argument("--ablate", default=None, metavar="LIST",
@@ -63,7 +77,7 @@ def build_config(args: argparse.Namespace):
         name, eq, value = item.partition("=")
         if not eq:
             raise ConfigError(f"--set {item!r}: expected NAME=VALUE")
-        values[name.strip()] = value.split(",") if "," in value else value
+        values[name.strip()] = value  # Config parses it: tuples from comma-separated text, never characters
     flags = {"scheduler": args.scheduler, "dcs": args.dcs, "hours": args.hours, "seed": args.seed,
              "trace": args.trace, "start": args.start, "load_scale": args.load_scale, "cop_mode": args.cop_mode}
     values.update({k: v for k, v in flags.items() if v is not None})
@@ -72,10 +86,7 @@ def build_config(args: argparse.Namespace):
     if args.ablate is not None:
         values["marlin_ablate"] = tuple(x.strip() for x in args.ablate.split(",") if x.strip())
     if args.weights is not None:
-        try:
-            values["weights"] = tuple(float(x) for x in args.weights.split(","))
-        except ValueError:
-            raise ConfigError(f"--weights {args.weights!r}: expected four numbers separated by commas") from None
+        values["weights"] = args.weights
     return from_dict(values, where="parameters") if values else Config()
 
 
@@ -94,45 +105,134 @@ def _table(s: dict) -> str:
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["predictor-report"]:  # accuracy and speed of the workload predictors (section 5.1)
-        from reports.predictor_report import main as report
-        return report(argv[1:])
-    try:
-        args = _parser().parse_args(argv)
-        if args.list_schedulers:
-            from schedulers.registry import available
-            for name, target in available().items():
-                print(f"{name:<20} {target}")
-            return 0
-        if args.list_params:
-            from simcore.config import help_table
-            for name, default, text in help_table():
-                print(f"{name:<26} {str(default):<28} {text}")
-            return 0
-        cfg = build_config(args)
-        from schedulers.registry import create
-        from simcore.engine import simulate
-        from simcore.results import write_results
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "(no message)"
 
-        sched = create(cfg.scheduler)
-        out = args.out or f"results/{cfg.scheduler.replace(':', '_').replace('/', '_')}-d{cfg.dcs}-s{cfg.seed}"
-        rec = simulate(cfg, sched, progress=not args.no_progress)
-        summ = write_results(rec, out)
+
+def _emit(text: str) -> None:
+    """Print to stdout; a reader that stops early (`| head`) is not an error."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        raise _StopOutput from None
+
+
+class _StopOutput(Exception):
+    """stdout was closed by its reader."""
+
+
+def _close_progress_bars() -> None:
+    """End a progress bar's open line, so the next message starts on its own line."""
+    tqdm_mod = sys.modules.get("tqdm")
+    bars = list(getattr(getattr(tqdm_mod, "tqdm", None), "_instances", []) or [])
+    for bar in bars:
+        try:
+            bar.close()
+        except Exception:  # a bar that cannot redraw: the message below starts with a line break instead
+            sys.stderr.write("\n")
+
+
+def _ignore_sigint() -> None:
+    """A second Ctrl-C while cleaning up must not interrupt the clean-up."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are not ours to set
+        pass
+
+
+def _crash_log(argv: list[str]) -> str:
+    """Write the current exception's traceback to a file in the system temp folder; return its path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    fd, path = tempfile.mkstemp(prefix=f"marlin-crash-{stamp}-", suffix=".log")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"python run.py {' '.join(argv)}\n\n{traceback.format_exc()}")
+    return path
+
+
+def _check_marlin_flags(cfg, sched) -> None:
+    """--ablate / --pretrain-days / --checkpoint only mean something to MARLIN schedulers: never ignore them."""
+    defaults = type(cfg)()
+    used = [flag for name, flag in MARLIN_FLAGS.items() if getattr(cfg, name) != getattr(defaults, name)]
+    is_marlin = any(c.__module__.startswith("schedulers.marlin") for c in type(sched).__mro__)
+    if used and not is_marlin:
+        raise ConfigError(f"{used[0]} applies to MARLIN schedulers only (marlin, marlin-*); --scheduler "
+                          f"{cfg.scheduler} is not one")
+
+
+def _simulate(args) -> int:
+    if args.list_schedulers:
+        from schedulers.registry import available
+        for name, target in available().items():
+            _emit(f"{name:<20} {target}")
+        return 0
+    if args.list_params:
+        from simcore.config import help_table
+        for name, default, text in help_table():
+            _emit(f"{name:<26} {str(default):<28} {text}")
+        return 0
+    cfg = build_config(args)
+    from schedulers.registry import create
+    from simcore.engine import simulate
+    from simcore.results import Staging, write_results
+    from simcore.rng import stream
+    from traces.loader import load_workload
+
+    out = args.out or f"results/{cfg.scheduler.replace(':', '_').replace('/', '_')}-d{cfg.dcs}-s{cfg.seed}"
+    sched = create(cfg.scheduler)
+    _check_marlin_flags(cfg, sched)
+    stage = Staging(out, args.overwrite)  # before the run: refuse a bad --out now, not after hours
+    try:
+        wl = load_workload(cfg, stream(cfg.seed, "trace"))
+        rec = simulate(cfg, sched, workload=wl, progress=not args.no_progress)
+        summ = write_results(rec, out, extra={"requests_over_context": wl.over_context}, staging=stage)
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt):
+            _ignore_sigint()
+        stage.abandon()
+        raise
+    _emit(_table(summ))
+    _emit(f"results: {out}/ (summary.json, epochs.csv, epochs.parquet, config.json)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cwd = os.getcwd()
+    if cwd not in sys.path:  # as `python -m` does: `--scheduler mypkg.mod:Class` from the current folder
+        sys.path.insert(1, cwd)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        if argv[:1] == ["predictor-report"]:  # accuracy and speed of the workload predictors (section 5.1)
+            from reports.predictor_report import main as report
+            return report(argv[1:])
+        return _simulate(_parser().parse_args(argv))
+    except _StopOutput:
+        return 0
     except SimError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _close_progress_bars()
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
+        _ignore_sigint()
+        _close_progress_bars()
         print("interrupted: no results written", file=sys.stderr)
-        return 130
-    try:
-        print(_table(summ))
-        print(f"results: {out}/ (summary.json, epochs.csv, epochs.parquet, config.json)")
-        sys.stdout.flush()
-    except BrokenPipeError:  # e.g. `| head`: the results are written; silence the closed pipe
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        _close_progress_bars()
+        try:
+            where = f"traceback in {_crash_log(argv)}"
+        except OSError as log_error:
+            where = f"no crash log ({_one_line(log_error)})"
+        print(f"internal error (a bug, please report it): {type(e).__name__}: {_one_line(e)}; {where}",
+              file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+    finally:
+        try:
+            signal.signal(signal.SIGINT, previous)
+        except (ValueError, TypeError):
+            pass
 
 
 if __name__ == "__main__":

@@ -134,8 +134,9 @@ def check_out_dir(out: str | Path, overwrite: bool = False) -> None:
             entries = sorted(os.listdir(p))
         except OSError as e:
             raise OutputError(f"--out {shown}: cannot read the folder ({e.strerror or e})") from None
-        if entries and not is_results_dir(p, entries):
-            listed = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        foreign = foreign_entries(p, entries) if entries else []
+        if foreign:
+            listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise OutputError(f"--out {shown}: folder holds files this simulator did not write ({listed}); "
                               "name a new or empty folder")
         if entries and not overwrite:
@@ -147,17 +148,19 @@ def check_out_dir(out: str | Path, overwrite: bool = False) -> None:
         raise OutputError(f"--out {shown}: {parent} is a file, not a folder")
 
 
-def is_results_dir(p: Path, entries: list[str]) -> bool:
-    """Whether a folder holds only files a run wrote (its manifest's list, or the legacy result files)."""
-    if not all((p / e).is_file() and not (p / e).is_symlink() for e in entries):
-        return False
+def foreign_entries(p: Path, entries: list[str]) -> list[str]:
+    """The entries of a folder that no run wrote (all of them unless it is a results folder): a results folder
+    is known by its manifest's list of files or, written before manifests, by its standard result files."""
     if MANIFEST in entries:
         try:
-            written = set(json.loads((p / MANIFEST).read_text())["files"])
+            written = set(json.loads((p / MANIFEST).read_text())["files"]) | {MANIFEST}
         except (OSError, ValueError, KeyError, TypeError):
-            return False
-        return set(entries) <= written | {MANIFEST}
-    return {"summary.json", "config.json"} <= set(entries) <= set(RESULT_FILES) | set(LEGACY_EXTRA_FILES)
+            written = set()
+    elif {"summary.json", "config.json"} <= set(entries):
+        written = set(RESULT_FILES) | set(LEGACY_EXTRA_FILES)
+    else:
+        written = set()
+    return [e for e in entries if e not in written or not (p / e).is_file() or (p / e).is_symlink()]
 
 
 class Staging:

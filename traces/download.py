@@ -89,9 +89,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     dest = args.out / file_name(args.release, args.without_fails)
+    created = []  # folders this command made, outermost first: removed again if nothing is downloaded
+    missing, d = [], args.out.absolute()
+    while not os.path.lexists(d):
+        missing.append(d)
+        d = d.parent
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
+        for d in reversed(missing):
+            d.mkdir()
+            created.append(d)
     except OSError as e:
+        _remove_empty(created)
         print(f"download: cannot create {args.out}: {e.strerror}", file=sys.stderr)
         return 2
     urls = candidate_urls(args.release, args.without_fails, args.url_base)
@@ -117,8 +125,18 @@ def main(argv: list[str] | None = None) -> int:
             break
         print(f"{dest}", file=sys.stdout)
         return 0
+    _remove_empty(created)
     print(f"download: {last}", file=sys.stderr)
     return 2
+
+
+def _remove_empty(created: list) -> None:
+    """Remove the folders this command made (innermost first), only while they are still empty."""
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except OSError:
+            break
 
 
 if __name__ == "__main__":

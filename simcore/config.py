@@ -26,6 +26,7 @@ MARLIN_ABLATIONS = ("no-film", "no-her", "no-predictor", "no-blend", "no-sgd", "
 ANY_LENGTH = "any"  # `length=ANY_LENGTH`: a tuple of one or more entries
 MAX_NODES_PER_DC = 100_000  # per-node state is kept in Python lists (about 1 KB per node)
 MAX_HOURS = 8760.0  # one year: the grid and weather signals cover 2023
+MAX_INT = 2**63 - 1  # integer parameters fit a 64-bit integer (numpy, seeds)
 
 
 @dataclass(frozen=True)
@@ -457,7 +458,7 @@ def _scalar_ok(kind: str, x: Any, a: Allowed) -> bool:
         return isinstance(x, str) and (a.choices is None or x in a.choices)
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return False
-    if kind == "int" and not isinstance(x, int):
+    if kind == "int" and not (isinstance(x, int) and abs(x) <= MAX_INT):
         return False
     if not math.isfinite(x):
         return False

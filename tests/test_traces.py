@@ -100,9 +100,13 @@ def test_default_arrays(default):
     assert w.t_s.dtype == np.float64 and w.model.dtype == np.int8 and w.origin.dtype == np.int16
     assert w.prompt_tokens.dtype == np.int32 and w.output_tokens.dtype == np.int32
     assert (np.diff(w.t_s) >= 0).all() and w.t_s[0] >= 0 and w.t_s[-1] < 86_400
-    # tokens come from the real pairs
+    # tokens come from the real pairs, prompts clipped to the 4,096-token context window (context_policy clip)
     prompt, output = token_pairs()
-    assert np.isin(pair_keys(w.prompt_tokens, w.output_tokens), pair_keys(prompt, output)).all()
+    clipped = np.minimum(prompt, 4096)
+    assert np.isin(pair_keys(w.prompt_tokens, w.output_tokens), pair_keys(clipped, output)).all()
+    assert w.prompt_tokens.max() == 4096
+    assert abs(w.over_context / len(w) - (prompt > 4096).mean()) < 0.005  # 5.8 % of the real prompts are longer
+    assert w.over_context <= (w.prompt_tokens == 4096).sum()
     assert not w.failed.any()  # no Azure 2023 request generated 0 tokens
     # GPT-4-class share, drawn with gpt4_share = 0.153
     assert abs(w.model.mean() - 0.153) < 0.003

@@ -123,8 +123,8 @@ class _StopOutput(Exception):
     """stdout was closed by its reader."""
 
 
-def _close_progress_bars() -> None:
-    """End a progress bar's open line, so the next message starts on its own line."""
+def _close_progress_bars() -> bool:
+    """End a progress bar's open line, so the next message starts on its own line; whether there was one."""
     tqdm_mod = sys.modules.get("tqdm")
     bars = list(getattr(getattr(tqdm_mod, "tqdm", None), "_instances", []) or [])
     for bar in bars:
@@ -132,6 +132,13 @@ def _close_progress_bars() -> None:
             bar.close()
         except Exception:  # a bar that cannot redraw: the message below starts with a line break instead
             sys.stderr.write("\n")
+    return bool(bars)
+
+
+def _line_break_on_terminal() -> None:
+    """On a terminal, start the next message on a new line (output may have been cut mid-line)."""
+    if not _close_progress_bars() and sys.stderr.isatty():
+        sys.stderr.write("\n")
 
 
 def _ignore_sigint() -> None:
@@ -192,12 +199,19 @@ def _simulate(args) -> int:
             _ignore_sigint()
         stage.abandon()
         raise
-    _emit(_table(summ))
-    _emit(f"results: {out}/ (summary.json, epochs.csv, epochs.parquet, config.json)")
+    try:
+        _emit(_table(summ))
+        _emit(f"results: {out}/ (summary.json, epochs.csv, epochs.parquet, config.json)")
+    except KeyboardInterrupt:  # the results are complete: say so, do not claim otherwise
+        _ignore_sigint()
+        _line_break_on_terminal()
+        print(f"interrupted: the results are complete in {out}/", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    command_line = argv is None  # the process ends right after: keep ignoring a late Ctrl-C
     argv = sys.argv[1:] if argv is None else list(argv)
     cwd = os.getcwd()
     if cwd not in sys.path:  # as `python -m` does: `--scheduler mypkg.mod:Class` from the current folder
@@ -216,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         _ignore_sigint()
-        _close_progress_bars()
+        _line_break_on_terminal()
         print("interrupted: no results written", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:
@@ -229,11 +243,14 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_INTERNAL_ERROR
     finally:
-        try:
-            signal.signal(signal.SIGINT, previous)
-        except (ValueError, TypeError):
-            pass
+        if not command_line:  # called in-process (tests, notebooks): give Ctrl-C back
+            try:
+                signal.signal(signal.SIGINT, previous)
+            except (ValueError, TypeError):
+                pass
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    _ignore_sigint()  # a Ctrl-C during interpreter shutdown would print a traceback from threading
+    sys.exit(code)

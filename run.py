@@ -99,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["predictor-report"]:  # accuracy and speed of the workload predictors (section 5.1)
         from reports.predictor_report import main as report
         return report(argv[1:])
+    if argv[:1] and argv[0] in ("compare", "scale", "ablate", "pareto", "paper"):  # sweeps (paper section 6)
+        from reports.experiments import main as sweep
+        return sweep(argv)
+    if argv[:1] == ["report"]:  # a sweep folder -> report.md / report.html
+        from reports.report import main as study_report
+        return study_report(argv[1:])
     try:
         args = _parser().parse_args(argv)
         if args.list_schedulers:

@@ -365,21 +365,36 @@ def _run_pool(sweep: Sweep, pending: list, workers: int, done) -> None:
     pool.shutdown()
 
 
-def ray_init(workers: int) -> None:
-    """Connect to the Ray cluster that `address="auto"` finds, or start a local Ray with `workers` CPUs."""
+def _import_ray():
     try:
         import ray
     except ImportError:
         raise ConfigError("--executor ray: ray is not installed (pip install 'marlin-sim[ray]')") from None
+    return ray
+
+
+def local_ray(num_cpus: int) -> None:
+    """Start a local Ray with `num_cpus` CPUs whose workers import this repository's code."""
+    ray = _import_ray()
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(address="local", num_cpus=num_cpus, log_to_driver=False, include_dashboard=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+
+
+def ray_init(workers: int) -> None:
+    """Connect to the Ray cluster that `address="auto"` finds, or start a local Ray with `workers` CPUs.
+
+    On a cluster our code travels as the job's working directory (results, virtualenvs and git excluded)."""
+    ray = _import_ray()
     if ray.is_initialized():
         return
     root = str(Path(__file__).resolve().parents[1])
     try:
         ray.init(address="auto", log_to_driver=False,
                  runtime_env={"working_dir": root, "excludes": [".git", ".venv", "results", "*.egg-info"]})
-    except ConnectionError:  # no cluster reachable: a local one, our code on its workers' path
-        ray.init(num_cpus=workers, log_to_driver=False, include_dashboard=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}})
+    except ConnectionError:  # no cluster reachable
+        local_ray(workers)
 
 
 def _run_ray(sweep: Sweep, pending: list, workers: int, done) -> None:

@@ -54,3 +54,10 @@ class RouteOutOfRange(Scheduler):
 
     def route(self, request, live):
         return 99
+
+
+class Raises(Scheduler):
+    """A scheduler with a bug (not a user error): the sweep tests check it is reported by run name."""
+
+    def plan(self, obs):
+        raise RuntimeError("plug-in bug")

@@ -261,3 +261,21 @@ def test_reproduction_verdicts_hypervolume_and_ablation_on_known_numbers(tmp_pat
     assert hv.loc["slit", "phv"] < hv.loc["MARLIN", "phv"]  # SLIT's point is dominated by MARLIN-Balanced's
     names = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
     assert names == ["fig3_compare_d8.png", "fig4_hypervolume_d8.png", "fig6_ablation_d8.png"]
+
+
+def test_marlin_balanced_plays_the_run_weights():
+    """The pareto sweep re-weights MARLIN-Balanced with --weights; the Min* variants keep their own weights."""
+    from schedulers.registry import create
+    from simcore.engine import Engine
+    from simcore.rng import stream
+    from tests.conftest import small_config
+
+    def variant_w(name, **changes):
+        cfg = small_config(scheduler=name, **changes)
+        sched = create(name)
+        sched.reset(Engine(cfg, sched).info, stream(cfg.seed, "scheduler"))
+        return sched.variant_w
+
+    np.testing.assert_array_equal(variant_w("marlin"), np.full(4, 0.25))
+    np.testing.assert_array_equal(variant_w("marlin", weights=(0.4, 0.4, 0.1, 0.1)), [0.4, 0.4, 0.1, 0.1])
+    np.testing.assert_allclose(variant_w("marlin-mincarbon", weights=(0.4, 0.4, 0.1, 0.1)), [0.1, 0.7, 0.1, 0.1])

@@ -40,6 +40,14 @@ def _wants_log(values) -> bool:
     return len(v) > 1 and v.max() / v.min() > LOG_RATIO
 
 
+def _thousands(axis) -> None:
+    """Tick labels with thousands separators (20,000 rather than 20000) on axes that reach 10,000."""
+    from matplotlib.ticker import FuncFormatter
+
+    if max(abs(v) for v in axis.get_view_interval()) >= 1e4:
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+
+
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
@@ -80,6 +88,7 @@ def fig3_compare(stats: pd.DataFrame, path: Path, title: str) -> Path:
             ax.set_xlabel("log scale", fontsize=7)
         else:  # the quantities are positive: a whisker below zero (few seeds, wide t-interval) is cut at 0
             ax.set_xlim(left=0)
+            _thousands(ax.xaxis)
         ax.grid(axis="x", alpha=0.3)
         ax.set_axisbelow(True)
         best = np.nanargmin(mean) if np.isfinite(mean).any() else None
@@ -100,7 +109,7 @@ def fig4_hypervolume(hv: pd.DataFrame, path: Path, title: str) -> Path:
     colors = [FAMILY_COLORS.get(f, FAMILY_COLORS["other"]) for f in t["family"]]
     ax.barh(y, t["phv_pct_of_marlin"], color=colors, edgecolor="black", linewidth=0.4)
     for yi, v, pts in zip(y, t["phv_pct_of_marlin"], t["points"]):
-        ax.text(v, yi, f" {v:.1f} %  ({pts} pt)", va="center", fontsize=7)
+        ax.text(v, yi, f" {v:.1f} %  ({pts} pt)" if v >= 0.1 else f" < 0.1 %  ({pts} pt)", va="center", fontsize=7)
     ax.set_yticks(y, [display(f) for f in t["framework"]], fontsize=8)
     ax.set_xlabel("PHV, % of MARLIN's")
     ax.set_xlim(0, max(110.0, float(t["phv_pct_of_marlin"].max()) * 1.25) if len(t) else 110.0)
@@ -142,8 +151,10 @@ def fig5_scale(stats: pd.DataFrame, path: Path, title: str) -> Path:
         ax.set_xticks(sorted(t["dcs"].unique()))
         if _wants_log(t["mean"]):
             ax.set_yscale("log")
-        elif ax.get_ylim()[0] < 0:  # positive quantities: a shaded interval below zero (few seeds) is cut at 0
-            ax.set_ylim(bottom=0)
+        else:
+            if ax.get_ylim()[0] < 0:  # positive quantities: a shaded interval below zero (few seeds) is cut at 0
+                ax.set_ylim(bottom=0)
+            _thousands(ax.yaxis)
         ax.grid(alpha=0.3)
     handles, names = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=min(6, max(len(names), 1)), fontsize=8, frameon=False)

@@ -19,7 +19,8 @@ the worker calls `run.main` in its own process (not a subprocess), so a run's fi
 line (the same seed gives the same files; only `wall_s` differs). A run whose `summary.json` exists is never
 re-run, so an interrupted sweep resumes where it stopped; a folder without `summary.json` (nothing we wrote:
 results are renamed into place only when complete) is moved aside to `.<name>.incomplete-<time>` and re-run,
-never deleted. A failing run is reported by name and does not stop the others.
+never deleted. A failing run is reported by name and does not stop the others. In `paper`, a run of `scale`
+or `ablate` identical to one of `compare` (same scheduler, D, seed, hours, flags) is a symbolic link to it.
 
 Executors: `local` (default), a process pool of `--workers` processes (default: the machine's cores; 1 runs
 in this process); `ray`, one Ray task per run on the cluster that `ray.init(address="auto")` finds, else on a
@@ -38,7 +39,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from simcore.config import MARLIN_ABLATIONS, OBJECTIVES
@@ -115,6 +116,7 @@ class RunSpec:
     label: str  # the framework the run belongs to in reports: scheduler, "marlin[no-veto]", "marlin[w=...]"
     weights: tuple | None = None
     ablate: tuple = ()
+    same_as: str | None = None  # `paper`: the identical run of another sweep ("../compare/<run>"), linked not re-run
 
     def argv(self, run_args: list) -> list:
         a = ["--scheduler", self.scheduler, "--dcs", str(self.dcs), "--seed", str(self.seed),
@@ -312,6 +314,8 @@ def execute(sweep: Sweep, workers: int, executor: str = "local", progress: bool 
     pending = []
     for r in _ordered(sweep.runs):
         folder = sweep.path / r.name
+        if r.same_as and not folder.exists() and not folder.is_symlink() and finished(sweep.path / r.same_as):
+            os.symlink(r.same_as, folder, target_is_directory=True)  # the identical run, done by another sweep
         if finished(folder):
             res.skipped.append(r.name)
             continue
@@ -545,7 +549,15 @@ def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
                         "weights": [list(w) for w in wl]}
         _check(runs, run_args)
         out.append(Sweep(k, root / k, runs, a.hours, run_args, settings))
+    if kind == "paper":  # scale at the compare D and ablate's full MARLIN repeat compare's runs: link them
+        done = {_identity(r): f"../compare/{r.name}" for r in out[0].runs}
+        for sw in out[1:]:
+            sw.runs = [replace(r, same_as=done.get(_identity(r))) for r in sw.runs]
     return out
+
+
+def _identity(r: RunSpec) -> tuple:
+    return r.scheduler, r.dcs, r.seed, r.hours, r.weights, tuple(r.ablate)
 
 
 def main(argv: list) -> int:

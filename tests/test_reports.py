@@ -279,3 +279,16 @@ def test_marlin_balanced_plays_the_run_weights():
     np.testing.assert_array_equal(variant_w("marlin"), np.full(4, 0.25))
     np.testing.assert_array_equal(variant_w("marlin", weights=(0.4, 0.4, 0.1, 0.1)), [0.4, 0.4, 0.1, 0.1])
     np.testing.assert_allclose(variant_w("marlin-mincarbon", weights=(0.4, 0.4, 0.1, 0.1)), [0.1, 0.7, 0.1, 0.1])
+
+
+def test_paper_links_runs_that_repeat_the_comparison(tmp_path):
+    a = experiments._parser("paper").parse_args(
+        ["--schedulers", "uniform,marlin", "--seeds", "2", "--dcs", "8", "--dcs-list", "4,8", "--ablations", "no-veto",
+         "--out", str(tmp_path)])
+    compare, scale, ablate, pareto = experiments.sweeps_from_args("paper", a)
+    linked = {r.name: r.same_as for r in scale.runs if r.same_as}
+    assert linked == {f"{s}-d8-s{k}": f"../compare/{s}-d8-s{k}" for s in ("uniform", "marlin") for k in (0, 1)}
+    assert {r.name: r.same_as for r in ablate.runs if r.same_as} == {
+        "marlin-full-d8-s0": "../compare/marlin-d8-s0", "marlin-full-d8-s1": "../compare/marlin-d8-s1"}
+    assert not any(r.same_as for r in pareto.runs) and len(pareto.runs) == 2 * 6
+    assert not tmp_path.joinpath("compare").exists()  # planning writes nothing

@@ -299,7 +299,8 @@ def _merge_manifest(sweep: Sweep) -> dict:
     new["runs"] = [r for r in old.get("runs", []) if r["name"] not in names] + new["runs"]
     for key, value in new.items():
         if isinstance(value, list) and key not in ("runs", "run_args"):
-            new[key] = list(dict.fromkeys([*old.get(key, []), *value]))
+            merged = {json.dumps(v): v for v in [*old.get(key, []), *value]}  # values may be lists (weights)
+            new[key] = list(merged.values())
     return new
 
 
@@ -566,6 +567,8 @@ def main(argv: list) -> int:
     try:
         a = _parser(kind).parse_args(argv[1:])
         sweeps = sweeps_from_args(kind, a)
+        for sw in sweeps:  # a folder holding a different sweep is refused before anything runs
+            _merge_manifest(sw)
         failed = 0
         for sw in sweeps:
             res = execute(sw, a.workers, a.executor, progress=not a.no_progress)

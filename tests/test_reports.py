@@ -151,6 +151,9 @@ def test_resume_skips_finished_runs_and_reruns_incomplete_ones(tmp_path):
     aside = [Path(p) for p in again.set_aside]
     assert len(aside) == 1 and (aside[0] / "note.txt").read_text() == "mine"  # moved aside, not deleted
     assert execute(sw, workers=1, progress=False).ran == []
+    other = Sweep("compare", sw.path, experiments.compare_runs(("uniform",), (0,), 4, 1.0), 1.0, list(TINY))
+    with pytest.raises(experiments.ConfigError, match="hours=2.0, not 1.0"):
+        execute(other, workers=1, progress=False)
 
 
 def test_failing_runs_are_reported_by_name_and_do_not_stop_the_others(tmp_path):

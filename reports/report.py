@@ -200,7 +200,8 @@ def build(study: Study, ref_offset: float = REF_OFFSET) -> tuple:
     doc.p("Each headline claim of the paper's section 6 beside our value. Metric rows: delta of the subject's mean "
           "vs the other's, with Welch's 95 % interval of the difference; verdict 'holds' when the two 95 % "
           "intervals do not overlap and the sign is the claimed one, 'does not hold' when they do not overlap "
-          "and the sign is the other, 'inconclusive' when they overlap. 'best-X' is the lowest mean on the row's "
+          "and the sign is the other, 'inconclusive' when they overlap; 'at most / at least' rows hold when the "
+          "whole interval of the delta is at or below the paper's value. 'best-X' is the lowest mean on the row's "
           "metric within group X (the paper compared with its best baseline per metric). PHV rows are single "
           "values (one front per framework), judged on the sign alone. The 'ours' rows are our stricter bar "
           "(reference schedulers), which the paper did not run.")

@@ -249,6 +249,13 @@ def test_reproduction_verdicts_hypervolume_and_ablation_on_known_numbers(tmp_pat
     assert rep.loc["the best MARLIN variant beats the best reference scheduler on TTFT", "verdict"] == "does not hold"
     assert rep.loc["MARLIN-Balanced vs SLIT: water -81.11 %", "verdict"] == "inconclusive"  # equal numbers
     assert rep.loc["MARLIN-Balanced vs SLIT: carbon -61.07 %", "measured_pct"] == pytest.approx(-50.0)
+    # a bound: Balanced's TTFT (2.0) vs QLearning's (2.0) is +0 %, within "at most 23.61 % slower"; its carbon
+    # (60 vs 100, -40 %) is within "at most 2.77 % higher"; its water -40 % meets "at least 18.66 % less"
+    for claim in ("MARLIN-Balanced is at most 2.77 % higher in carbon than the best RL baseline (QLearning)",
+                  "MARLIN-Balanced reduces water by at least 18.66 % vs the best RL baseline (DDQN)"):
+        assert rep.loc[claim, "measured_pct"] == pytest.approx(-40.0) and rep.loc[claim, "verdict"] == "holds"
+    assert rep.loc["MARLIN-Balanced is at most 23.61 % slower in TTFT than the best RL baseline (QLearning)",
+                   "verdict"] == "holds"
     veto = rep.loc["without the veto, MARLIN's PHV decreases 14.9 %"]
     assert veto["verdict"] == "holds"
     # ablation study normalized over its 6 points: full's seeds are the best three, no-veto's the worst three;

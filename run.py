@@ -5,6 +5,8 @@
                   [--start 2023-07-03] [--load-scale auto] [--weights 0.25,0.25,0.25,0.25] [--out DIR]
                   [--config FILE.json] [--set name=value ...]
     python run.py predictor-report [--dcs 8] [--seed 0] [--out FILE.json]
+    python run.py compare|scale|ablate|pareto|paper [--schedulers a,b] [--seeds 5] [--out DIR] [--workers N]
+    python run.py report DIR
 
 Any user error (bad flag, unknown scheduler, malformed trace, invalid plan, a plug-in scheduler that raises,
 an unusable --out) ends with one line on stderr and exit code 2, and leaves no results folder behind; an
@@ -221,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["predictor-report"]:  # accuracy and speed of the workload predictors (section 5.1)
             from reports.predictor_report import main as report
             return report(argv[1:])
+        if argv[:1] and argv[0] in ("compare", "scale", "ablate", "pareto", "paper"):  # sweeps (paper section 6)
+            from reports.experiments import main as sweep
+            return sweep(argv)
+        if argv[:1] == ["report"]:  # a sweep folder -> report.md / report.html
+            from reports.report import main as study_report
+            return study_report(argv[1:])
         return _simulate(_parser().parse_args(argv))
     except _StopOutput:
         return 0

@@ -84,3 +84,10 @@ class RaisesInObserve(Scheduler):
 
     def observe(self, result):
         raise ValueError("cannot learn")
+
+
+class Raises(Scheduler):
+    """A scheduler with a bug (not a user error): the sweep tests check it is reported by run name."""
+
+    def plan(self, obs):
+        raise RuntimeError("plug-in bug")

@@ -23,6 +23,7 @@ import pandas as pd
 
 from simcore.engine import RunRecord
 from simcore.errors import OutputError
+from simcore.folders import make_dirs, remove_made_dirs
 
 MANIFEST = ".marlin-results.json"  # the files a run wrote; marks its folder as a results folder
 RESULT_FILES = ("summary.json", "config.json", "epochs.csv", "epochs.parquet")
@@ -177,15 +178,8 @@ class Staging:
         self.created: list[Path] = []  # parent folders this run made, outermost first
         self.tmp: Path | None = None
         check_out_dir(self.out, overwrite)
-        missing = []
-        parent = Path(os.path.abspath(self.out)).parent
-        while not os.path.lexists(parent):
-            missing.append(parent)
-            parent = parent.parent
         try:
-            for d in reversed(missing):
-                d.mkdir()
-                self.created.append(d)
+            self.created = make_dirs(Path(os.path.abspath(self.out)).parent)
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
         except OSError as e:
             self.abandon()
@@ -211,11 +205,7 @@ class Staging:
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
-        for d in reversed(self.created):
-            try:
-                d.rmdir()  # only if still empty: never removes what someone else put there
-            except OSError:
-                break
+        remove_made_dirs(self.created)
         self.created = []
 
 

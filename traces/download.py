@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from simcore.errors import TraceError
+from simcore.folders import make_dirs, remove_made_dirs
 from traces.loader import detect_format
 
 RELEASES = (1, 2, 3)
@@ -89,17 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     dest = args.out / file_name(args.release, args.without_fails)
-    created = []  # folders this command made, outermost first: removed again if nothing is downloaded
-    missing, d = [], args.out.absolute()
-    while not os.path.lexists(d):
-        missing.append(d)
-        d = d.parent
-    try:
-        for d in reversed(missing):
-            d.mkdir()
-            created.append(d)
+    try:  # the folders this command made are removed again if nothing is downloaded
+        created = make_dirs(args.out)
     except OSError as e:
-        _remove_empty(created)
         print(f"download: cannot create {args.out}: {e.strerror}", file=sys.stderr)
         return 2
     urls = candidate_urls(args.release, args.without_fails, args.url_base)
@@ -125,18 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             break
         print(f"{dest}", file=sys.stdout)
         return 0
-    _remove_empty(created)
+    remove_made_dirs(created)
     print(f"download: {last}", file=sys.stderr)
     return 2
-
-
-def _remove_empty(created: list) -> None:
-    """Remove the folders this command made (innermost first), only while they are still empty."""
-    for d in reversed(created):
-        try:
-            d.rmdir()
-        except OSError:
-            break
 
 
 if __name__ == "__main__":

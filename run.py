@@ -5,19 +5,33 @@
                   [--start 2023-07-03] [--load-scale auto] [--weights 0.25,0.25,0.25,0.25] [--out DIR]
                   [--config FILE.json] [--set name=value ...]
     python run.py predictor-report [--dcs 8] [--seed 0] [--out FILE.json]
+    python run.py compare|scale|ablate|pareto|paper [--schedulers a,b] [--seeds 5] [--out DIR] [--workers N]
+    python run.py report DIR
 
-Any user error (bad flag, unknown scheduler, malformed trace, invalid plan) ends with one line on stderr and
-exit code 2, and leaves no results folder behind.
+Any user error (bad flag, unknown scheduler, malformed trace, invalid plan, a plug-in scheduler that raises,
+an unusable --out) ends with one line on stderr and exit code 2, and leaves no results folder behind; an
+unexpected internal error ends with one line naming a crash log that holds the traceback (exit code 1); Ctrl-C
+ends with one line and exit code 130. A run never replaces anything it did not write (see `simcore.results`).
+The current folder is on the import path, as with `python -m`, so `--scheduler mypkg.mod:Class` finds a
+package in the folder the command is run from.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import tempfile
+import time
+import traceback
 
 from simcore.errors import ConfigError, SimError
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+MARLIN_FLAGS = {"marlin_ablate": "--ablate", "marlin_pretrain_days": "--pretrain-days",
+                "marlin_checkpoint": "--checkpoint"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,9 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", default=None, help="azure-code-2024 (default), burstgpt-profile, or a CSV path")
     p.add_argument("--start", default=None, help="UTC date of epoch 0 for grid signals (default 2023-07-03)")
     p.add_argument("--load-scale", default=None, help="'auto' (default) or an arrival-rate multiplier")
+    p.add_argument("--cohort-size", default=None, help="real requests per simulated request: 'auto' (default) or "
+                   "a whole number; 1 = exact per-request simulation")
     p.add_argument("--weights", default=None, help="w1,w2,w3,w4 for TTFT, carbon, water, cost (sum 1)")
     p.add_argument("--cop", dest="cop_mode", default=None, choices=("annual", "hourly"), help="COP model")
-    p.add_argument("--out", default=None, help="results folder (default results/<scheduler>-d<D>-s<seed>)")
+    p.add_argument("--out", default=None, help="results folder (default results/<scheduler>-d<D>-s<seed>); must be "
+                   "new, empty, or an earlier results folder (with --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier results folder at --out")
     p.add_argument("--config", default=None, help="JSON file of parameter overrides (flat, by name)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override one parameter")
     p.add_argument("--ablate", default=None, metavar="LIST",
@@ -63,19 +81,17 @@ def build_config(args: argparse.Namespace):
         name, eq, value = item.partition("=")
         if not eq:
             raise ConfigError(f"--set {item!r}: expected NAME=VALUE")
-        values[name.strip()] = value.split(",") if "," in value else value
+        values[name.strip()] = value  # Config parses it: tuples from comma-separated text, never characters
     flags = {"scheduler": args.scheduler, "dcs": args.dcs, "hours": args.hours, "seed": args.seed,
-             "trace": args.trace, "start": args.start, "load_scale": args.load_scale, "cop_mode": args.cop_mode}
+             "trace": args.trace, "start": args.start, "load_scale": args.load_scale, "cop_mode": args.cop_mode,
+             "cohort_size": args.cohort_size}
     values.update({k: v for k, v in flags.items() if v is not None})
     marlin = {"marlin_pretrain_days": args.marlin_pretrain_days, "marlin_checkpoint": args.marlin_checkpoint}
     values.update({k: v for k, v in marlin.items() if v is not None})
     if args.ablate is not None:
         values["marlin_ablate"] = tuple(x.strip() for x in args.ablate.split(",") if x.strip())
     if args.weights is not None:
-        try:
-            values["weights"] = tuple(float(x) for x in args.weights.split(","))
-        except ValueError:
-            raise ConfigError(f"--weights {args.weights!r}: expected four numbers separated by commas") from None
+        values["weights"] = args.weights
     return from_dict(values, where="parameters") if values else Config()
 
 
@@ -94,46 +110,158 @@ def _table(s: dict) -> str:
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["predictor-report"]:  # accuracy and speed of the workload predictors (section 5.1)
-        from reports.predictor_report import main as report
-        return report(argv[1:])
-    try:
-        args = _parser().parse_args(argv)
-        if args.list_schedulers:
-            from schedulers.registry import available
-            for name, target in available().items():
-                print(f"{name:<20} {target}")
-            return 0
-        if args.list_params:
-            from simcore.config import help_table
-            for name, default, text in help_table():
-                print(f"{name:<26} {str(default):<28} {text}")
-            return 0
-        cfg = build_config(args)
-        from schedulers.registry import create
-        from simcore.engine import simulate
-        from simcore.results import write_results
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "(no message)"
 
-        sched = create(cfg.scheduler)
-        out = args.out or f"results/{cfg.scheduler.replace(':', '_').replace('/', '_')}-d{cfg.dcs}-s{cfg.seed}"
-        rec = simulate(cfg, sched, progress=not args.no_progress)
-        summ = write_results(rec, out)
-    except SimError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("interrupted: no results written", file=sys.stderr)
-        return 130
+
+def _emit(text: str) -> None:
+    """Print to stdout; a reader that stops early (`| head`) is not an error."""
     try:
-        print(_table(summ))
-        print(f"results: {out}/ (summary.json, epochs.csv, epochs.parquet, config.json)")
+        print(text)
         sys.stdout.flush()
-    except BrokenPipeError:  # e.g. `| head`: the results are written; silence the closed pipe
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        raise _StopOutput from None
+
+
+class _StopOutput(Exception):
+    """stdout was closed by its reader."""
+
+
+def _close_progress_bars() -> bool:
+    """End a progress bar's open line, so the next message starts on its own line; whether there was one."""
+    tqdm_mod = sys.modules.get("tqdm")
+    bars = list(getattr(getattr(tqdm_mod, "tqdm", None), "_instances", []) or [])
+    for bar in bars:
+        try:
+            bar.close()
+        except Exception:  # a bar that cannot redraw: the message below starts with a line break instead
+            sys.stderr.write("\n")
+    return bool(bars)
+
+
+def _line_break_on_terminal() -> None:
+    """On a terminal, start the next message on a new line (output may have been cut mid-line)."""
+    if not _close_progress_bars() and sys.stderr.isatty():
+        sys.stderr.write("\n")
+
+
+def _ignore_sigint() -> None:
+    """A second Ctrl-C while cleaning up must not interrupt the clean-up."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are not ours to set
+        pass
+
+
+def _crash_log(argv: list[str]) -> str:
+    """Write the current exception's traceback to a file in the system temp folder; return its path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    fd, path = tempfile.mkstemp(prefix=f"marlin-crash-{stamp}-", suffix=".log")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"python run.py {' '.join(argv)}\n\n{traceback.format_exc()}")
+    return path
+
+
+def _check_marlin_flags(cfg, sched) -> None:
+    """--ablate / --pretrain-days / --checkpoint only mean something to MARLIN schedulers: never ignore them."""
+    defaults = type(cfg)()
+    used = [flag for name, flag in MARLIN_FLAGS.items() if getattr(cfg, name) != getattr(defaults, name)]
+    is_marlin = any(c.__module__.startswith("schedulers.marlin") for c in type(sched).__mro__)
+    if used and not is_marlin:
+        raise ConfigError(f"{used[0]} applies to MARLIN schedulers only (marlin, marlin-*); --scheduler "
+                          f"{cfg.scheduler} is not one")
+
+
+def _simulate(args) -> int:
+    if args.list_schedulers:
+        from schedulers.registry import available
+        for name, target in available().items():
+            _emit(f"{name:<20} {target}")
+        return 0
+    if args.list_params:
+        from simcore.config import help_table
+        for name, default, text in help_table():
+            _emit(f"{name:<26} {str(default):<28} {text}")
+        return 0
+    cfg = build_config(args)
+    from schedulers.registry import create
+    from simcore.engine import simulate
+    from simcore.results import Staging, write_results
+    from simcore.rng import stream
+    from traces.loader import load_workload
+
+    out = args.out or f"results/{cfg.scheduler.replace(':', '_').replace('/', '_')}-d{cfg.dcs}-s{cfg.seed}"
+    sched = create(cfg.scheduler)
+    _check_marlin_flags(cfg, sched)
+    stage = Staging(out, args.overwrite)  # before the run: refuse a bad --out now, not after hours
+    try:
+        wl = load_workload(cfg, stream(cfg.seed, "trace"))
+        rec = simulate(cfg, sched, workload=wl, progress=not args.no_progress)
+        summ = write_results(rec, out, extra={"requests_over_context": wl.over_context}, staging=stage)
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt):
+            _ignore_sigint()
+        stage.abandon()
+        raise
+    try:
+        _emit(_table(summ))
+        _emit(f"results: {out}/ (summary.json, epochs.csv, epochs.parquet, config.json)")
+    except KeyboardInterrupt:  # the results are complete: say so, do not claim otherwise
+        _ignore_sigint()
+        _line_break_on_terminal()
+        print(f"interrupted: the results are complete in {out}/", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    command_line = argv is None  # the process ends right after: keep ignoring a late Ctrl-C
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cwd = os.getcwd()
+    if cwd not in sys.path:  # as `python -m` does: `--scheduler mypkg.mod:Class` from the current folder
+        sys.path.insert(1, cwd)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        if argv[:1] == ["predictor-report"]:  # accuracy and speed of the workload predictors (section 5.1)
+            from reports.predictor_report import main as report
+            return report(argv[1:])
+        if argv[:1] and argv[0] in ("compare", "scale", "ablate", "pareto", "paper"):  # sweeps (paper section 6)
+            from reports.experiments import main as sweep
+            return sweep(argv)
+        if argv[:1] == ["report"]:  # a sweep folder -> report.md / report.html
+            from reports.report import main as study_report
+            return study_report(argv[1:])
+        return _simulate(_parser().parse_args(argv))
+    except _StopOutput:
+        return 0
+    except SimError as e:
+        _close_progress_bars()
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        _ignore_sigint()
+        _line_break_on_terminal()
+        print("interrupted: no results written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        _close_progress_bars()
+        try:
+            where = f"traceback in {_crash_log(argv)}"
+        except OSError as log_error:
+            where = f"no crash log ({_one_line(log_error)})"
+        print(f"internal error (a bug, please report it): {type(e).__name__}: {_one_line(e)}; {where}",
+              file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+    finally:
+        if not command_line:  # called in-process (tests, notebooks): give Ctrl-C back
+            try:
+                signal.signal(signal.SIGINT, previous)
+            except (ValueError, TypeError):
+                pass
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    _ignore_sigint()  # a Ctrl-C during interpreter shutdown would print a traceback from threading
+    sys.exit(code)

@@ -10,18 +10,38 @@ static facts and the seeded RNG, validates every plan):
     extra_results() -> dict    optional: extra tables (name -> DataFrame) for the results folder
 
 The engine calls the public methods `reset(info, rng)`, `decide(obs)` (plan + validation) and `observe`.
+Every hook a subclass writes is guarded (`Scheduler.__init_subclass__`): an exception raised inside it becomes a
+`SchedulerError` naming the scheduler, the method and the error, so the user sees one line, not a traceback
+(a `SimError` the hook raises on purpose passes through unchanged).
 """
 from __future__ import annotations
 
+import functools
+import types
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-from simcore.errors import PlanError
+from simcore.errors import PlanError, SchedulerError, SimError
 
 PLAN_ROW_TOLERANCE = 1e-6  # rows of a plan must sum to 1 within this
+HOOKS = ("setup", "plan", "route", "observe", "extra_results")  # the methods a subclass writes (guarded)
+
+
+def _guarded(method: str, fn: Callable) -> Callable:
+    """`fn` with any exception except a SimError turned into a SchedulerError naming scheduler and method."""
+    @functools.wraps(fn)
+    def hook(self, *args, **kwargs):
+        try:
+            return fn(self, *args, **kwargs)
+        except SimError:
+            raise
+        except Exception as e:
+            raise SchedulerError(f"scheduler {self.label()}: {method}() raised {type(e).__name__}: {e}") from e
+    hook.__guarded__ = True
+    return hook
 
 
 @dataclass(frozen=True)
@@ -141,6 +161,13 @@ class Scheduler(ABC):
     def __init__(self) -> None:
         self.info: Optional[StaticInfo] = None
         self.rng: Optional[np.random.Generator] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in HOOKS:  # guard the hooks this class writes itself (inherited ones are guarded already)
+            fn = cls.__dict__.get(name)
+            if isinstance(fn, types.FunctionType) and not getattr(fn, "__guarded__", False):
+                setattr(cls, name, _guarded(name, fn))
 
     # --- public, called by the engine ------------------------------------------------------------
     def reset(self, info: StaticInfo, rng: np.random.Generator) -> None:

@@ -10,7 +10,7 @@ import importlib
 from importlib.metadata import entry_points
 
 from schedulers.base import Scheduler
-from simcore.errors import SchedulerNotFound
+from simcore.errors import SchedulerError, SchedulerNotFound, SimError
 
 ENTRY_POINT_GROUP = "marlin_sim.schedulers"
 
@@ -58,7 +58,12 @@ def _import(target: str, name: str) -> type:
     try:
         obj = getattr(importlib.import_module(mod_name), attr)
     except (ImportError, AttributeError) as e:
-        raise SchedulerNotFound(f"scheduler {name!r}: cannot import {target} ({e})") from None
+        raise SchedulerNotFound(f"scheduler {name!r}: cannot import {target} ({e}; a module of your own is found "
+                                "from the current folder or PYTHONPATH)") from None
+    except SimError:
+        raise
+    except Exception as e:  # the module itself raised while being imported (a syntax error, a failing import-time call)
+        raise SchedulerNotFound(f"scheduler {name!r}: importing {mod_name} raised {type(e).__name__}: {e}") from None
     if not (isinstance(obj, type) and issubclass(obj, Scheduler)):
         raise SchedulerNotFound(f"scheduler {name!r}: {target} is not a subclass of schedulers.base.Scheduler")
     return obj
@@ -76,6 +81,12 @@ def resolve(name: str) -> type:
 
 def create(name: str) -> Scheduler:
     """A fresh instance of the named scheduler, its `name` set to what the user asked for."""
-    sched = resolve(name)()
+    cls = resolve(name)
+    try:
+        sched = cls()
+    except SimError:
+        raise
+    except Exception as e:  # the plug-in's own constructor failed: one line naming it, not a traceback
+        raise SchedulerError(f"scheduler {name}: __init__() raised {type(e).__name__}: {e}") from e
     sched.name = name
     return sched

@@ -476,10 +476,11 @@ class Engine:
         n_active = np.bincount(fl.node_dc, weights=active, minlength=cfg.dcs)
         lo, hi = int(self.bounds[e]), int(self.bounds[e + 1])
         if self.fluid:
-            dcs, ttft = self.f_dc[lo:hi], self.f_ttft[lo:hi]
+            dcs, ttft = np.asarray(self.f_dc[lo:hi], dtype=np.int64), self.f_ttft[lo:hi]
             w_all, late_all = self.f_served[lo:hi], self.f_late[lo:hi]
         else:
-            dcs, ttft = np.asarray(self.r_dc[lo:hi]), np.asarray(self.r_ttft[lo:hi])
+            dcs = np.asarray(self.r_dc[lo:hi], dtype=np.int64)  # int even for an epoch without arrivals
+            ttft = np.asarray(self.r_ttft[lo:hi], dtype=np.float64)
             w_all, late_all = np.ones(hi - lo), (np.nan_to_num(ttft) > cfg.sla_ttft_s).astype(float)
         requests = np.bincount(dcs[dcs >= 0], minlength=cfg.dcs) * self.C
         done = (dcs >= 0) & ~np.isnan(ttft)

@@ -1,7 +1,7 @@
 """User-facing errors: anything a user can cause (bad trace, bad flag, bad plug-in) raises one of these.
 
-`run.py` turns them into one line on stderr and exit code 2; nothing else is caught there, so a real bug
-still shows its traceback.
+`run.py` turns them into one line on stderr and exit code 2; any other exception is a bug: `run.py` writes its
+traceback to a crash log and prints one line naming that file (exit code 1).
 """
 
 
@@ -23,3 +23,11 @@ class PlanError(SimError):
 
 class SchedulerNotFound(SimError):
     """No scheduler is registered under the requested name."""
+
+
+class SchedulerError(SimError):
+    """A scheduler's own code raised (message: scheduler, method, error)."""
+
+
+class OutputError(SimError):
+    """The results folder cannot be written, or writing it would replace something the run did not write."""

@@ -3,6 +3,12 @@
 A results folder holds `summary.json`, `epochs.csv` + `epochs.parquet` (one row per epoch and datacenter,
 SPEC 6 columns) and `config.json` (every parameter, by the Config's field names). Everything is written into
 a temporary sibling folder that is renamed into place only when complete, so a failed run leaves nothing.
+
+A run never deletes or replaces anything it did not write (`Staging`, before the run): the results folder must be
+new, an empty folder, or an earlier results folder (recognized by its manifest `.marlin-results.json`, or, for
+folders written before manifests, by holding only result files), and an earlier one is replaced only with
+`overwrite=True` (`--overwrite`). The temporary folder is made before the simulation, so an unwritable place is
+found before any work is done.
 """
 from __future__ import annotations
 
@@ -16,7 +22,12 @@ import numpy as np
 import pandas as pd
 
 from simcore.engine import RunRecord
+from simcore.errors import OutputError
+from simcore.folders import make_dirs, remove_made_dirs
 
+MANIFEST = ".marlin-results.json"  # the files a run wrote; marks its folder as a results folder
+RESULT_FILES = ("summary.json", "config.json", "epochs.csv", "epochs.parquet")
+LEGACY_EXTRA_FILES = ("marlin_epochs.csv",)  # extra tables of folders written before manifests existed
 SUMMARY_SUMS = {"energy_kwh": "total_kwh", "cost_usd": "cost_usd", "water_l": "water_l", "carbon_kg": "carbon_kg"}
 
 
@@ -107,32 +118,131 @@ def summary(rec: RunRecord, epochs: pd.DataFrame) -> dict:
     return out
 
 
-def write_results(rec: RunRecord, out_dir: str | Path, extra: dict | None = None) -> dict:
-    """Write summary.json, epochs.csv/.parquet and config.json into out_dir atomically; return the summary."""
+def write_results(rec: RunRecord, out_dir: str | Path, extra: dict | None = None, overwrite: bool = False,
+                  staging: "Staging | None" = None) -> dict:
+    """Write summary.json, epochs.csv/.parquet and config.json into out_dir atomically; return the summary.
+
+    :param overwrite: replace an earlier results folder at out_dir (anything else there is never replaced)
+    :param staging: the `Staging` made before the run (default: made now)
+    :raises OutputError: out_dir is a file, a folder with other files, an earlier results folder without
+        `overwrite`, or not writable
+    """
     out = Path(out_dir)
-    epochs = epoch_table(rec)
-    summ = summary(rec, epochs)
-    if extra:
-        summ.update(extra)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    stage = staging if staging is not None else Staging(out, overwrite)
     try:
+        epochs = epoch_table(rec)
+        summ = summary(rec, epochs)
+        if extra:
+            summ.update(extra)
+        tmp = stage.tmp
         epochs.to_csv(tmp / "epochs.csv", index=False, float_format="%.10g")
         epochs.to_parquet(tmp / "epochs.parquet", index=False)
         (tmp / "summary.json").write_text(json.dumps(summ, indent=2) + "\n")
         (tmp / "config.json").write_text(json.dumps(rec.cfg.to_dict(), indent=2) + "\n")
         for name, table in sorted((rec.extra_tables or {}).items()):  # scheduler-specific tables (optional)
             table.to_csv(tmp / f"{name}.csv", index=False, float_format="%.10g")
-        replace_dir(tmp, out)
+        stage.publish()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        stage.abandon()
         raise
     return summ
 
 
+def check_out_dir(out: str | Path, overwrite: bool = False) -> None:
+    """Refuse (OutputError, one line) a results path that would make the run replace what it did not write."""
+    p = Path(out)
+    shown = str(out)
+    absolute = Path(os.path.abspath(p))
+    cwd = Path.cwd()
+    if absolute == cwd or absolute in cwd.parents:
+        raise OutputError(f"--out {shown}: is the current folder or one of its parents; name a new folder")
+    if p.is_symlink() and not p.exists():
+        raise OutputError(f"--out {shown}: is a broken symbolic link; name a new folder")
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"--out {shown}: is a file, not a folder; a run writes a results folder: name a new one")
+    if p.is_dir():
+        try:
+            entries = sorted(os.listdir(p))
+        except OSError as e:
+            raise OutputError(f"--out {shown}: cannot read the folder ({e.strerror or e})") from None
+        foreign = foreign_entries(p, entries) if entries else []
+        if foreign:
+            listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise OutputError(f"--out {shown}: folder holds files this simulator did not write ({listed}); "
+                              "name a new or empty folder")
+        if entries and not overwrite:
+            raise OutputError(f"--out {shown}: holds earlier results; pass --overwrite to replace them")
+    parent = absolute.parent
+    while not os.path.lexists(parent):
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"--out {shown}: {parent} is a file, not a folder")
+
+
+def foreign_entries(p: Path, entries: list[str]) -> list[str]:
+    """The entries of a folder that no run wrote (all of them unless it is a results folder): a results folder
+    is known by its manifest's list of files or, written before manifests, by its standard result files."""
+    if MANIFEST in entries:
+        try:
+            written = set(json.loads((p / MANIFEST).read_text())["files"]) | {MANIFEST}
+        except (OSError, ValueError, KeyError, TypeError):
+            written = set()
+    elif {"summary.json", "config.json"} <= set(entries):
+        written = set(RESULT_FILES) | set(LEGACY_EXTRA_FILES)
+    else:
+        written = set()
+    return [e for e in entries if e not in written or not (p / e).is_file() or (p / e).is_symlink()]
+
+
+class Staging:
+    """A results folder in the making, set up before the run.
+
+    The checks of `check_out_dir` run now, missing parent folders are made (and remembered), and the temporary
+    sibling folder the files are written into is made now, so an unwritable place is found before the
+    simulation. `publish()` checks again and renames the finished folder into place; `abandon()` removes the
+    temporary folder and only the parents this run made.
+    """
+
+    def __init__(self, out: str | Path, overwrite: bool = False) -> None:
+        self.out, self.overwrite = Path(out), overwrite
+        self.created: list[Path] = []  # parent folders this run made, outermost first
+        self.tmp: Path | None = None
+        check_out_dir(self.out, overwrite)
+        try:
+            self.created = make_dirs(Path(os.path.abspath(self.out)).parent)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        except OSError as e:
+            self.abandon()
+            raise OutputError(f"--out {self.out}: cannot write there ({e.strerror or e})") from None
+
+    def publish(self) -> None:
+        """Move the finished folder into place (re-checking the target: it may have changed during the run)."""
+        files = sorted(os.listdir(self.tmp))
+        (self.tmp / MANIFEST).write_text(json.dumps({"written_by": "marlin-sim run", "files": files}, indent=2)
+                                         + "\n")
+        check_out_dir(self.out, self.overwrite)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp made it private; give it the mode a plain new folder gets
+        try:
+            replace_dir(self.tmp, self.out)
+        except OSError as e:
+            raise OutputError(f"--out {self.out}: cannot move the results into place ({e.strerror or e})") from None
+        self.tmp, self.created = None, []
+
+    def abandon(self) -> None:
+        """Remove what this run made for its results: the temporary folder, then the parents it created."""
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+        remove_made_dirs(self.created)
+        self.created = []
+
+
 def replace_dir(src: Path, dst: Path) -> None:
-    """Move a finished folder into place, replacing an older one with the same name."""
-    if dst.exists():
+    """Move a finished folder into place, replacing an empty folder or an earlier results folder (checked by
+    `check_out_dir` just before) with the same name."""
+    if dst.exists() and os.listdir(dst):
         old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
         os.replace(dst, old)
         os.replace(src, dst)

@@ -54,3 +54,40 @@ class RouteOutOfRange(Scheduler):
 
     def route(self, request, live):
         return 99
+
+
+class RaisesInInit(Scheduler):
+    def __init__(self):
+        super().__init__()
+        raise RuntimeError("broken constructor")
+
+    def plan(self, obs):
+        return np.full(self.info.plan_shape, 1.0 / self.info.dcs)
+
+
+class RaisesInSetup(Scheduler):
+    def setup(self):
+        raise KeyError("missing table")
+
+    def plan(self, obs):
+        return np.full(self.info.plan_shape, 1.0 / self.info.dcs)
+
+
+class RaisesInPlan(Scheduler):
+    def plan(self, obs):
+        raise ZeroDivisionError("division by zero in plan")
+
+
+class RaisesInObserve(Scheduler):
+    def plan(self, obs):
+        return np.full(self.info.plan_shape, 1.0 / self.info.dcs)
+
+    def observe(self, result):
+        raise ValueError("cannot learn")
+
+
+class Raises(Scheduler):
+    """A scheduler with a bug (not a user error): the sweep tests check it is reported by run name."""
+
+    def plan(self, obs):
+        raise RuntimeError("plug-in bug")

@@ -100,9 +100,13 @@ def test_default_arrays(default):
     assert w.t_s.dtype == np.float64 and w.model.dtype == np.int8 and w.origin.dtype == np.int16
     assert w.prompt_tokens.dtype == np.int32 and w.output_tokens.dtype == np.int32
     assert (np.diff(w.t_s) >= 0).all() and w.t_s[0] >= 0 and w.t_s[-1] < 86_400
-    # tokens come from the real pairs
+    # tokens come from the real pairs, prompts clipped to the 4,096-token context window (context_policy clip)
     prompt, output = token_pairs()
-    assert np.isin(pair_keys(w.prompt_tokens, w.output_tokens), pair_keys(prompt, output)).all()
+    clipped = np.minimum(prompt, 4096)
+    assert np.isin(pair_keys(w.prompt_tokens, w.output_tokens), pair_keys(clipped, output)).all()
+    assert w.prompt_tokens.max() == 4096
+    assert abs(w.over_context / len(w) - (prompt > 4096).mean()) < 0.005  # 5.8 % of the real prompts are longer
+    assert w.over_context <= (w.prompt_tokens == 4096).sum()
     assert not w.failed.any()  # no Azure 2023 request generated 0 tokens
     # GPT-4-class share, drawn with gpt4_share = 0.153
     assert abs(w.model.mean() - 0.153) < 0.003
@@ -172,7 +176,9 @@ def test_burstgpt_profile_workload():
     assert np.abs(per_hour - v).max() < 5 * np.sqrt(v.max() / f) + 1
     assert (np.diff(w.t_s) >= 0).all() and abs(w.model.mean() - 0.153) < 0.004
     prompt, output = token_pairs()
-    assert np.isin(pair_keys(w.prompt_tokens, w.output_tokens), pair_keys(prompt, output)).all()
+    # the real pairs, prompts clipped to the 4,096-token context window (context_policy clip)
+    assert np.isin(pair_keys(w.prompt_tokens, w.output_tokens), pair_keys(np.minimum(prompt, 4096), output)).all()
+    assert w.over_context > 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -232,7 +238,9 @@ def test_azure_csv_2023_and_2024_formats(tmp_path):
                 "2023-11-16 18:17:03.9799600,4808,10\r\n2023-11-16 18:17:04.0319600,3180,8")
     w = load(trace=str(p23), load_scale="1")
     assert np.allclose(w.t_s, [18 * 3600 + 17 * 60 + 3.97996, 18 * 3600 + 17 * 60 + 4.03196])
-    assert np.array_equal(w.prompt_tokens, [4808, 3180]) and np.array_equal(w.output_tokens, [10, 8])
+    # 4,808 prompt tokens exceed Llama-2's 4,096-token context: clipped (context_policy clip) and counted
+    assert np.array_equal(w.prompt_tokens, [4096, 3180]) and np.array_equal(w.output_tokens, [10, 8])
+    assert w.over_context == 1
     assert "Azure" in w.source
     p24 = write(tmp_path / "azure24.csv", "ContextTokens,TIMESTAMP,GeneratedTokens\n"
                 "2048,2024-05-10 00:00:00.009930+00:00,28\n100,2024-05-10 00:00:01.5+00:00,7\n")
@@ -350,5 +358,5 @@ def test_download_errors_exit_2_with_one_line(tmp_path, capsys):
     assert download.main(["--release", "3", "--out", str(out), "--url-base", mirror.as_uri()]) == 2
     err = capsys.readouterr().err
     assert "unrecognized header" in err and err.count("\n") == 1
-    assert os.listdir(out) == []
+    assert not out.exists()  # a failed download leaves no folder it made
     assert download.candidate_urls(1)[0] == "https://github.com/HPMLL/BurstGPT/releases/download/v1.1/BurstGPT_1.csv"

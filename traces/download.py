@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from simcore.errors import TraceError
+from simcore.folders import make_dirs, remove_made_dirs
 from traces.loader import detect_format
 
 RELEASES = (1, 2, 3)
@@ -89,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     dest = args.out / file_name(args.release, args.without_fails)
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
+    try:  # the folders this command made are removed again if nothing is downloaded
+        created = make_dirs(args.out)
     except OSError as e:
         print(f"download: cannot create {args.out}: {e.strerror}", file=sys.stderr)
         return 2
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             break
         print(f"{dest}", file=sys.stdout)
         return 0
+    remove_made_dirs(created)
     print(f"download: {last}", file=sys.stderr)
     return 2
 

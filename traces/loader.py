@@ -17,15 +17,25 @@ Bundled traces (data and licences in `traces/data/`, see its SOURCES.md):
 - `burstgpt-profile`: BurstGPT_1's mean requests per hour of day as a piecewise-constant Poisson rate
   (repeated daily past 24 h); the same token pairs.
 
-Load factor f (SPEC 3): `auto` = peak_utilization x reference_dcs x nodes_per_dc x requests_per_warm_node /
-(most arrivals in one `epoch_s` epoch of the horizon, before scaling); it never depends on `cfg.dcs`, so the
-scaling experiment keeps one workload. For `burstgpt-profile` the pre-scaling epoch count is the profile's
+Load factor f (SPEC 3): `auto` = peak_utilization x the serving capacity of the reference fleet (reference_dcs x
+nodes_per_dc nodes, `simcore.capacity`) in one epoch / (most arrivals in one `epoch_s` epoch of the whole trace
+day, before scaling); it depends neither on `cfg.dcs` nor on the horizon, so the scaling experiment keeps one
+workload. Each simulated request then stands for `cohort` real requests (`cfg.cohort_size`; docs/model.md). For `burstgpt-profile` the pre-scaling epoch count is the profile's
 expected count (the profile is a rate, not a draw). f < 1 thins, f > 1 multiplies:
 - per-second counts: binomial(count, f) when thinning, count x f rounded stochastically when multiplying;
 - Poisson profile: the rate is multiplied by f (exact for a Poisson process either way);
 - CSV traces: thinning keeps each request with probability f; multiplying keeps every request and adds
   floor(f) - 1 replicas, plus one more with probability frac(f), each replica moved by a uniform jitter in
   [-0.5, +0.5) s (same tokens, same model); replicas jittered outside [0, horizon) are dropped.
+
+Context window (`cfg.context_policy`): a prompt longer than its model's context (`cfg.model_context_tokens`,
+Llama-2: 4,096 tokens) is clipped to the window (`clip`, the default: the request keeps its arrival and output),
+or the request is dropped (`drop`), or the whole trace is refused (`refuse`, one line naming the file and the
+count). `Workload.over_context` counts the clipped or dropped requests (summary.json: `requests_over_context`);
+real long-context traces hold many. The policy applies after scaling, so it never moves the load factor.
+
+Size: a workload above `cfg.max_workload_requests` is refused from its expected count (trace x load factor)
+before any array of that size is made.
 
 Randomness comes only from the generator passed in (the run's "trace" stream), drawn in a fixed order:
 load scaling, arrival times, token pairs, model class, origin. Origins are drawn last, so changing `cfg.dcs`
@@ -63,6 +73,7 @@ _PAIRS_SOURCE = "tokens: Azure LLM inference trace 2023 code+conv pairs (CC-BY-4
 
 SECONDS_PER_DAY = 86_400
 SECONDS_PER_HOUR = 3_600
+_MODEL_NAMES = ("Llama-2-7B", "Llama-2-70B")  # simcore.config.MODELS (the model axis of the workload)
 MODEL_CODES = {"chatgpt": 0, "gpt-4": 1}  # SPEC 3: ChatGPT -> Llama-2-7B (0), GPT-4 -> Llama-2-70B (1)
 
 # Column names, lower-cased (files are matched case-insensitively, surrounding blanks ignored).
@@ -94,6 +105,7 @@ class Workload:
     :param scale: the load factor that was applied (real requests per request of the trace)
     :param source: one line citing the data
     :param cohort: real requests each row stands for (`cfg.cohort_size`; 1 = every row is one real request)
+    :param over_context: requests whose prompt exceeded their model's context window (clipped or dropped)
     """
 
     name: str
@@ -105,6 +117,7 @@ class Workload:
     scale: float
     source: str
     cohort: int = 1
+    over_context: int = 0
 
     def __post_init__(self) -> None:
         self.t_s = np.ascontiguousarray(self.t_s, dtype=np.float64)
@@ -209,6 +222,34 @@ def _scale_counts(counts: np.ndarray, g: float, rng: np.random.Generator, system
     return counts.astype(np.int64)
 
 
+def _check_size(cfg, expected_requests: float) -> None:
+    """Refuse a workload larger than cfg.max_workload_requests before it is generated (it would exhaust memory)."""
+    if not expected_requests <= cfg.max_workload_requests:  # also catches an overflow to inf or NaN
+        raise ConfigError(f"--load-scale {cfg.load_scale}: trace {cfg.trace!r} over {cfg.hours:g} h would hold about "
+                          f"{expected_requests:.3g} simulated requests, more than max_workload_requests="
+                          f"{cfg.max_workload_requests} (lower --load-scale or --hours, raise --cohort-size, or "
+                          "raise the limit)")
+
+
+def _fit_context(cfg, where: str, t, model, prompt, output, origin) -> tuple:
+    """Apply cfg.context_policy to prompts longer than their model's context window; return the (possibly
+    clipped or filtered) arrays and the number of requests over the window."""
+    window = np.asarray(cfg.model_context_tokens, dtype=np.int64)[model]
+    over = prompt > window
+    n_over = int(over.sum())
+    if n_over == 0:
+        return t, model, prompt, output, origin, 0
+    if cfg.context_policy == "refuse":
+        i = int(np.argmax(np.where(over, prompt - window, -1)))
+        raise TraceError(f"{where}: {n_over} of {len(t)} requests have a prompt longer than their model's context "
+                         f"window (up to {int(prompt[i])} tokens > {int(window[i])} for {_MODEL_NAMES[model[i]]}); "
+                         "set context_policy=clip or context_policy=drop to run it")
+    if cfg.context_policy == "clip":
+        return t, model, np.minimum(prompt, window).astype(np.int32), output, origin, n_over
+    keep = ~over  # drop
+    return t[keep], model[keep], prompt[keep], output[keep], origin[keep], n_over
+
+
 def _looks_like_path(s: str) -> bool:
     return "/" in s or "\\" in s or s.lower().endswith((".csv", ".csv.gz", ".gz"))
 
@@ -252,13 +293,13 @@ def burstgpt_hourly_profile() -> np.ndarray:
 def _azure_bundle(cfg, rng: np.random.Generator) -> Workload:
     days, week = bundled_counts()
     if cfg.trace_day not in days:
-        raise ConfigError(f"--trace-day {cfg.trace_day}: the bundled {AZURE_2024} trace holds {days[0]}..{days[-1]}")
+        raise ConfigError(f"trace_day={cfg.trace_day}: the bundled {AZURE_2024} trace holds {days[0]}..{days[-1]}")
     horizon = cfg.horizon_s
     n_sec = int(math.ceil(horizon))
     first = days.index(cfg.trace_day)
     n_days = -(-n_sec // SECONDS_PER_DAY)
     if first + n_days > len(days):
-        raise ConfigError(f"--hours {cfg.hours:g} from --trace-day {cfg.trace_day} needs {n_days} days of "
+        raise ConfigError(f"--hours {cfg.hours:g} from trace_day={cfg.trace_day} needs {n_days} days of "
                           f"{AZURE_2024}, which ends on {days[-1]}")
     counts = week[first:first + n_days].reshape(-1)[:n_sec].astype(np.int64)
     sec = np.arange(n_sec, dtype=np.float64)
@@ -270,6 +311,7 @@ def _azure_bundle(cfg, rng: np.random.Generator) -> Workload:
     prompt, output = token_pairs()
     f = load_factor(cfg, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
     cohort = cohort_size(cfg, day.sum() * f)
+    _check_size(cfg, float(counts.sum()) * f / cohort)
 
     # (1) scaling, (2) arrival times
     counts = _scale_counts(counts, f / cohort, rng, cohort > 1)
@@ -297,6 +339,7 @@ def _burstgpt_profile(cfg, rng: np.random.Generator) -> Workload:
     prompt, output = token_pairs()
     f = load_factor(cfg, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
     cohort = cohort_size(cfg, per_hour.sum() * f)
+    _check_size(cfg, f / cohort * float((rate * dur).sum()))
 
     # (1)+(2): a Poisson process at rate f / cohort x rate: Poisson count per hour, uniform times within it
     n = rng.poisson(f / cohort * rate * dur)
@@ -326,8 +369,9 @@ def _with_bundled_tokens(cfg, rng, t: np.ndarray, f: float, source: str, cohort:
     u = _uniforms(rng, n, cohort > 1)
     model = (u[:, 0] < cfg.gpt4_share).astype(np.int8)  # (4) model class
     origin = np.minimum((u[:, 1] * cfg.dcs).astype(np.int16), cfg.dcs - 1)  # (5) origin, uniform over the regions
-    return Workload(cfg.trace, t, model, prompt[pick], output[pick], origin, f, f"{source}; {_PAIRS_SOURCE}",
-                    cohort)
+    t, model, p, o, origin, over = _fit_context(cfg, f"--trace {cfg.trace}", t, model, prompt[pick], output[pick],
+                                                origin)
+    return Workload(cfg.trace, t, model, p, o, origin, f, f"{source}; {_PAIRS_SOURCE}", cohort, over)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -349,6 +393,7 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path) -> Workload:
     span_days = max(float(all_t.max()) / SECONDS_PER_DAY, 1.0) if len(all_t) else 1.0
     cohort = cohort_size(cfg, len(all_t) * f / span_days)
     f_sim = f / cohort
+    _check_size(cfg, len(t) * f_sim)
 
     # (1) scaling
     if f_sim < 1.0:
@@ -374,7 +419,8 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path) -> Workload:
     model = model[sel] if model is not None else (u[:, 0] < cfg.gpt4_share).astype(np.int8)
     origin = np.minimum((u[:, 1] * cfg.dcs).astype(np.int16), cfg.dcs - 1)
     fmt = {"burstgpt": "BurstGPT", "azure": "Azure LLM inference"}[tab["format"]]
-    return Workload(cfg.trace, t, model, prompt, output, origin, f, f"{fmt} trace CSV {path}", cohort)
+    t, model, prompt, output, origin, over = _fit_context(cfg, f"{path}:0", t, model, prompt, output, origin)
+    return Workload(cfg.trace, t, model, prompt, output, origin, f, f"{fmt} trace CSV {path}", cohort, over)
 
 
 def _fail(path, line: int, reason: str):

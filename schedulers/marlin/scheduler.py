@@ -57,7 +57,10 @@ class Marlin(EvaluatorScheduler):
 
         cfg = self.info.cfg
         self.ablate = frozenset(cfg.marlin_ablate)
-        self.variant_w = variant_weights(self.variant, cfg.marlin_variant_dominant)
+        # Balanced plays the run's --weights (equal by default, so the paper's Balanced is unchanged); the Min*
+        # variants keep their dominant objective. The --weights sweep of Fig. 4 relies on this.
+        self.variant_w = np.asarray(cfg.weights, dtype=float) if self.variant is None \
+            else variant_weights(self.variant, cfg.marlin_variant_dominant)
         self.capital = np.full(len(AGENT_NAMES), float(cfg.marlin_capital_start))
         self.log_rows: list = []
         # torch is seeded from the scheduler's stream only: same seed -> same networks and samples
@@ -215,7 +218,7 @@ class Marlin(EvaluatorScheduler):
 
 
 class MarlinBalanced(Marlin):
-    """MARLIN-Balanced: equal weights."""
+    """MARLIN-Balanced: the run's --weights (equal by default)."""
 
 
 class MarlinMinLatency(Marlin):

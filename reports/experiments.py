@@ -1,0 +1,589 @@
+"""Sweeps of independent runs (paper section 6, SPEC 11): what to run, where it goes, and who runs it.
+
+    python run.py compare [--schedulers a,b,c] [--seeds 5] [--dcs 8] [--hours 24]      # Fig. 3 (+ Fig. 4 points)
+    python run.py scale   [--schedulers a,b,c] [--seeds 5] [--dcs-list 4,6,8,10,12]    # Fig. 5
+    python run.py ablate  [--ablations no-veto,...] [--seeds 5] [--dcs 8]              # Fig. 6
+    python run.py pareto  [--weights "w1,w2,w3,w4;..."] [--seeds 5] [--dcs 8]          # MARLIN's --weights sweep
+    python run.py paper   [...]                                                        # all four, one folder
+    common: [--out results/study] [--workers N] [--executor local|ray] [--first-seed 0] [--no-progress]
+            and the run flags passed to every run: [--set NAME=VALUE ...] [--config F] [--load-scale X]
+            [--trace T] [--start DATE] [--cop annual|hourly]
+
+Layout: sweep kind K writes `OUT/K/` holding `sweep.json` (the manifest: kind, schedulers, seeds, dcs, hours,
+weights, ablations, the run flags, and one entry per run with its folder name), `failures.json` (the runs that
+failed in the last attempt, by name, with the error), and one ordinary results folder per run
+(`<scheduler>-d<D>-s<seed>`, `marlin-<ablation|full>-d<D>-s<seed>`, `marlin-w<w1>_<w2>_<w3>_<w4>-d<D>-s<seed>`).
+
+Each run is exactly `python run.py --scheduler X --dcs D --seed S --hours H <run flags> --out FOLDER --no-progress`:
+the worker calls `run.main` in its own process (not a subprocess), so a run's files are those of the command
+line (the same seed gives the same files; only `wall_s` differs). A run whose `summary.json` exists is never
+re-run, so an interrupted sweep resumes where it stopped; a folder without `summary.json` (nothing we wrote:
+results are renamed into place only when complete) is moved aside to `.<name>.incomplete-<time>` and re-run,
+never deleted. A failing run is reported by name and does not stop the others. In `paper`, a run of `scale`
+or `ablate` identical to one of `compare` (same scheduler, D, seed, hours, flags) is a symbolic link to it.
+
+Executors: `local` (default), a process pool of `--workers` processes (default: the machine's cores; 1 runs
+in this process); `ray`, one Ray task per run on the cluster that `ray.init(address="auto")` finds, else on a
+local Ray with `--workers` CPUs. A Ray task writes its results in a temporary folder on its node and returns
+the files, which this process writes into the sweep folder (no shared file system needed). Ray is an optional
+extra: `pip install marlin-sim[ray]`.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from simcore.config import MARLIN_ABLATIONS, OBJECTIVES
+from simcore.errors import ConfigError, SimError
+
+KINDS = ("compare", "scale", "ablate", "pareto")
+HEURISTICS = ("helix", "splitwise", "nsga2", "perllm", "slit")  # paper section 6: five heuristic baselines
+RL_BASELINES = ("qlearning", "ddqn", "actorcritic")  # ... and three RL baselines
+BASELINES = HEURISTICS + RL_BASELINES
+MARLIN_VARIANTS = ("marlin", "marlin-minlatency", "marlin-mincarbon", "marlin-minwater", "marlin-mincost")
+MARLIN_ALIASES = ("marlin-balanced",)
+REFERENCE_CANDIDATES = ("uniform", "nearest", "greenest", "fill-ttft", "fill-carbon", "fill-water", "fill-cost")
+
+DEFAULT_OUT = "results/study"  # a sweep of kind K goes to DEFAULT_OUT/K
+DEFAULT_SEEDS = 5  # paper Fig. 3: >= 5 seeds (SPEC 11)
+DEFAULT_DCS = 8  # paper section 6: 8 datacenters
+DEFAULT_HOURS = 24.0  # paper section 6: 24 hours
+DEFAULT_DCS_LIST = (4, 6, 8, 10, 12)  # paper Fig. 5
+DEFAULT_PARETO_WEIGHTS = (  # MARLIN-Balanced re-weighted towards each pair of objectives (TTFT, carbon, water, cost)
+    (0.4, 0.4, 0.1, 0.1), (0.4, 0.1, 0.4, 0.1), (0.4, 0.1, 0.1, 0.4),
+    (0.1, 0.4, 0.4, 0.1), (0.1, 0.4, 0.1, 0.4), (0.1, 0.1, 0.4, 0.4),
+)
+ABLATION_BASE = "marlin"  # the full framework the ablation switches are taken from (MARLIN-Balanced)
+RUN_FLAGS = ("--config", "--load-scale", "--trace", "--start", "--cop")  # passed through to every run
+MANIFEST = "sweep.json"
+FAILURES = "failures.json"
+SUMMARY = "summary.json"
+
+
+def family(name: str) -> str:
+    """marlin | heuristic | rl | reference | other, from a run's scheduler name."""
+    if name in MARLIN_VARIANTS or name in MARLIN_ALIASES:
+        return "marlin"
+    if name in HEURISTICS:
+        return "heuristic"
+    if name in RL_BASELINES:
+        return "rl"
+    if name in REFERENCE_CANDIDATES:
+        return "reference"
+    return "other"
+
+
+def references() -> tuple:
+    """The reference schedulers registered now (fill-* only where another branch has added them)."""
+    from schedulers.registry import available
+
+    known = available()
+    return tuple(r for r in REFERENCE_CANDIDATES if r in known)
+
+
+def default_schedulers() -> tuple:
+    """The paper's 13 (8 baselines + 5 MARLIN variants) plus every registered reference scheduler."""
+    return BASELINES + MARLIN_VARIANTS + references()
+
+
+def _safe(name: str) -> str:
+    return name.replace(":", "_").replace("/", "_")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+# --- what to run ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: its folder name and the flags that make it."""
+
+    name: str
+    scheduler: str
+    dcs: int
+    seed: int
+    hours: float
+    label: str  # the framework the run belongs to in reports: scheduler, "marlin[no-veto]", "marlin[w=...]"
+    weights: tuple | None = None
+    ablate: tuple = ()
+    same_as: str | None = None  # `paper`: the identical run of another sweep ("../compare/<run>"), linked not re-run
+
+    def argv(self, run_args: list) -> list:
+        a = ["--scheduler", self.scheduler, "--dcs", str(self.dcs), "--seed", str(self.seed),
+             "--hours", _fmt(self.hours), *run_args]
+        if self.weights is not None:
+            a += ["--weights", ",".join(_fmt(w) for w in self.weights)]
+        if self.ablate:
+            a += ["--ablate", ",".join(self.ablate)]
+        return a + ["--no-progress"]
+
+
+def _cost_rank(r: RunSpec) -> int:
+    """Start the slow runs first (MARLIN, then RL, then search) so the pool's last runs are short ones."""
+    fam = family(r.scheduler)
+    return {"marlin": 0, "rl": 1}.get(fam, 2 if r.scheduler in ("nsga2", "slit", "splitwise") else 3)
+
+
+def _ordered(runs: list) -> list:
+    return sorted(runs, key=lambda r: (_cost_rank(r), -r.dcs, r.seed, r.name))
+
+
+def compare_runs(schedulers, seeds, dcs: int, hours: float) -> list:
+    return [RunSpec(f"{_safe(s)}-d{dcs}-s{k}", s, dcs, k, hours, s) for s in schedulers for k in seeds]
+
+
+def scale_runs(schedulers, seeds, dcs_list, hours: float) -> list:
+    return [r for d in dcs_list for r in compare_runs(schedulers, seeds, d, hours)]
+
+
+def ablate_runs(ablations, seeds, dcs: int, hours: float, base: str = ABLATION_BASE) -> list:
+    runs = [RunSpec(f"{_safe(base)}-full-d{dcs}-s{k}", base, dcs, k, hours, base) for k in seeds]
+    for a in ablations:
+        runs += [RunSpec(f"{_safe(base)}-{a}-d{dcs}-s{k}", base, dcs, k, hours, f"{base}[{a}]", ablate=(a,))
+                 for k in seeds]
+    return runs
+
+
+def weights_tag(w) -> str:
+    return "_".join(_fmt(x) for x in w)
+
+
+def pareto_runs(weights_list, seeds, dcs: int, hours: float, base: str = ABLATION_BASE) -> list:
+    return [RunSpec(f"{_safe(base)}-w{weights_tag(w)}-d{dcs}-s{k}", base, dcs, k, hours,
+                    f"{base}[w={weights_tag(w)}]", weights=tuple(w)) for w in weights_list for k in seeds]
+
+
+# --- running one ------------------------------------------------------------------------------------------------
+def run_cli(argv: list, out: str) -> str | None:
+    """`python run.py <argv> --out out` in this process; None on success, else the error line it printed."""
+    import run as cli  # the repository's command line: the very code path a user's run takes
+
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        rc = cli.main([*argv, "--out", str(out)])
+    if rc != 0:
+        lines = err.getvalue().strip().splitlines()
+        return lines[-1].removeprefix("error: ") if lines else f"exit code {rc}"
+    return None
+
+
+def _describe(e: BaseException) -> str:
+    where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+    at = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""
+    return f"{type(e).__name__}: {e}{at}"
+
+
+def local_task(argv: list, out: str) -> tuple:
+    """Worker of the local executor: (error or None, seconds). Never raises, so one run cannot stop the others."""
+    t0 = time.perf_counter()
+    try:
+        error = run_cli(argv, out)
+    except Exception as e:  # a bug in a scheduler: report it by run name, keep the sweep going
+        error = _describe(e)
+    return error, time.perf_counter() - t0
+
+
+def files_task(argv: list) -> tuple:
+    """Worker of the Ray executor: run into a temporary folder, return (error, seconds, {file name: bytes})."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="marlin-run-") as tmp:
+        out = Path(tmp) / "run"
+        try:
+            error = run_cli(argv, str(out))
+        except Exception as e:
+            error = _describe(e)
+        files = {} if error else {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+    return error, time.perf_counter() - t0, files
+
+
+# --- files ------------------------------------------------------------------------------------------------------
+def write_json(path: Path, obj) -> None:
+    """Write JSON atomically (temporary sibling + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_run_files(files: dict, out: Path) -> None:
+    """A run's returned files into folder `out`, complete or not at all (temporary sibling + rename)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        os.replace(tmp, out)
+    except BaseException:
+        for p in tmp.iterdir():
+            p.unlink()
+        tmp.rmdir()
+        raise
+
+
+def finished(folder: Path) -> bool:
+    return (folder / SUMMARY).is_file()
+
+
+def _set_aside(folder: Path) -> Path:
+    """Keep a folder we did not complete (no summary.json) under a hidden name instead of deleting it."""
+    dest = folder.with_name(f".{folder.name}.incomplete-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    os.replace(folder, dest)
+    return dest
+
+
+# --- a sweep ----------------------------------------------------------------------------------------------------
+@dataclass
+class Sweep:
+    """A kind of sweep, its runs and the flags passed to each; `path` is its folder."""
+
+    kind: str
+    path: Path
+    runs: list
+    hours: float
+    run_args: list = field(default_factory=list)
+    settings: dict = field(default_factory=dict)  # schedulers, seeds, dcs, weights, ablations (manifest only)
+
+    def manifest(self) -> dict:
+        return {"kind": self.kind, **self.settings, "hours": self.hours, "run_args": list(self.run_args),
+                "runs": [asdict(r) for r in self.runs]}
+
+
+@dataclass
+class Outcome:
+    ran: list = field(default_factory=list)  # run names completed now
+    skipped: list = field(default_factory=list)  # already finished
+    failures: list = field(default_factory=list)  # {"run", "scheduler", "error"}
+    set_aside: list = field(default_factory=list)  # incomplete folders moved aside
+    wall_s: float = 0.0
+
+
+def _merge_manifest(sweep: Sweep) -> dict:
+    """This sweep's manifest, merged with one already in its folder (same hours and run flags, or an error)."""
+    new = sweep.manifest()
+    path = sweep.path / MANIFEST
+    if not path.is_file():
+        return new
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: unreadable sweep manifest ({e}); choose another --out") from None
+    for key in ("kind", "hours", "run_args"):
+        if old.get(key) != new[key]:
+            raise ConfigError(f"{sweep.path}: holds a {old.get('kind')} sweep with {key}={old.get(key)!r}, "
+                              f"not {new[key]!r}; choose another --out")
+    names = {r["name"] for r in new["runs"]}
+    new["runs"] = [r for r in old.get("runs", []) if r["name"] not in names] + new["runs"]
+    for key, value in new.items():
+        if isinstance(value, list) and key not in ("runs", "run_args"):
+            merged = {json.dumps(v): v for v in [*old.get(key, []), *value]}  # values may be lists (weights)
+            new[key] = list(merged.values())
+    return new
+
+
+def execute(sweep: Sweep, workers: int, executor: str = "local", progress: bool = True) -> Outcome:
+    """Run every unfinished run of `sweep` into its folder; write sweep.json first and failures.json last."""
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    sweep.path.mkdir(parents=True, exist_ok=True)
+    write_json(sweep.path / MANIFEST, _merge_manifest(sweep))
+    res = Outcome()
+    pending = []
+    for r in _ordered(sweep.runs):
+        folder = sweep.path / r.name
+        if r.same_as and not folder.exists() and not folder.is_symlink() and finished(sweep.path / r.same_as):
+            os.symlink(r.same_as, folder, target_is_directory=True)  # the identical run, done by another sweep
+        if finished(folder):
+            res.skipped.append(r.name)
+            continue
+        if folder.exists():
+            res.set_aside.append(str(_set_aside(folder)))
+        pending.append(r)
+    bar = tqdm(total=len(sweep.runs), initial=len(res.skipped), desc=sweep.kind, unit="run", disable=not progress,
+               dynamic_ncols=True)
+
+    def done(r: RunSpec, error: str | None, seconds: float) -> None:
+        if error:
+            res.failures.append({"run": r.name, "scheduler": r.scheduler, "error": error})
+            bar.write(f"FAILED {sweep.kind}/{r.name}: {error}")
+        else:
+            res.ran.append(r.name)
+        bar.update(1)
+        bar.set_postfix_str(f"{r.name} {seconds:.0f}s, {len(res.failures)} failed", refresh=True)
+
+    try:
+        if executor == "ray":
+            _run_ray(sweep, pending, workers, done)
+        elif workers <= 1 or len(pending) <= 1:
+            for r in pending:
+                done(r, *local_task(r.argv(sweep.run_args), str(sweep.path / r.name)))
+        else:
+            _run_pool(sweep, pending, workers, done)
+    finally:
+        bar.close()
+        res.wall_s = time.perf_counter() - t0
+        write_json(sweep.path / FAILURES, res.failures)
+    return res
+
+
+def _run_pool(sweep: Sweep, pending: list, workers: int, done) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn, not fork: a forked child would inherit torch's and tqdm's threads from a parent that used them
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {pool.submit(local_task, r.argv(sweep.run_args), str(sweep.path / r.name)): r for r in pending}
+        for fut in as_completed(futures):
+            try:
+                error, seconds = fut.result()
+            except Exception as e:  # the worker process itself died (e.g. out of memory)
+                error, seconds = _describe(e), 0.0
+            done(futures[fut], error, seconds)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray: ray is not installed (pip install 'marlin-sim[ray]')") from None
+    return ray
+
+
+def local_ray(num_cpus: int) -> None:
+    """Start a local Ray with `num_cpus` CPUs whose workers import this repository's code."""
+    ray = _import_ray()
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(address="local", num_cpus=num_cpus, log_to_driver=False, include_dashboard=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+
+
+def ray_init(workers: int) -> None:
+    """Connect to the Ray cluster that `address="auto"` finds, or start a local Ray with `workers` CPUs.
+
+    On a cluster our code travels as the job's working directory (results, virtualenvs and git excluded)."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return
+    root = str(Path(__file__).resolve().parents[1])
+    try:
+        ray.init(address="auto", log_to_driver=False,
+                 runtime_env={"working_dir": root, "excludes": [".git", ".venv", "results", "*.egg-info"]})
+    except ConnectionError:  # no cluster reachable
+        local_ray(workers)
+
+
+def _run_ray(sweep: Sweep, pending: list, workers: int, done) -> None:
+    ray_init(workers)
+    import ray
+
+    task = ray.remote(num_cpus=1, max_retries=0)(files_task)
+    refs = {task.remote(r.argv(sweep.run_args)): r for r in pending}
+    try:
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            r = refs.pop(ready[0])
+            try:
+                error, seconds, files = ray.get(ready[0])
+                if not error:
+                    write_run_files(files, sweep.path / r.name)
+            except Exception as e:  # the task's worker died, or its files could not be written
+                error, seconds = _describe(e), 0.0
+            done(r, error, seconds)
+    except BaseException:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        raise
+
+
+# --- command line -----------------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def _int_list(text: str, flag: str) -> tuple:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: expected whole numbers separated by commas") from None
+
+
+def _weights_list(text: str) -> tuple:
+    out = []
+    for part in (p for p in text.split(";") if p.strip()):
+        try:
+            w = tuple(float(x) for x in part.split(","))
+        except ValueError:
+            raise ConfigError(f"--weights {part!r}: expected four numbers separated by commas") from None
+        if len(w) != len(OBJECTIVES) or min(w) < 0 or abs(sum(w) - 1.0) > 1e-6:
+            raise ConfigError(f"--weights {part!r}: need {len(OBJECTIVES)} non-negative numbers summing to 1 "
+                              f"(they sum to {sum(w):g})")
+        out.append(w)
+    if not out:
+        raise ConfigError("--weights: no weight vector given")
+    return tuple(out)
+
+
+def _parser(kind: str) -> argparse.ArgumentParser:
+    p = _Parser(prog=f"run.py {kind}", description=__doc__.split("\n")[0])
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"study folder; this sweep goes to OUT/<kind> (default {DEFAULT_OUT})")
+    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help=f"seeds per configuration (default {DEFAULT_SEEDS})")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
+    p.add_argument("--hours", type=float, default=DEFAULT_HOURS, help=f"simulated hours per run (default {DEFAULT_HOURS:g})")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="parallel runs (local processes, or local Ray CPUs); default: the machine's cores")
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="local process pool or Ray")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    if kind in ("compare", "scale", "paper"):
+        p.add_argument("--schedulers", default=None,
+                       help="comma-separated names (default: the 13 of the paper + the registered references)")
+    if kind in ("compare", "ablate", "pareto", "paper"):
+        p.add_argument("--dcs", type=int, default=DEFAULT_DCS, help=f"datacenters (default {DEFAULT_DCS})")
+    if kind in ("scale", "paper"):
+        p.add_argument("--dcs-list", default=",".join(map(str, DEFAULT_DCS_LIST)),
+                       help="datacenter counts (default 4,6,8,10,12)")
+    if kind in ("ablate", "paper"):
+        p.add_argument("--ablations", default=",".join(MARLIN_ABLATIONS),
+                       help=f"MARLIN switches, each run alone against the full framework (default all: "
+                            f"{','.join(MARLIN_ABLATIONS)})")
+    if kind in ("pareto", "paper"):
+        p.add_argument("--weights", default=";".join(",".join(_fmt(x) for x in w) for w in DEFAULT_PARETO_WEIGHTS),
+                       help="MARLIN weight vectors, ';'-separated, each w1,w2,w3,w4 summing to 1 "
+                            "(default: each pair of objectives at 0.4, the others at 0.1)")
+    g = p.add_argument_group("run flags (passed to every run, as for `python run.py`)")
+    g.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override one parameter")
+    g.add_argument("--config", default=None, help="JSON file of parameter overrides")
+    g.add_argument("--load-scale", default=None, help="'auto' or an arrival-rate multiplier")
+    g.add_argument("--trace", default=None, help="trace name or CSV path")
+    g.add_argument("--start", default=None, help="UTC date of epoch 0 for grid signals")
+    g.add_argument("--cop", default=None, choices=("annual", "hourly"), help="COP model")
+    return p
+
+
+def _run_args(a: argparse.Namespace) -> list:
+    out = []
+    for item in a.set:
+        out += ["--set", item]
+    for flag in RUN_FLAGS:
+        value = getattr(a, flag[2:].replace("-", "_"))
+        if value is not None:
+            out += [flag, str(Path(value).resolve()) if flag == "--config" else value]
+    return out
+
+
+def _check(runs: list, run_args: list) -> None:
+    """Refuse a bad sweep before running anything: unknown schedulers, bad flags (through run.py's own parser)."""
+    import run as cli
+    from schedulers.registry import resolve
+
+    for name in dict.fromkeys(r.scheduler for r in runs):
+        resolve(name)
+    seen = set()
+    for r in runs:  # every distinct configuration once (weights, ablations, D)
+        key = (r.dcs, r.weights, r.ablate)
+        if key not in seen:
+            seen.add(key)
+            cli.build_config(cli._parser().parse_args(r.argv(run_args)))
+
+
+def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
+    if a.seeds < 1:
+        raise ConfigError(f"--seeds {a.seeds}: need at least 1")
+    if a.workers < 1:
+        raise ConfigError(f"--workers {a.workers}: need at least 1")
+    seeds = tuple(range(a.first_seed, a.first_seed + a.seeds))
+    root = Path(a.out)
+    run_args = _run_args(a)
+    out = []
+    kinds = KINDS if kind == "paper" else (kind,)
+    for k in kinds:
+        if k in ("compare", "scale"):
+            names = tuple(s.strip() for s in a.schedulers.split(",") if s.strip()) if a.schedulers \
+                else default_schedulers()
+            if not names:
+                raise ConfigError("--schedulers: no scheduler named")
+        if k == "compare":
+            runs = compare_runs(names, seeds, a.dcs, a.hours)
+            settings = {"schedulers": list(names), "seeds": list(seeds), "dcs": [a.dcs]}
+        elif k == "scale":
+            dcs_list = _int_list(a.dcs_list, "--dcs-list")
+            runs = scale_runs(names, seeds, dcs_list, a.hours)
+            settings = {"schedulers": list(names), "seeds": list(seeds), "dcs": list(dcs_list)}
+        elif k == "ablate":
+            abl = tuple(x.strip() for x in a.ablations.split(",") if x.strip())
+            runs = ablate_runs(abl, seeds, a.dcs, a.hours)
+            settings = {"schedulers": [ABLATION_BASE], "seeds": list(seeds), "dcs": [a.dcs], "ablations": list(abl)}
+        else:
+            wl = _weights_list(a.weights)
+            runs = pareto_runs(wl, seeds, a.dcs, a.hours)
+            settings = {"schedulers": [ABLATION_BASE], "seeds": list(seeds), "dcs": [a.dcs],
+                        "weights": [list(w) for w in wl]}
+        _check(runs, run_args)
+        out.append(Sweep(k, root / k, runs, a.hours, run_args, settings))
+    if kind == "paper":  # scale at the compare D and ablate's full MARLIN repeat compare's runs: link them
+        done = {_identity(r): f"../compare/{r.name}" for r in out[0].runs}
+        for sw in out[1:]:
+            sw.runs = [replace(r, same_as=done.get(_identity(r))) for r in sw.runs]
+    return out
+
+
+def _identity(r: RunSpec) -> tuple:
+    return r.scheduler, r.dcs, r.seed, r.hours, r.weights, tuple(r.ablate)
+
+
+def main(argv: list) -> int:
+    """`python run.py {compare|scale|ablate|pareto|paper} ...`: 0 all runs done, 1 some failed, 2 bad input."""
+    kind = argv[0]
+    try:
+        a = _parser(kind).parse_args(argv[1:])
+        sweeps = sweeps_from_args(kind, a)
+        for sw in sweeps:  # a folder holding a different sweep is refused before anything runs
+            _merge_manifest(sw)
+        failed = 0
+        for sw in sweeps:
+            res = execute(sw, a.workers, a.executor, progress=not a.no_progress)
+            failed += len(res.failures)
+            print(f"{sw.kind}: {len(res.ran)} run, {len(res.skipped)} already done, {len(res.failures)} failed, "
+                  f"{res.wall_s:.1f} s -> {sw.path}/")
+            for f in res.failures:
+                print(f"  FAILED {f['run']}: {f['error']}")
+            for p in res.set_aside:
+                print(f"  an incomplete folder was kept as {p}")
+    except SimError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are kept; the same command resumes the sweep", file=sys.stderr)
+        return 130
+    print(f"report: python run.py report {a.out}")
+    return 1 if failed else 0

@@ -1,0 +1,304 @@
+"""Comparative studies: hypervolume, intervals, sweeps (resume, failures, local pool, Ray) and the report."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+import run
+from reports import analysis, experiments
+from reports.experiments import RunSpec, Sweep, execute
+from reports.hypervolume import box_volume, hypervolume, non_dominated, normalize, study_hypervolumes
+from reports.report import write_report
+from reports.stats import diff_ci, mean_ci, overlap
+from reports.study import load
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--set", "nodes_per_dc=30", "--load-scale", "0.004"]  # 4 DCs x 30 nodes, a thinned real day
+
+
+def _cli(*args, cwd=ROOT):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "run.py", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+# --- hypervolume ------------------------------------------------------------------------------------------------
+def test_hypervolume_2d_staircase_by_hand():
+    # (1,3), (2,2), (3,1) up to (4,4): strips of width 1 and heights 1, 2, 3 -> 6
+    assert hypervolume(np.array([[1, 3], [2, 2], [3, 1]]), np.array([4, 4])) == pytest.approx(6.0)
+    # adding a dominated point and a point beyond the reference changes nothing
+    pts = np.array([[1, 3], [2, 2], [3, 1], [3, 3], [5, 0]])
+    assert hypervolume(pts, np.array([4, 4])) == pytest.approx(6.0)
+    assert box_volume(np.array([1, 1]), np.array([4, 4])) == pytest.approx(9.0)
+    assert hypervolume(np.array([[1, 1]]), np.array([4, 4])) == pytest.approx(9.0)
+
+
+def test_hypervolume_4d_two_boxes_by_hand():
+    a, b = [0, 0, 0.5, 0.5], [0.5, 0.5, 0, 0]
+    ref = np.ones(4)
+    # |A| = 1*1*.5*.5, |B| = .5*.5*1*1, |A and B| = .5^4: union 0.25 + 0.25 - 0.0625
+    assert hypervolume(np.array([a, b]), ref) == pytest.approx(0.4375)
+    assert hypervolume(np.array([a, b, [0.6, 0.6, 0.6, 0.6]]), ref) == pytest.approx(0.4375)
+    assert box_volume(np.array(a), ref) == pytest.approx(0.25)
+    # a point on the reference in one objective contributes nothing (the paper's rule, no offset)
+    assert hypervolume(np.array([[0, 0, 0, 1.0]]), ref) == 0.0
+
+
+def test_study_normalization_and_reference_offset():
+    groups = {"A": np.array([[0.0, 10.0], [10.0, 0.0]]), "B": np.array([[5.0, 5.0]])}
+    strict = study_hypervolumes(groups, ref_offset=0.0)
+    assert strict["A"]["phv"] == 0.0  # both points are the worst of the study in one objective
+    assert strict["B"]["phv"] == pytest.approx(0.25)
+    off = study_hypervolumes(groups, ref_offset=0.01)
+    assert off["A"]["phv"] == pytest.approx(2 * 1.01 * 0.01 - 0.01 ** 2)
+    assert off["B"]["phv"] == pytest.approx(0.51 ** 2)
+    assert off["A"]["front"] == 2 and off["B"]["points"] == 1
+    np.testing.assert_allclose(normalize(np.array([[2.0, 5.0], [4.0, 5.0]])), [[0, 0], [1, 0]])
+    assert len(non_dominated(np.array([[1, 2], [2, 1], [2, 2], [1, 2]]))) == 2
+
+
+# --- intervals --------------------------------------------------------------------------------------------------
+def test_t_interval_on_a_known_sample():
+    ci = mean_ci([1, 2, 3, 4, 5])
+    # s = sqrt(2.5), sem = s / sqrt(5) = 0.70711, t(0.975, 4) = 2.776445
+    half = 2.7764451051977987 * math.sqrt(2.5) / math.sqrt(5)
+    assert (ci.n, ci.mean) == (5, 3.0)
+    assert ci.low == pytest.approx(3 - half) and ci.high == pytest.approx(3 + half)
+    assert ci.low == pytest.approx(1.0367568385224393)
+    one = mean_ci([7.0])
+    assert one.mean == 7.0 and math.isnan(one.low)
+    assert mean_ci([2.0, 2.0, 2.0])[1:] == (2.0, 2.0, 2.0)
+    a, b = [1.0, 2.0, 3.0, 4.0], [3.0, 5.0, 4.0, 6.0, 7.0]
+    d = diff_ci(a, b)
+    ref = sps.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert d.mean == pytest.approx(2.5 - 5.0)
+    assert (d.low, d.high) == (pytest.approx(ref.low), pytest.approx(ref.high))
+    assert overlap(mean_ci([1, 2]), mean_ci([1.5, 2.5])) and not overlap(mean_ci([1, 1.1]), mean_ci([5, 5.1]))
+
+
+# --- sweeps -----------------------------------------------------------------------------------------------------
+def _sweep(tmp_path, schedulers=("uniform", "nearest"), seeds=(0, 1), kind="compare"):
+    runs = experiments.compare_runs(schedulers, seeds, 4, 2.0)
+    return Sweep(kind, tmp_path / kind, runs, 2.0, list(TINY), {"schedulers": list(schedulers)})
+
+
+def test_tiny_sweep_end_to_end_through_the_report(tmp_path):
+    out = tmp_path / "study"
+    r = _cli("compare", "--schedulers", "uniform,nearest", "--seeds", "2", "--hours", "2", "--dcs", "4", *TINY,
+             "--workers", "2", "--out", str(out), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "compare: 4 run, 0 already done, 0 failed" in r.stdout
+    man = json.loads((out / "compare" / "sweep.json").read_text())
+    assert man["kind"] == "compare" and man["seeds"] == [0, 1] and man["hours"] == 2.0
+    assert sorted(x["name"] for x in man["runs"]) == ["nearest-d4-s0", "nearest-d4-s1", "uniform-d4-s0",
+                                                      "uniform-d4-s1"]
+    assert json.loads((out / "compare" / "failures.json").read_text()) == []
+    # a sweep's run is the command line's run: same seed, same files
+    solo = tmp_path / "solo"
+    assert run.main(["--scheduler", "nearest", "--dcs", "4", "--seed", "1", "--hours", "2", *TINY, "--out", str(solo),
+                     "--no-progress"]) == 0
+    assert (solo / "epochs.csv").read_bytes() == (out / "compare" / "nearest-d4-s1" / "epochs.csv").read_bytes()
+
+    r = _cli("report", str(out))
+    assert r.returncode == 0, r.stderr
+    md = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    assert "## Reproduction of the paper's claims" in md and "## State-of-the-art comparison (Fig. 3), D = 4" in md
+    assert "| nearest | 4 | 2 |" in md and "| uniform | 4 | 2 |" in md
+    assert "![Fig. 3, D=4](figures/fig3_compare_d4.png)" in md
+    pngs = sorted((out / "figures").glob("*.png"))
+    assert [p.name for p in pngs] == ["fig3_compare_d4.png", "fig4_hypervolume_d4.png"]
+    import matplotlib.image as mpimg
+
+    for p in pngs:
+        img = mpimg.imread(p)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+        assert img[..., :3].std() > 0.01  # not a blank canvas
+    assert html.count("data:image/png;base64,") == len(pngs)
+    st = __import__("pandas").read_csv(out / "stats.csv")
+    t = st[(st["metric"] == "ttft_mean_s")].set_index("label")
+    for lab in ("uniform", "nearest"):
+        vals = [json.loads((out / "compare" / f"{lab}-d4-s{k}" / "summary.json").read_text())["ttft_mean_s"]
+                for k in (0, 1)]
+        assert t.loc[lab, "n"] == 2 and t.loc[lab, "mean"] == pytest.approx(np.mean(vals))
+        assert t.loc[lab, "ci_low"] == pytest.approx(mean_ci(vals).low)
+    hv = __import__("pandas").read_csv(out / "hypervolume.csv")
+    assert set(hv["framework"]) == {"uniform", "nearest"} and (hv["phv"] >= 0).all()
+    rep = __import__("pandas").read_csv(out / "reproduction.csv")
+    assert len(rep) == len(analysis.CLAIMS)
+
+
+def test_resume_skips_finished_runs_and_reruns_incomplete_ones(tmp_path):
+    sw = _sweep(tmp_path)
+    first = execute(sw, workers=1, progress=False)
+    assert sorted(first.ran) == sorted(r.name for r in sw.runs) and not first.skipped
+    kept = {r.name: (sw.path / r.name / "summary.json").stat().st_mtime_ns for r in sw.runs}
+    broken = sw.path / "uniform-d4-s1"
+    (broken / "summary.json").unlink()
+    (broken / "note.txt").write_text("mine")
+    again = execute(sw, workers=1, progress=False)
+    assert again.ran == ["uniform-d4-s1"]
+    assert sorted(again.skipped) == ["nearest-d4-s0", "nearest-d4-s1", "uniform-d4-s0"]
+    for name in again.skipped:
+        assert (sw.path / name / "summary.json").stat().st_mtime_ns == kept[name]
+    assert (broken / "summary.json").is_file() and not (broken / "note.txt").exists()
+    aside = [Path(p) for p in again.set_aside]
+    assert len(aside) == 1 and (aside[0] / "note.txt").read_text() == "mine"  # moved aside, not deleted
+    assert execute(sw, workers=1, progress=False).ran == []
+    other = Sweep("compare", sw.path, experiments.compare_runs(("uniform",), (0,), 4, 1.0), 1.0, list(TINY))
+    with pytest.raises(experiments.ConfigError, match="hours=2.0, not 1.0"):
+        execute(other, workers=1, progress=False)
+
+
+def test_failing_runs_are_reported_by_name_and_do_not_stop_the_others(tmp_path):
+    sw = _sweep(tmp_path, schedulers=("tests.plugins:Raises", "uniform", "tests.plugins:WrongShape"), seeds=(0,))
+    res = execute(sw, workers=2, progress=False)
+    assert res.ran == ["uniform-d4-s0"]
+    failed = {f["run"]: f["error"] for f in res.failures}
+    assert set(failed) == {"tests.plugins_Raises-d4-s0", "tests.plugins_WrongShape-d4-s0"}
+    assert "plan() raised RuntimeError: plug-in bug" in failed["tests.plugins_Raises-d4-s0"]
+    assert "plan has shape" in failed["tests.plugins_WrongShape-d4-s0"]
+    assert json.loads((sw.path / "failures.json").read_text()) == res.failures
+    study = load(tmp_path)
+    assert list(study.runs["run"]) == ["uniform-d4-s0"]
+    assert {m["run"] for m in study.missing} == set(failed)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["compare", "--schedulers", "nope"], "unknown scheduler 'nope'"),
+    (["compare", "--seeds", "0"], "--seeds 0"),
+    (["compare", "--set", "no_such=1"], "no_such"),
+    (["compare", "--dcs", "3"], "--dcs"),
+    (["pareto", "--weights", "0.5,0.5,0.5,0.5"], "sum to 2"),
+    (["report"], "no such folder"),
+])
+def test_bad_sweep_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, says):
+    out = tmp_path / "study"
+    argv = [*args, str(out)] if args == ["report"] else [*args, "--out", str(out), "--no-progress"]
+    assert run.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0], err
+    assert not out.exists()
+
+
+def test_ray_executor_on_a_local_ray(tmp_path):
+    ray = pytest.importorskip("ray", reason="ray is an optional extra (pip install marlin-sim[ray]); CI installs it")
+    experiments.local_ray(2)
+    try:
+        sw = _sweep(tmp_path, schedulers=("nearest", "tests.plugins:Raises"), seeds=(0,))
+        res = execute(sw, workers=2, executor="ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert res.ran == ["nearest-d4-s0"]
+    assert [f["run"] for f in res.failures] == ["tests.plugins_Raises-d4-s0"]
+    solo = tmp_path / "solo"
+    assert run.main(["--scheduler", "nearest", "--dcs", "4", "--seed", "0", "--hours", "2", *TINY, "--out", str(solo),
+                     "--no-progress"]) == 0
+    for name in ("epochs.csv", "config.json"):
+        assert (sw.path / "nearest-d4-s0" / name).read_bytes() == (solo / name).read_bytes()
+
+
+# --- the report on a made-up study (exact numbers, no simulation) -----------------------------------------------
+def _fake_study(root: Path, kind: str, values: dict, dcs: int = 8) -> None:
+    """values: (label, scheduler, ablate) -> list over seeds of (ttft, carbon, water, cost)."""
+    runs = []
+    for (label, sched, ablate), per_seed in values.items():
+        for seed, (t, c, w, k) in enumerate(per_seed):
+            name = f"{label}-d{dcs}-s{seed}".replace("[", "_").replace("]", "")
+            runs.append(RunSpec(name, sched, dcs, seed, 24.0, label, ablate=ablate))
+            folder = root / kind / name
+            folder.mkdir(parents=True)
+            (folder / "summary.json").write_text(json.dumps(
+                {"ttft_mean_s": t, "carbon_kg": c, "water_l": w, "cost_usd": k, "wall_s": 1.0}))
+    experiments.write_json(root / kind / "sweep.json", Sweep(kind, root / kind, runs, 24.0, [], {"dcs": [dcs]})
+                           .manifest())
+
+
+def test_reproduction_verdicts_hypervolume_and_ablation_on_known_numbers(tmp_path):
+    jitter = (0.99, 1.0, 1.01)
+
+    def seeds(t, c, w, k):
+        return [(t * j, c * j, w * j, k * j) for j in jitter]
+
+    _fake_study(tmp_path, "compare", {
+        ("marlin-minlatency", "marlin-minlatency", ()): seeds(1.0, 80, 800, 8),
+        ("marlin-mincarbon", "marlin-mincarbon", ()): seeds(3.0, 40, 700, 7),
+        ("marlin", "marlin", ()): seeds(2.0, 60, 600, 6),
+        ("qlearning", "qlearning", ()): seeds(2.0, 100, 1000, 10),
+        ("slit", "slit", ()): seeds(2.5, 120, 600, 6),
+        ("nearest", "nearest", ()): seeds(0.5, 200, 2000, 20),
+    })
+    _fake_study(tmp_path, "ablate", {
+        ("marlin", "marlin", ()): seeds(1.0, 1.0, 1.0, 1.0),
+        ("marlin[no-veto]", "marlin", ("no-veto",)): seeds(2.0, 2.0, 2.0, 2.0),
+    })
+    files = write_report(tmp_path)
+    rep = __import__("pandas").read_csv(files["reproduction.csv"]).set_index("claim")
+    ttft = rep.loc["MARLIN-MinLatency reduces TTFT by 18.67 % over the best baseline (QLearning)"]
+    assert (ttft["subject_label"], ttft["versus_label"]) == ("marlin-minlatency", "qlearning")
+    assert ttft["measured_pct"] == pytest.approx(-50.0) and ttft["verdict"] == "holds"
+    carbon = rep.loc["MARLIN-MinCarbon reduces carbon 33.61 % more than the best baseline (QLearning)"]
+    assert carbon["versus_label"] == "qlearning"
+    assert carbon["measured_pct"] == pytest.approx(-60.0) and carbon["verdict"] == "holds"
+    assert rep.loc["the best MARLIN variant beats the best reference scheduler on TTFT", "verdict"] == "does not hold"
+    assert rep.loc["MARLIN-Balanced vs SLIT: water -81.11 %", "verdict"] == "inconclusive"  # equal numbers
+    assert rep.loc["MARLIN-Balanced vs SLIT: carbon -61.07 %", "measured_pct"] == pytest.approx(-50.0)
+    # a bound: Balanced's TTFT (2.0) vs QLearning's (2.0) is +0 %, within "at most 23.61 % slower"; its carbon
+    # (60 vs 100, -40 %) is within "at most 2.77 % higher"; its water -40 % meets "at least 18.66 % less"
+    for claim in ("MARLIN-Balanced is at most 2.77 % higher in carbon than the best RL baseline (QLearning)",
+                  "MARLIN-Balanced reduces water by at least 18.66 % vs the best RL baseline (DDQN)"):
+        assert rep.loc[claim, "measured_pct"] == pytest.approx(-40.0) and rep.loc[claim, "verdict"] == "holds"
+    assert rep.loc["MARLIN-Balanced is at most 23.61 % slower in TTFT than the best RL baseline (QLearning)",
+                   "verdict"] == "holds"
+    veto = rep.loc["without the veto, MARLIN's PHV decreases 14.9 %"]
+    assert veto["verdict"] == "holds"
+    # ablation study normalized over its 6 points: full's seeds are the best three, no-veto's the worst three;
+    # no-veto's best point (1.98 in every objective) sits at (1.98-0.99)/(2.02-0.99) of the range
+    z = (1.98 - 0.99) / (2.02 - 0.99)
+    abl = __import__("pandas").read_csv(files["ablation.csv"]).set_index("ablation")
+    assert abl.loc["no-veto", "phv"] == pytest.approx((1.01 - z) ** 4)
+    assert abl.loc["full", "phv"] == pytest.approx(1.01 ** 4)
+    assert veto["measured_pct"] == pytest.approx(100 * ((1.01 - z) ** 4 / 1.01 ** 4 - 1))
+    hv = __import__("pandas").read_csv(files["hypervolume.csv"]).set_index("framework")
+    assert hv.loc["MARLIN", "points"] == 9 and hv.loc["qlearning", "points"] == 3 and hv.loc["slit", "points"] == 1
+    assert hv.loc["MARLIN", "phv_pct_of_marlin"] == pytest.approx(100.0)
+    assert hv.loc["slit", "phv"] < hv.loc["MARLIN", "phv"]  # SLIT's point is dominated by MARLIN-Balanced's
+    names = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
+    assert names == ["fig3_compare_d8.png", "fig4_hypervolume_d8.png", "fig6_ablation_d8.png"]
+
+
+def test_marlin_balanced_plays_the_run_weights():
+    """The pareto sweep re-weights MARLIN-Balanced with --weights; the Min* variants keep their own weights."""
+    from schedulers.registry import create
+    from simcore.engine import Engine
+    from simcore.rng import stream
+    from tests.conftest import small_config
+
+    def variant_w(name, **changes):
+        cfg = small_config(scheduler=name, **changes)
+        sched = create(name)
+        sched.reset(Engine(cfg, sched).info, stream(cfg.seed, "scheduler"))
+        return sched.variant_w
+
+    np.testing.assert_array_equal(variant_w("marlin"), np.full(4, 0.25))
+    np.testing.assert_array_equal(variant_w("marlin", weights=(0.4, 0.4, 0.1, 0.1)), [0.4, 0.4, 0.1, 0.1])
+    np.testing.assert_allclose(variant_w("marlin-mincarbon", weights=(0.4, 0.4, 0.1, 0.1)), [0.1, 0.7, 0.1, 0.1])
+
+
+def test_paper_links_runs_that_repeat_the_comparison(tmp_path):
+    a = experiments._parser("paper").parse_args(
+        ["--schedulers", "uniform,marlin", "--seeds", "2", "--dcs", "8", "--dcs-list", "4,8", "--ablations", "no-veto",
+         "--out", str(tmp_path)])
+    compare, scale, ablate, pareto = experiments.sweeps_from_args("paper", a)
+    linked = {r.name: r.same_as for r in scale.runs if r.same_as}
+    assert linked == {f"{s}-d8-s{k}": f"../compare/{s}-d8-s{k}" for s in ("uniform", "marlin") for k in (0, 1)}
+    assert {r.name: r.same_as for r in ablate.runs if r.same_as} == {
+        "marlin-full-d8-s0": "../compare/marlin-d8-s0", "marlin-full-d8-s1": "../compare/marlin-d8-s1"}
+    assert not any(r.same_as for r in pareto.runs) and len(pareto.runs) == 2 * 6
+    assert not tmp_path.joinpath("compare").exists()  # planning writes nothing

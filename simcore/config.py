@@ -1,7 +1,7 @@
-"""Every parameter of the simulator, in one frozen dataclass, with the SPEC's default and its unit.
+"""Every parameter of the simulator, in one frozen dataclass, with its default and its unit.
 
 Field names carry their unit (`_s`, `_kwh`, `_l`, `_kg`, `_usd`, `_w`, `_gb`, ...); each field's `help`
-metadata cites the SPEC / paper. Nothing else in the code holds a tunable number. `run.py` builds the CLI
+metadata cites docs/model.md / the paper. Nothing else in the code holds a tunable number. `run.py` builds the CLI
 overrides from these fields and writes the resolved object to `config.json`.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from simcore.errors import ConfigError
 
-MODELS = ("Llama-2-7B", "Llama-2-70B")  # index 0 = ChatGPT-class, 1 = GPT-4-class (SPEC 3)
+MODELS = ("Llama-2-7B", "Llama-2-70B")  # index 0 = ChatGPT-class, 1 = GPT-4-class (docs/model.md 'Workload')
 OBJECTIVES = ("ttft", "carbon", "water", "cost")  # the order of --weights (Eq. 11: w1..w4)
 MIN_DCS, MAX_DCS = 4, 12
 MARLIN_ABLATIONS = ("no-film", "no-her", "no-predictor", "no-blend", "no-sgd", "no-veto", "no-capital")
@@ -68,16 +68,17 @@ def _f(default: Any, help: str, *, lo: float | None = None, hi: float | None = N
 class Config:
     # --- run -----------------------------------------------------------------------------------
     scheduler: str = _f("nearest", "scheduler name, entry point or dotted path module:Class")
-    dcs: int = _f(8, "number of datacenters D, the first D of the SPEC 4 site order (4..12)",
+    dcs: int = _f(8, "number of datacenters D, the first D of the site order (docs/model.md 'Sites') (4..12)",
                   lo=MIN_DCS, hi=MAX_DCS, flag="--dcs")
     hours: float = _f(24.0, "simulated horizon in hours (a whole number of epochs)",
                       lo=0, lo_open=True, hi=MAX_HOURS, flag="--hours")
-    epoch_s: float = _f(900.0, "epoch length t_e in seconds (SPEC 1: 15 minutes)", lo=60, hi=86400)
+    epoch_s: float = _f(900.0, "epoch length t_e in seconds (the paper's 15 minutes; docs/model.md 'Conventions')",
+                        lo=60, hi=86400)
     seed: int = _f(0, "the one seed every random stream is spawned from", lo=0, flag="--seed")
     start: str = _f("2023-07-03", "UTC date of epoch 0 for the grid/weather signals (2023 data)", flag="--start")
     weights: tuple = _f((0.25, 0.25, 0.25, 0.25), "Eq. 11 weights w1..w4 (TTFT, carbon, water, cost), sum 1",
                         lo=0, flag="--weights")
-    # --- workload (SPEC 3) ----------------------------------------------------------------------
+    # --- workload (docs/model.md 'Workload', 'Load', 'Cohorts') -----------------------------------
     trace: str = _f("azure-code-2024", "bundled trace name (azure-code-2024, burstgpt-profile) or a CSV path",
                     flag="--trace")
     trace_day: str = _f("2024-05-13", "day of the bundled Azure 2024 code trace used for arrivals")
@@ -102,7 +103,7 @@ class Config:
     max_workload_requests: int = _f(20_000_000, "most requests a run's workload may hold (trace x load scale); "
                                     "more is refused before it is generated (the engine keeps ~0.6 KB per "
                                     "request)", lo=1)
-    # --- datacenters and nodes (SPEC 4) ---------------------------------------------------------
+    # --- datacenters and nodes (docs/model.md 'Capacity', 'Warm set') ----------------------------
     nodes_per_dc: int = _f(1000, "nodes per datacenter, the six node types interleaved (shares differ by <= 1)",
                            lo=1, hi=MAX_NODES_PER_DC)
     gpu_types: tuple = _f(("A100-80GB", "H100-80GB"), "GPU types", length=ANY_LENGTH)
@@ -131,7 +132,7 @@ class Config:
     min_warm_nodes: int = _f(1, "warm set: minimum warm nodes per hosted model per datacenter", lo=1)
     cohort_bin_s: float = _f(60.0, "cohorts: pools are played in bins of this length, their cohorts arriving at a "
                              "constant rate within a bin (docs/model.md 'Cohorts'), s", lo=1)
-    # --- latency (SPEC 5, Eq. 2-3) --------------------------------------------------------------
+    # --- latency (Eq. 2-3; docs/model.md 'Network latency', 'TTFT') -----------------------------
     lambda_media_ms_per_km: float = _f(0.005, "propagation latency of the medium, ms per km (fibre)", lo=0)
     sigma_hop_ms: float = _f(1.0, "processing latency per network hop, ms", lo=0)
     backbone_neighbours: int = _f(3, "backbone: each location is linked to its k nearest neighbours",
@@ -171,7 +172,7 @@ class Config:
     predictor_mlp_lr: float = _f(3e-3, "MLP baseline predictor: Adam learning rate", lo=0, lo_open=True)
     predictor_mlp_batch: int = _f(256, "MLP baseline predictor: windows per minibatch", lo=1)
 
-    # --- Splitwise split execution (SPEC 10) ------------------------------------------------------
+    # --- Splitwise split execution (docs/model.md 'Split execution') ------------------------------
     splitwise_prompt_gpu: str = _f("H100-80GB", "Splitwise: GPU type of the prompt (prefill) pool")
     splitwise_token_gpu: str = _f("A100-80GB", "Splitwise: GPU type of the token (decode) pool")
     splitwise_prompt_node_share: float = _f(0.35, "Splitwise: share of a warm set given to the prompt pool",
@@ -179,14 +180,14 @@ class Config:
     splitwise_kv_link_gb_per_s: float = _f(50.0, "Splitwise: KV-cache transfer bandwidth between nodes, GB/s "
                                            "(one 400 Gb/s InfiniBand link, as in Splitwise's DGX clusters)",
                                            lo=0, lo_open=True)
-    # --- learning schedulers: shared reward and evaluator budget (SPEC 9-10) ---------------------
+    # --- learning schedulers: shared reward and evaluator budget (docs/model.md 'Objective') -----
     plan_evaluations_per_epoch: int = _f(256, "Simulate budget per epoch of every search/learning scheduler", lo=1)
     reward_ema_decay: float = _f(0.9, "reward EMA term: decay of the running mean of the weighted score", lo=0, hi=1)
     reward_eco_weight: float = _f(0.1, "reward ECO term: bonus per unit share of parked nodes", lo=0)
     reward_sla_setpoint: float = _f(0.01, "reward penalty: SLA-violation share tolerated before the penalty",
                                     lo=0, hi=1)
     reward_sla_penalty: float = _f(10.0, "reward penalty: per unit of SLA-violation share above the set point", lo=0)
-    # --- baselines: Helix, PerLLM, NSGA-II, SLIT (SPEC 10) ---
+    # --- baselines: Helix, PerLLM, NSGA-II, SLIT (paper section 6; each scheduler's module docstring) ---
     helix_capacity_share: float = _f(1.0, "Helix: share of a node type's peak throughput (nodes x concurrency x "
                                      "epoch / service time) offered as flow capacity", lo=0, lo_open=True)
     perllm_ucb_c: float = _f(0.5, "PerLLM: UCB exploration coefficient (reward units: weighted metric per request "
@@ -216,7 +217,7 @@ class Config:
     slit_sample_sigma: float = _f(1.0, "SLIT: std of the logit noise around the incumbent for training samples", lo=0)
     slit_explore_share: float = _f(0.5, "SLIT: share of training samples drawn at random (the rest near the "
                                    "incumbent plan)", lo=0, hi=1)
-    # --- RL baselines (SPEC 10) ---
+    # --- RL baselines (paper section 6) ---
     qlearning_alpha: float = _f(0.3, "Q-Learning: step size of the tabular update Q += alpha (target - Q)", lo=0, hi=1)
     qlearning_gamma: float = _f(0.5, "Q-Learning: discount of max Q(next state) in the target (0 = contextual "
                                 "bandit; a plan barely moves the next epoch's state)", lo=0, hi=1)
@@ -255,20 +256,21 @@ class Config:
     actorcritic_max_log_std: float = _f(1.0, "Actor-Critic: upper clamp of the log std")
     actorcritic_grad_clip: float = _f(1.0, "Actor-Critic: gradient-norm clip", lo=0, lo_open=True)
     actorcritic_torch_threads: int = _f(1, "Actor-Critic: torch CPU threads (small nets: 1 is fastest)", lo=1)
-    # --- MARLIN (SPEC 9) ---
-    marlin_actor_hidden: int = _f(128, "MARLIN: actor MLP hidden units (SPEC 9)", lo=1)
-    marlin_critic_hidden: int = _f(256, "MARLIN: twin-critic MLP hidden units (SPEC 9)", lo=1)
-    marlin_lr_actor: float = _f(3e-4, "MARLIN: actor learning rate (SPEC 9)", lo=0, lo_open=True)
-    marlin_lr_critic: float = _f(1e-3, "MARLIN: critic learning rate (SPEC 9)", lo=0, lo_open=True)
+    # --- MARLIN (paper section 5; the hyperparameters of section 6) ---
+    marlin_actor_hidden: int = _f(128, "MARLIN: actor MLP hidden units (paper section 6)", lo=1)
+    marlin_critic_hidden: int = _f(256, "MARLIN: twin-critic MLP hidden units (paper section 6)", lo=1)
+    marlin_lr_actor: float = _f(3e-4, "MARLIN: actor learning rate (paper section 6)", lo=0, lo_open=True)
+    marlin_lr_critic: float = _f(1e-3, "MARLIN: critic learning rate (paper section 6)", lo=0, lo_open=True)
     marlin_lr_alpha: float = _f(3e-4, "MARLIN: learning rate of the automatically tuned entropy temperature", lo=0)
     marlin_alpha_init: float = _f(0.01, "MARLIN: initial SAC entropy temperature (reward units ~ 1)",
                                   lo=0, lo_open=True)
     marlin_target_entropy_scale: float = _f(1.0, "MARLIN: target entropy = -this x action size (SAC default 1)")
-    marlin_gamma: float = _f(0.95, "MARLIN: SAC discount (SPEC 9); MARLIN stores one-step transitions (bandit view)",
-                             lo=0, hi=1)
-    marlin_tau: float = _f(0.005, "MARLIN: Polyak rate of the target critics (SPEC 9)", lo=0, lo_open=True, hi=1)
-    marlin_replay_current: int = _f(20000, "MARLIN: current-epoch replay capacity per agent (SPEC 9)", lo=1)
-    marlin_replay_cross: int = _f(5000, "MARLIN: cross-epoch (HER) replay capacity per agent (SPEC 9)", lo=1)
+    marlin_gamma: float = _f(0.95, "MARLIN: SAC discount (paper section 6); MARLIN stores one-step transitions "
+                             "(bandit view)", lo=0, hi=1)
+    marlin_tau: float = _f(0.005, "MARLIN: Polyak rate of the target critics (paper section 6)",
+                           lo=0, lo_open=True, hi=1)
+    marlin_replay_current: int = _f(20000, "MARLIN: current-epoch replay capacity per agent (paper section 6)", lo=1)
+    marlin_replay_cross: int = _f(5000, "MARLIN: cross-epoch (HER) replay capacity per agent (paper section 6)", lo=1)
     marlin_current_share: float = _f(0.3, "MARLIN: share of a batch drawn from the current-epoch buffer (30/70)",
                                      lo=0, hi=1)
     marlin_batch_size: int = _f(64, "MARLIN: SAC batch size", lo=1)
@@ -281,15 +283,17 @@ class Config:
                                         lo=0, hi=1)
     marlin_blend_temperature: float = _f(1.0, "MARLIN phase 2: softmax temperature turning utilities into shares",
                                          lo=0, lo_open=True)
-    marlin_sgd_lr: float = _f(0.05, "MARLIN phase 2: gradient-ascent learning rate on Q_tot (SPEC 9)", lo=0)
-    marlin_sgd_steps: int = _f(5, "MARLIN phase 2: K_opt gradient-ascent steps on Q_tot (SPEC 9)", lo=0)
-    marlin_capital_start: float = _f(100.0, "MARLIN: initial capital of every agent, percent (SPEC 9)")
-    marlin_capital_threshold: float = _f(150.0, "MARLIN: capital needed to veto, percent (SPEC 9)")
+    marlin_sgd_lr: float = _f(0.05, "MARLIN phase 2: gradient-ascent learning rate on Q_tot (paper section 6)", lo=0)
+    marlin_sgd_steps: int = _f(5, "MARLIN phase 2: K_opt gradient-ascent steps on Q_tot (paper section 6)", lo=0)
+    marlin_capital_start: float = _f(100.0, "MARLIN: initial capital of every agent, percent "
+                                     "(schedulers/marlin/game.py)")
+    marlin_capital_threshold: float = _f(150.0, "MARLIN: capital needed to veto, percent (paper section 6)")
     marlin_capital_min: float = _f(0.0, "MARLIN: capital lower bound")
     marlin_capital_max: float = _f(300.0, "MARLIN: capital upper bound")
     marlin_capital_eta: float = _f(0.9, "MARLIN: capital update C = eta C + (1 - eta)(Perf + beta Bonus)", lo=0, hi=1)
     marlin_bonus_beta: float = _f(1.0, "MARLIN: bonus scaling factor beta of the capital update", lo=0)
-    marlin_veto_max: float = _f(0.5, "MARLIN: maximal veto pull toward the vetoing agent's plan (SPEC 9)", lo=0, hi=1)
+    marlin_veto_max: float = _f(0.5, "MARLIN: maximal veto pull toward the vetoing agent's plan (paper section 6)",
+                                lo=0, hi=1)
     marlin_veto_delta: float = _f(0.05, "MARLIN: delta_thresh, relative utility loss that justifies a veto", lo=0)
     marlin_veto_capital_scale: float = _f(100.0, "MARLIN: veto strength = min(veto_max, delta x capital / this)",
                                           lo=0, lo_open=True)

@@ -68,6 +68,8 @@ class Capacity:
     :param node_rps: [M, T] requests per second of one node at full batch (0 where the model does not fit)
     :param requests_per_epoch: [D, M] requests per epoch of each datacenter if all its hosting nodes served m
     :param epoch_s: epoch length the per-epoch figures refer to, s
+    :param service_scv: [M, T] squared coefficient of variation of the execution time at batch B* over the token
+        mix (var / mean^2), for the queueing wait of `stationary_wait`
     """
 
     batch: np.ndarray
@@ -75,9 +77,10 @@ class Capacity:
     node_rps: np.ndarray
     requests_per_epoch: np.ndarray
     epoch_s: float
+    service_scv: np.ndarray
 
     def __post_init__(self) -> None:
-        for a in (self.batch, self.service_s, self.node_rps, self.requests_per_epoch):
+        for a in (self.batch, self.service_s, self.node_rps, self.requests_per_epoch, self.service_scv):
             a.setflags(write=False)
 
     @property
@@ -108,12 +111,49 @@ def serving_capacity(cfg, fleet, profiles, prompt_tokens, output_tokens) -> Capa
                                         kv[:, None], cfg.max_batch)  # [M, T]
     batch = np.where(profiles.hosts, batch, 0)
     service = np.zeros((M, T))
+    scv = np.zeros((M, T))
     for m in range(M):
         for t in range(T):
-            service[m, t] = profiles.exec_s_array(m, t, p, o, max(int(batch[m, t]), 1)).mean()
+            x = profiles.exec_s_array(m, t, p, o, max(int(batch[m, t]), 1))
+            service[m, t] = x.mean()
+            scv[m, t] = x.var() / max(x.mean() ** 2, 1e-300)
     rps = np.where(batch > 0, batch / service, 0.0)
     per_epoch = (fleet.nodes_per_type[:, None, :] * rps[None, :, :]).sum(axis=2) * cfg.epoch_s  # [D, M]
-    return Capacity(batch.astype(int), service, rps, per_epoch, float(cfg.epoch_s))
+    return Capacity(batch.astype(int), service, rps, per_epoch, float(cfg.epoch_s), scv)
+
+
+def stationary_wait(lam, mu, slots, scv, limit_s):
+    """Mean queueing wait and the share waiting longer than `limit_s` of an M/G/c queue (elementwise): arrivals at
+    `lam`/s, `slots` = c servers (a node's batch slots summed over the pool) draining `mu`/s together, service
+    times with squared coefficient of variation `scv`. Erlang C (M/M/c, from the Erlang B formula written with the
+    Poisson distribution so it is stable for thousands of slots) with the Allen-Cunneen factor (1 + scv) / 2:
+
+        P_wait = B / (1 - rho (1 - B)),  B = Poisson(c; a) / PoissonCDF(c; a),  a = c lam / mu,  rho = lam / mu
+        W = P_wait / (mu - lam) x (1 + scv) / 2,   P(wait > t) = P_wait exp(-(mu - lam) t x 2 / (1 + scv))
+
+    Where lam >= mu the queue has no stationary state: (inf, 1) (the fluid backlog handles overload).
+    """
+    from scipy.stats import poisson
+
+    lam, mu, slots, scv, limit_s = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in
+                                                         (lam, mu, slots, scv, limit_s)))
+    wait = np.full(lam.shape, np.inf)
+    late = np.ones(lam.shape)
+    ok = (lam < mu) & (mu > 0)
+    wait[lam <= 0] = 0.0
+    late[lam <= 0] = 0.0
+    ok &= lam > 0
+    if ok.any():
+        c = np.maximum(np.round(slots[ok]), 1.0)
+        rho = lam[ok] / mu[ok]
+        a = c * rho
+        b = poisson.pmf(c, a) / np.maximum(poisson.cdf(c, a), 1e-300)
+        p_wait = b / (1.0 - rho * (1.0 - b))
+        k = (1.0 + scv[ok]) / 2.0
+        gap = mu[ok] - lam[ok]
+        wait[ok] = p_wait / gap * k
+        late[ok] = p_wait * np.exp(-gap * np.maximum(limit_s[ok], 0.0) / k)
+    return wait, late
 
 
 def datacenter_utilization(requests, requests_per_epoch) -> np.ndarray:

@@ -42,7 +42,7 @@ import simpy
 
 from schedulers.base import EpochResult, Observation, Request, Scheduler, StaticInfo
 from simcore import physics
-from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity
+from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity, stationary_wait
 from simcore.config import MODELS, Config
 from simcore.predictor import EwmaRegression
 from simcore.profiles import load_profiles
@@ -52,7 +52,8 @@ from topology.sites import site_signals
 from traces.loader import Workload, load_workload
 
 
-PHASE_WHOLE, PHASE_PROMPT, PHASE_TOKEN = 0, 1, 2  # a request runs whole, or split (Splitwise) in two phases
+PHASE_WHOLE, PHASE_PROMPT, PHASE_TOKEN = 0, 1, 2
+WRR_RESOLUTION = 8  # balancer weights resolve node throughputs to 1/8 of the slowest node's  # a request runs whole, or split (Splitwise) in two phases
 
 
 def wrr_sequence(nodes: np.ndarray, weights: np.ndarray) -> list:
@@ -226,6 +227,7 @@ class Engine:
         self.load_s = fl.load_s.tolist()
         self.hosts = self.prof.hosts.tolist()
         self.batch_full = self.capacity.batch.tolist()  # [M][T] B*
+        self.scv = self.capacity.service_scv.tolist()  # [M][T] service-time SCV at B*
         self.step_full = [[self.prof.decode_step(m, t, max(b, 1)) for t, b in enumerate(row)]
                           for m, row in enumerate(self.batch_full)]
         self.served_dm = np.zeros((D, M))  # real requests started per (datacenter, model) this epoch
@@ -317,8 +319,8 @@ class Engine:
     def _start_epoch(self, e: int) -> None:
         cfg, wl = self.cfg, self.wl
         pred = self.predictor.predict()
-        if pred is None:
-            pred = np.zeros((len(MODELS), cfg.dcs))
+        if pred is None:  # warm start: the service was running before the horizon, its controller knows the load
+            pred = self.counts[0].astype(float)
         plan = self.sched.decide(self._observation(e, pred))
         self._set_warm(e, plan, pred)
         lo, hi = int(self.bounds[e]), int(self.bounds[e + 1])
@@ -393,7 +395,11 @@ class Engine:
         cfg, fl = self.cfg, self.fleet
         N, M, D = cfg.nodes_per_dc, len(MODELS), cfg.dcs
         expected = np.einsum("mod,mo->dm", plan, pred)  # [D, M] real requests
-        per_node = self.capacity.node_rps * cfg.epoch_s * cfg.warm_target_utilization  # [M, T]
+        # a datacenter whose forecast needs more than the target share of its capacity keeps nodes warm at the
+        # forecast's own utilization (capped at 1), so every model gets its share rather than the first-placed
+        target = np.clip(datacenter_utilization(expected, self.capacity.requests_per_epoch),
+                         cfg.warm_target_utilization, 1.0)  # [D]
+        per_node = self.capacity.node_rps * cfg.epoch_s  # [M, T] at full utilization
         res = np.asarray(self.res)
         self.warm = np.zeros(len(fl.node_dc), dtype=bool)
         self.pools = [dict() for _ in range(D)]
@@ -401,34 +407,49 @@ class Engine:
         gpu_of_type = np.array([cfg.gpu_types.index(g) for g, _ in fl.node_types])
         if self.fluid:
             self._fluid_epoch_reset(now)
+        self.owner = [-1] * len(fl.node_dc)  # the pool a node serves this epoch (a node serves one pool)
+        hosts = np.asarray(self.hosts, dtype=bool)
         for d in range(D):
             base = d * N
             types = fl.node_type[base:base + N]
             taken = np.zeros(N, dtype=bool)
             for m in range(M - 1, -1, -1):  # the large model first: it fits fewer places
-                can = np.asarray(self.hosts[m])[types]
+                roles = self._pool_roles(m, 0)
+                # nodes the models still to place need for their minimum warm sets
+                reserve = cfg.min_warm_nodes * sum(len(self._pool_roles(j, 0)) for j in range(m))
+                can = hosts[m][types] & ~taken
                 resident = ((res[base:base + N] >> m) & 1).astype(bool)
                 order = np.lexsort((np.arange(N), ~resident, ~can))
                 order = order[can[order]]
-                cum = np.cumsum(per_node[m][types[order]])
+                cum = np.cumsum(per_node[m][types[order]] * target[d])
                 k = int(np.searchsorted(cum, expected[d, m] - 1e-9)) + 1 if expected[d, m] > 0 else 0
-                k = max(cfg.min_warm_nodes, min(k, len(order)))
+                k = max(cfg.min_warm_nodes * len(roles), min(k, len(order) - reserve))
                 for key, gpu, k_role in self._pool_roles(m, k):
-                    ok = can if gpu is None else can & (gpu_of_type[types] == cfg.gpu_types.index(gpu))
-                    order = np.lexsort((np.arange(N), ~resident, taken, ~ok))
+                    ok = hosts[m][types] & ~taken
+                    if gpu is not None:
+                        ok &= gpu_of_type[types] == cfg.gpu_types.index(gpu)
+                    order = np.lexsort((np.arange(N), ~resident, ~ok))
                     order = order[ok[order]]
                     k_role = max(cfg.min_warm_nodes, k_role)
                     chosen, rest = order[:k_role], order[k_role:]
                     taken[chosen] = True
                     nodes = chosen + base
                     self.warm[nodes] = True
+                    pool_id = d * 3 * M + key
                     for n in nodes.tolist():
+                        self.owner[n] = pool_id
                         self._preload(n, m, now)
                     if self.fluid:
                         self._fluid_pool(d, key, m, nodes.tolist(), (rest + base).tolist(), now)
-                    else:  # [WRR sequence, its pointer, cold nodes, their pointer]
-                        self.pools[d][key] = [wrr_sequence(nodes, fl.gpus[nodes] // min(cfg.gpu_counts)), 0,
-                                              (rest + base).tolist(), 0]
+                    else:  # [WRR sequence, its pointer, cold nodes, their pointer, pool id]
+                        self.pools[d][key] = [wrr_sequence(nodes, self._wrr_weights(key, m, nodes)), 0,
+                                              (rest + base).tolist(), 0, pool_id]
+
+    def _wrr_weights(self, key: int, m: int, nodes: np.ndarray) -> np.ndarray:
+        """Balancer weights: each node's throughput for the pool's work, in whole multiples of 1/WRR_RESOLUTION of
+        the slowest node's."""
+        rps = self.capacity.node_rps[m][self.fleet.node_type[nodes]]
+        return np.maximum(np.rint(WRR_RESOLUTION * rps / max(rps.min(), 1e-300)), 1).astype(int)
 
     def _preload(self, n: int, m: int, now: float) -> None:
         """A newly warm node starts loading the model at the epoch start (ready LA_load later)."""
@@ -558,16 +579,20 @@ class Engine:
                 pool[1] = p
                 self._start(n, i)
                 return
-        cold = pool[2]
+        cold, owner, me = pool[2], self.owner, pool[4]
         c = pool[3]
-        while c < len(cold):  # spill over to cold nodes (they join the rotation)
+        while c < len(cold):  # spill over to cold nodes no other pool serves (they join the rotation)
             n = cold[c]
-            c += 1
+            if owner[n] >= 0 and owner[n] != me:
+                c += 1
+                continue
             if not q[n] and fits(n, m, kv):
-                pool[3] = c
+                owner[n] = me
+                pool[3] = c + 1
                 seq.append(n)
                 self._start(n, i)
                 return
+            c += 1
         pool[3] = c
         n = min(seq, key=lambda k: len(q[k]) if q[k] else 0)
         if q[n] is None:
@@ -680,6 +705,9 @@ class Engine:
         self.pArr = [0.0] * P  # real arrivals this epoch
         self.pServed = [0.0] * P  # real requests served this epoch
         self.pTail = [[] for _ in range(P)]  # cohorts in arrival order (for what still waits at the horizon)
+        self.pSlotsPerRps = [0.0] * P  # the pool's batch slots per unit of throughput (sum B* / sum rps)
+        self.pScv = [0.0] * P  # throughput-weighted service-time SCV of its nodes
+        self.pRpsSum, self.pSlotSum, self.pScvSum = [0.0] * P, [0.0] * P, [0.0] * P
         self.node_pool = [-1] * len(self.fleet.node_dc)
         self.node_ready = [0.0] * len(self.fleet.node_dc)
         # node throughput per pool key: whole requests, or a phase (prompt: prefill, token: decode at B*)
@@ -725,6 +753,7 @@ class Engine:
                 self.node_pool[n] = -1
             self.pNodes[p], self.pCold[p], self.pColdPtr[p] = [], [], 0
             self.pArr[p] = self.pServed[p] = 0.0
+            self.pRpsSum[p] = self.pSlotSum[p] = self.pScvSum[p] = 0.0
             self.mu_total_pending[p] = 0.0
         self.epoch_start = now
 
@@ -744,6 +773,10 @@ class Engine:
         self.pNodes[p].append(n)
         bisect.insort(self.pBp[p], (ready, r))
         self.mu_total_pending[p] += r
+        t = self.n_type[n]
+        self.pRpsSum[p] += r
+        self.pSlotSum[p] += self.batch_full[m][t]
+        self.pScvSum[p] += r * self.scv[m][t]
 
     def _epoch_first_token(self, lo: int, hi: int) -> None:
         """Each cohort's first-token compute (Eq. 3's term) at full batch, averaged over the node types by their
@@ -855,9 +888,17 @@ class Engine:
             if not token_pool:
                 self.served_dm[self.pool_dc[p], self.pool_model[p]] += drained
             if n:
-                wait_p[p] = wsum / (n * C)
-                late_p[p] = late / (n * C)
-                self.pArr[p] += n * C
+                arrivals = n * C
+                wait_p[p] = wsum / arrivals
+                late_p[p] = late / arrivals
+                self.pArr[p] += arrivals
+                mu = self.pMu[p]
+                if 0 < lam < mu and self.pW[p] <= 0:  # stationary bin: the M/G/c wait of the real requests
+                    rps = max(self.pRpsSum[p], 1e-300)
+                    w_q, p_late = stationary_wait(lam, mu, mu * self.pSlotSum[p] / rps, self.pScvSum[p] / rps,
+                                                  limit - wait_p[p])
+                    wait_p[p] += min(float(w_q), self.bin_s * STATIONARY_WAIT_CAP_BINS)
+                    late_p[p] += (1.0 - late_p[p]) * float(p_late)
         if len(idx) == 0:
             return
         wait = wait_p[pool]
@@ -940,6 +981,8 @@ class Engine:
                     break
 
 
+STATIONARY_WAIT_CAP_BINS = 0.5  # a bin's queueing wait is at most half a bin: near saturation an M/G/c queue
+# needs longer than a bin to reach its stationary wait, and a backlog that builds up is the fluid's to carry
 TOKEN_SAMPLE_SIZE = 20000  # requests whose token pairs stand for the workload in service-time means
 
 

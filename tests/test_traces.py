@@ -18,6 +18,7 @@ SHARED = Path("/work/shared/data/traces")  # the unpacked originals, where this 
 DAYS = ("2024-05-10", "2024-05-11", "2024-05-12", "2024-05-13", "2024-05-14", "2024-05-15", "2024-05-16")
 DAY_TOTALS = (2_490_144, 969_781, 929_659, 2_937_292, 3_210_786, 3_191_468, 3_074_565)
 WEEK_TOTAL = 16_803_695
+PEAK_0513 = 73_561  # busiest 15-minute epoch of 2024-05-13 (the default day), before scaling
 
 
 def cfg(**changes):
@@ -36,6 +37,19 @@ def default():
 
 def pair_keys(prompt, output):
     return np.asarray(prompt, np.int64) * (1 << 32) + np.asarray(output, np.int64)
+
+
+def bundled_target(c):
+    """Real requests in the busiest epoch that auto load aims at for the bundled traces' token pairs and mix."""
+    prompt, output = token_pairs()
+    return target_peak_requests(c, prompt, output, (1.0 - c.gpt4_share, c.gpt4_share))
+
+
+def auto_cohort(real_per_day, c=None):
+    """cohort_size auto, by hand: about cohort_auto_requests_per_day (1.2 million) simulated requests a day."""
+    per_day = (c or cfg()).cohort_auto_requests_per_day
+    assert per_day == 1.2e6
+    return max(1, round(real_per_day / per_day))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -85,13 +99,18 @@ def test_trace_names():
 # ------------------------------------------------------------------------------------------------
 def test_default_auto_factor_and_size(default):
     c = cfg()
-    assert target_peak_requests(c) == pytest.approx(30_400)  # 0.95 x 8 x 1000 x 4 (SPEC 3)
+    target = bundled_target(c)  # 0.95 x the 8 x 1000-node reference fleet's requests per epoch (Eq. 1 + profiles)
+    assert 1.7e8 < target < 1.85e8
     day = bundled_counts()[1][DAYS.index("2024-05-13")].astype(np.int64)
     peak = day.reshape(96, 900).sum(axis=1).max()  # busiest 15-minute epoch, before scaling
-    assert peak == 73_561
-    assert default.scale == pytest.approx(30_400 / peak)
-    expected = DAY_TOTALS[3] * default.scale  # about 1.21 million
-    assert abs(len(default) - expected) < 5 * np.sqrt(expected)
+    assert peak == PEAK_0513
+    assert default.scale == pytest.approx(target / peak)
+    assert 2_350 < default.scale < 2_480  # about 2,414 real requests per trace request
+    real = DAY_TOTALS[3] * default.scale  # about 7.1e9 real requests in the day
+    assert 6.9e9 < real < 7.3e9
+    assert default.cohort == auto_cohort(real) and 5_800 < default.cohort < 6_000
+    # systematic sampling: the simulated count is the real count / cohort to within one request
+    assert abs(len(default) - real / default.cohort) <= 1
     assert default.name == "azure-code-2024" and "2024-05-13" in default.source and "Azure" in default.source
 
 
@@ -113,26 +132,93 @@ def test_default_arrays(default):
     # origins uniform over the 8 regions
     share = np.bincount(w.origin, minlength=8) / len(w)
     assert w.origin.min() == 0 and w.origin.max() == 7 and np.abs(share - 1 / 8).max() < 0.005
-    # epoch counts: all arrivals counted, busiest epoch near the target
+    # epoch counts: all arrivals counted; each epoch holds its trace count x f / cohort to within one (systematic
+    # sampling), so the busiest holds the target's real requests / cohort
     e = w.epoch_counts(900.0, 96)
-    assert e.sum() == len(w) and abs(e.max() - 30_400) < 1_000
+    day = bundled_counts()[1][DAYS.index("2024-05-13")].astype(np.int64).reshape(96, 900).sum(axis=1)
+    assert e.sum() == len(w) and np.abs(e - day * w.scale / w.cohort).max() <= 1
+    assert abs(e.max() - bundled_target(cfg()) / w.cohort) <= 1
     eo = w.epoch_origin_counts(900.0, 96, 8)
     assert eo.shape == (96, 8) and np.array_equal(eo.sum(axis=1), e)
 
 
 def test_load_scale_one_replays_the_day_exactly():
-    w = load(load_scale="1")
+    w = load(load_scale="1", cohort_size="1")  # one simulated request per real request
     day = bundled_counts()[1][DAYS.index("2024-05-13")]
-    assert len(w) == DAY_TOTALS[3] and w.scale == 1.0
+    assert len(w) == DAY_TOTALS[3] and w.scale == 1.0 and w.cohort == 1
     assert np.array_equal(np.bincount(np.floor(w.t_s).astype(np.int64), minlength=86_400), day)
 
 
 def test_load_scale_above_one_rounds_each_second_stochastically():
-    w = load(load_scale="2.5", hours=1.0)
+    w = load(load_scale="2.5", hours=1.0, cohort_size="1")
+    assert w.cohort == 1
     day = bundled_counts()[1][DAYS.index("2024-05-13"), :3600].astype(np.int64)
     per_s = np.bincount(np.floor(w.t_s).astype(np.int64), minlength=3600)
     assert ((per_s == np.floor(day * 2.5)) | (per_s == np.ceil(day * 2.5))).all()
     assert abs(len(w) - day.sum() * 2.5) < 5 * np.sqrt(day.sum())
+
+
+def test_auto_load_is_independent_of_the_horizon(default, tmp_path):
+    # the factor and the cohort come from the whole trace day, not from the run's horizon
+    day = bundled_counts()[1][DAYS.index("2024-05-13")].astype(np.int64)
+    for hours in (0.25, 1.0):
+        short = load(hours=hours)
+        assert short.scale == default.scale and short.cohort == default.cohort
+        n = day[:int(hours * 3600)].sum()
+        assert abs(len(short) - n * short.scale / short.cohort) <= 1
+    # so a 15-minute run is not scaled up to the target: its first epoch is far below the day's busiest
+    first = load(hours=0.25)
+    assert len(first) < 0.5 * bundled_target(cfg()) / first.cohort
+    for trace in ("burstgpt-profile",):
+        a, b = load(trace=trace, hours=0.25), load(trace=trace, hours=24.0)
+        assert a.scale == b.scale and a.cohort == b.cohort and a.cohort > 1
+    # a CSV trace: a quiet first epoch of ChatGPT requests, a busy second one of half GPT-4: the factor comes
+    # from the whole file's busiest epoch (600 requests) and the whole file's model share (300 / 700)
+    rows = [f"{i * 9.0},ChatGPT,200,20,220,API log" for i in range(100)]
+    rows += [f"{900 + i * 1.5},{('ChatGPT', 'GPT-4')[i % 2]},200,20,220,API log" for i in range(600)]
+    p = write(tmp_path / "two_epochs.csv", R1_HEADER + "\n" + "\n".join(rows) + "\n")
+    tab = read_trace_csv(p)
+    f = target_peak_requests(cfg(), tab["prompt_tokens"], tab["output_tokens"], (400 / 700, 300 / 700)) / 600
+    short, whole = load(trace=str(p), hours=0.25), load(trace=str(p), hours=1.0)
+    assert short.scale == pytest.approx(f) and whole.scale == pytest.approx(f)
+    assert short.cohort == whole.cohort == auto_cohort(700 * f)
+    assert (short.model == 0).all() and abs(len(short) - 100 * f / short.cohort) < 5 * np.sqrt(100 * f / short.cohort)
+
+
+def test_cohort_workload_simulates_real_count_over_cohort():
+    day = bundled_counts()[1][DAYS.index("2024-05-13"), :3600].astype(np.int64)
+    for scale, cohort in (("auto", "100"), ("3", "2"), ("500", "1000")):
+        w = load(hours=1.0, load_scale=scale, cohort_size=cohort)
+        C = int(cohort)
+        assert w.cohort == C
+        real = day.sum() * w.scale
+        assert abs(len(w) - real / C) <= 1  # systematic sampling: the real count / C to within one request
+        # each second holds its own real count / C, rounded down or up (no burstiness added by thinning)
+        per_s = np.bincount(np.floor(w.t_s).astype(np.int64), minlength=3600)
+        g = w.scale / C
+        assert ((per_s == np.floor(day * g)) | (per_s == np.ceil(day * g))).all()
+        assert np.abs(np.cumsum(per_s) - np.cumsum(day) * g).max() <= 1
+    # cohort runs spread model classes and origins evenly in time (R2 sequence): every run of 1,000 consecutive
+    # requests holds its 153 GPT-4-class ones and 125 per region to within a few (independent draws: about +-40)
+    w = load(hours=1.0, cohort_size="100")
+    n = len(w) // 1000 * 1000
+    gpt4 = w.model[:n].reshape(-1, 1000).sum(axis=1)
+    regions = np.stack([np.bincount(r, minlength=8) for r in w.origin[:n].reshape(-1, 1000)])
+    assert np.abs(gpt4 - 153).max() <= 8 and np.abs(regions - 125).max() <= 8
+
+
+def test_workloads_a_run_cannot_count_are_refused():
+    # real requests (trace x f) and the cohort must be countable exactly (2**53), whatever the cohort
+    with pytest.raises(ConfigError, match=r"--load-scale 1e300: .* real requests, more than a run can count"):
+        load(load_scale="1e300", hours=0.25)
+    with pytest.raises(ConfigError, match="real requests"):
+        load(load_scale="1e308", hours=0.25, trace="burstgpt-profile")
+    with pytest.raises(ConfigError, match=rf"--cohort-size {2 ** 60}: more real requests"):
+        load(cohort_size=str(2 ** 60), hours=0.25)
+    # simulated requests above max_workload_requests: refused before they are made
+    with pytest.raises(ConfigError, match="max_workload_requests=20000000 .*--cohort-size"):
+        load(load_scale="1e6", cohort_size="1", hours=0.25)
+    assert len(load(load_scale="1e6", hours=0.25)) < 2e6  # auto cohorts keep the same load simulable
 
 
 def test_determinism_and_dcs_only_changes_origins(default):
@@ -149,7 +235,7 @@ def test_determinism_and_dcs_only_changes_origins(default):
 
 
 def test_multi_day_horizon_and_limits():
-    w = load(trace_day="2024-05-15", hours=48.0, load_scale="1")
+    w = load(trace_day="2024-05-15", hours=48.0, load_scale="1", cohort_size="1")
     assert len(w) == DAY_TOTALS[5] + DAY_TOTALS[6] and w.t_s[-1] < 2 * 86_400
     assert "2024-05-15..2024-05-16" in w.source
     with pytest.raises(ConfigError, match="2024-05-16"):
@@ -169,11 +255,14 @@ def test_unknown_trace_name_lists_bundled():
 def test_burstgpt_profile_workload():
     w = load(trace="burstgpt-profile")
     v = burstgpt_hourly_profile()
-    f = 30_400 / (v.max() * 900 / 3600)  # peak expected epoch: a quarter of the busiest hour
+    f = bundled_target(cfg()) / (v.max() * 900 / 3600)  # peak expected epoch: a quarter of the busiest hour
     assert w.scale == pytest.approx(f)
-    assert abs(len(w) - v.sum() * f) < 5 * np.sqrt(v.sum() * f)
-    per_hour = np.bincount(np.floor(w.t_s / 3600).astype(np.int64), minlength=24) / f
-    assert np.abs(per_hour - v).max() < 5 * np.sqrt(v.max() / f) + 1
+    C = auto_cohort(v.sum() * f)
+    assert w.cohort == C and C > 1
+    sim = v.sum() * f / C  # expected simulated requests: a Poisson count
+    assert abs(len(w) - sim) < 5 * np.sqrt(sim)
+    per_hour = np.bincount(np.floor(w.t_s / 3600).astype(np.int64), minlength=24) * C / f  # real / f
+    assert np.abs(per_hour - v).max() < 5 * np.sqrt(v.max() * C / f) + C / f
     assert (np.diff(w.t_s) >= 0).all() and abs(w.model.mean() - 0.153) < 0.004
     prompt, output = token_pairs()
     # the real pairs, prompts clipped to the 4,096-token context window (context_policy clip)
@@ -272,7 +361,13 @@ def test_csv_load_scaling(tmp_path):
     assert nearest.max() <= 0.5 and (np.diff(tripled.t_s) >= 0).all()
     auto = load(trace=str(p))
     peak = np.bincount(np.floor(t / 900).astype(int)).max()
-    assert auto.scale == pytest.approx(30_400 / peak)
+    tab = read_trace_csv(p)  # the target is for the file's own tokens and model mix (all ChatGPT here)
+    target = target_peak_requests(cfg(), tab["prompt_tokens"], tab["output_tokens"], (1.0, 0.0))
+    assert target > bundled_target(cfg())  # 10-token prompts and at most 6 output tokens: cheap requests
+    assert auto.scale == pytest.approx(target / peak)
+    assert auto.cohort == auto_cohort(n * auto.scale)  # the file spans less than a day: its count is per day
+    assert abs(len(auto) - n * auto.scale / auto.cohort) < 5 * np.sqrt(n * auto.scale / auto.cohort)
+    assert (auto.model == 0).all()  # the file's own model column, not gpt4_share
     one_h = load(trace=str(p), load_scale="1", hours=0.5)  # the horizon cuts the trace
     assert len(one_h) == (t < 1800).sum()
 

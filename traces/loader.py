@@ -34,8 +34,9 @@ or the request is dropped (`drop`), or the whole trace is refused (`refuse`, one
 count). `Workload.over_context` counts the clipped or dropped requests (summary.json: `requests_over_context`);
 real long-context traces hold many. The policy applies after scaling, so it never moves the load factor.
 
-Size: a workload above `cfg.max_workload_requests` is refused from its expected count (trace x load factor)
-before any array of that size is made.
+Size: a workload above `cfg.max_workload_requests` simulated requests is refused from its expected count
+(trace x load factor / cohort) before any array of that size is made; so is one standing for more real requests
+(trace x load factor), or with a larger cohort, than a run counts exactly (`MAX_REAL_REQUESTS` = 2**53).
 
 Randomness comes only from the generator passed in (the run's "trace" stream), drawn in a fixed order:
 load scaling, arrival times, token pairs, model class, origin. Origins are drawn last, so changing `cfg.dcs`
@@ -81,6 +82,7 @@ BURSTGPT_COLUMNS = ("timestamp", "model", "request tokens", "response tokens")
 BURSTGPT_REQUIRED = ("timestamp", "request tokens", "response tokens")
 AZURE_COLUMNS = ("timestamp", "contexttokens", "generatedtokens")
 _INT32_MAX = np.iinfo(np.int32).max
+MAX_REAL_REQUESTS = 2 ** 53  # most real requests a run may stand for (counted exactly in float64 and int64)
 _BLOCK_BYTES = 1 << 26  # bytes scanned at once when counting fields (bounds the scan's memory)
 
 
@@ -200,7 +202,8 @@ def cohort_size(cfg, day_requests: float) -> int:
     about `cohort_auto_requests_per_day` requests per trace day (`day_requests` = real requests of the day)."""
     if cfg.cohort_size != "auto":
         return int(cfg.cohort_size)
-    return max(1, int(round(day_requests / cfg.cohort_auto_requests_per_day)))
+    c = day_requests / cfg.cohort_auto_requests_per_day
+    return max(1, int(round(c if c < MAX_REAL_REQUESTS else MAX_REAL_REQUESTS)))  # inf: _check_size refuses it
 
 
 def _scale_counts(counts: np.ndarray, g: float, rng: np.random.Generator, systematic: bool) -> np.ndarray:
@@ -222,9 +225,19 @@ def _scale_counts(counts: np.ndarray, g: float, rng: np.random.Generator, system
     return counts.astype(np.int64)
 
 
-def _check_size(cfg, expected_requests: float) -> None:
-    """Refuse a workload larger than cfg.max_workload_requests before it is generated (it would exhaust memory)."""
-    if not expected_requests <= cfg.max_workload_requests:  # also catches an overflow to inf or NaN
+def _check_size(cfg, trace_requests: float, f: float, cohort: int) -> None:
+    """Refuse a workload larger than cfg.max_workload_requests before it is generated (it would exhaust memory),
+    and one whose real requests (`trace_requests` x f) or cohort a run could not count exactly."""
+    real = trace_requests * f
+    if not real <= MAX_REAL_REQUESTS:  # also catches an overflow to inf or NaN
+        raise ConfigError(f"--load-scale {cfg.load_scale}: trace {cfg.trace!r} over {cfg.hours:g} h would stand for "
+                          f"about {real:.3g} real requests, more than a run can count exactly "
+                          f"({MAX_REAL_REQUESTS:.3g}; lower --load-scale or --hours)")
+    if not cohort <= MAX_REAL_REQUESTS:
+        raise ConfigError(f"--cohort-size {cfg.cohort_size}: more real requests per simulated request than a run "
+                          f"can count exactly ({MAX_REAL_REQUESTS:.3g})")
+    expected_requests = real / cohort
+    if not expected_requests <= cfg.max_workload_requests:
         raise ConfigError(f"--load-scale {cfg.load_scale}: trace {cfg.trace!r} over {cfg.hours:g} h would hold about "
                           f"{expected_requests:.3g} simulated requests, more than max_workload_requests="
                           f"{cfg.max_workload_requests} (lower --load-scale or --hours, raise --cohort-size, or "
@@ -310,8 +323,8 @@ def _azure_bundle(cfg, rng: np.random.Generator) -> Workload:
     peak = np.bincount(ep, weights=day).max()
     prompt, output = token_pairs()
     f = load_factor(cfg, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
-    cohort = cohort_size(cfg, day.sum() * f)
-    _check_size(cfg, float(counts.sum()) * f / cohort)
+    cohort = cohort_size(cfg, float(day.sum()) * f)
+    _check_size(cfg, float(counts.sum()), f, cohort)
 
     # (1) scaling, (2) arrival times
     counts = _scale_counts(counts, f / cohort, rng, cohort > 1)
@@ -338,8 +351,8 @@ def _burstgpt_profile(cfg, rng: np.random.Generator) -> Workload:
     peak = np.bincount((day_s // cfg.epoch_s).astype(np.int64), weights=per_s).max()
     prompt, output = token_pairs()
     f = load_factor(cfg, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
-    cohort = cohort_size(cfg, per_hour.sum() * f)
-    _check_size(cfg, f / cohort * float((rate * dur).sum()))
+    cohort = cohort_size(cfg, float(per_hour.sum()) * f)
+    _check_size(cfg, float((rate * dur).sum()), f, cohort)
 
     # (1)+(2): a Poisson process at rate f / cohort x rate: Poisson count per hour, uniform times within it
     n = rng.poisson(f / cohort * rate * dur)
@@ -393,7 +406,7 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path) -> Workload:
     span_days = max(float(all_t.max()) / SECONDS_PER_DAY, 1.0) if len(all_t) else 1.0
     cohort = cohort_size(cfg, len(all_t) * f / span_days)
     f_sim = f / cohort
-    _check_size(cfg, len(t) * f_sim)
+    _check_size(cfg, float(len(t)), f, cohort)
 
     # (1) scaling
     if f_sim < 1.0:

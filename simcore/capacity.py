@@ -122,40 +122,6 @@ def serving_capacity(cfg, fleet, profiles, prompt_tokens, output_tokens) -> Capa
     return Capacity(batch.astype(int), service, rps, per_epoch, float(cfg.epoch_s), scv)
 
 
-def stationary_wait(lam, mu, slots, scv, limit_s):
-    """Mean queueing wait and the share waiting longer than `limit_s` of an M/G/c queue (elementwise): arrivals at
-    `lam`/s, `slots` = c servers (a node's batch slots summed over the pool) draining `mu`/s together, service
-    times with squared coefficient of variation `scv`. Erlang C (M/M/c, from the Erlang B formula written with the
-    Poisson distribution so it is stable for thousands of slots) with the Allen-Cunneen factor (1 + scv) / 2:
-
-        P_wait = B / (1 - rho (1 - B)),  B = Poisson(c; a) / PoissonCDF(c; a),  a = c lam / mu,  rho = lam / mu
-        W = P_wait / (mu - lam) x (1 + scv) / 2,   P(wait > t) = P_wait exp(-(mu - lam) t x 2 / (1 + scv))
-
-    Where lam >= mu the queue has no stationary state: (inf, 1) (the fluid backlog handles overload).
-    """
-    from scipy.stats import poisson
-
-    lam, mu, slots, scv, limit_s = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in
-                                                         (lam, mu, slots, scv, limit_s)))
-    wait = np.full(lam.shape, np.inf)
-    late = np.ones(lam.shape)
-    ok = (lam < mu) & (mu > 0)
-    wait[lam <= 0] = 0.0
-    late[lam <= 0] = 0.0
-    ok &= lam > 0
-    if ok.any():
-        c = np.maximum(np.round(slots[ok]), 1.0)
-        rho = lam[ok] / mu[ok]
-        a = c * rho
-        b = poisson.pmf(c, a) / np.maximum(poisson.cdf(c, a), 1e-300)
-        p_wait = b / (1.0 - rho * (1.0 - b))
-        k = (1.0 + scv[ok]) / 2.0
-        gap = mu[ok] - lam[ok]
-        wait[ok] = p_wait / gap * k
-        late[ok] = p_wait * np.exp(-gap * np.maximum(limit_s[ok], 0.0) / k)
-    return wait, late
-
-
 def datacenter_utilization(requests, requests_per_epoch) -> np.ndarray:
     """Share of each datacenter's serving capacity a load uses: sum_m R[..., d, m] / capacity[d, m] ([..., D])."""
     cap = np.asarray(requests_per_epoch, dtype=float)

@@ -42,7 +42,8 @@ import simpy
 
 from schedulers.base import EpochResult, Observation, Request, Scheduler, StaticInfo
 from simcore import physics
-from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity, stationary_wait
+from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity
+from simcore.queueing import STATIONARY_WAIT_CAP_BINS, fluid_segment, stalled_segment, stationary_wait
 from simcore.config import MODELS, Config
 from simcore.predictor import EwmaRegression
 from simcore.profiles import load_profiles
@@ -66,46 +67,6 @@ def wrr_sequence(nodes: np.ndarray, weights: np.ndarray) -> list:
     pos = (within + 0.5) / np.repeat(w, w)
     order = np.lexsort((rep, pos))
     return nodes[rep[order]].tolist()
-
-
-# --- the fluid FIFO of cohort pools (closed forms, one segment of constant arrival and drain rates) ---------------
-def _share_positive(c0: float, c1: float, length: float) -> float:
-    """Length of the x in [0, length] where c0 + c1 x > 0."""
-    if c1 == 0.0:
-        return length if c0 > 0 else 0.0
-    x = -c0 / c1
-    if c1 > 0:
-        return length - min(max(x, 0.0), length)
-    return min(max(x, 0.0), length)
-
-
-def fluid_segment(backlog: float, lam: float, mu: float, length: float, wait_limit_s: float) -> tuple:
-    """A FIFO fluid queue over `length` seconds: arrivals at `lam`/s, drained at `mu`/s (> 0), `backlog` waiting
-    at the start. A request arriving at x waits W(x) / mu with W(x) = max(0, backlog + (lam - mu) x).
-
-    :returns: (backlog at the end, summed wait of the lam x length arrivals, how many of them wait > wait_limit_s)
-    """
-    k = lam - mu
-    x0 = length if k >= 0 else min(length, backlog / -k)
-    area = backlog * x0 + 0.5 * k * x0 * x0
-    end = max(0.0, backlog + k * length)
-    if wait_limit_s <= 0:
-        late = length
-    else:
-        late = _share_positive(backlog - wait_limit_s * mu, k, length)
-    return end, lam * area / mu, lam * late
-
-
-def stalled_segment(backlog: float, lam: float, length: float, until_s: float, mu_next: float,
-                    wait_limit_s: float) -> tuple:
-    """The same with no capacity during the segment: a request arriving at x waits (length - x) + until_s (the
-    time from the segment's end until nodes are ready) + its backlog W(x) = backlog + lam x drained at mu_next."""
-    end = backlog + lam * length
-    if mu_next <= 0 or not math.isfinite(until_s):
-        return end, math.inf, lam * length
-    wait_sum = lam * (0.5 * length * length + until_s * length + (backlog * length + 0.5 * lam * length * length) / mu_next)
-    late = _share_positive(length + until_s + backlog / mu_next - wait_limit_s, lam / mu_next - 1.0, length)
-    return end, wait_sum, lam * late
 
 
 @dataclass
@@ -335,6 +296,8 @@ class Engine:
         arr = wl.t_s[idx] + net
         if self.fluid:
             self.f_dc[idx], self.f_net[idx] = dc, net
+            self.f_routed[idx] = True
+            self.plan_mean[e] = plan.mean(axis=1)
             key = wl.model[idx].astype(np.int64) + (len(MODELS) if self.split else 0)
             self._to_bins(idx, dc * self.K + key, arr)
             return
@@ -729,6 +692,8 @@ class Engine:
         self.f_net = np.zeros(n)
         self.f_dc = np.full(n, -1, dtype=np.int64)
         self.f_pool = np.zeros(n, dtype=np.int64)
+        self.f_routed = np.zeros(n, dtype=bool)  # routed by the epoch's plan (not online, not a decode phase)
+        self.plan_mean = np.zeros((cfg.epochs, M, cfg.dcs))  # each epoch's plan averaged over origins [M, D]
         self.f_ttft = np.full(n, math.nan)
         self.f_served = np.zeros(n)
         self.f_late = np.zeros(n)
@@ -861,6 +826,7 @@ class Engine:
         P, C = len(self.pW), self.C
         pool = self.f_pool[idx]
         n_p = np.bincount(pool, minlength=P)
+        lam_n = self._expected_cohorts(idx, pool, n_p)
         base = 2.0 * self.f_net[idx] + self.f_first[idx]
         base_p = np.bincount(pool, weights=base, minlength=P) / np.maximum(n_p, 1)
         wait_p = np.zeros(P)
@@ -868,8 +834,8 @@ class Engine:
         M = len(MODELS)
         sla = self.cfg.sla_ttft_s
         for p in range(P):
-            n = int(n_p[p])
-            if n == 0 and self.pW[p] <= 0 and not (self.pBp[p] and self.pBp[p][0][0] <= t1):
+            n = float(lam_n[p])
+            if n <= 0 and self.pW[p] <= 0 and not (self.pBp[p] and self.pBp[p][0][0] <= t1):
                 continue
             lam = n * C / self.bin_s
             token_pool = self.split and (p % self.K) // M == 2
@@ -887,7 +853,7 @@ class Engine:
             self.pServed[p] += drained
             if not token_pool:
                 self.served_dm[self.pool_dc[p], self.pool_model[p]] += drained
-            if n:
+            if n > 0:
                 arrivals = n * C
                 wait_p[p] = wsum / arrivals
                 late_p[p] = late / arrivals
@@ -918,6 +884,25 @@ class Engine:
                     self.cfg.splitwise_kv_link_gb_per_s)
                 t_tok = t1 + wait[prompt & ok] + self.f_first[i] + xfer
                 self._to_bins(i, self.f_dc[i] * self.K + 2 * M + m, t_tok)
+
+    def _expected_cohorts(self, idx: np.ndarray, pool: np.ndarray, n_p: np.ndarray) -> np.ndarray:
+        """Cohorts reaching each pool in the bin, for its arrival rate: a plan-routed cohort counts as its model's
+        plan shares over the datacenters averaged over the origins (the C real requests it stands for come from
+        every region alike, SPEC origins are uniform, and split as the plan says), so a pool's rate carries no
+        rounding of cohorts to origins and datacenters; online-routed cohorts and decode phases count whole."""
+        out = n_p.astype(float)
+        routed = self.f_routed[idx]
+        if not routed.any():
+            return out
+        i = idx[routed]
+        m = self.wl.model[i].astype(np.int64)
+        shares = self.plan_mean[self.r_epoch[i], m]  # [k, D]
+        key = m + (len(MODELS) if self.split else 0)
+        D = shares.shape[1]
+        target = np.arange(D)[None, :] * self.K + key[:, None]
+        out -= np.bincount(pool[routed], minlength=len(out))
+        out += np.bincount(target.ravel(), weights=shares.ravel(), minlength=len(out))
+        return out
 
     def _spill(self, p: int, key: int, m: int, now: float, lam: float) -> bool:
         """Backlog outgrows the pool: draw in cold nodes (in the balancer's order) until the pool's capacity,
@@ -981,8 +966,6 @@ class Engine:
                     break
 
 
-STATIONARY_WAIT_CAP_BINS = 0.5  # a bin's queueing wait is at most half a bin: near saturation an M/G/c queue
-# needs longer than a bin to reach its stationary wait, and a backlog that builds up is the fluid's to carry
 TOKEN_SAMPLE_SIZE = 20000  # requests whose token pairs stand for the workload in service-time means
 
 

@@ -6,13 +6,13 @@ Scores a batch of candidate plans [B, model, origin, datacenter] for one epoch a
 
 - warm set: as the engine, the nodes whose capacity covers plan x forecast at `warm_target_utilization`
   (at least `min_warm_nodes`), the large model first; demand beyond the warm set draws in cold nodes;
-- capacity binds: a datacenter whose load (this epoch's requests plus what already waits, `queued`) exceeds
-  its capacity (utilization u > 1) queues the excess as a fluid backlog growing through the epoch: a request
-  arriving at t waits (u - 1) t, so the mean wait is (u - 1) t_e / 2 and the share waiting past the SLA is
-  1 - slack / ((u - 1) t_e);
+- capacity binds: each datacenter is a FIFO fluid queue (`simcore.queueing.fluid_segment`, the engine's cohort
+  pools' closed form) that drains work at its full capacity behind what already waits (`queued`); it gives the
+  mean wait and the share waiting past the SLA; below saturation each model's pool adds the M/G/c wait
+  (`stationary_wait`) as the engine's pools do;
 - cold starts: a newly warm node loads its model from the epoch start, so requests reaching it in the first
   LA_load seconds wait (mean LA_load^2 / (2 t_e) per request, SLA violated when the wait exceeds the SLA);
-- p-state from the active nodes' utilization (Eq. 4-5), the rest parked;
+- p-state of each model's pool from its utilization (Eq. 4-5), the rest parked;
 - TTFT per request = 2 x LA_net (Eq. 2) + first-token compute at full batch (Eq. 3) + the waits above.
 
 Deterministic: no randomness at all.
@@ -25,7 +25,9 @@ import numpy as np
 
 from simcore import physics
 from simcore.config import Config
+from simcore.queueing import STATIONARY_WAIT_CAP_BINS, fluid_segment, stationary_wait
 
+HALFIN_WHITT_NEGLIGIBLE = 6.0  # sqrt(slots) x (1 - rho) above this: the queueing wait is negligible
 
 @dataclass(frozen=True)
 class EpochState:
@@ -121,7 +123,24 @@ class EpochEvaluator:
         L = self.load_s
         self.cold_wait_s = (self.type_share * L ** 2).sum(axis=1) / (2.0 * cfg.epoch_s)  # [M] per request
         self.cold_late = (self.type_share * np.maximum(0.0, L - cfg.sla_ttft_s)).sum(axis=1) / cfg.epoch_s  # [M]
-        self.cold_busy_s = (self.type_share * L).sum(axis=1)  # [M] node-seconds a load takes
+        # per model, over the node types in their share of the requests: batch slots per node, service SCV
+        self.slots_per_node = (hosts * count_t[None, :] * self.cap.batch).sum(axis=1) / np.maximum(self.host_nodes, 1)
+        self.scv = (self.type_share * self.cap.service_scv).sum(axis=1)  # [M]
+
+    def _stationary(self, lam, rho, nodes) -> tuple:
+        """The M/G/c queueing wait and late share of each pool ([B, D, M]) below saturation, as the engine's fluid
+        pools add it (`simcore.capacity.stationary_wait`); computed only where it is not negligible (Halfin-Whitt:
+        sqrt(c) (1 - rho) > HALFIN_WHITT_NEGLIGIBLE gives P_wait < 1e-9)."""
+        wait, late = np.zeros(lam.shape), np.zeros(lam.shape)
+        slots = nodes * self.slots_per_node  # [B, D, M]
+        live = (lam > 0) & (rho < 1.0) & (np.sqrt(slots) * (1.0 - rho) < HALFIN_WHITT_NEGLIGIBLE)
+        if live.any():
+            mu = (lam / np.maximum(rho, 1e-12))[live]
+            m = np.broadcast_to(np.arange(lam.shape[-1]), lam.shape)[live]
+            w, lt = stationary_wait(lam[live], mu, slots[live], self.scv[m],
+                                    self.cfg.sla_ttft_s - self.first_token_s[m])
+            wait[live], late[live] = np.minimum(w, self.cfg.cohort_bin_s * STATIONARY_WAIT_CAP_BINS), lt
+        return wait, late
 
     # ------------------------------------------------------------------------------------------------------------
     def evaluate(self, state: EpochState, plans: np.ndarray) -> Evaluation:
@@ -134,7 +153,10 @@ class EpochEvaluator:
         R = np.einsum("bmod,mo->bdm", plans, state.requests)  # requests to score [B, D, M]
         P = np.einsum("bmod,mo->bdm", plans, state.predicted)  # forecast, sizes the warm set
         cap_node = self.node_epoch_capacity  # [M]
-        k = np.maximum(cfg.min_warm_nodes, np.ceil(P / (cap_node * cfg.warm_target_utilization) - 1e-9))
+        # warm set as the engine's: at warm_target_utilization, or at the forecast's own utilization where that
+        # is higher (capped at 1)
+        target = np.clip((P / (cap_node * self.host_nodes)).sum(axis=2), cfg.warm_target_utilization, 1.0)
+        k = np.maximum(cfg.min_warm_nodes, np.ceil(P / (cap_node * target[..., None]) - 1e-9))
         k = np.minimum(k, self.host_nodes)
         # load in node-epochs of work (what waits from before counts, in the plan's model mix)
         queued = np.zeros(R.shape[1]) if state.queued is None else np.asarray(state.queued, dtype=float)
@@ -142,36 +164,43 @@ class EpochEvaluator:
         work = (R + queued[None, :, None] * mix) / cap_node  # [B, D, M]
         need = np.maximum(k, np.ceil(work - 1e-9))
         nodes = need * np.minimum(1.0, N / np.maximum(need.sum(axis=2, keepdims=True), 1e-12))
-        u_dc = work.sum(axis=2) / N  # [B, D] share of the datacenter's capacity
-        over = np.maximum(0.0, u_dc - 1.0)  # capacity binds: fluid backlog through the epoch
 
         resident = state.resident_nodes
         new = k if resident is None else np.maximum(0.0, k - np.asarray(resident, dtype=float)[None])
         new = new + np.maximum(0.0, nodes - k)
         cold_frac = np.where(nodes > 0, new / np.maximum(nodes, 1.0), 0.0)
         load_wait = cold_frac * self.cold_wait_s  # [B, D, M]
-        queue_wait = over * t_e / 2.0  # [B, D]
-
+        rho = np.minimum(work / np.maximum(nodes, 1e-12), 1.0)  # [B, D, M] each pool's utilization
+        limit = cfg.sla_ttft_s - self.first_token_s  # [M] (network latency aside)
+        stat_wait, stat_late = self._stationary(R / t_e, rho, nodes)
         net = np.einsum("bmod,mo,od->bdm", plans, state.requests, self.lat)  # sum of one-way latencies
-        ttft_dc = physics.request_ttft_s(R * queue_wait[..., None], R * load_wait, net, R * self.first_token_s)
+        mean_net = net / np.maximum(R, 1e-12)
+        slack = np.maximum(0.0, limit - 2.0 * mean_net)  # [B, D, M]
+
+        # capacity binds: the datacenter drains its work (node-epochs) at N per epoch, FIFO behind what already
+        # waits; the fluid queue gives each datacenter's mean wait and each pool's share past its SLA slack
+        backlog = (queued[None, :, None] * mix / cap_node).sum(axis=2, keepdims=True)  # [B, D, 1]
+        lam = (R / cap_node).sum(axis=2, keepdims=True) / t_e
+        mu = N / t_e
+        _, wait_sum, late_n = fluid_segment(backlog, lam, mu, t_e, slack * mu)
+        arrivals = np.maximum(lam * t_e, 1e-300)
+        queue_wait = wait_sum / arrivals  # [B, D, 1]
+        late_q = np.minimum(late_n / arrivals, 1.0)  # [B, D, M]
+        ttft_dc = physics.request_ttft_s(R * (queue_wait + stat_wait), R * load_wait, net, R * self.first_token_s)
         ttft_total = ttft_dc.sum(axis=(1, 2))
         n_req = R.sum(axis=(1, 2))
-        mean_net = net / np.maximum(R, 1e-12)
-        slack = np.maximum(0.0, cfg.sla_ttft_s - 2.0 * mean_net - self.first_token_s)  # [B, D, M]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            late_q = np.where(over[..., None] > 0, np.clip(1.0 - slack / (over[..., None] * t_e), 0.0, 1.0), 0.0)
-        sla = (R * np.maximum(late_q, cold_frac * self.cold_late)).sum(axis=(1, 2))
+        sla = (R * np.maximum(np.maximum(late_q, stat_late), cold_frac * self.cold_late)).sum(axis=(1, 2))
 
-        # energy: active nodes at the p-state of their utilization (Eq. 4-5), the others parked
+        # energy: each model's pool at the p-state of its utilization (Eq. 4-5), the large model's pool first in
+        # the node order (as the engine places it), the other nodes parked
         active = np.minimum(nodes.sum(axis=2), N)  # [B, D]
-        busy = np.minimum(work.sum(axis=2), N) + (new * self.cold_busy_s).sum(axis=2) / t_e
-        u = busy / np.maximum(active, 1.0)
-        pc = physics.pstate_power_fraction(np.minimum(u, 1.0), True, cfg.pc_pstates, cfg.pstate_busy_limits,
-                                           cfg.pc_parked)
-        a_idx = np.clip(np.ceil(active - 1e-9), 0, N).astype(int)
-        tdp_active = self.cum_tdp_w[a_idx]
-        tdp_parked = self.cum_tdp_w[N] - tdp_active
-        it = physics.node_it_kwh(pc, tdp_active, t_e) + physics.node_it_kwh(cfg.pc_parked, tdp_parked, t_e)
+        pc = physics.pstate_power_fraction(rho, True, cfg.pc_pstates, cfg.pstate_busy_limits, cfg.pc_parked)
+        ends = np.cumsum(nodes[..., ::-1], axis=2)[..., ::-1]  # [B, D, M] end of each pool in the node order
+        idx = lambda x: np.clip(np.ceil(x - 1e-9), 0, N).astype(int)  # noqa: E731
+        tdp_pool = self.cum_tdp_w[idx(ends)] - self.cum_tdp_w[idx(ends - nodes)]
+        tdp_parked = self.cum_tdp_w[N] - self.cum_tdp_w[idx(active)]
+        it = (physics.node_it_kwh(pc, tdp_pool, t_e).sum(axis=2)
+              + physics.node_it_kwh(cfg.pc_parked, tdp_parked, t_e))
         met = physics.datacenter_epoch_metrics(it, state.cop, state.tou_usd_per_kwh, state.gi_l_per_kwh,
                                                state.ci_kg_per_kwh, cfg)
         return Evaluation(

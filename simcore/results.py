@@ -62,8 +62,9 @@ def epoch_table(rec: RunRecord) -> pd.DataFrame:
         "served": g["w"].sum(),
         "ttft_sum_s": g["tw"].sum(),
         "sla_violations": g["late"].sum(),
-        "ttft_p99_s": g.apply(lambda x: _weighted_quantile(x["ttft"].to_numpy(), x["w"].to_numpy(), 0.99),
-                              include_groups=False),
+        # (a run that served nothing has no group: apply() would return an empty frame, not a column)
+        "ttft_p99_s": (g.apply(lambda x: _weighted_quantile(x["ttft"].to_numpy(), x["w"].to_numpy(), 0.99),
+                               include_groups=False) if len(t) else g["ttft"].sum()),
     }).reset_index()
     stats["ttft_mean_s"] = stats["ttft_sum_s"] / stats["served"]
     df = df.merge(stats, on=["epoch", "dc"], how="left")

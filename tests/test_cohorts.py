@@ -7,7 +7,8 @@ import pytest
 
 from schedulers.registry import create
 from simcore.config import Config
-from simcore.engine import fluid_segment, simulate, stalled_segment
+from simcore.engine import simulate
+from simcore.queueing import fluid_segment, stalled_segment
 from simcore.results import epoch_table, summary
 
 ENERGY_TOL, TTFT_TOL, SLA_POINTS, UTIL_POINTS = 0.05, 0.25, 0.02, 0.03

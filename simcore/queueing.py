@@ -1,0 +1,90 @@
+"""Queueing closed forms shared by the event engine's cohort pools and the epoch evaluator (docs/model.md
+'Cohorts', 'Epoch evaluator').
+
+- `fluid_segment`: a FIFO fluid queue over one segment of constant arrival and drain rates (the deterministic
+  backlog of an overloaded pool or datacenter);
+- `stalled_segment`: the same while no capacity is ready yet;
+- `stationary_wait`: the stochastic M/G/c queueing wait below saturation, which a fluid leaves out.
+
+`fluid_segment` and `stationary_wait` work on Python floats and on numpy arrays alike (elementwise).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.stats import poisson
+
+STATIONARY_WAIT_CAP_BINS = 0.5  # a bin's queueing wait is at most half a bin: near saturation an M/G/c queue
+# needs longer than a bin to reach its stationary wait, and a backlog that builds up is the fluid's to carry
+
+
+def _share_positive(c0, c1, length):
+    """Length of the x in [0, length] where c0 + c1 x > 0 (elementwise)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.clip(np.where(c1 != 0, -c0 / np.where(c1 != 0, c1, 1.0), 0.0), 0.0, length)
+    return np.where(c1 > 0, length - x, np.where(c1 < 0, x, np.where(c0 > 0, length, 0.0)))
+
+
+def fluid_segment(backlog, lam, mu, length, wait_limit_s):
+    """A FIFO fluid queue over `length` seconds: arrivals at `lam`/s, drained at `mu`/s (> 0), `backlog` waiting
+    at the start. A request arriving at x waits W(x) / mu with W(x) = max(0, backlog + (lam - mu) x).
+
+    :returns: (backlog at the end, summed wait of the lam x length arrivals, how many of them wait > wait_limit_s)
+    """
+    scalar = all(isinstance(v, (int, float)) for v in (backlog, lam, mu, length, wait_limit_s))
+    k = np.subtract(lam, mu)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drains = np.minimum(length, np.divide(backlog, -np.where(k < 0, k, -1.0)))
+    x0 = np.where(k >= 0, length, drains)
+    area = backlog * x0 + 0.5 * k * x0 * x0
+    end = np.maximum(0.0, backlog + k * length)
+    late = np.where(np.less_equal(wait_limit_s, 0), length,
+                    _share_positive(backlog - np.multiply(wait_limit_s, mu), k, length))
+    out = (end, lam * area / mu, lam * late)
+    return tuple(float(v) for v in out) if scalar else out
+
+
+def stalled_segment(backlog: float, lam: float, length: float, until_s: float, mu_next: float,
+                    wait_limit_s: float) -> tuple:
+    """The same with no capacity during the segment: a request arriving at x waits (length - x) + until_s (the
+    time from the segment's end until nodes are ready) + its backlog W(x) = backlog + lam x drained at mu_next."""
+    end = backlog + lam * length
+    if mu_next <= 0 or not math.isfinite(until_s):
+        return end, math.inf, lam * length
+    wait_sum = lam * (0.5 * length * length + until_s * length
+                      + (backlog * length + 0.5 * lam * length * length) / mu_next)
+    late = float(_share_positive(length + until_s + backlog / mu_next - wait_limit_s, lam / mu_next - 1.0, length))
+    return end, wait_sum, lam * late
+
+
+def stationary_wait(lam, mu, slots, scv, limit_s):
+    """Mean queueing wait and the share waiting longer than `limit_s` of an M/G/c queue (elementwise): arrivals at
+    `lam`/s, `slots` = c servers (a node's batch slots summed over the pool) draining `mu`/s together, service
+    times with squared coefficient of variation `scv`. Erlang C (M/M/c, from the Erlang B formula written with the
+    Poisson distribution so it is stable for thousands of slots) with the Allen-Cunneen factor (1 + scv) / 2:
+
+        P_wait = B / (1 - rho (1 - B)),  B = Poisson(c; a) / PoissonCDF(c; a),  a = c lam / mu,  rho = lam / mu
+        W = P_wait / (mu - lam) x (1 + scv) / 2,   P(wait > t) = P_wait exp(-(mu - lam) t x 2 / (1 + scv))
+
+    Where lam >= mu the queue has no stationary state: (inf, 1) (the fluid backlog handles overload).
+    """
+    lam, mu, slots, scv, limit_s = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in
+                                                         (lam, mu, slots, scv, limit_s)))
+    wait = np.full(lam.shape, np.inf)
+    late = np.ones(lam.shape)
+    ok = (lam < mu) & (mu > 0)
+    wait[lam <= 0] = 0.0
+    late[lam <= 0] = 0.0
+    ok &= lam > 0
+    if ok.any():
+        c = np.maximum(np.round(slots[ok]), 1.0)
+        rho = lam[ok] / mu[ok]
+        a = c * rho
+        b = poisson.pmf(c, a) / np.maximum(poisson.cdf(c, a), 1e-300)
+        p_wait = b / (1.0 - rho * (1.0 - b))
+        k = (1.0 + scv[ok]) / 2.0
+        gap = mu[ok] - lam[ok]
+        wait[ok] = p_wait / gap * k
+        late[ok] = p_wait * np.exp(-gap * np.maximum(limit_s[ok], 0.0) / k)
+    return wait, late

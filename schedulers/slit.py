@@ -17,7 +17,8 @@ Each epoch, within the Simulate budget (slit_train_samples + slit_verify <= plan
    are built to carry across epochs: each datacenter's share of each model's requests, the same shares weighted
    by the datacenter's current carbon intensity, grid water intensity, price and 1/COP (each relative to the
    fleet mean, so they mean the same in every epoch), their square roots (warm-set and p-state effects are
-   concave), and the mean network latency relative to the uniform plan's;
+   concave), the mean network latency relative to the uniform plan's, and each datacenter's excess of load over
+   its serving capacity and its square (capacity binds: waits grow with the excess);
 3. GA on the surrogate: pymoo's single-objective GA (tournament selection, SBX, polynomial mutation) over
    per-row logit genomes (softmax -> plan), `slit_pop_size` x `slit_generations`, the fitness the surrogate's
    weighted score; seeded with the incumbent and the best sampled plans;
@@ -38,11 +39,13 @@ from pymoo.optimize import minimize
 from schedulers.base import Observation
 from schedulers.common import EvaluatorScheduler, normalized_metrics, weighted_score
 from schedulers.nsga2 import SEED_HIGH, logits_to_plans
+from simcore.capacity import datacenter_utilization
 from simcore.errors import ConfigError
 
 
-def plan_features(plans: np.ndarray, state, latency_s: np.ndarray) -> np.ndarray:
-    """[B, F] features of plans [B, M, O, D] in an epoch `state` (see the module docstring, step 2)."""
+def plan_features(plans: np.ndarray, state, latency_s: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """[B, F] features of plans [B, M, O, D] in an epoch `state` (see the module docstring, step 2);
+    `capacity` [D, M] is the requests per epoch each datacenter serves (`StaticInfo.capacity.requests_per_epoch`)."""
     req = np.asarray(state.requests, dtype=float)  # [M, O]
     r = np.einsum("bmod,mo->bmd", plans, req)  # requests per (model, datacenter)
     share = r / np.maximum(req.sum(axis=1), 1e-12)[None, :, None]  # [B, M, D] share of each model's requests
@@ -53,8 +56,13 @@ def plan_features(plans: np.ndarray, state, latency_s: np.ndarray) -> np.ndarray
     lat = np.einsum("bmod,mo,od->b", plans, req, latency_s)
     lat_uniform = (req.sum(axis=0) * latency_s.mean(axis=1)).sum()
     b = plans.shape[0]
+    queued = np.zeros(r.shape[2]) if state.queued is None else np.asarray(state.queued, dtype=float)
+    util = datacenter_utilization(np.swapaxes(r, 1, 2), capacity) + datacenter_utilization(
+        queued[:, None] * (req.sum(axis=1) / max(req.sum(), 1e-12))[None, :], capacity)[None, :]  # [B, D]
+    excess = np.maximum(util - 1.0, 0.0)  # capacity binds: the backlog's wait grows with the excess
     return np.concatenate([share.reshape(b, -1), *(w.reshape(b, -1) for w in weighted),
-                           np.sqrt(share).reshape(b, -1), (lat / max(lat_uniform, 1e-12))[:, None]], axis=1)
+                           np.sqrt(share).reshape(b, -1), (lat / max(lat_uniform, 1e-12))[:, None],
+                           excess, excess ** 2], axis=1)
 
 
 class RidgeSurrogate:
@@ -87,18 +95,20 @@ class SurrogateProblem(Problem):
     :param surrogate: fitted RidgeSurrogate
     :param state: the epoch's EpochState
     :param latency_s: [O, D] one-way latency
+    :param capacity: [D, M] requests per epoch each datacenter serves
     :param shape: plan shape (M, O, D)
     :param weights: objective weights (TTFT, carbon, water, cost)
     :param bound: logit bound of the genome
     """
 
-    def __init__(self, surrogate, state, latency_s, shape: tuple, weights, bound: float) -> None:
+    def __init__(self, surrogate, state, latency_s, capacity, shape: tuple, weights, bound: float) -> None:
         n = int(np.prod(shape))
         super().__init__(n_var=n, n_obj=1, xl=np.full(n, -bound), xu=np.full(n, bound), elementwise=False)
         self.surrogate, self.state, self.lat, self.shape, self.weights = surrogate, state, latency_s, shape, weights
+        self.cap = capacity
 
     def _evaluate(self, x, out, *args, **kwargs):
-        feats = plan_features(logits_to_plans(x, self.shape), self.state, self.lat)
+        feats = plan_features(logits_to_plans(x, self.shape), self.state, self.lat, self.cap)
         out["F"] = weighted_score(self.surrogate.predict(feats), self.weights)[:, None]
 
 
@@ -116,6 +126,7 @@ class SLIT(EvaluatorScheduler):
             raise ConfigError(f"slit_weights {cfg.slit_weights}: need 4 non-negative numbers summing to 1")
         self.weights = w
         self.lat = np.asarray(self.info.latency_s, dtype=float)
+        self.cap = np.asarray(self.info.capacity.requests_per_epoch, dtype=float)  # [D, M]
         self.n_var = int(np.prod(self.info.plan_shape))
         self.incumbent = np.zeros(self.n_var)  # logits of the last chosen plan (zeros = uniform)
         self.memory: list[tuple[np.ndarray, np.ndarray]] = []  # (features, normalized metrics) per epoch
@@ -151,7 +162,7 @@ class SLIT(EvaluatorScheduler):
         # 1-2: sample, remember, refit
         g_train = self.sample_genomes(cfg.slit_train_samples)
         y_train = self.evaluate(state, reference, g_train)
-        self.memory.append((plan_features(logits_to_plans(g_train, shape), state, self.lat), y_train))
+        self.memory.append((plan_features(logits_to_plans(g_train, shape), state, self.lat, self.cap), y_train))
         self.memory = self.memory[-cfg.slit_memory_epochs:]
         self.fit_surrogate()
         # 3: GA on the surrogate, seeded with the incumbent and the best samples
@@ -161,7 +172,7 @@ class SLIT(EvaluatorScheduler):
         rand = self.rng.uniform(-cfg.slit_logit_bound, cfg.slit_logit_bound,
                                 size=(cfg.slit_pop_size - n_seed, self.n_var))
         x0 = np.vstack([g_train[order[:n_seed]], rand])
-        problem = SurrogateProblem(self.surrogate, state, self.lat, shape, self.weights, cfg.slit_logit_bound)
+        problem = SurrogateProblem(self.surrogate, state, self.lat, self.cap, shape, self.weights, cfg.slit_logit_bound)
         # no duplicate elimination: genomes are continuous, exact duplicates are rare, and pymoo's pairwise
         # check would cost more than the surrogate itself
         res = minimize(problem, GA(pop_size=cfg.slit_pop_size, sampling=x0, eliminate_duplicates=False),
@@ -174,7 +185,7 @@ class SLIT(EvaluatorScheduler):
         if len(cand):
             y_cand = self.evaluate(state, reference, cand)
             self.memory[-1] = (np.vstack([self.memory[-1][0], plan_features(logits_to_plans(cand, shape), state,
-                                                                             self.lat)]),
+                                                                             self.lat, self.cap)]),
                                np.vstack([self.memory[-1][1], y_cand]))
             g_all, score = np.vstack([g_train, cand]), np.concatenate([true_train,
                                                                        weighted_score(y_cand, self.weights)])

@@ -160,7 +160,11 @@ class EpochEvaluator:
         k = np.minimum(k, self.host_nodes)
         # load in node-epochs of work (what waits from before counts, in the plan's model mix)
         queued = np.zeros(R.shape[1]) if state.queued is None else np.asarray(state.queued, dtype=float)
-        mix = R / np.maximum(R.sum(axis=2, keepdims=True), 1e-12)
+        total = np.asarray(state.requests, dtype=float).sum(axis=1)  # [M]
+        mix_all = total / total.sum() if total.sum() > 0 else np.full(len(total), 1.0 / len(total))
+        R_dc = R.sum(axis=2, keepdims=True)
+        mix = np.where(R_dc > 0, R / np.maximum(R_dc, 1e-12), mix_all)  # a datacenter given nothing new drains
+        # what waits in the workload's mix
         work = (R + queued[None, :, None] * mix) / cap_node  # [B, D, M]
         need = np.maximum(k, np.ceil(work - 1e-9))
         nodes = need * np.minimum(1.0, N / np.maximum(need.sum(axis=2, keepdims=True), 1e-12))

@@ -24,7 +24,7 @@ def make(name, latency=None):
     cfg = Config(warm_target_utilization=TARGET)  # only its physics and fill target are read
     lat = np.full((3, 3), 0.05) if latency is None else np.asarray(latency, dtype=float)
     ones = np.ones((2, 2))
-    cap = Capacity(ones.astype(int), ones, ones, CAP.copy(), cfg.epoch_s)
+    cap = Capacity(ones.astype(int), ones, ones, CAP.copy(), cfg.epoch_s, ones)
     info = StaticInfo(3, ("a", "b", "c"), ("small", "large"), (("H100", 1), ("A100", 1)), np.ones((3, 2)),
                       np.ones((2, 2), dtype=bool), lat, cfg.epoch_s, 4, cfg.weights, cfg, capacity=cap)
     s = create(name)

@@ -328,6 +328,20 @@ def _jsonable(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
 
 
+def _auto_or(value: str, flag: str, parse, ok, what: str) -> None:
+    """A setting that is 'auto' or a number: refuse text that `parse` cannot read or whose value fails
+    `ok(value, text)`, naming the flag and what it takes."""
+    if value == "auto":
+        return
+    message = f"{flag} {value!r}: must be 'auto' or {what}"
+    try:
+        v = parse(value)
+    except ValueError:
+        raise ConfigError(message) from None
+    if not ok(v, str(value)):
+        raise ConfigError(message)
+
+
 def validate(c: Config) -> None:
     """Refuse impossible values with one line naming the parameter, the value and what is allowed: first each
     field against what it declares (`Allowed`), then the relations between fields."""
@@ -340,20 +354,9 @@ def validate(c: Config) -> None:
         if abs(sum(w) - 1.0) > 1e-6:
             sep = "" if flag.endswith("=") else " "
             raise ConfigError(f"{flag}{sep}{','.join(map(str, w))}: must sum to 1 (they sum to {sum(w):g})")
-    if c.cohort_size != "auto":
-        try:
-            cs = int(c.cohort_size)
-        except ValueError:
-            raise ConfigError(f"--cohort-size {c.cohort_size!r}: must be 'auto' or a whole number >= 1") from None
-        if cs < 1 or str(cs) != str(c.cohort_size).strip():
-            raise ConfigError(f"--cohort-size {c.cohort_size!r}: must be 'auto' or a whole number >= 1")
-    if c.load_scale != "auto":
-        try:
-            ls = float(c.load_scale)
-        except ValueError:
-            raise ConfigError(f"--load-scale {c.load_scale!r}: must be 'auto' or a positive number") from None
-        if not (ls > 0 and math.isfinite(ls)):
-            raise ConfigError(f"--load-scale {c.load_scale!r}: must be 'auto' or a positive number")
+    _auto_or(c.cohort_size, "--cohort-size", int, lambda v, text: v >= 1 and str(v) == text.strip(),
+             "a whole number >= 1")
+    _auto_or(c.load_scale, "--load-scale", float, lambda v, text: v > 0 and math.isfinite(v), "a positive number")
     if len(set(c.gpu_types)) != len(c.gpu_types):
         raise ConfigError(f"gpu_types={','.join(c.gpu_types)}: must not repeat a GPU type")
     if len(set(c.gpu_counts)) != len(c.gpu_counts):

@@ -668,8 +668,8 @@ class Engine:
         self.pArr = [0.0] * P  # real arrivals this epoch
         self.pServed = [0.0] * P  # real requests served this epoch
         self.pTail = [[] for _ in range(P)]  # cohorts in arrival order (for what still waits at the horizon)
-        self.pSlotsPerRps = [0.0] * P  # the pool's batch slots per unit of throughput (sum B* / sum rps)
-        self.pScv = [0.0] * P  # throughput-weighted service-time SCV of its nodes
+        # per pool over its nodes this epoch (ready or loading): summed throughput (real requests/s), batch
+        # slots (sum B*) and throughput-weighted service-time SCV, for the spill rule and the M/G/c wait
         self.pRpsSum, self.pSlotSum, self.pScvSum = [0.0] * P, [0.0] * P, [0.0] * P
         self.node_pool = [-1] * len(self.fleet.node_dc)
         self.node_ready = [0.0] * len(self.fleet.node_dc)
@@ -686,7 +686,6 @@ class Engine:
             rps = [(b / pre).tolist(), (b / dec).tolist()]
             rps = [rps[0], rps[0], rps[1]]  # key // M: 0 unused, 1 prompt, 2 token
         self.key_rps = rps
-        self.mu_total_pending = [0.0] * P
         n = len(self.wl)
         self.f_first = np.zeros(n)  # first-token compute (Eq. 3's term)
         self.f_net = np.zeros(n)
@@ -719,7 +718,6 @@ class Engine:
             self.pNodes[p], self.pCold[p], self.pColdPtr[p] = [], [], 0
             self.pArr[p] = self.pServed[p] = 0.0
             self.pRpsSum[p] = self.pSlotSum[p] = self.pScvSum[p] = 0.0
-            self.mu_total_pending[p] = 0.0
         self.epoch_start = now
 
     def _fluid_pool(self, d: int, key: int, m: int, nodes: list, cold: list, now: float) -> None:
@@ -737,7 +735,6 @@ class Engine:
         r = self._rps(key, n)
         self.pNodes[p].append(n)
         bisect.insort(self.pBp[p], (ready, r))
-        self.mu_total_pending[p] += r
         t = self.n_type[n]
         self.pRpsSum[p] += r
         self.pSlotSum[p] += self.batch_full[m][t]
@@ -833,6 +830,7 @@ class Engine:
         late_p = np.zeros(P)
         M = len(MODELS)
         sla = self.cfg.sla_ttft_s
+        stationary = []  # (pool, lam, mu) of the bin's pools without backlog: their M/G/c wait, one call per bin
         for p in range(P):
             n = float(lam_n[p])
             if n <= 0 and self.pW[p] <= 0 and not (self.pBp[p] and self.pBp[p][0][0] <= t1):
@@ -858,13 +856,15 @@ class Engine:
                 wait_p[p] = wsum / arrivals
                 late_p[p] = late / arrivals
                 self.pArr[p] += arrivals
-                mu = self.pMu[p]
-                if 0 < lam < mu and self.pW[p] <= 0:  # stationary bin: the M/G/c wait of the real requests
-                    rps = max(self.pRpsSum[p], 1e-300)
-                    w_q, p_late = stationary_wait(lam, mu, mu * self.pSlotSum[p] / rps, self.pScvSum[p] / rps,
-                                                  limit - wait_p[p])
-                    wait_p[p] += min(float(w_q), self.bin_s * STATIONARY_WAIT_CAP_BINS)
-                    late_p[p] += (1.0 - late_p[p]) * float(p_late)
+                if 0 < lam < self.pMu[p] and self.pW[p] <= 0:
+                    stationary.append((p, lam, self.pMu[p], limit))
+        if stationary:  # stationary bins: the M/G/c wait of the real requests
+            p, lam, mu, limit = (np.array(x) for x in zip(*stationary))
+            rps = np.maximum(np.asarray(self.pRpsSum)[p], 1e-300)
+            w_q, p_late = stationary_wait(lam, mu, mu * np.asarray(self.pSlotSum)[p] / rps,
+                                          np.asarray(self.pScvSum)[p] / rps, limit - wait_p[p])
+            wait_p[p] += np.minimum(w_q, self.bin_s * STATIONARY_WAIT_CAP_BINS)
+            late_p[p] += (1.0 - late_p[p]) * p_late
         if len(idx) == 0:
             return
         wait = wait_p[pool]
@@ -907,7 +907,7 @@ class Engine:
     def _spill(self, p: int, key: int, m: int, now: float, lam: float) -> bool:
         """Backlog outgrows the pool: draw in cold nodes (in the balancer's order) until the pool's capacity,
         counting nodes still loading, covers the bin's arrival rate plus draining the backlog within a bin."""
-        need = lam + self.pW[p] / self.bin_s - self.mu_total_pending[p]
+        need = lam + self.pW[p] / self.bin_s - self.pRpsSum[p]
         cold, ptr = self.pCold[p], self.pColdPtr[p]
         joined = False
         while need > 0 and ptr < len(cold):

@@ -127,7 +127,7 @@ class EpochEvaluator:
         self.slots_per_node = (hosts * count_t[None, :] * self.cap.batch).sum(axis=1) / np.maximum(self.host_nodes, 1)
         self.scv = (self.type_share * self.cap.service_scv).sum(axis=1)  # [M]
 
-    def _stationary(self, lam, rho, nodes) -> tuple:
+    def _stationary(self, lam, rho, nodes, limit) -> tuple:
         """The M/G/c queueing wait and late share of each pool ([B, D, M]) below saturation, as the engine's fluid
         pools add it (`simcore.capacity.stationary_wait`); computed only where it is not negligible (Halfin-Whitt:
         sqrt(c) (1 - rho) > HALFIN_WHITT_NEGLIGIBLE gives P_wait < 1e-9)."""
@@ -137,8 +137,7 @@ class EpochEvaluator:
         if live.any():
             mu = (lam / np.maximum(rho, 1e-12))[live]
             m = np.broadcast_to(np.arange(lam.shape[-1]), lam.shape)[live]
-            w, lt = stationary_wait(lam[live], mu, slots[live], self.scv[m],
-                                    self.cfg.sla_ttft_s - self.first_token_s[m])
+            w, lt = stationary_wait(lam[live], mu, slots[live], self.scv[m], limit[m])
             wait[live], late[live] = np.minimum(w, self.cfg.cohort_bin_s * STATIONARY_WAIT_CAP_BINS), lt
         return wait, late
 
@@ -176,7 +175,7 @@ class EpochEvaluator:
         load_wait = cold_frac * self.cold_wait_s  # [B, D, M]
         rho = np.minimum(work / np.maximum(nodes, 1e-12), 1.0)  # [B, D, M] each pool's utilization
         limit = cfg.sla_ttft_s - self.first_token_s  # [M] (network latency aside)
-        stat_wait, stat_late = self._stationary(R / t_e, rho, nodes)
+        stat_wait, stat_late = self._stationary(R / t_e, rho, nodes, limit)
         net = np.einsum("bmod,mo,od->bdm", plans, state.requests, self.lat)  # sum of one-way latencies
         mean_net = net / np.maximum(R, 1e-12)
         slack = np.maximum(0.0, limit - 2.0 * mean_net)  # [B, D, M]

@@ -19,11 +19,32 @@ STATIONARY_WAIT_CAP_BINS = 0.5  # a bin's queueing wait is at most half a bin: n
 # needs longer than a bin to reach its stationary wait, and a backlog that builds up is the fluid's to carry
 
 
+class _Scalar:
+    """numpy's elementwise operations for plain floats (the engine's per-pool calls; numpy on scalars is ~10x
+    slower), so each closed form below is written once for floats and arrays alike."""
+
+    minimum, maximum = staticmethod(min), staticmethod(max)
+
+    @staticmethod
+    def where(cond, a, b):
+        return a if cond else b
+
+    @staticmethod
+    def clip(x, lo, hi):
+        return min(max(x, lo), hi)
+
+
+def _ops(*values):
+    """`_Scalar` when every value is a Python float or int, else numpy."""
+    return _Scalar if all(isinstance(v, (int, float)) for v in values) else np
+
+
 def _share_positive(c0, c1, length):
     """Length of the x in [0, length] where c0 + c1 x > 0 (elementwise)."""
+    xp = _ops(c0, c1, length)
     with np.errstate(divide="ignore", invalid="ignore"):
-        x = np.clip(np.where(c1 != 0, -c0 / np.where(c1 != 0, c1, 1.0), 0.0), 0.0, length)
-    return np.where(c1 > 0, length - x, np.where(c1 < 0, x, np.where(c0 > 0, length, 0.0)))
+        x = xp.clip(xp.where(c1 != 0, -c0 / xp.where(c1 != 0, c1, 1.0), 0.0), 0.0, length)
+    return xp.where(c1 > 0, length - x, xp.where(c1 < 0, x, xp.where(c0 > 0, length, 0.0)))
 
 
 def fluid_segment(backlog, lam, mu, length, wait_limit_s):
@@ -32,17 +53,15 @@ def fluid_segment(backlog, lam, mu, length, wait_limit_s):
 
     :returns: (backlog at the end, summed wait of the lam x length arrivals, how many of them wait > wait_limit_s)
     """
-    scalar = all(isinstance(v, (int, float)) for v in (backlog, lam, mu, length, wait_limit_s))
-    k = np.subtract(lam, mu)
+    xp = _ops(backlog, lam, mu, length, wait_limit_s)
+    k = lam - mu
     with np.errstate(divide="ignore", invalid="ignore"):
-        drains = np.minimum(length, np.divide(backlog, -np.where(k < 0, k, -1.0)))
-    x0 = np.where(k >= 0, length, drains)
+        drains = xp.minimum(length, backlog / -xp.where(k < 0, k, -1.0))
+    x0 = xp.where(k >= 0, length, drains)
     area = backlog * x0 + 0.5 * k * x0 * x0
-    end = np.maximum(0.0, backlog + k * length)
-    late = np.where(np.less_equal(wait_limit_s, 0), length,
-                    _share_positive(backlog - np.multiply(wait_limit_s, mu), k, length))
-    out = (end, lam * area / mu, lam * late)
-    return tuple(float(v) for v in out) if scalar else out
+    end = xp.maximum(0.0, backlog + k * length)
+    late = xp.where(wait_limit_s <= 0, length, _share_positive(backlog - wait_limit_s * mu, k, length))
+    return end, lam * area / mu, lam * late
 
 
 def stalled_segment(backlog: float, lam: float, length: float, until_s: float, mu_next: float,
@@ -54,7 +73,7 @@ def stalled_segment(backlog: float, lam: float, length: float, until_s: float, m
         return end, math.inf, lam * length
     wait_sum = lam * (0.5 * length * length + until_s * length
                       + (backlog * length + 0.5 * lam * length * length) / mu_next)
-    late = float(_share_positive(length + until_s + backlog / mu_next - wait_limit_s, lam / mu_next - 1.0, length))
+    late = _share_positive(length + until_s + backlog / mu_next - wait_limit_s, lam / mu_next - 1.0, length)
     return end, wait_sum, lam * late
 
 

@@ -210,3 +210,162 @@ def test_cli_smoke_writes_marlin_epochs(tmp_path):
     for col in ("epoch", "proposal_carbon_carbon", "blend_water", "veto_cost", "capital_ttft",
                 "blend_weight_water", "vetoes"):
         assert col in log.columns
+
+
+# --- the batched learner (schedulers/marlin/learner.py) against the per-agent SAC it replaces --------------------
+
+def _stacked_agents(film: bool, seed: int = 0):
+    """Small agents joined in one AgentStack, with non-trivial FiLM weights and some log-stds past their clamp."""
+    from schedulers.marlin.agents import make_agents
+    cfg = small_config(**FAST)
+    torch.manual_seed(seed)
+    agents = make_agents(agent_weights(1.0), 10, (2, 4, 4), cfg, film)
+    with torch.no_grad():
+        for a in agents:
+            if film:
+                torch.nn.init.normal_(a.sac.actor.film.proj.weight, std=0.2)
+            a.sac.actor.log_std.bias[:5] = 3.0  # above LOG_STD_MAX: the clamp's gradient mask matters
+    return agents
+
+
+def _reference_sac(agent):
+    """Agent `agent`'s networks, copied into the per-agent learner schedulers.rl.sac.SAC."""
+    from schedulers.marlin.agents import FilmActor
+    from schedulers.rl.sac import SAC, TwinQ
+    cfg, sd = agent.cfg, agent.sac.state_dict()
+    act_size = int(np.prod(agent.plan_shape))
+    film = hasattr(agent.sac.actor.film, "proj")
+    actor = FilmActor(sd["actor"]["inp.weight"].shape[1], 4, act_size, cfg.marlin_actor_hidden, film)
+    critic = TwinQ(sd["actor"]["inp.weight"].shape[1], act_size, 4, cfg.marlin_critic_hidden)
+    actor.load_state_dict(sd["actor"])
+    critic.load_state_dict(sd["critic"])
+    sac = SAC(actor, critic, agent.to_plan_flat, agent.sac.hp)
+    sac.critic_target.load_state_dict(sd["critic_target"])
+    with torch.no_grad():
+        sac.log_alpha.copy_(sd["log_alpha"])
+    return sac
+
+
+def _assert_same_networks(agents, refs, atol=2e-5):
+    for a, ref in zip(agents, refs):
+        mine, theirs = a.sac.state_dict(), ref.state_dict()
+        for part in ("actor", "critic", "critic_target"):
+            for k, v in theirs[part].items():
+                torch.testing.assert_close(mine[part][k], v, rtol=1e-4, atol=atol, msg=f"agent {a.j} {part} {k}")
+        torch.testing.assert_close(mine["log_alpha"], theirs["log_alpha"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("film", [True, False])
+def test_batched_updates_equal_per_agent_sac(film):
+    agents = _stacked_agents(film)
+    refs = [_reference_sac(a) for a in agents]
+    rng = np.random.default_rng(0)
+    for a in agents:
+        for buf, n in ((a.current, 9), (a.cross, 40)):
+            buf.add(obs=rng.normal(size=(n, 10)), x=rng.dirichlet(np.ones(4), (n, 8)).reshape(n, -1),
+                    rew=rng.normal(size=n), cond=rng.dirichlet(np.ones(4), n))
+    updates = 12
+    # all agents at once, on batches drawn in the per-agent order ...
+    rng1, gen1 = np.random.default_rng(5), torch.Generator().manual_seed(5)
+    agents[0].stack.learn([a.draw_batches(updates, rng1, gen1) for a in agents])
+    # ... and one agent after the other with SAC.update, as ObjectiveAgent.learn did
+    rng2, gen2 = np.random.default_rng(5), torch.Generator().manual_seed(5)
+    cfg = agents[0].cfg
+    n_cur = int(round(cfg.marlin_batch_size * cfg.marlin_current_share))
+    for a, ref in zip(agents, refs):
+        for _ in range(updates):
+            parts = [a.current.sample(n_cur, rng2), a.cross.sample(cfg.marlin_batch_size - n_cur, rng2)]
+            ref.update({k: torch.as_tensor(np.concatenate([p[k] for p in parts])) for k in parts[0]}, gen2)
+    _assert_same_networks(agents, refs)
+    assert agents[0].sac.log_alpha != refs[0].log_alpha.new_tensor(np.log(agents[0].sac.hp.alpha_init))
+
+
+def test_phase1_equals_agents_learning_one_after_the_other():
+    """phase1 (batches drawn in turn, then the batched updates, then HER) against Algorithm 1 run agent by agent
+    with the per-agent SAC, on a smooth stand-in for Simulate (the evaluator's discrete outcomes would amplify
+    rounding differences)."""
+    from types import SimpleNamespace
+
+    from schedulers.common import plan_reward, update_ema, weighted_score
+    from schedulers.marlin.agents import phase1
+    from schedulers.rl.nets import ReplayBuffer
+
+    agents = _stacked_agents(film=True)
+    cfg = agents[0].cfg
+    target = np.random.default_rng(3).dirichlet(np.ones(4), (4, 2, 4))  # agent j's metrics fall toward target j
+
+    def scorer(state, plans, w, ema=None):
+        norm = np.stack([1.0 + ((plans - target[m]) ** 2).sum(axis=(1, 2, 3)) for m in range(4)], axis=1)
+        ev = SimpleNamespace(sla_violations=np.zeros(len(plans)), parked_share=np.full(len(plans), 0.1))
+        return plan_reward(weighted_score(norm, w), ema, ev.parked_share, 0.0, cfg), norm, ev
+
+    fields = {f: v.shape[1:] for f, v in agents[0].current.data.items()}
+    refs = [SimpleNamespace(sac=_reference_sac(a), w=a.w, ema=None, to_plan=a.to_plan_flat,
+                            current=ReplayBuffer(cfg.marlin_replay_current, fields),
+                            cross=ReplayBuffer(cfg.marlin_replay_cross, fields)) for a in agents]
+    state = SimpleNamespace(requests=np.full(3, 10.0))
+    k = 6
+    rng1, gen1 = np.random.default_rng(1), torch.Generator().manual_seed(1)
+    rng2, gen2 = np.random.default_rng(1), torch.Generator().manual_seed(1)
+    for e in range(3):
+        obs = np.random.default_rng(10 + e).normal(size=10).astype(np.float32)
+        out = phase1(agents, obs, state, scorer, k, True, rng1, gen1)
+        # Algorithm 1 as ObjectiveAgent.learn ran it: each agent samples, scores, stores, learns, cross-labels
+        new_ema = []
+        for r in refs:
+            r.current.size = r.current.pos = 0
+            with torch.no_grad():
+                w = torch.as_tensor(r.w, dtype=torch.float32)
+                a, _ = r.sac.act(torch.as_tensor(obs).expand(k, -1), w.expand(k, -1), gen2)
+                plans = r.to_plan(a).double().numpy().reshape(k, 2, 4, 4)
+            reward, norm, ev = scorer(state, plans, r.w, r.ema)
+            flat = plans.reshape(k, -1).astype(np.float32)
+            obs_b = np.broadcast_to(obs, (k, 10))
+            r.current.add(obs=obs_b, x=flat, rew=reward, cond=np.broadcast_to(r.w, (k, 4)))
+            bs = cfg.marlin_batch_size
+            n_cur = int(round(bs * cfg.marlin_current_share)) if len(r.cross) else bs
+            for _ in range(cfg.marlin_updates_per_epoch):
+                parts = [r.current.sample(n_cur, rng2)] + ([r.cross.sample(bs - n_cur, rng2)] if bs - n_cur else [])
+                r.sac.update({f: torch.as_tensor(np.concatenate([p[f] for p in parts])) for f in fields}, gen2)
+            for other in refs:
+                r.cross.add(obs=obs_b, x=flat, rew=plan_reward(weighted_score(norm, other.w), other.ema,
+                                                                 ev.parked_share, 0.0, cfg),
+                            cond=np.broadcast_to(other.w, (k, 4)))
+            new_ema.append(update_ema(r.ema, float(np.mean(weighted_score(norm, r.w))), cfg.reward_ema_decay))
+        for r, m in zip(refs, new_ema):
+            r.ema = m
+        with torch.no_grad():  # lines 11-12: the deterministic proposals
+            props = np.stack([r.to_plan(r.sac.act(torch.as_tensor(obs)[None], torch.as_tensor(r.w[None]).float(),
+                                                  deterministic=True)[0]).numpy().reshape(2, 4, 4) for r in refs])
+        np.testing.assert_allclose(out["plans"], props, atol=1e-5)
+        np.testing.assert_allclose([a.ema for a in agents], [r.ema for r in refs], rtol=1e-6)
+        for a, r in zip(agents, refs):
+            np.testing.assert_allclose(a.cross.data["rew"][:a.cross.size], r.cross.data["rew"][:r.cross.size],
+                                       atol=1e-5)
+    _assert_same_networks(agents, [r.sac for r in refs], atol=5e-5)
+
+
+def test_phase2_batched_utilities_equal_per_agent_ones():
+    s = make("marlin-mincarbon", marlin_veto_delta=0.0)
+    for e in range(2):
+        s.plan(hand_obs(e))
+
+    class PerAgent:  # the same agents without their stack: phase 2 asks each critic in turn
+        def __init__(self, a):
+            self.a, self.w = a, a.w
+
+        def q_value(self, obs, plans):
+            return self.a.q_value(obs, plans)
+
+    rng = np.random.default_rng(1)
+    vetoed = False
+    for _ in range(4):
+        props = rng.dirichlet(np.ones(4), size=(4, 2, 4))
+        obs = rng.normal(size=feature_size(s.info)).astype(np.float32)
+        args = (props, rng.uniform(100, 300, 4), np.array([0.1, 0.7, 0.1, 0.1]), s.info.cfg, frozenset())
+        fast = phase2(s.agents, obs, *args)
+        slow = phase2([PerAgent(a) for a in s.agents], obs, *args)
+        for f in ("plan", "utilities", "omega", "veto", "delta"):
+            np.testing.assert_allclose(getattr(fast, f), getattr(slow, f), rtol=1e-5, atol=1e-6, err_msg=f)
+        vetoed |= bool(fast.veto.any())
+    assert vetoed

@@ -2,8 +2,13 @@
 and the two replay buffers with HER cross-labelling.
 
 Owns: `FilmActor` (the actor MLP with its FiLM layer), `ObjectiveAgent` (one agent's networks, buffers and EMA
-baseline), `agent_weights` (each agent's weight vector, its own objective dominant) and `phase1` (one epoch of
-Algorithm 1 for all agents: sample, Simulate, reward, store, learn, exploit, evaluate, cross-label).
+baseline), `agent_weights` (each agent's weight vector, its own objective dominant), `make_agents` (the J agents,
+their networks joined in one `learner.AgentStack`) and `phase1` (one epoch of Algorithm 1 for all agents: sample,
+Simulate, reward, store, learn, exploit, evaluate, cross-label).
+
+Learning: each agent draws its epoch's batches and sampling noise in turn, in the order the agents would use them
+learning one after the other; then the SAC updates of all agents run together, batched (`learner.AgentStack`).
+The agents share no parameters, so this is the same computation as one agent's updates after the other's.
 
 Design choices where the paper is silent (each is documented where it is made):
 - An action is a vector of logits in [-marlin_logit_scale, marlin_logit_scale]^(M x O x D) (tanh-squashed
@@ -28,8 +33,9 @@ import torch
 from torch import nn
 
 from schedulers.common import plan_reward, update_ema, weighted_score
+from schedulers.marlin.learner import AgentNets, AgentStack
 from schedulers.rl.nets import FiLM, ReplayBuffer, logits_to_plan
-from schedulers.rl.sac import SAC, SACHyper, TwinQ
+from schedulers.rl.sac import SACHyper, TwinQ
 
 J = 4  # agents: one per objective of Eq. 11 (TTFT, carbon, water, cost), in simcore.config.OBJECTIVES order
 
@@ -67,7 +73,8 @@ class FilmActor(nn.Module):
 
 
 class ObjectiveAgent:
-    """Agent j: a SAC learner for its weight vector, its two buffers and the EMA baseline of its reward.
+    """Agent j: a SAC learner for its weight vector, its two buffers and the EMA baseline of its reward. Its
+    networks (`sac`) learn in the AgentStack that `make_agents` joins them to.
 
     :param j: objective index (0 TTFT, 1 carbon, 2 water, 3 cost)
     :param weights: [4] its weight vector
@@ -86,7 +93,8 @@ class ObjectiveAgent:
                       gamma=cfg.marlin_gamma, tau=cfg.marlin_tau, alpha_init=cfg.marlin_alpha_init,
                       target_entropy=-cfg.marlin_target_entropy_scale * act_size,
                       action_scale=cfg.marlin_logit_scale)
-        self.sac = SAC(actor, critic, self.to_plan_flat, hp)
+        self.sac = AgentNets(actor, critic, self.to_plan_flat, hp)  # its tensors join the AgentStack (make_agents)
+        self.stack: AgentStack | None = None
         fields = {"obs": (obs_size,), "x": (act_size,), "rew": (), "cond": (J,)}
         self.current = ReplayBuffer(cfg.marlin_replay_current, fields)
         self.cross = ReplayBuffer(cfg.marlin_replay_cross, fields)
@@ -120,18 +128,39 @@ class ObjectiveAgent:
         return self.sac.critic.min_q(o, plans.float(), c)
 
     # --- learning -------------------------------------------------------------------------------------------
-    def learn(self, updates: int, rng: np.random.Generator, gen: torch.Generator) -> None:
-        """SAC updates on batches drawn 30/70 from the current-epoch and cross-epoch buffers."""
+    def draw_batches(self, updates: int, rng: np.random.Generator, gen: torch.Generator) -> dict:
+        """The batches of `updates` SAC updates, drawn 30/70 from the current-epoch and cross-epoch buffers, and
+        each update's actor sampling noise: {"obs": [U, B, F], "x", "rew", "cond", "noise": [U, B, A]}.
+
+        Draws from `rng` and `gen` in the order one-update-at-a-time learning would (per update: the current
+        buffer's indices, the cross buffer's indices, then the actor's noise), so learning all agents at once
+        (AgentStack.learn) sees the same batches and noise as learning each agent in turn."""
         cfg = self.cfg
         n_cur = int(round(cfg.marlin_batch_size * cfg.marlin_current_share)) if len(self.cross) else \
             cfg.marlin_batch_size
         n_cross = cfg.marlin_batch_size - n_cur
-        for _ in range(updates):
-            parts = [self.current.sample(n_cur, rng)]
+        act_size = int(np.prod(self.plan_shape))
+        noise = torch.empty((updates, cfg.marlin_batch_size, act_size))
+        i_cur = np.empty((updates, n_cur), dtype=np.int64)
+        i_cross = np.empty((updates, n_cross), dtype=np.int64)
+        for u in range(updates):
+            i_cur[u] = rng.integers(0, self.current.size, size=n_cur)  # = ReplayBuffer.sample's draw
             if n_cross:
-                parts.append(self.cross.sample(n_cross, rng))
-            batch = {k: torch.as_tensor(np.concatenate([p[k] for p in parts])) for k in parts[0]}
-            self.sac.update(batch, gen)
+                i_cross[u] = rng.integers(0, self.cross.size, size=n_cross)
+            torch.randn((cfg.marlin_batch_size, act_size), generator=gen, out=noise[u])  # = squashed_sample's
+        out = {k: np.concatenate([self.current.data[k][i_cur], self.cross.data[k][i_cross]], axis=1)
+               for k in self.current.data}
+        out["noise"] = noise
+        return out
+
+
+def make_agents(weights: np.ndarray, obs_size: int, plan_shape: tuple, cfg, film: bool) -> list:
+    """The J ObjectiveAgents (agent j with weights[j]), their networks joined in one AgentStack."""
+    agents = [ObjectiveAgent(j, w, obs_size, plan_shape, cfg, film) for j, w in enumerate(weights)]
+    stack = AgentStack([a.sac for a in agents], plan_shape)
+    for a in agents:
+        a.stack = stack
+    return agents
 
 
 def phase1(agents: list, obs_vec: np.ndarray, state, scorer, k_opt: int, her: bool,
@@ -149,7 +178,8 @@ def phase1(agents: list, obs_vec: np.ndarray, state, scorer, k_opt: int, her: bo
     """
     cfg = agents[0].cfg
     W = np.stack([a.w for a in agents])
-    new_ema = []
+    n_req = max(float(state.requests.sum()), 1e-12)
+    epoch = []
     for ag in agents:  # line 3: the agents are independent; run one after the other, deterministically
         ag.current.size = ag.current.pos = 0  # B_replay holds the current epoch only
         plans = ag.sample_plans(obs_vec, k_opt, gen)  # lines 4-6
@@ -157,10 +187,15 @@ def phase1(agents: list, obs_vec: np.ndarray, state, scorer, k_opt: int, her: bo
         flat = plans.reshape(k_opt, -1).astype(np.float32)
         obs_b = np.broadcast_to(obs_vec, (k_opt, len(obs_vec)))
         ag.current.add(obs=obs_b, x=flat, rew=reward, cond=np.broadcast_to(ag.w, (k_opt, J)))  # line 9
-        ag.learn(cfg.marlin_updates_per_epoch, rng, gen)  # SAC update of theta_j and Q_j
+        # SAC update of theta_j and Q_j: its batches and noise drawn now, the updates run for all agents at once
+        epoch.append((ag.draw_batches(cfg.marlin_updates_per_epoch, rng, gen), flat, obs_b, norm, ev))
+    if cfg.marlin_updates_per_epoch:
+        agents[0].stack.learn([e[0] for e in epoch])
+    new_ema = []
+    for ag, (_, flat, obs_b, norm, ev) in zip(agents, epoch):
         # line 15 (HER): the epoch's transitions go to B_cross under every agent's objective (own one included),
         # the relabelled reward computed from the same normalized metrics with the other agent's weights and EMA
-        n_req = max(float(state.requests.sum()), 1e-12)
+        # (after learning: an agent's updates draw from its B_cross as it was before this epoch)
         sla_rate = ev.sla_violations / n_req
         goals = agents if her else [ag]
         for other in goals:

@@ -71,12 +71,18 @@ def phase2(agents: list, obs_vec: np.ndarray, proposals: np.ndarray, capital: np
     wbar = torch.as_tensor(variant_w, dtype=torch.float32)
     E = effective_capital(capital, variant_w)
 
-    def q_of(j: int, plans: torch.Tensor) -> torch.Tensor:
-        return agents[j].q_value(obs_vec, plans)
+    stack = getattr(agents[0], "stack", None)
+    conds = np.stack([a.w for a in agents]) if stack is not None else None
+
+    def q_all(plans: torch.Tensor) -> torch.Tensor:
+        """[J, n]: Q_j of every agent j for plans [n, M*O*D] (differentiable in the plans)."""
+        if stack is not None:  # all agents' critics in one batched pass
+            return stack.min_q(obs_vec, plans, conds)
+        return torch.stack([agents[j].q_value(obs_vec, plans) for j in range(J)])
 
     with torch.no_grad():
         # lines 1-3: every agent's critic scores its own proposal
-        q = np.array([float(q_of(j, P[j:j + 1])[0]) for j in range(J)])
+        q = torch.diagonal(q_all(P)).double().numpy()
     # lines 4-5: utility shares; softmax, because Q values may be negative (see the module docstring)
     z = q / cfg.marlin_blend_temperature
     u = np.exp(z - z.max())
@@ -96,7 +102,7 @@ def phase2(agents: list, obs_vec: np.ndarray, proposals: np.ndarray, capital: np
             for _ in range(cfg.marlin_sgd_steps):
                 w = torch.as_tensor(omega, dtype=torch.float32).requires_grad_(True)
                 blend = (w[:, None] * P).sum(0, keepdim=True)
-                q_tot = sum(wbar[j] * q_of(j, blend)[0] for j in range(J))
+                q_tot = (wbar * q_all(blend)[:, 0]).sum()
                 (grad,) = torch.autograd.grad(q_tot, w)
                 # line 11: back onto the feasible set (convex weights -> a valid plan)
                 omega = project_simplex(omega + cfg.marlin_sgd_lr * grad.double().numpy())
@@ -104,11 +110,13 @@ def phase2(agents: list, obs_vec: np.ndarray, proposals: np.ndarray, capital: np
 
     veto = np.zeros(J)
     delta = np.zeros(J)
+    q_plan = None  # every agent's utility of the current plan (recomputed after a veto moved it)
     with torch.no_grad():
         for j in range(J):
-            q_plan = float(q_of(j, torch.as_tensor(plan.reshape(1, -1), dtype=torch.float32))[0])
+            if q_plan is None:
+                q_plan = q_all(torch.as_tensor(plan.reshape(1, -1), dtype=torch.float32))[:, 0].double().numpy()
             # line 13: the loss is one-sided (individual rationality: a gain is no reason to veto)
-            delta[j] = max(0.0, q[j] - q_plan) / max(abs(q[j]), TINY)
+            delta[j] = max(0.0, q[j] - q_plan[j]) / max(abs(q[j]), TINY)
             # lines 12, 14: enough capital and enough utility loss
             if "no-veto" in ablate or E[j] < cfg.marlin_capital_threshold or delta[j] <= cfg.marlin_veto_delta:
                 continue
@@ -116,6 +124,7 @@ def phase2(agents: list, obs_vec: np.ndarray, proposals: np.ndarray, capital: np
             veto[j] = min(cfg.marlin_veto_max, delta[j] * E[j] / cfg.marlin_veto_capital_scale)
             # line 16: pull the consensus toward the vetoing agent's proposal
             plan = (1.0 - veto[j]) * plan + veto[j] * proposals[j]
+            q_plan = None
     plan = plan / plan.sum(axis=-1, keepdims=True)  # float rounding only: a convex mix of valid plans
     return GameOutcome(plan.reshape(shape), q, u, omega1, omega, veto, delta)
 

@@ -52,7 +52,7 @@ class Marlin(EvaluatorScheduler):
         super().setup()
         import torch
 
-        from schedulers.marlin.agents import ObjectiveAgent, agent_weights
+        from schedulers.marlin.agents import agent_weights, make_agents
         from schedulers.rl.nets import feature_size
 
         cfg = self.info.cfg
@@ -69,8 +69,8 @@ class Marlin(EvaluatorScheduler):
         W = agent_weights(cfg.marlin_agent_dominant)
         with self._torch_threads(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(net_seed)
-            self.agents = [ObjectiveAgent(j, W[j], feature_size(self.info), self.info.plan_shape, cfg,
-                                          film="no-film" not in self.ablate) for j in range(len(AGENT_NAMES))]
+            self.agents = make_agents(W, feature_size(self.info), self.info.plan_shape, cfg,
+                                      film="no-film" not in self.ablate)
         # phase 1 samples per agent: the shared Simulate budget less the J proposals and the consensus
         self.k_opt = max(1, (cfg.plan_evaluations_per_epoch - len(self.agents) - 1) // len(self.agents))
         self._pretrain_or_load()

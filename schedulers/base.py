@@ -119,7 +119,8 @@ class Observation:
 class EpochResult:
     """Measured metrics of one finished epoch, per datacenter ([D] arrays), as the engine accounted them.
 
-    TTFT figures cover the requests that got their first token by the epoch's end. Counts are real requests.
+    TTFT figures cover the requests that got their first token by the epoch's end; `sla_violations` counts those
+    served past the SLA and those still waiting whose wait already exceeds it. Counts are real requests.
     `utilization` is the share of each datacenter's serving capacity (`capacity_requests`, for the epoch's
     model mix) its served requests used.
     """

@@ -16,8 +16,9 @@ requests are routed. Requests are then played as SimPy events, in one of two nod
 datacenter pool since the pool's previous cohort. A pool (datacenter x model, or x phase under split execution)
 is a fluid FIFO server: its nodes drain the backlog at their summed throughput (node capacity `node_rps`, from
 Eq. 1 and the profiles), a node adding its capacity once its weights are loaded. Between two cohorts the
-arrival rate is C / gap, so the backlog, each real request's wait and the share waiting past the SLA follow in
-closed form; when the backlog grows faster than the pool drains, cold nodes are drawn in (they pay LA_load),
+arrival rate is C / gap, so the backlog follows in closed form, and each real request's wait is read off the
+pool's cumulative arrival and departure curves once it has departed (exact whatever the capacity does after it
+arrived); when the backlog grows faster than the pool drains, cold nodes are drawn in (they pay LA_load),
 and when no node is left the backlog grows: capacity binds. Why this design, and its agreement with the exact
 model: docs/model.md "Cohorts" and `tests/test_cohorts.py`.
 
@@ -43,7 +44,7 @@ import simpy
 from schedulers.base import EpochResult, Observation, Request, Scheduler, StaticInfo
 from simcore import physics
 from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity
-from simcore.queueing import STATIONARY_WAIT_CAP_BINS, fluid_segment, stalled_segment, stationary_wait
+from simcore.queueing import STATIONARY_WAIT_CAP_BINS, fluid_segment, segment_waits, stationary_wait
 from simcore.config import MODELS, Config
 from simcore.predictor import EwmaRegression
 from simcore.profiles import load_profiles
@@ -53,8 +54,10 @@ from topology.sites import site_signals
 from traces.loader import Workload, load_workload
 
 
-PHASE_WHOLE, PHASE_PROMPT, PHASE_TOKEN = 0, 1, 2
-WRR_RESOLUTION = 8  # balancer weights resolve node throughputs to 1/8 of the slowest node's  # a request runs whole, or split (Splitwise) in two phases
+PHASE_WHOLE, PHASE_PROMPT, PHASE_TOKEN = 0, 1, 2  # a request runs whole, or split (Splitwise) in two phases
+WRR_RESOLUTION = 8  # balancer weights resolve node throughputs to 1/8 of the slowest node's
+WAIT_SAMPLES = 16  # positions of a cohort pool's arrival segment at which its fluid wait is read off the curves
+RESOLVE_TOLERANCE = 1e-9  # relative: a segment counts as departed when D is this close to its end
 
 
 def wrr_sequence(nodes: np.ndarray, weights: np.ndarray) -> list:
@@ -214,7 +217,7 @@ class Engine:
         if self.fluid:
             while self.bin_next < cfg.epochs * self.bins_per_epoch:  # the bin ending at the horizon
                 self._play_bin()
-            self._drain_at_horizon()
+            self._resolve_at_horizon()
         self._close_epoch(cfg.epochs - 1)
         if bar is not None:
             bar.update(1)
@@ -471,7 +474,10 @@ class Engine:
         w, late = w_all[done], late_all[done]
         tsum = np.bincount(dcs[done], weights=ttft[done] * w, minlength=cfg.dcs)
         tcnt = np.bincount(dcs[done], weights=w, minlength=cfg.dcs)
-        viol = np.bincount(dcs[done], weights=late, minlength=cfg.dcs)
+        viol = np.bincount(dcs[done], weights=late, minlength=cfg.dcs).astype(float)
+        # requests still waiting at the epoch's end are already known to be late once they waited past the SLA
+        waiting = (dcs >= 0) & np.isnan(ttft) & (self.env.now - self.wl.t_s[lo:hi] > cfg.sla_ttft_s)
+        viol += np.bincount(dcs[waiting], minlength=cfg.dcs) * float(self.C)
         parked_share = 1.0 - n_active / cfg.nodes_per_dc
         cap_dm = self.capacity.requests_per_epoch
         served_dm = self.served_dm
@@ -667,7 +673,12 @@ class Engine:
         self.pColdPtr = [0] * P
         self.pArr = [0.0] * P  # real arrivals this epoch
         self.pServed = [0.0] * P  # real requests served this epoch
-        self.pTail = [[] for _ in range(P)]  # cohorts in arrival order (for what still waits at the horizon)
+        # cumulative real arrivals A and the departure curve D(t) (times, counts; D strictly increasing) since the
+        # oldest unresolved arrival segment, and the unresolved segments: (A0, A1, t0, t1, cohorts, wait limit)
+        self.pA = [0.0] * P
+        self.pCurveT = [[0.0] for _ in range(P)]
+        self.pCurveD = [[0.0] for _ in range(P)]
+        self.pOpen = [deque() for _ in range(P)]
         # per pool over its nodes this epoch (ready or loading): summed throughput (real requests/s), batch
         # slots (sum B*) and throughput-weighted service-time SCV, for the spill rule and the M/G/c wait
         self.pRpsSum, self.pSlotSum, self.pScvSum = [0.0] * P, [0.0] * P, [0.0] * P
@@ -773,13 +784,15 @@ class Engine:
         """Play pool p's fluid FIFO over the bin [t0, t1) with arrivals at `lam`/s (capacity changes inside
         the bin split it into segments).
 
-        :returns: (summed wait of the arrivals, how many wait past wait_limit_s, real requests drained)
+        :returns: (real requests drained, the departure curve's points in the bin [(t, D)]); the pool's state
+            (backlog, drain rate, pending capacity) is left at t1
         """
         W0 = W = self.pW[p]
         s, mu, bps = max(self.pT[p], t0), self.pMu[p], self.pBp[p]
         while bps and bps[0][0] <= s:  # capacity that arrived while nothing waited
             mu += bps.pop(0)[1]
-        wsum = late = 0.0
+        a0 = self.pA[p]  # cumulative arrivals at t0 (the bin's arrive uniformly over it)
+        curve = []
         while True:
             if bps and bps[0][0] <= t1:
                 b, dmu = bps.pop(0)
@@ -788,58 +801,50 @@ class Engine:
             length = b - s
             if length > 0:
                 if mu > 1e-12:
-                    W, ws, lt = fluid_segment(W, lam, mu, length, wait_limit_s)
+                    if W > 0 and mu > lam and W / (mu - lam) < length:  # the backlog drains inside the segment
+                        x0 = s + W / (mu - lam)
+                        curve.append((x0, a0 + lam * (x0 - t0)))
+                    W = fluid_segment(W, lam, mu, length, math.inf)[0]
                 else:
-                    until, mu_next = self._capacity_after(p, b, mu + (dmu or 0.0))
-                    W, ws, lt = stalled_segment(W, lam, length, until, mu_next, wait_limit_s)
-                wsum += ws
-                late += lt
+                    W = W + lam * length
+                curve.append((b, a0 + lam * (b - t0) - W))
             s = b
             if dmu is None:
                 break
             mu += dmu
         self.pW[p], self.pT[p], self.pMu[p] = W, t1, max(mu, 0.0)
-        return wsum, late, W0 + lam * (t1 - t0) - W
-
-    def _capacity_after(self, p: int, t: float, mu: float) -> tuple:
-        """(seconds from t until pool p has capacity, that capacity); (inf, 0) if none is coming."""
-        if mu > 1e-12:
-            return 0.0, mu
-        for b, dmu in self.pBp[p]:
-            mu += dmu
-            if mu > 1e-12:
-                return max(0.0, b - t), mu
-        return math.inf, 0.0
+        return W0 + lam * (t1 - t0) - W, curve
 
     def _play_bin(self) -> None:
         """Play every pool over the bin that just ended: the bin's cohorts arrive at a constant rate (their real
-        requests), the fluid FIFO gives the mean wait and the share past the SLA of each pool's arrivals; each
-        cohort gets its pool's; cold nodes join pools whose backlog outgrows them."""
+        requests) and the fluid FIFO drains them at the pool's capacity, which may change later (nodes ready,
+        cold nodes drawn in, a new epoch's warm set). A pool's arrivals of one bin form a segment [A0, A1] of its
+        cumulative arrival curve A(t); the segment is resolved once the departure curve D(t) has passed A1: a
+        real request at position x waits D^-1(x) - A^-1(x) (`_resolve`). Below saturation the M/G/c wait of the
+        bin's arrivals is added. Cold nodes join pools whose backlog outgrows them."""
         b = self.bin_next
         self.bin_next += 1
         t0, t1 = b * self.bin_s, (b + 1) * self.bin_s
         parts = self.pending.pop(b, None)
         idx = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        P, C = len(self.pW), self.C
+        P, C, M = len(self.pW), self.C, len(MODELS)
         pool = self.f_pool[idx]
         n_p = np.bincount(pool, minlength=P)
         lam_n = self._expected_cohorts(idx, pool, n_p)
         base = 2.0 * self.f_net[idx] + self.f_first[idx]
         base_p = np.bincount(pool, weights=base, minlength=P) / np.maximum(n_p, 1)
-        wait_p = np.zeros(P)
-        late_p = np.zeros(P)
-        M = len(MODELS)
         sla = self.cfg.sla_ttft_s
-        stationary = []  # (pool, lam, mu) of the bin's pools without backlog: their M/G/c wait, one call per bin
+        played = []
+        stationary = []  # (pool, lam, mu, limit) of the bin's pools without backlog: their M/G/c wait
         for p in range(P):
             n = float(lam_n[p])
             if n <= 0 and self.pW[p] <= 0 and not (self.pBp[p] and self.pBp[p][0][0] <= t1):
                 continue
             lam = n * C / self.bin_s
             token_pool = self.split and (p % self.K) // M == 2
-            limit = math.inf if token_pool else sla - base_p[p]
+            limit = sla - base_p[p]
             saved = (self.pW[p], self.pT[p], self.pMu[p], list(self.pBp[p]))
-            wsum, late, drained = self._advance(p, t0, t1, lam, limit)
+            drained, curve = self._advance(p, t0, t1, lam, limit)
             if self.pW[p] > 0 and self._spill(p, p % self.K, self.pool_model[p], t0, lam):
                 # the balancer spills as soon as the warm nodes are full: replay the bin with the cold nodes
                 # drawn in from its start
@@ -847,43 +852,78 @@ class Engine:
                 self.pW[p], self.pT[p], self.pMu[p], self.pBp[p] = saved[0], saved[1], saved[2], saved[3]
                 for bp in joined:
                     bisect.insort(self.pBp[p], bp)
-                wsum, late, drained = self._advance(p, t0, t1, lam, limit)
+                drained, curve = self._advance(p, t0, t1, lam, limit)
             self.pServed[p] += drained
+            self._extend_curve(p, curve)
+            a0 = self.pA[p]
+            self.pA[p] += n * C
             if not token_pool:
                 self.served_dm[self.pool_dc[p], self.pool_model[p]] += drained
             if n > 0:
-                arrivals = n * C
-                wait_p[p] = wsum / arrivals
-                late_p[p] = late / arrivals
-                self.pArr[p] += arrivals
+                self.pArr[p] += n * C
+                if not token_pool and n_p[p]:  # a decode phase's first token came from its prompt pool
+                    self.pOpen[p].append([a0, self.pA[p], t0, t1, idx[pool == p], limit, 0.0, 0.0])
                 if 0 < lam < self.pMu[p] and self.pW[p] <= 0:
                     stationary.append((p, lam, self.pMu[p], limit))
-        if stationary:  # stationary bins: the M/G/c wait of the real requests
+            played.append(p)
+        if stationary:  # stationary bins: the M/G/c wait of the bin's real requests, one call for all pools
             p, lam, mu, limit = (np.array(x) for x in zip(*stationary))
             rps = np.maximum(np.asarray(self.pRpsSum)[p], 1e-300)
             w_q, p_late = stationary_wait(lam, mu, mu * np.asarray(self.pSlotSum)[p] / rps,
-                                          np.asarray(self.pScvSum)[p] / rps, limit - wait_p[p])
-            wait_p[p] += np.minimum(w_q, self.bin_s * STATIONARY_WAIT_CAP_BINS)
-            late_p[p] += (1.0 - late_p[p]) * p_late
-        if len(idx) == 0:
-            return
-        wait = wait_p[pool]
-        ok = np.isfinite(wait)
-        self.f_ttft[idx[ok]] = physics.request_ttft_s(wait[ok], 0.0, self.f_net[idx[ok]], self.f_first[idx[ok]])
-        self.f_served[idx[ok]] = C
-        self.f_late[idx] = np.minimum(late_p[pool], 1.0) * C
-        for p in np.flatnonzero(n_p).tolist():
-            self.pTail[p].append(idx[pool == p])
+                                          np.asarray(self.pScvSum)[p] / rps, limit)
+            for q, w, late in zip(p.tolist(), np.minimum(w_q, self.bin_s * STATIONARY_WAIT_CAP_BINS).tolist(),
+                                  p_late.tolist()):
+                if self.pOpen[q] and self.pOpen[q][-1][3] == t1:
+                    self.pOpen[q][-1][6:8] = [w, late]
+        for p in played:
+            done = self.pA[p] - self.pW[p]
+            open_ = self.pOpen[p]
+            while open_ and open_[0][1] <= done + RESOLVE_TOLERANCE * max(1.0, open_[0][1]):
+                self._resolve(p, open_.popleft(), 1.0)
+            self._trim_curve(p)
+
+    def _extend_curve(self, p: int, curve: list) -> None:
+        """Append a bin's departure points; where D stays flat the last point moves forward in time, so that
+        D^-1(x) is the first time D reaches x."""
+        ts, ds = self.pCurveT[p], self.pCurveD[p]
+        for t, d in curve:
+            if d <= ds[-1] + RESOLVE_TOLERANCE * max(1.0, ds[-1]):
+                ts[-1] = t
+                ds[-1] = max(ds[-1], d)
+            else:
+                ts.append(t)
+                ds.append(d)
+
+    def _trim_curve(self, p: int) -> None:
+        """Forget the departure curve before the oldest unresolved position."""
+        ds = self.pCurveD[p]
+        keep_from = self.pOpen[p][0][0] if self.pOpen[p] else ds[-1]
+        i = bisect.bisect_right(ds, keep_from) - 1
+        if i > 0:
+            del ds[:i], self.pCurveT[p][:i]
+
+    def _resolve(self, p: int, seg: list, share: float) -> None:
+        """The cohorts of one arrival segment get their wait: the real requests at positions x of the segment's
+        first `share` (all of it, or what was served by the horizon) wait D^-1(x) - A^-1(x), sampled at
+        WAIT_SAMPLES evenly spaced positions, plus the segment's M/G/c wait; their mean is each cohort's wait,
+        the share past the wait limit each cohort's late share. Splitwise's decode phases go to the token pool
+        at the segment's mean departure."""
+        a0, a1, t0, t1, idx, limit, w_q, p_late = seg
+        wait = segment_waits(a0, a1, t0, t1, self.pCurveT[p], self.pCurveD[p], share, WAIT_SAMPLES)
+        late = float(np.mean(wait > limit))
+        late += (1.0 - late) * p_late
+        mean_wait = float(wait.mean()) + w_q
+        self.f_ttft[idx] = physics.request_ttft_s(mean_wait, 0.0, self.f_net[idx], self.f_first[idx])
+        self.f_served[idx] = self.C * share
+        self.f_late[idx] = min(late, 1.0) * self.C * share
         if self.split:  # decode phases reach the token pools after the prefill and the KV transfer
-            prompt = (pool % self.K) // M == 1
-            i = idx[prompt & ok]
-            if len(i):
-                m = self.wl.model[i].astype(np.int64)
-                xfer = physics.kv_transfer_latency_s(
-                    physics.request_kv_gb(self.wl.prompt_tokens[i], np.asarray(self.cfg.model_kv_mb_per_token)[m]),
-                    self.cfg.splitwise_kv_link_gb_per_s)
-                t_tok = t1 + wait[prompt & ok] + self.f_first[i] + xfer
-                self._to_bins(i, self.f_dc[i] * self.K + 2 * M + m, t_tok)
+            M = len(MODELS)
+            m = self.wl.model[idx].astype(np.int64)
+            xfer = physics.kv_transfer_latency_s(
+                physics.request_kv_gb(self.wl.prompt_tokens[idx], np.asarray(self.cfg.model_kv_mb_per_token)[m]),
+                self.cfg.splitwise_kv_link_gb_per_s)
+            t_tok = t0 + 0.5 * share * (t1 - t0) + mean_wait + self.f_first[idx] + xfer
+            self._to_bins(idx, self.f_dc[idx] * self.K + 2 * M + m, t_tok)
 
     def _expected_cohorts(self, idx: np.ndarray, pool: np.ndarray, n_p: np.ndarray) -> np.ndarray:
         """Cohorts reaching each pool in the bin, for its arrival rate: a plan-routed cohort counts as its model's
@@ -944,26 +984,16 @@ class Engine:
             u[nodes] = rho * avail / self.cfg.epoch_s
         return u, active
 
-    def _drain_at_horizon(self) -> None:
-        """What still waits at the horizon is the newest cohorts' requests (FIFO): they are not served
-        (`requests_queued_at_end`)."""
-        M = len(MODELS)
-        for p in range(len(self.pW)):
-            if self.split and (p % self.K) // M == 2:
-                continue  # token pools: the first token came from the prompt pool
-            left = self.pW[p]
-            for part in reversed(self.pTail[p]):
-                for i in part[::-1].tolist():
-                    if left <= 0:
-                        break
-                    take = min(left, self.f_served[i])
-                    self.f_served[i] -= take
-                    self.f_late[i] = min(self.f_late[i], self.f_served[i])
-                    left -= take
-                    if self.f_served[i] <= 0:
-                        self.f_ttft[i] = math.nan
-                if left <= 0:
-                    break
+    def _resolve_at_horizon(self) -> None:
+        """Arrival segments the departure curve has not passed by the horizon: the share of each that was served
+        gets its waits; the rest still waits (`requests_queued_at_end`: its cohorts' unserved real requests)."""
+        for p, open_ in enumerate(self.pOpen):
+            done = self.pA[p] - self.pW[p]
+            while open_:
+                seg = open_.popleft()
+                share = (done - seg[0]) / (seg[1] - seg[0]) if seg[1] > seg[0] else 0.0
+                if share > 0:
+                    self._resolve(p, seg, min(share, 1.0))
 
 
 TOKEN_SAMPLE_SIZE = 20000  # requests whose token pairs stand for the workload in service-time means

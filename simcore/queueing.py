@@ -3,7 +3,8 @@
 
 - `fluid_segment`: a FIFO fluid queue over one segment of constant arrival and drain rates (the deterministic
   backlog of an overloaded pool or datacenter);
-- `stalled_segment`: the same while no capacity is ready yet;
+- `segment_waits`: the exact FIFO waits of a segment of arrivals, from the cumulative arrival and departure
+  curves (the engine's cohort pools, whose capacity changes after requests arrive);
 - `stationary_wait`: the stochastic M/G/c queueing wait below saturation, which a fluid leaves out.
 
 `fluid_segment` and `stationary_wait` work on Python floats and on numpy arrays alike (elementwise).
@@ -64,17 +65,19 @@ def fluid_segment(backlog, lam, mu, length, wait_limit_s):
     return end, lam * area / mu, lam * late
 
 
-def stalled_segment(backlog: float, lam: float, length: float, until_s: float, mu_next: float,
-                    wait_limit_s: float) -> tuple:
-    """The same with no capacity during the segment: a request arriving at x waits (length - x) + until_s (the
-    time from the segment's end until nodes are ready) + its backlog W(x) = backlog + lam x drained at mu_next."""
-    end = backlog + lam * length
-    if mu_next <= 0 or not math.isfinite(until_s):
-        return end, math.inf, lam * length
-    wait_sum = lam * (0.5 * length * length + until_s * length
-                      + (backlog * length + 0.5 * lam * length * length) / mu_next)
-    late = _share_positive(length + until_s + backlog / mu_next - wait_limit_s, lam / mu_next - 1.0, length)
-    return end, wait_sum, lam * late
+def segment_waits(a0: float, a1: float, t0: float, t1: float, curve_t, curve_d, share: float,
+                  samples: int) -> np.ndarray:
+    """Waits in a FIFO fluid queue read off its cumulative curves: a segment of arrivals at a constant rate over
+    [t0, t1] occupies positions [a0, a1] of the arrival curve A(t); the departure curve D(t) is piecewise linear
+    through (curve_t, curve_d), strictly increasing in D. The real request at position x waits
+    D^-1(x) - A^-1(x), exact whatever the capacity did after it arrived; read at `samples` evenly spaced
+    positions (midpoints) of the segment's first `share`.
+
+    :returns: [samples] waits (s)
+    """
+    frac = (np.arange(samples) + 0.5) / samples * share
+    depart = np.interp(a0 + frac * (a1 - a0), curve_d, curve_t)
+    return np.maximum(depart - (t0 + frac * (t1 - t0)), 0.0)
 
 
 def stationary_wait(lam, mu, slots, scv, limit_s):

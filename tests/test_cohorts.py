@@ -8,7 +8,7 @@ import pytest
 from schedulers.registry import create
 from simcore.config import Config
 from simcore.engine import simulate
-from simcore.queueing import fluid_segment, stalled_segment
+from simcore.queueing import fluid_segment, segment_waits
 from simcore.results import epoch_table, summary
 
 ENERGY_TOL, TTFT_TOL, SLA_POINTS, UTIL_POINTS = 0.05, 0.25, 0.02, 0.03
@@ -70,12 +70,12 @@ def test_fluid_segment_hand_computed():
     assert late == pytest.approx(12.0 * 5.0)  # W > 10 after x = 5 s
 
 
-def test_stalled_segment_waits_for_the_load():
-    # no capacity for 2 s, then 10/s after 1 more second: a request at x waits (2 - x) + 1 + (4 + 2x) / 10
-    end, wait_sum, late = stalled_segment(4.0, 2.0, 2.0, 1.0, 10.0, wait_limit_s=3.0)
-    assert end == pytest.approx(8.0)
-    expected = 2.0 * (2.0 + 1.0 * 2.0 + (4.0 * 2.0 + 2.0 * 4.0 / 2.0) / 10.0)
-    assert wait_sum == pytest.approx(expected)
-    # wait(x) = 3.4 - 0.8 x > 3 <=> x < 0.5: 1 request
-    assert late == pytest.approx(1.0)
-    assert stalled_segment(0.0, 1.0, 1.0, math.inf, 0.0, 2.0)[1] == math.inf
+def test_segment_waits_follow_capacity_that_arrives_later():
+    # 10 requests arrive at 1/s over [0, 10]; nothing departs until t = 5, then 2/s: the one at position x
+    # (arriving at x) departs at 5 + x / 2 and waits 5 - x / 2, 2.5 s on average
+    waits = segment_waits(0.0, 10.0, 0.0, 10.0, [0.0, 5.0, 10.0], [0.0, 0.0, 10.0], 1.0, 4)
+    assert waits == pytest.approx([5 - 1.25 / 2, 5 - 3.75 / 2, 5 - 6.25 / 2, 5 - 8.75 / 2])
+    assert waits.mean() == pytest.approx(2.5)
+    # by t = 7.5 only positions [0, 5] departed: share 0.5, waits 5 - x / 2 for x in [0, 5]
+    assert segment_waits(0.0, 10.0, 0.0, 10.0, [0.0, 5.0, 7.5], [0.0, 0.0, 5.0], 0.5, 2) == \
+        pytest.approx([5 - 1.25 / 2, 5 - 3.75 / 2])

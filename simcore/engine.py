@@ -827,6 +827,7 @@ class Engine:
         t0, t1 = b * self.bin_s, (b + 1) * self.bin_s
         parts = self.pending.pop(b, None)
         idx = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        self.events += len(idx)  # a cohort is one event: its arrival at the pool
         P, C, M = len(self.pW), self.C, len(MODELS)
         pool = self.f_pool[idx]
         n_p = np.bincount(pool, minlength=P)

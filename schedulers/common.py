@@ -67,3 +67,64 @@ class EvaluatorScheduler(Scheduler):
         reward = plan_reward(weighted_score(norm, weights), ema, ev.parked_share, ev.sla_violations / n_req,
                              self.info.cfg)
         return reward, norm, ev
+
+
+def capacity_feasible(plans: np.ndarray, requests: np.ndarray, capacity: np.ndarray, ceiling: float,
+                      queued: np.ndarray | None = None) -> np.ndarray:
+    """Plans [B, M, O, D] (or one [M, O, D]) repaired so that no datacenter is planned above `ceiling` of its
+    serving capacity: the capacity constraint of the paper's problem (section 4: "given resource constraints"),
+    which its Algorithm 2 line 11 projects the consensus onto.
+
+    A datacenter's utilization is `simcore.capacity.datacenter_utilization` of the requests the plan sends it
+    (plan x `requests`) plus the requests already waiting there (`queued`, in the requests' model mix). Where it
+    exceeds the ceiling, every row's share of it is scaled down to fit, and each row's removed share goes to the
+    datacenters with room, in proportion to their room (so one pass fills none of them past the ceiling where the
+    datacenters are of one size; a few passes settle the rest). Where the whole fleet's load exceeds the ceiling,
+    the ceiling becomes that load: the plan then keeps every datacenter at the fleet's own utilization. A plan
+    within the ceiling is returned unchanged.
+
+    :param requests: [M, O] requests the plan routes (the forecast)
+    :param capacity: [D, M] requests per epoch of each datacenter if all its hosting nodes served model m
+        (`Capacity.requests_per_epoch`)
+    :param ceiling: the highest planned utilization of a datacenter (share of its capacity)
+    :param queued: [D] requests already waiting in each datacenter (None: none)
+    """
+    from simcore.capacity import datacenter_utilization
+
+    p = np.array(plans, dtype=float)
+    one = p.ndim == 3
+    if one:
+        p = p[None]
+    req = np.asarray(requests, dtype=float)
+    cap = np.asarray(capacity, dtype=float)
+    D = cap.shape[0]
+    hosted = (cap > 0).T[None, :, None, :]  # [1, M, 1, D]
+    per_model = req.sum(axis=1)  # [M]
+    mix = per_model / per_model.sum() if per_model.sum() > 0 else np.full(len(per_model), 1.0 / len(per_model))
+    waiting = np.zeros(D) if queued is None else datacenter_utilization(
+        np.asarray(queued, dtype=float)[:, None] * mix[None, :] * (cap > 0), cap)  # [D]
+    # the fleet's own utilization if every model's requests were spread in proportion to capacity
+    fleet = waiting.mean() + (per_model / np.maximum(cap.sum(axis=0), 1e-300)).sum()
+    top = max(ceiling, fleet)
+    unit = req[None, :, :, None] / np.where(cap > 0, cap, np.inf).T[None, :, None, :]  # [1, M, O, D] per share
+    spread = np.where(hosted, cap.T[None, :, None, :], 0.0)
+    spread = spread / np.maximum(spread.sum(axis=-1, keepdims=True), 1e-300)  # fallback: capacity-proportional
+    tol = 1e-9
+    for _ in range(D + 1):  # each pass leaves at least one more datacenter at the ceiling
+        removed = np.where(hosted, 0.0, p)  # a datacenter that cannot host a model serves none of it
+        p = p - removed
+        load = waiting[None] + (p * unit).sum(axis=(1, 2))  # [B, D]
+        over = load > top + tol
+        if not over.any() and not removed.any():
+            break
+        planned = load - waiting[None]
+        keep = np.where(over, np.clip((top - waiting[None]) / np.maximum(planned, 1e-300), 0.0, 1.0), 1.0)
+        cut = p * (1.0 - keep[:, None, None, :])
+        p = p - cut
+        left = (removed + cut).sum(axis=-1, keepdims=True)  # [B, M, O, 1]
+        room = np.where(over, 0.0, np.maximum(0.0, top - load))[:, None, None, :] * hosted  # [B, M, O, D]
+        share = np.where(room.sum(axis=-1, keepdims=True) > tol,
+                         room / np.maximum(room.sum(axis=-1, keepdims=True), 1e-300), spread)
+        p = p + left * share
+    p = p / p.sum(axis=-1, keepdims=True)
+    return p[0] if one else p

@@ -297,6 +297,10 @@ class Config:
     marlin_veto_delta: float = _f(0.05, "MARLIN: delta_thresh, relative utility loss that justifies a veto", lo=0)
     marlin_veto_capital_scale: float = _f(100.0, "MARLIN: veto strength = min(veto_max, delta x capital / this)",
                                           lo=0, lo_open=True)
+    marlin_capacity_ceiling: float = _f(0.9, "MARLIN: highest forecast utilization (share of serving capacity) a "
+                                        "plan may give a datacenter; every plan MARLIN simulates or executes is "
+                                        "repaired to it (the paper's feasible set; default = "
+                                        "warm_target_utilization, the fill schedulers' target)", lo=0, lo_open=True)
     marlin_ablate: tuple = _f((), "MARLIN ablations: any of " + ",".join(MARLIN_ABLATIONS),
                               choices=MARLIN_ABLATIONS, length=ANY_LENGTH, item=str, flag="--ablate")
     marlin_pretrain_days: int = _f(0, "MARLIN: pre-train the agents on this many other days of the bundled trace",

@@ -139,10 +139,12 @@ def test_same_seed_same_result():
     pd.testing.assert_frame_equal(runs[0][1], runs[1][1])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 open: in the capacity-true world MARLIN-MinCarbon does not learn "
-                   "within 12 epochs to prefer a greener, cheaper datacenter (share 0.13 at 30 % load)")
 def test_mincarbon_sends_most_load_to_the_green_cheap_datacenter():
-    # datacenter 2 is strictly greener and cheaper; everything else is equal
+    # datacenter 2 is strictly greener and cheaper; everything else is equal. The forecast is 30 % of the fleet's
+    # capacity, i.e. 120 % of one datacenter's: all of it to datacenter 2 would overload it, half of it fills 60 %,
+    # and the capacity ceiling (marlin_capacity_ceiling 0.9) lets it take up to 75 %. The best plan therefore
+    # fills datacenter 2 to its ceiling; before MARLIN's plans were repaired to capacity, the agents' exploration
+    # crossed that edge, and the critics turned against the green datacenter (share 0.13 after 12 epochs).
     ci, tou = (0.5, 0.5, 0.05, 0.5), (0.12, 0.12, 0.03, 0.12)
     s = make("marlin-mincarbon", marlin_updates_per_epoch=24)
     for e in range(12):
@@ -153,6 +155,36 @@ def test_mincarbon_sends_most_load_to_the_green_cheap_datacenter():
     log = s.extra_results()["marlin_epochs"]
     assert log["blend_carbon"].iloc[-1] < log["blend_carbon"].iloc[0]
     assert share > uniform_share
+
+
+def test_plans_are_repaired_to_the_capacity_ceiling():
+    from schedulers.common import capacity_feasible
+    from simcore.capacity import datacenter_utilization
+
+    s = make("marlin-mincarbon")
+    cap = s.info.capacity.requests_per_epoch
+    pred = _forecast()  # 30 % of the fleet: 120 % of one datacenter
+    rng = np.random.default_rng(0)
+    plans = rng.dirichlet(np.full(4, 0.3), size=(64, 2, 4))
+    plans[0] = 0.25  # uniform: 30 % everywhere, within the ceiling
+    plans[1] = np.eye(4)[2]  # everything to datacenter 2
+
+    def util(p):
+        return datacenter_utilization(np.einsum("bmod,mo->bdm", p, pred), cap)
+
+    out = capacity_feasible(plans, pred, cap, 0.9)
+    for p in out:
+        validate_plan(p, (2, 4, 4), "repair")
+    assert util(out).max() <= 0.9 + 1e-6
+    within = util(plans).max(axis=1) <= 0.9
+    assert within.any() and np.allclose(out[within], plans[within])  # a feasible plan is left as it is
+    assert np.allclose(util(out[1:2])[0, 2], 0.9)  # the preferred datacenter stays full
+    # waiting requests count first: datacenter 2 with a backlog of half its capacity takes less new work
+    queued = np.array([0.0, 0.0, 0.5 * cap[2].min(), 0.0])
+    assert capacity_feasible(plans[1], pred, cap, 0.9, queued)[..., 2].mean() < out[1][..., 2].mean()
+    # a fleet loaded beyond the ceiling: every datacenter at the fleet's own utilization
+    heavy = capacity_feasible(plans[1], pred * 4, cap, 0.9)
+    assert np.allclose(util(heavy[None])[0] * 4, 1.2, rtol=1e-6)
 
 
 @pytest.mark.parametrize("switch", MARLIN_ABLATIONS)

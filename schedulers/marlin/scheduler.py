@@ -4,6 +4,12 @@ Owns: `Marlin` (per epoch: phase 1 of `agents`, phase 2 of `game`, Simulate of t
 update, one row of the per-epoch log `marlin_epochs.csv`), the variants' weight vectors, the ablation
 switches (Config.marlin_ablate), pre-training on other days of the bundled trace and torch checkpoints.
 
+Feasible set (Algorithm 2 line 11; the paper's problem is solved "given resource constraints"): every plan MARLIN
+simulates or executes, an agent's sample, its proposal or the consensus, is first repaired so that no datacenter
+is planned above `marlin_capacity_ceiling` of its serving capacity (`common.capacity_feasible`; the forecast and
+the requests already waiting count). The agents' actions, what their critics and the game score, stay the plans
+their actors produce: the repair is part of executing a plan (`Marlin.feasible`).
+
 Ablations, each removing its component:
   no-film       the actor's FiLM layer is the identity (the actor ignores the weight vector)
   no-her        no cross-labelling: B_cross receives only the agent's own transitions
@@ -24,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from schedulers.base import Observation
-from schedulers.common import EvaluatorScheduler
+from schedulers.common import EvaluatorScheduler, capacity_feasible
 from simcore.config import OBJECTIVES
 from simcore.errors import ConfigError
 
@@ -97,16 +103,37 @@ class Marlin(EvaluatorScheduler):
         state = self.epoch_state(obs)  # Algorithm 1 lines 1-2: State_e with the forecast I_e
         obs_vec = state_features(obs, self.info)
         with self._torch_threads():
-            p1 = phase1(self.agents, obs_vec, state, self.score_plans, self.k_opt, "no-her" not in self.ablate,
+            p1 = phase1(self.agents, obs_vec, state, self.score_feasible, self.k_opt, "no-her" not in self.ablate,
                         self.rng, self.gen)
             game = phase2(self.agents, obs_vec, p1["plans"], self.capital, self.variant_w, cfg, self.ablate)
-        # Algorithm 2 line 19: Simulate the consensus; lines 20-24: capital
-        _, blend_norm, _ = self.score_plans(state, game.plan[None], self.variant_w)
+        # Algorithm 2 line 11's feasible set includes capacity; line 19: Simulate the consensus; 20-24: capital
+        plan = self.feasible(state, game.plan)
+        _, blend_norm, _ = self.score_plans(state, plan[None], self.variant_w)
         capital_before = self.capital.copy()
         if "no-capital" not in self.ablate:
             self.capital, _, _ = capital_update(self.capital, p1["norm"], blend_norm[0], cfg)
-        self._log(obs.epoch, p1["norm"], blend_norm[0], game, capital_before)
-        return game.plan
+        moved = np.abs(plan - game.plan).sum(axis=2) * state.predicted / 2  # requests the repair moved
+        self._log(obs.epoch, p1["norm"], blend_norm[0], game, capital_before,
+                  float(moved.sum() / max(float(state.predicted.sum()), 1e-12)))
+        return plan
+
+    # --- the capacity-feasible set ------------------------------------------------------------------------------
+    def feasible(self, state, plans: np.ndarray) -> np.ndarray:
+        """Plans repaired to the capacity ceiling for the epoch's forecast (`common.capacity_feasible`).
+
+        An agent's action stays the plan its actor produced (what its critic and the game score); the repair is
+        part of executing it, like the balancer inside a datacenter. Without it, the optimum of an objective that
+        prefers one datacenter lies on that datacenter's capacity edge, where a plan a few percent beyond makes
+        almost every request wait minutes (the fluid backlog of a whole epoch): a cliff in the reward that the
+        agents' exploration keeps crossing and that their critics, fitting it with a few samples, spread into a
+        slope over all plans (tests/test_marlin.py::test_mincarbon_sends_most_load_to_the_green_cheap_datacenter).
+        """
+        return capacity_feasible(plans, state.predicted, self.info.capacity.requests_per_epoch,
+                                 self.info.cfg.marlin_capacity_ceiling, state.queued)
+
+    def score_feasible(self, state, plans: np.ndarray, weights, ema: float | None = None):
+        """`score_plans` of the plans as executed: repaired to the capacity ceiling first."""
+        return self.score_plans(state, self.feasible(state, plans), weights, ema)
 
     def _forecast(self, obs: Observation) -> Observation:
         """no-predictor: a flat forecast from the last epoch's observed total instead of the predictor's."""
@@ -117,8 +144,9 @@ class Marlin(EvaluatorScheduler):
         return dataclasses.replace(obs, predicted_requests=np.full((m, o), total / (m * o)))
 
     # --- the per-epoch log --------------------------------------------------------------------------------------
-    def _log(self, epoch: int, prop_norm: np.ndarray, blend_norm: np.ndarray, game, capital_before) -> None:
-        row = {"epoch": epoch}
+    def _log(self, epoch: int, prop_norm: np.ndarray, blend_norm: np.ndarray, game, capital_before,
+             repaired: float) -> None:
+        row = {"epoch": epoch, "capacity_repair": repaired}
         for j, a in enumerate(AGENT_NAMES):
             for k, m in enumerate(OBJECTIVES):
                 row[f"proposal_{a}_{m}"] = float(prop_norm[j, k])
@@ -133,7 +161,8 @@ class Marlin(EvaluatorScheduler):
         self.log_rows.append(row)
 
     def extra_results(self) -> dict:
-        """`marlin_epochs.csv`: per epoch, every proposal's normalized metrics (1.0 = the uniform plan), the
+        """`marlin_epochs.csv`: per epoch, the share of the forecast requests the capacity repair moved off the
+        consensus (`capacity_repair`), every proposal's normalized metrics (1.0 = the uniform plan), the
         consensus's, the vetoes, each agent's capital at the start of the game, blend weights and utilities."""
         return {"marlin_epochs": pd.DataFrame(self.log_rows)}
 
@@ -186,7 +215,7 @@ class Marlin(EvaluatorScheduler):
                     tou_usd_per_kwh=sig.tou_usd_per_kwh[e], cop=sig.cop[e], last=None)
                 state = self.epoch_state(obs)
                 with self._torch_threads():
-                    phase1(self.agents, state_features(obs, self.info), state, self.score_plans, self.k_opt,
+                    phase1(self.agents, state_features(obs, self.info), state, self.score_feasible, self.k_opt,
                            "no-her" not in self.ablate, self.rng, self.gen)
                 pred.update(counts[e])
 

@@ -846,10 +846,11 @@ class Engine:
             limit = sla - base_p[p]
             saved = (self.pW[p], self.pT[p], self.pMu[p], list(self.pBp[p]))
             drained, curve = self._advance(p, t0, t1, lam, limit)
+            n_before = len(self.pNodes[p])
             if self.pW[p] > 0 and self._spill(p, p % self.K, self.pool_model[p], t0, lam):
                 # the balancer spills as soon as the warm nodes are full: replay the bin with the cold nodes
-                # drawn in from its start
-                joined = [bp for bp in self.pBp[p] if bp not in saved[3]]
+                # drawn in from its start (their capacity steps, by node: a step may equal one already pending)
+                joined = [(self.node_ready[n], self._rps(p % self.K, n)) for n in self.pNodes[p][n_before:]]
                 self.pW[p], self.pT[p], self.pMu[p], self.pBp[p] = saved[0], saved[1], saved[2], saved[3]
                 for bp in joined:
                     bisect.insort(self.pBp[p], bp)

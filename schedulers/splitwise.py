@@ -8,9 +8,10 @@ first token comes from the prompt machine. Splitwise is a latency/throughput-fir
 carbon, water or price, so its cluster-level routing here is latency-first, exactly `fill-ttft`
 (`schedulers.fill`): every (model, origin) forecast goes to the lowest-latency datacenter until that datacenter's
 utilization of its serving capacity (`StaticInfo.capacity`, requests it already has queued counted first)
-reaches `warm_target_utilization`, spilling to the next nearest. Split execution is switched on by the
-`split_phases` flag, which only this scheduler sets; pool sizes are `splitwise_prompt_node_share` of the warm set
-(config).
+reaches the fill target (head-room for the busiest minute and the forecast's observed error), spilling to the
+next nearest; when every datacenter is at the target, all are filled to one common level. Split execution is
+switched on by the `split_phases` flag, which only this scheduler sets; pool sizes are
+`splitwise_prompt_node_share` of the warm set (config).
 """
 from __future__ import annotations
 

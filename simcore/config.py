@@ -180,6 +180,17 @@ class Config:
     splitwise_kv_link_gb_per_s: float = _f(50.0, "Splitwise: KV-cache transfer bandwidth between nodes, GB/s "
                                            "(one 400 Gb/s InfiniBand link, as in Splitwise's DGX clusters)",
                                            lo=0, lo_open=True)
+    # --- fill references: fill-ttft, fill-carbon, fill-water, fill-cost (docs/model.md 'Fill references') ---
+    fill_peak_to_mean: float = _f(1.25, "fill: the busiest minute's arrival rate over its epoch's mean that a filled "
+                                  "datacenter must still serve (bundled Azure code day: median 1.16, 90th "
+                                  "percentile 1.26 over its 96 epochs); the fill target is 1 / (this x forecast "
+                                  "head-room)", lo=1)
+    fill_error_z: float = _f(2.0, "fill: forecast head-room, in standard deviations of the observed relative "
+                             "forecast error (1 + this x error)", lo=0)
+    fill_error_prior: float = _f(0.1, "fill: relative forecast error (standard deviation) assumed before any "
+                                 "epoch has been observed", lo=0)
+    fill_error_ewma_alpha: float = _f(0.25, "fill: weight of the newest epoch's squared forecast error in the "
+                                      "running estimate of its variance", lo=0, lo_open=True, hi=1)
     # --- learning schedulers: shared reward and evaluator budget (docs/model.md 'Objective') -----
     plan_evaluations_per_epoch: int = _f(256, "Simulate budget per epoch of every search/learning scheduler", lo=1)
     reward_ema_decay: float = _f(0.9, "reward EMA term: decay of the running mean of the weighted score", lo=0, hi=1)

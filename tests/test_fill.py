@@ -1,18 +1,24 @@
 """fill-ttft / fill-carbon / fill-water / fill-cost: fill the best datacenter up to the fill target, then the next.
 
-Hand-made facts: 3 datacenters, 2 models, capacity [D, M] below, fill target 0.9 (set explicitly, so the expected
-fractions do not depend on the Config default).
+Hand-made facts: 3 datacenters, 2 models, capacity [D, M] below. Most tests fix the fill target at 0.9 (no
+forecast error assumed, busiest minute 1 / 0.9 of the mean: set explicitly, so the expected fractions do not
+depend on the Config defaults); the head-room tests use the head-room parameters written out below.
 """
 import numpy as np
 import pytest
 
-from schedulers.base import Observation, StaticInfo
+from schedulers.base import EpochResult, Observation, StaticInfo
+from schedulers.fill import common_level, fill_target, forecast_error
 from schedulers.registry import create
 from simcore.capacity import Capacity, datacenter_utilization
 from simcore.config import Config
-from tests.conftest import run_small
+from simcore.engine import simulate
+from tests.conftest import run_small, small_config
 
 TARGET = 0.9
+FIXED = dict(fill_peak_to_mean=1.0 / TARGET, fill_error_prior=0.0)  # fill target TARGET whatever the error
+# head-room: busiest minute 1.25 x the mean, 2 standard deviations of error, 10 % before any is seen
+HEADROOM = dict(fill_peak_to_mean=1.25, fill_error_z=2.0, fill_error_prior=0.1, fill_error_ewma_alpha=0.25)
 CAP = np.array([[100.0, 50.0],  # datacenter 0
                 [200.0, 100.0],  # datacenter 1
                 [100.0, 50.0]])  # datacenter 2
@@ -20,8 +26,8 @@ CI = np.array([0.5, 0.1, 0.3])  # carbon order 1, 2, 0 (everything else equal ac
 FILL = ("fill-ttft", "fill-carbon", "fill-water", "fill-cost")
 
 
-def make(name, latency=None):
-    cfg = Config(warm_target_utilization=TARGET)  # only its physics and fill target are read
+def make(name, latency=None, **fill):
+    cfg = Config(**(fill or FIXED))  # only its physics and fill parameters are read
     lat = np.full((3, 3), 0.05) if latency is None else np.asarray(latency, dtype=float)
     ones = np.ones((2, 2))
     cap = Capacity(ones.astype(int), ones, ones, CAP.copy(), cfg.epoch_s, ones)
@@ -32,10 +38,17 @@ def make(name, latency=None):
     return s
 
 
-def obs(pred, queued=(0.0, 0.0, 0.0), ci=CI, gi=(1.0, 1.0, 1.0), tou=(0.1, 0.1, 0.1), cop=(4.0, 4.0, 4.0)):
+def obs(pred, queued=(0.0, 0.0, 0.0), ci=CI, gi=(1.0, 1.0, 1.0), tou=(0.1, 0.1, 0.1), cop=(4.0, 4.0, 4.0),
+        epoch=1, last=None):
     a = lambda x: np.asarray(x, dtype=float)  # noqa: E731
-    return Observation(1, 900.0, a(pred), np.zeros(3), np.zeros((3, 2)), a(queued), a(ci), a(gi), a(tou), a(cop),
-                       None)
+    return Observation(epoch, 900.0 * epoch, a(pred), np.zeros(3), np.zeros((3, 2)), a(queued), a(ci), a(gi),
+                       a(tou), a(cop), last)
+
+
+def result(epoch, requests):
+    """A finished epoch's measured metrics, of which the fill schedulers read `epoch` and `requests`."""
+    z = np.zeros(3)
+    return EpochResult(epoch, np.asarray(requests, dtype=float), z, z, z, z, z, z, z, z)
 
 
 def test_registered_and_plans_valid():
@@ -80,10 +93,60 @@ def test_mixed_models_share_the_nodes():
     np.testing.assert_allclose(plan[1, 0], [0.10, 0.45, 0.45])
 
 
-def test_overflow_beyond_every_datacenter_goes_to_best():
-    # 1000 requests: 180 to 1, 90 to 2, 90 to 0; the 640 left over to the best (1): 820
+def test_overflow_fills_every_datacenter_to_a_common_level():
+    # 1000 requests of model 0 need 2.5 x the 400 requests of model-0 capacity: every datacenter is filled to
+    # 2.5 of its capacity (1: 500, 2: 250, 0: 250) instead of the excess piling onto the best one
     plan = make("fill-carbon").decide(obs([[1000.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
-    np.testing.assert_allclose(plan[0, 0], [0.09, 0.82, 0.09])
+    np.testing.assert_allclose(plan[0, 0], [0.25, 0.5, 0.25])
+
+
+def test_overflow_level_counts_queued_work():
+    # 300 model-0 requests forecast, 100 waiting in datacenter 1 (0.5 of it): (300 + 100) / 400 = 1.0 is the
+    # common level (above the target 0.9); datacenter 1 takes 200 - 100 = 100, datacenters 2 and 0 100 each
+    assert common_level([[300.0, 0.0, 0.0], [0.0, 0.0, 0.0]], CAP, [0.0, 0.5, 0.0]) == pytest.approx(1.0)
+    plan = make("fill-carbon").decide(obs([[300.0, 0.0, 0.0], [0.0, 0.0, 0.0]], queued=(0.0, 100.0, 0.0)))
+    np.testing.assert_allclose(plan[0, 0], [1 / 3, 1 / 3, 1 / 3])
+
+
+def test_fill_target_and_forecast_error_by_hand():
+    # 1 / (1.25 x (1 + 2 x 0.1)) = 2/3
+    assert fill_target(1.25, 2.0, 0.1) == pytest.approx(2 / 3)
+    assert fill_target(1.0, 0.0, 0.5) == 1.0
+    # every datacenter 10 % over its plan; a datacenter that got 30 with nothing planned: ||(0, 30)|| / 100
+    assert forecast_error([100.0, 200.0, 0.0], [110.0, 220.0, 0.0]) == pytest.approx(0.1)
+    assert forecast_error([100.0, 0.0], [100.0, 30.0]) == pytest.approx(0.3)
+    assert forecast_error([0.0, 0.0], [5.0, 0.0]) is None
+
+
+def test_headroom_fill_by_hand():
+    # before any epoch is seen the error is the prior 0.1: target 2/3. Datacenter 1 holds 2/3 x 200 = 133.3 of
+    # model 0, datacenter 2 2/3 x 100 = 66.7: origin 0 (100) all to 1; origin 1: 33.3 to 1, 66.7 to 2
+    s = make("fill-carbon", **HEADROOM)
+    assert s.target() == pytest.approx(2 / 3)
+    plan = s.decide(obs([[100.0, 100.0, 0.0], [0.0, 0.0, 0.0]], epoch=0))
+    np.testing.assert_allclose(plan[0, 0], [0.0, 1.0, 0.0])
+    np.testing.assert_allclose(plan[0, 1], [0.0, 1 / 3, 2 / 3], atol=1e-12)
+    np.testing.assert_allclose(s.planned, [0.0, 400 / 3, 200 / 3], atol=1e-9)
+
+
+def test_target_drops_after_a_miss_and_rises_back():
+    s = make("fill-carbon", **HEADROOM)
+    pred = [[150.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    s.decide(obs(pred, epoch=0))  # target 2/3: datacenter 1 takes 133.3 of the 150, datacenter 2 the rest
+    np.testing.assert_allclose(s.planned, [0.0, 400 / 3, 50 / 3], atol=1e-9)
+    # epoch 0 brought 30 % more than planned everywhere: error 0.3, variance 0.75 x 0.01 + 0.25 x 0.09 = 0.03
+    p1 = s.decide(obs(pred, epoch=1, last=result(0, 1.3 * s.planned)))
+    low = 1.0 / (1.25 * (1.0 + 2.0 * np.sqrt(0.03)))  # 0.594
+    assert s.target() == pytest.approx(low)
+    np.testing.assert_allclose(p1[0, 0], [0.0, low * 200 / 150, 1.0 - low * 200 / 150], atol=1e-12)
+    # epoch 1 came as planned: variance 0.75 x 0.03 = 0.0225, sd 0.15: the target rises back
+    s.decide(obs(pred, epoch=2, last=result(1, s.planned)))
+    assert s.target() == pytest.approx(1.0 / (1.25 * 1.3))
+    assert s.target() > low
+    # a result that is not of the epoch last planned (a scheduler reset mid-run, say) teaches nothing
+    before = s.target()
+    s.decide(obs(pred, epoch=3, last=result(0, 5.0 * s.planned)))
+    assert s.target() == pytest.approx(before)
 
 
 def test_no_forecast_rows_to_best():
@@ -127,3 +190,28 @@ def test_ttft_closest_demand_fills_first():
 def test_runs_in_the_engine(name):
     res = run_small(scheduler=name)
     assert res is not None
+
+
+def test_engine_run_learns_the_forecast_error():
+    # in the small world every finished epoch but the last is compared with what the plan sent to each
+    # datacenter: the arrivals are real requests on the plan's scale (errors of a few %, not a unit mix-up)
+    cfg = small_config(scheduler="fill-carbon")
+    s = create("fill-carbon")
+    seen = []
+    plan = s.plan
+
+    def recording(o):
+        if o.last is not None:
+            seen.append((o.last.epoch, s.planned_epoch, s.planned.copy(), np.asarray(o.last.requests, float)))
+        return plan(o)
+
+    s.plan = recording
+    simulate(cfg, s)
+    assert [(a, b) for a, b, _, _ in seen] == [(e, e) for e in range(cfg.epochs - 1)]
+    var = cfg.fill_error_prior ** 2
+    for _, _, planned, arrived in seen:
+        e = forecast_error(planned, arrived)
+        assert e < 0.3
+        var = (1 - cfg.fill_error_ewma_alpha) * var + cfg.fill_error_ewma_alpha * e * e
+    assert s.error_var == pytest.approx(var)
+    assert s.target() == pytest.approx(fill_target(cfg.fill_peak_to_mean, cfg.fill_error_z, np.sqrt(var)))

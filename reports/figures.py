@@ -40,12 +40,25 @@ def _wants_log(values) -> bool:
     return len(v) > 1 and v.max() / v.min() > LOG_RATIO
 
 
+MAX_TICKS = 5  # major ticks on a value axis
+
+
 def _thousands(axis) -> None:
-    """Tick labels with thousands separators (20,000 rather than 20000) on axes that reach 10,000."""
-    from matplotlib.ticker import FuncFormatter
+    """Short tick labels on axes that reach 10,000 (20k, 1.5M rather than 20000), at most MAX_TICKS of them, so
+    they never run into each other in a narrow panel."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     if max(abs(v) for v in axis.get_view_interval()) >= 1e4:
-        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        axis.set_major_locator(MaxNLocator(MAX_TICKS))
+        axis.set_major_formatter(FuncFormatter(_short))
+
+
+def _short(v: float, _pos=None) -> str:
+    """20000 -> '20k', 1500000 -> '1.5M'."""
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:g}{unit}"
+    return f"{v:g}"
 
 
 def _save(fig, path: Path) -> Path:

@@ -44,7 +44,7 @@ import simpy
 from schedulers.base import EpochResult, Observation, Request, Scheduler, StaticInfo
 from simcore import physics
 from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity
-from simcore.queueing import STATIONARY_WAIT_CAP_BINS, fluid_segment, segment_waits, stationary_wait
+from simcore.queueing import STATIONARY_WAIT_CAP_BINS, segment_waits, stationary_wait
 from simcore.config import MODELS, Config
 from simcore.predictor import EwmaRegression
 from simcore.profiles import load_profiles
@@ -671,7 +671,6 @@ class Engine:
         self.pNodes = [[] for _ in range(P)]
         self.pCold = [[] for _ in range(P)]
         self.pColdPtr = [0] * P
-        self.pArr = [0.0] * P  # real arrivals this epoch
         self.pServed = [0.0] * P  # real requests served this epoch
         # cumulative real arrivals A and the departure curve D(t) (times, counts; D strictly increasing) since the
         # oldest unresolved arrival segment, and the unresolved segments: (A0, A1, t0, t1, cohorts, wait limit)
@@ -727,7 +726,7 @@ class Engine:
             for n in self.pNodes[p]:
                 self.node_pool[n] = -1
             self.pNodes[p], self.pCold[p], self.pColdPtr[p] = [], [], 0
-            self.pArr[p] = self.pServed[p] = 0.0
+            self.pServed[p] = 0.0
             self.pRpsSum[p] = self.pSlotSum[p] = self.pScvSum[p] = 0.0
         self.epoch_start = now
 
@@ -780,7 +779,7 @@ class Engine:
         for part, key in zip(np.split(idx, cuts), b[np.concatenate(([0], cuts))].tolist() if len(b) else []):
             self.pending.setdefault(key, []).append(part)
 
-    def _advance(self, p: int, t0: float, t1: float, lam: float, wait_limit_s: float) -> tuple:
+    def _advance(self, p: int, t0: float, t1: float, lam: float) -> tuple:
         """Play pool p's fluid FIFO over the bin [t0, t1) with arrivals at `lam`/s (capacity changes inside
         the bin split it into segments).
 
@@ -800,13 +799,11 @@ class Engine:
                 b, dmu = t1, None
             length = b - s
             if length > 0:
-                if mu > 1e-12:
-                    if W > 0 and mu > lam and W / (mu - lam) < length:  # the backlog drains inside the segment
-                        x0 = s + W / (mu - lam)
-                        curve.append((x0, a0 + lam * (x0 - t0)))
-                    W = fluid_segment(W, lam, mu, length, math.inf)[0]
-                else:
-                    W = W + lam * length
+                drain = mu if mu > 1e-12 else 0.0  # no node ready: the backlog only grows
+                if W > 0 and drain > lam and W / (drain - lam) < length:  # the backlog drains inside the segment
+                    x0 = s + W / (drain - lam)
+                    curve.append((x0, a0 + lam * (x0 - t0)))
+                W = max(0.0, W + (lam - drain) * length)  # queueing.fluid_segment's backlog
                 curve.append((b, a0 + lam * (b - t0) - W))
             s = b
             if dmu is None:
@@ -845,7 +842,7 @@ class Engine:
             token_pool = self.split and (p % self.K) // M == 2
             limit = sla - base_p[p]
             saved = (self.pW[p], self.pT[p], self.pMu[p], list(self.pBp[p]))
-            drained, curve = self._advance(p, t0, t1, lam, limit)
+            drained, curve = self._advance(p, t0, t1, lam)
             n_before = len(self.pNodes[p])
             if self.pW[p] > 0 and self._spill(p, p % self.K, self.pool_model[p], t0, lam):
                 # the balancer spills as soon as the warm nodes are full: replay the bin with the cold nodes
@@ -854,7 +851,7 @@ class Engine:
                 self.pW[p], self.pT[p], self.pMu[p], self.pBp[p] = saved[0], saved[1], saved[2], saved[3]
                 for bp in joined:
                     bisect.insort(self.pBp[p], bp)
-                drained, curve = self._advance(p, t0, t1, lam, limit)
+                drained, curve = self._advance(p, t0, t1, lam)
             self.pServed[p] += drained
             self._extend_curve(p, curve)
             a0 = self.pA[p]
@@ -862,7 +859,6 @@ class Engine:
             if not token_pool:
                 self.served_dm[self.pool_dc[p], self.pool_model[p]] += drained
             if n > 0:
-                self.pArr[p] += n * C
                 if not token_pool and n_p[p]:  # a decode phase's first token came from its prompt pool
                     self.pOpen[p].append([a0, self.pA[p], t0, t1, idx[pool == p], limit, 0.0, 0.0])
                 if 0 < lam < self.pMu[p] and self.pW[p] <= 0:

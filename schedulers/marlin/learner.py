@@ -35,7 +35,7 @@ import math
 import torch
 from torch import nn
 
-from schedulers.rl.sac import LOG_STD_MAX, LOG_STD_MIN, SACHyper, TwinQ, squashed_sample
+from schedulers.rl.sac import LOG_STD_MAX, LOG_STD_MIN, SAC, SACHyper, TwinQ, squashed_sample
 
 
 class AgentNets:
@@ -69,12 +69,7 @@ class AgentNets:
         return {"actor": own(self.actor), "critic": own(self.critic), "critic_target": own(self.critic_target),
                 "log_alpha": self.log_alpha.clone()}
 
-    def load_state_dict(self, d: dict) -> None:
-        self.actor.load_state_dict(d["actor"])
-        self.critic.load_state_dict(d["critic"])
-        self.critic_target.load_state_dict(d["critic_target"])
-        with torch.no_grad():
-            self.log_alpha.copy_(d["log_alpha"])
+    load_state_dict = SAC.load_state_dict  # the same attributes, the same checkpoint format
 
 
 class _Flat:

@@ -44,7 +44,7 @@ import simpy
 from schedulers.base import EpochResult, Observation, Request, Scheduler, StaticInfo
 from simcore import physics
 from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity
-from simcore.queueing import STATIONARY_WAIT_CAP_BINS, segment_waits, stationary_wait
+from simcore.queueing import pool_queueing_wait, segment_waits
 from simcore.config import MODELS, Config
 from simcore.predictor import EwmaRegression
 from simcore.profiles import load_profiles
@@ -867,10 +867,10 @@ class Engine:
         if stationary:  # stationary bins: the M/G/c wait of the bin's real requests, one call for all pools
             p, lam, mu, limit = (np.array(x) for x in zip(*stationary))
             rps = np.maximum(np.asarray(self.pRpsSum)[p], 1e-300)
-            w_q, p_late = stationary_wait(lam, mu, mu * np.asarray(self.pSlotSum)[p] / rps,
-                                          np.asarray(self.pScvSum)[p] / rps, limit)
-            for q, w, late in zip(p.tolist(), np.minimum(w_q, self.bin_s * STATIONARY_WAIT_CAP_BINS).tolist(),
-                                  p_late.tolist()):
+            scv = np.asarray(self.pScvSum)[p] / rps
+            w_q, p_late = pool_queueing_wait(lam, mu, mu * np.asarray(self.pSlotSum)[p] / rps, scv, limit,
+                                             self.bin_s)
+            for q, w, late in zip(p.tolist(), w_q.tolist(), p_late.tolist()):
                 if self.pOpen[q] and self.pOpen[q][-1][3] == t1:
                     self.pOpen[q][-1][6:8] = [w, late]
         for p in played:

@@ -25,7 +25,7 @@ import numpy as np
 
 from simcore import physics
 from simcore.config import Config
-from simcore.queueing import STATIONARY_WAIT_CAP_BINS, fluid_segment, stationary_wait
+from simcore.queueing import fluid_segment, pool_queueing_wait
 
 HALFIN_WHITT_NEGLIGIBLE = 6.0  # sqrt(slots) x (1 - rho) above this: the queueing wait is negligible
 
@@ -123,22 +123,24 @@ class EpochEvaluator:
         L = self.load_s
         self.cold_wait_s = (self.type_share * L ** 2).sum(axis=1) / (2.0 * cfg.epoch_s)  # [M] per request
         self.cold_late = (self.type_share * np.maximum(0.0, L - cfg.sla_ttft_s)).sum(axis=1) / cfg.epoch_s  # [M]
+        self.bin_s = cfg.epoch_s / max(1, int(round(cfg.epoch_s / cfg.cohort_bin_s)))  # the engine's cohort bins
         # per model, over the node types in their share of the requests: batch slots per node, service SCV
         self.slots_per_node = (hosts * count_t[None, :] * self.cap.batch).sum(axis=1) / np.maximum(self.host_nodes, 1)
         self.scv = (self.type_share * self.cap.service_scv).sum(axis=1)  # [M]
 
     def _stationary(self, lam, rho, nodes, limit) -> tuple:
-        """The M/G/c queueing wait and late share of each pool ([B, D, M]) below saturation, as the engine's fluid
-        pools add it (`simcore.capacity.stationary_wait`); computed only where it is not negligible (Halfin-Whitt:
-        sqrt(c) (1 - rho) > HALFIN_WHITT_NEGLIGIBLE gives P_wait < 1e-9)."""
+        """The stochastic queueing wait and late share of each pool ([B, D, M]) below saturation, as the engine's
+        cohort pools add it per bin (`simcore.queueing.pool_queueing_wait`: M/G/c, bounded by what a bin can
+        build near saturation); computed only where it is not negligible (Halfin-Whitt: sqrt(c) (1 - rho) >
+        HALFIN_WHITT_NEGLIGIBLE gives P_wait < 1e-9)."""
         wait, late = np.zeros(lam.shape), np.zeros(lam.shape)
         slots = nodes * self.slots_per_node  # [B, D, M]
         live = (lam > 0) & (rho < 1.0) & (np.sqrt(slots) * (1.0 - rho) < HALFIN_WHITT_NEGLIGIBLE)
         if live.any():
             mu = (lam / np.maximum(rho, 1e-12))[live]
             m = np.broadcast_to(np.arange(lam.shape[-1]), lam.shape)[live]
-            w, lt = stationary_wait(lam[live], mu, slots[live], self.scv[m], limit[m])
-            wait[live], late[live] = np.minimum(w, self.cfg.cohort_bin_s * STATIONARY_WAIT_CAP_BINS), lt
+            wait[live], late[live] = pool_queueing_wait(lam[live], mu, slots[live], self.scv[m], limit[m],
+                                                        self.bin_s)
         return wait, late
 
     # ------------------------------------------------------------------------------------------------------------
@@ -157,14 +159,14 @@ class EpochEvaluator:
         target = np.clip((P / (cap_node * self.host_nodes)).sum(axis=2), cfg.warm_target_utilization, 1.0)
         k = np.maximum(cfg.min_warm_nodes, np.ceil(P / (cap_node * target[..., None]) - 1e-9))
         k = np.minimum(k, self.host_nodes)
-        # load in node-epochs of work (what waits from before counts, in the plan's model mix)
+        # load in node-epochs of work (what waits from before counts)
         queued = np.zeros(R.shape[1]) if state.queued is None else np.asarray(state.queued, dtype=float)
         total = np.asarray(state.requests, dtype=float).sum(axis=1)  # [M]
         mix_all = total / total.sum() if total.sum() > 0 else np.full(len(total), 1.0 / len(total))
         R_dc = R.sum(axis=2, keepdims=True)
         mix = np.where(R_dc > 0, R / np.maximum(R_dc, 1e-12), mix_all)  # a datacenter given nothing new drains
-        # what waits in the workload's mix
-        work = (R + queued[None, :, None] * mix) / cap_node  # [B, D, M]
+        backlog = queued[None, :, None] * mix  # [B, D, M] real requests waiting, in the plan's model mix
+        work = (R + backlog) / cap_node  # [B, D, M]
         need = np.maximum(k, np.ceil(work - 1e-9))
         nodes = need * np.minimum(1.0, N / np.maximum(need.sum(axis=2, keepdims=True), 1e-12))
 
@@ -181,11 +183,13 @@ class EpochEvaluator:
         slack = np.maximum(0.0, limit - 2.0 * mean_net)  # [B, D, M]
 
         # capacity binds: the datacenter drains its work (node-epochs) at N per epoch, FIFO behind what already
-        # waits; the fluid queue gives each datacenter's mean wait and each pool's share past its SLA slack
-        backlog = (queued[None, :, None] * mix / cap_node).sum(axis=2, keepdims=True)  # [B, D, 1]
+        # waits (its nodes pass between the models' pools as their backlogs need them, within the epoch by spills
+        # and across epochs by the warm sets); the fluid queue gives each datacenter's mean wait and each pool's
+        # share past its SLA slack
         lam = (R / cap_node).sum(axis=2, keepdims=True) / t_e
         mu = N / t_e
-        _, wait_sum, late_n = fluid_segment(backlog, lam, mu, t_e, slack * mu)
+        _, wait_sum, late_n = fluid_segment((backlog / cap_node).sum(axis=2, keepdims=True), lam, mu, t_e,
+                                            slack * mu)
         arrivals = np.maximum(lam * t_e, 1e-300)
         queue_wait = wait_sum / arrivals  # [B, D, 1]
         late_q = np.minimum(late_n / arrivals, 1.0)  # [B, D, M]

@@ -5,19 +5,22 @@
   backlog of an overloaded pool or datacenter);
 - `segment_waits`: the exact FIFO waits of a segment of arrivals, from the cumulative arrival and departure
   curves (the engine's cohort pools, whose capacity changes after requests arrive);
-- `stationary_wait`: the stochastic M/G/c queueing wait below saturation, which a fluid leaves out.
+- `stationary_wait`: the stochastic M/G/c queueing wait below saturation, which a fluid leaves out;
+- `transient_wait`: the same queue's wait over one bin that starts empty (heavy-traffic diffusion), which bounds
+  the stationary wait near saturation, where the stationary state takes far longer than a bin to reach
+  (`pool_queueing_wait` combines the two).
 
-`fluid_segment` and `stationary_wait` work on Python floats and on numpy arrays alike (elementwise).
+`fluid_segment` works on Python floats and on numpy arrays alike (elementwise).
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+from scipy.special import erf, log_ndtr, ndtr
 from scipy.stats import poisson
 
-STATIONARY_WAIT_CAP_BINS = 0.5  # a bin's queueing wait is at most half a bin: near saturation an M/G/c queue
-# needs longer than a bin to reach its stationary wait, and a backlog that builds up is the fluid's to carry
+TRANSIENT_NODES = 8  # Gauss-Legendre points over a bin at which `transient_wait` reads the diffusion
 
 
 class _Scalar:
@@ -110,3 +113,54 @@ def stationary_wait(lam, mu, slots, scv, limit_s):
         wait[ok] = p_wait / gap * k
         late[ok] = p_wait * np.exp(-gap * np.maximum(limit_s[ok], 0.0) / k)
     return wait, late
+
+
+_GL_U, _GL_W = np.polynomial.legendre.leggauss(TRANSIENT_NODES)
+_GL_U, _GL_W = 0.5 * (_GL_U + 1.0), 0.5 * _GL_W  # on [0, 1]
+_PHI0 = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def transient_wait(lam, mu, scv, length_s, limit_s):
+    """Mean queueing wait and the share waiting longer than `limit_s` of requests arriving uniformly over
+    `length_s` at an M/G/c queue that starts the interval empty with its servers busy (elementwise), in the
+    heavy-traffic limit: the queue is a Brownian motion X with drift theta = lam - mu and variance rate
+    sigma^2 = lam + mu scv (Poisson arrivals, departures of SCV `scv` while all servers are busy) reflected at 0,
+    so Q(t) has the law of max_{s <= t} X(s) and, with z = theta sqrt(t) / sigma,
+
+        E Q(t) = sigma sqrt(t) phi(z) + theta t Phi(z) + sigma^2 / (2 theta) (2 Phi(z) - 1)
+        P(Q(t) > x) = Phi^c((x - theta t) / (sigma sqrt(t))) + exp(2 theta x / sigma^2) Phi^c((x + theta t) / (sigma sqrt(t)))
+
+    (reflection principle; E Q(t) -> sigma^2 / (2 (mu - lam)) as t grows, the Allen-Cunneen wait with P_wait = 1,
+    and sigma sqrt(2 t / pi) at lam = mu). An arrival at t waits Q(t) / mu; both are averaged over t in
+    [0, length_s] (Gauss-Legendre in sqrt(t)). Defined on both sides of saturation and continuous through it.
+
+    :returns: (mean wait, s; share waiting > limit_s)
+    """
+    lam, mu, scv, length_s, limit_s = (np.asarray(x, dtype=float)[..., None] for x in
+                                       (lam, mu, scv, length_s, limit_s))
+    t = length_s * _GL_U ** 2  # t = T u^2: the sqrt(t) behaviour at 0 becomes smooth in u
+    w = 2.0 * _GL_U * _GL_W  # dt / T = 2 u du
+    theta = lam - mu
+    sigma = np.sqrt(np.maximum(lam + mu * scv, 1e-300))
+    st = sigma * np.sqrt(t)
+    z = theta * np.sqrt(t) / sigma
+    small = np.abs(z) < 1e-8
+    half_erf = np.where(small, _PHI0, erf(z / math.sqrt(2.0)) / (2.0 * np.where(small, 1.0, z)))
+    queue = st * np.exp(-0.5 * z * z) * _PHI0 + theta * t * ndtr(z) + st * half_erf
+    x = np.maximum(limit_s, 0.0) * mu
+    late = ndtr(-(x - theta * t) / st) + np.exp(2.0 * theta * x / sigma ** 2 + log_ndtr(-(x + theta * t) / st))
+    mu_ = np.maximum(mu[..., 0], 1e-300)
+    return (queue * w).sum(axis=-1) / mu_, np.clip((late * w).sum(axis=-1), 0.0, 1.0)
+
+
+def pool_queueing_wait(lam, mu, slots, scv, limit_s, bin_s):
+    """The stochastic queueing wait of a pool over one bin it starts without backlog (elementwise; the engine's
+    cohort pools and the evaluator's alike): the M/G/c stationary wait (`stationary_wait`), bounded by what the
+    queue can build within the bin (`transient_wait`) where the stationary state would take longer to reach
+    (near saturation); at or past saturation only the bound applies. The late share is the smaller likewise.
+
+    :returns: (mean wait, s; share waiting > limit_s)
+    """
+    w_s, late_s = stationary_wait(lam, mu, slots, scv, limit_s)
+    w_t, late_t = transient_wait(lam, mu, scv, bin_s, limit_s)
+    return np.minimum(w_s, w_t), np.minimum(late_s, late_t)

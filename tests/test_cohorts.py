@@ -8,7 +8,9 @@ import pytest
 from schedulers.registry import create
 from simcore.config import Config
 from simcore.engine import simulate
-from simcore.queueing import fluid_segment, segment_waits
+import numpy as np
+
+from simcore.queueing import fluid_segment, pool_queueing_wait, segment_waits, stationary_wait, transient_wait
 from simcore.results import epoch_table, summary
 
 ENERGY_TOL, TTFT_TOL, SLA_POINTS, UTIL_POINTS = 0.05, 0.25, 0.02, 0.03
@@ -79,3 +81,32 @@ def test_segment_waits_follow_capacity_that_arrives_later():
     # by t = 7.5 only positions [0, 5] departed: share 0.5, waits 5 - x / 2 for x in [0, 5]
     assert segment_waits(0.0, 10.0, 0.0, 10.0, [0.0, 5.0, 7.5], [0.0, 0.0, 5.0], 0.5, 2) == \
         pytest.approx([5 - 1.25 / 2, 5 - 3.75 / 2])
+
+
+def test_transient_wait_hand_computed():
+    mu, scv, T = 1000.0, 1.0, 60.0
+    sigma = math.sqrt(mu + mu * scv)  # at lam = mu: variance rate lam + mu scv = 2000 /s
+    # at saturation E Q(t) = sigma sqrt(2 t / pi); averaged over [0, T]: (2 / 3) sigma sqrt(2 T / pi)
+    w, _ = transient_wait(mu, mu, scv, T, 2.0)
+    assert float(w) == pytest.approx(2.0 / 3.0 * sigma * math.sqrt(2.0 * T / math.pi) / mu, rel=1e-3)
+    # a long interval below saturation reaches the stationary diffusion: sigma^2 / (2 (mu - lam)) / mu, the
+    # Allen-Cunneen wait with P_wait = 1 (lam = 900: (900 + 1000) / 200 / 1000 = 9.5 ms)
+    w, late = transient_wait(900.0, mu, scv, 1e8, 2.0)
+    assert float(w) == pytest.approx(1900.0 / 200.0 / mu, rel=1e-3)
+    assert float(late) < 1e-12
+    # far past saturation the fluid backlog dominates: (lam - mu) T / 2 / mu = 1.5 s, plus sigma^2 / (2 theta mu)
+    w, late = transient_wait(1100.0, mu, scv, T, 2.0)
+    assert float(w) == pytest.approx(0.1 * T / 2.0 + 2100.0 / 200.0 / mu, rel=0.02)
+    # waits pass 2 s once the fluid backlog (lam - mu) t exceeds 2 mu, i.e. after t = 20 s: two thirds of the bin,
+    # a little more as the reflected diffusion spreads the backlog upward (sigma sqrt(t) ~ 0.3 s of wait at 20 s)
+    assert 2.0 / 3.0 < float(late) < 2.0 / 3.0 + 0.04
+
+
+def test_pool_queueing_wait_is_continuous_through_saturation():
+    lam = np.array([0.99, 0.999, 0.9999, 1.0, 1.0001, 1.001]) * 1000.0
+    w, _ = pool_queueing_wait(lam, 1000.0, 640.0, 1.0, 2.0, 60.0)
+    assert np.all(np.isfinite(w)) and np.all(np.diff(w) > 0)
+    assert w[3] - w[2] < 0.01 and w[4] - w[3] < 0.01  # no jump at lam = mu (the old half-bin cap jumped 30 s)
+    # far below saturation the M/G/c stationary wait is the smaller and is kept
+    ws, _ = stationary_wait(800.0, 1000.0, 640.0, 1.0, 2.0)
+    assert float(pool_queueing_wait(800.0, 1000.0, 640.0, 1.0, 2.0, 60.0)[0]) == pytest.approx(float(ws[()]))

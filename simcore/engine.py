@@ -921,6 +921,7 @@ class Engine:
                 physics.request_kv_gb(self.wl.prompt_tokens[idx], np.asarray(self.cfg.model_kv_mb_per_token)[m]),
                 self.cfg.splitwise_kv_link_gb_per_s)
             t_tok = t0 + 0.5 * share * (t1 - t0) + mean_wait + self.f_first[idx] + xfer
+            self.f_routed[idx] = False  # a decode phase counts whole in its token pool (`_expected_cohorts`)
             self._to_bins(idx, self.f_dc[idx] * self.K + 2 * M + m, t_tok)
 
     def _expected_cohorts(self, idx: np.ndarray, pool: np.ndarray, n_p: np.ndarray) -> np.ndarray:

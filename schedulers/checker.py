@@ -4,7 +4,9 @@
 
 `check_scheduler` plays a short real run (4 datacenters, 3 epochs, small fleet, few gradient updates) twice
 with one seed, and checks that: every plan the scheduler returns is valid (the engine validates each one), the
-run accounts for every request, the same seed gives the same plans, and `observe` is called with real results.
+run accounts for every request (each one that did not fail routed once and counted in its epoch's rows; some
+served, never more than were routed), the same seed gives the same plans, and `observe` is called with real
+results.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from schedulers.registry import create
 from simcore.config import Config
 from simcore.engine import Engine
 from simcore.errors import SimError
+from simcore.results import epoch_table, summary
 
 # a short run with a tiny learning budget: the checks are about the interface, not plan quality
 CHECK_CONFIG = dict(dcs=4, hours=0.75, nodes_per_dc=30, load_scale="0.004",
@@ -57,10 +60,22 @@ def check_scheduler(name: str) -> None:
     assert a.observed == len(a.plans), f"{name}: observe() not called after every epoch"
     for p, q in zip(a.plans, b.plans):
         assert np.array_equal(p, q), f"{name}: the same seed gave different plans"
-    served = ~np.isnan(rec.ttft_s)
-    queued = ~served & ~rec.req_failed
-    assert served.sum() + rec.req_failed.sum() + queued.sum() == len(rec.ttft_s)
-    assert served.sum() > 0, f"{name}: no request was served"
+    check_accounting(name, rec)
+
+
+def check_accounting(name: str, rec) -> None:
+    """Every request that did not fail was routed to one datacenter, once, and counted there; no more real
+    requests were served than were routed; failed requests were never served."""
+    routed = ~rec.req_failed
+    dc = rec.req_dc[routed]
+    assert np.all((dc >= 0) & (dc < rec.cfg.dcs)), f"{name}: a request was never routed to a datacenter"
+    epochs = epoch_table(rec)  # the engine counts each epoch's routed requests per datacenter as it closes it
+    n_routed = int(routed.sum()) * rec.cohort  # real requests
+    assert int(epochs["requests"].sum()) == n_routed, \
+        f"{name}: epochs.csv counts {int(epochs['requests'].sum())} routed requests, {n_routed} did not fail"
+    served = summary(rec, epochs)["requests_served"]
+    assert 0 < served <= n_routed, f"{name}: served {served} real requests of {n_routed} routed"
+    assert not np.any(rec.served[rec.req_failed] > 0), f"{name}: a failed request was served"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,10 +86,27 @@ def test_helix_light_load_is_nearest_by_latency(engine):
         np.testing.assert_allclose(plan[m, np.arange(4), near], 1.0)
 
 
-def test_helix_epoch0_zero_forecast(engine):
+def test_helix_without_forecast_sends_one_unit_per_row_nearest(engine):
+    # epoch 0 has no forecast: every row carries one unit, so the flow still picks each row's cheapest path
     h = make("helix", engine)
     plan = h.decide(observation(engine, epoch=0, per_row=0.0))
-    assert np.allclose(plan.sum(axis=2), 1.0)
+    np.testing.assert_array_equal(h.last_solution["supply"], np.ones((2, 4), dtype=int))
+    np.testing.assert_array_equal(plan, h.decide(observation(engine, epoch=0, per_row=1.0)))
+    near = np.argmin(engine.info.latency_s, axis=1)
+    for m in range(2):
+        np.testing.assert_array_equal(plan[m, np.arange(4), near], 1.0)
+
+
+def test_helix_row_without_forecast_goes_nearest_when_others_spill(engine):
+    h = make("helix", engine, helix_capacity_share=0.001)
+    obs = observation(engine)
+    pred = np.ones((2, 4))
+    pred[0, 0] = 10_000_000  # origin 0's small-model demand far beyond its own datacenter's capacity ...
+    pred[1, :2] = 0.0  # ... and two rows without any forecast
+    plan = h.decide(Observation(**{**obs.__dict__, "predicted_requests": pred}))
+    assert plan[0, 0].max() < 1.0  # the loaded row was split over several datacenters
+    near = np.argmin(engine.info.latency_s, axis=1)
+    np.testing.assert_array_equal(plan[1, [0, 1], near[:2]], 1.0)  # the empty rows: their nearest, whole
 
 
 # --- PerLLM --------------------------------------------------------------------------------------------------
@@ -129,14 +146,31 @@ def test_perllm_unplayed_arms_first(engine):
     assert np.all(np.isfinite(p.ucb()))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_rows_without_forecast_still_valid(engine, name):
-    s = make(name, engine)
+def test_perllm_row_without_forecast_takes_the_best_arm_even_when_full(engine):
+    p = make("perllm", engine)
+    for e in range(5):
+        p.observe(epoch_result(e, np.array([2.0, 2.0, 1.0, 2.0])))  # datacenter 2 cheapest: the best arm
+    assert np.argmax(p.ucb()) == 2
     obs = observation(engine)
     pred = obs.predicted_requests.copy()
     pred[1, :2] = 0.0  # some rows forecast nothing while others do
-    plan = s.decide(Observation(**{**obs.__dict__, "predicted_requests": pred}))
-    assert np.allclose(plan.sum(axis=2), 1.0)
+    plan = p.decide(Observation(**{**obs.__dict__, "predicted_requests": pred}))
+    assert plan[1, 2, 2] < 1.0  # the forecast filled datacenter 2: a loaded row had to spill ...
+    np.testing.assert_array_equal(plan[1, :2, 2], 1.0)  # ... the empty rows take no capacity: best arm, whole
+
+
+@pytest.mark.parametrize("name", ["nsga2", "slit"])
+def test_search_with_empty_rows_still_beats_uniform(engine, name):
+    s = make(name, engine)
+    obs = observation(engine)
+    pred = obs.predicted_requests.copy()
+    pred[1, :2] = 0.0  # rows without requests count for nothing in Simulate
+    obs = Observation(**{**obs.__dict__, "predicted_requests": pred})
+    plan = s.decide(obs)
+    state = s.epoch_state(obs)
+    norm = normalized_metrics(s.evaluator.evaluate(state, plan), s.evaluator.evaluate(state, s.uniform_plan))
+    weights = s.weights if name == "slit" else engine.cfg.weights  # SLIT optimizes its own weights
+    assert weighted_score(norm, weights)[0] < 0.95
 
 
 # --- NSGA-II -------------------------------------------------------------------------------------------------
@@ -163,10 +197,20 @@ def test_nsga2_warm_starts_from_last_population(engine):
     assert n.population.shape == last.shape
 
 
-def test_nsga2_knee_pick(engine):
-    n = make("nsga2", engine, nsga2_pick="knee")
-    plan = n.decide(observation(engine))
-    assert np.allclose(plan.sum(axis=2), 1.0)
+def test_nsga2_knee_and_weighted_picks_differ_on_a_skewed_front(engine):
+    # four members trading TTFT (range 0..10) for carbon (range 0..1), water and cost equal. Equal weights (the
+    # default) sum the raw objectives: A = 0 + 1 = 1.0 is lowest (C = 2.3, D = 5.05, B = 10). The knee rescales
+    # each objective to [0, 1] over the front first: A = 1, B = 1, C = 0.2 + 0.3 = 0.5, D = 0.5 + 0.05 = 0.55
+    front = np.array([[0.0, 1.0, 1.0, 1.0],  # A
+                      [10.0, 0.0, 1.0, 1.0],  # B
+                      [2.0, 0.3, 1.0, 1.0],  # C: the knee
+                      [5.0, 0.05, 1.0, 1.0]])  # D
+    assert make("nsga2", engine).pick(front) == 0
+    knee = make("nsga2", engine, nsga2_pick="knee")
+    assert knee.pick(front) == 2
+    # and decide() returns the front member its pick chose
+    plan = knee.decide(observation(engine))
+    np.testing.assert_allclose(plan, logits_to_plans(knee.front_x[knee.pick(knee.front_f)], knee.info.plan_shape)[0])
 
 
 # --- SLIT ----------------------------------------------------------------------------------------------------

@@ -1,6 +1,10 @@
 """Epoch-evaluator throughput: plans scored per second, batch 256, D = 4, 8, 12, one thread.
 
-Prints, as its last line, one JSON object with plans_per_s for D = 12 and plans_per_s_d4 / _d8 / _d12.
+Two states: a light one (a few hundred requests per origin: every pool at its minimum warm set) and, for D = 12,
+a loaded one as in the default world (the forecast at 80 % of the fleet's serving capacity, random plans that
+overload some datacenters, the default day's within-epoch rate profile), where every closed form engages.
+Prints, as its last line, one JSON object with plans_per_s for D = 12 (light), plans_per_s_d4 / _d8 / _d12 and
+plans_per_s_d12_loaded.
 """
 from __future__ import annotations
 
@@ -21,21 +25,33 @@ BATCH = 256
 REPEATS = 40
 
 
-def bench(d: int) -> float:
+def bench(d: int, loaded: bool = False) -> float:
     from simcore.config import Config
-    from simcore.capacity import build_fleet
+    from simcore.capacity import build_fleet, serving_capacity
     from simcore.evaluator import EpochEvaluator, EpochState
     from simcore.profiles import load_profiles
+    from simcore.queueing import bin_rate_profile
+    from simcore.rng import stream
     from topology.graph import latency_matrix_s
     from topology.sites import site_signals
-    from traces.loader import token_pairs
+    from traces.loader import load_workload, token_pairs
 
     cfg = Config(dcs=d)
     s = site_signals(cfg)
     prompt, output = token_pairs()
-    ev = EpochEvaluator(cfg, latency_matrix_s(cfg), build_fleet(cfg), load_profiles(cfg), prompt, output)
+    fleet, prof = build_fleet(cfg), load_profiles(cfg)
     rng = np.random.default_rng(0)
-    pred = rng.uniform(100, 2000, size=(2, d))
+    profile = None
+    if loaded:
+        wl = load_workload(cfg, stream(cfg.seed, "trace"))
+        profile = bin_rate_profile(wl.t_s, cfg.epoch_s, cfg.cohort_bin_s, cfg.horizon_s)
+        cap = serving_capacity(cfg, fleet, prof, prompt, output)
+        share = np.array([1.0 - cfg.gpt4_share, cfg.gpt4_share])
+        total = 0.8 * cap.mix_requests_per_epoch(share).sum()
+        pred = np.repeat((total * share / d)[:, None], d, axis=1)
+    else:
+        pred = rng.uniform(100, 2000, size=(2, d))
+    ev = EpochEvaluator(cfg, latency_matrix_s(cfg), fleet, prof, prompt, output, rate_profile=profile)
     st = EpochState(pred, pred, s.ci_kg_per_kwh[0], s.gi_l_per_kwh, s.tou_usd_per_kwh[0], s.cop[0],
                     np.zeros((d, 2)))
     plans = rng.dirichlet(np.ones(d), size=(BATCH, 2, d))
@@ -48,6 +64,7 @@ def bench(d: int) -> float:
 
 def main() -> None:
     res = {f"plans_per_s_d{d}": round(bench(d), 1) for d in (4, 8, 12)}
+    res["plans_per_s_d12_loaded"] = round(bench(12, loaded=True), 1)
     for k, v in res.items():
         print(f"{k}: {v:,.0f} plans/s (batch {BATCH})")
     print(json.dumps({"plans_per_s": res["plans_per_s_d12"], "batch": BATCH, **res}))

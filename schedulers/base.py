@@ -63,6 +63,9 @@ class StaticInfo:
     :param capacity: `simcore.capacity.Capacity`, the serving capacity the engine enforces (computed once per
         run; `capacity.requests_per_epoch[d, m]` real requests per epoch; use it, never recompute capacity)
     :param cohort_size: real requests each simulated request stands for (1 = exact simulation)
+    :param rate_profile: how an epoch's arrivals spread over the engine's cohort bins: a bin's rate over its
+        epoch's mean, at equally weighted quantiles of the requests (`simcore.queueing.bin_rate_profile`; None in
+        exact runs, whose Poisson arrivals the M/G/c wait covers)
     """
 
     dcs: int
@@ -79,6 +82,7 @@ class StaticInfo:
     token_sample: tuple = ()
     capacity: Any = None
     cohort_size: int = 1
+    rate_profile: Any = None
 
     @property
     def plan_shape(self) -> tuple:
@@ -100,6 +104,7 @@ class Observation:
     :param tou_usd_per_kwh: [D] electricity price of this epoch
     :param cop: [D] cooling COP of this epoch
     :param last: the previous epoch's measured per-datacenter metrics (`EpochResult`), None at epoch 0
+    :param queued_by_model: [D, M] `queued` by model (None where not known)
     """
 
     epoch: int
@@ -113,6 +118,7 @@ class Observation:
     tou_usd_per_kwh: np.ndarray
     cop: np.ndarray
     last: Optional["EpochResult"]
+    queued_by_model: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)

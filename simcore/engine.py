@@ -44,7 +44,7 @@ import simpy
 from schedulers.base import EpochResult, Observation, Request, Scheduler, StaticInfo
 from simcore import physics
 from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity
-from simcore.queueing import pool_queueing_wait, segment_waits
+from simcore.queueing import bin_rate_profile, pool_queueing_wait, segment_waits
 from simcore.config import MODELS, Config
 from simcore.predictor import EwmaRegression
 from simcore.profiles import load_profiles
@@ -141,7 +141,9 @@ class Engine:
             dcs=cfg.dcs, sites=tuple(s.zone for s in self.signals.sites), models=MODELS,
             node_types=self.fleet.node_types, nodes_per_type=self.fleet.nodes_per_type,
             hosts=self.prof.hosts, latency_s=self.lat, epoch_s=cfg.epoch_s, epochs=cfg.epochs,
-            weights=cfg.weights, cfg=cfg, token_sample=sample, capacity=self.capacity, cohort_size=self.C)
+            weights=cfg.weights, cfg=cfg, token_sample=sample, capacity=self.capacity, cohort_size=self.C,
+            rate_profile=(bin_rate_profile(self.wl.t_s[~self.wl.failed], cfg.epoch_s, cfg.cohort_bin_s, cfg.horizon_s)
+                          if self.C > 1 else None))
 
     # ------------------------------------------------------------------------------------------------
     def run(self) -> RunRecord:
@@ -187,6 +189,7 @@ class Engine:
         self.used_epoch = [-1] * n_nodes
         self.dc_running = [0] * D
         self.dc_queued = [0] * D
+        self.dcm_queued = [[0] * M for _ in range(D)]  # the same by model
         self.weights_gb = list(cfg.model_weights_gb)
         self.load_s = fl.load_s.tolist()
         self.hosts = self.prof.hosts.tolist()
@@ -267,18 +270,21 @@ class Engine:
         resident = np.stack([np.bincount(self.fleet.node_dc, weights=(res >> m) & 1, minlength=D)
                              for m in range(M)], axis=1)
         s = self.signals
+        queued = self._queued_real()
         return Observation(
             epoch=e, time_s=self.env.now, predicted_requests=predicted,
             free_nodes=np.bincount(self.fleet.node_dc, weights=idle, minlength=D).astype(int),
-            resident_nodes=resident.astype(int), queued=self._queued_real(),
+            resident_nodes=resident.astype(int), queued=queued.sum(axis=1), queued_by_model=queued,
             ci_kg_per_kwh=s.ci_kg_per_kwh[e], gi_l_per_kwh=s.gi_l_per_kwh, tou_usd_per_kwh=s.tou_usd_per_kwh[e],
             cop=s.cop[e], last=self.last)
 
     def _queued_real(self) -> np.ndarray:
-        """[D] real requests waiting for a node."""
+        """[D, M] real requests waiting for a node, by model."""
         if self.fluid:
-            return np.bincount(self.pool_dc, weights=self.pW, minlength=self.cfg.dcs)
-        return np.asarray(self.dc_queued, dtype=float)
+            D, M = self.cfg.dcs, len(MODELS)
+            key = np.asarray(self.pool_dc) * M + np.asarray(self.pool_model)
+            return np.bincount(key, weights=self.pW, minlength=D * M).reshape(D, M)
+        return np.asarray(self.dcm_queued, dtype=float)
 
     def _start_epoch(self, e: int) -> None:
         cfg, wl = self.cfg, self.wl
@@ -568,6 +574,7 @@ class Engine:
             q[n] = deque()
         q[n].append(i)
         self.dc_queued[d] += 1
+        self.dcm_queued[d][self.r_model[i]] += 1
 
     def _start(self, n: int, i: int) -> None:
         """Start request i (or its current phase) on node n: weight load if cold, then compute."""
@@ -646,6 +653,7 @@ class Engine:
                 break
             qn.popleft()
             self.dc_queued[self.r_dc[j]] -= 1
+            self.dcm_queued[self.r_dc[j]][self.r_model[j]] -= 1
             self._start(n, j)
         self.used_epoch[n] = max(self.used_epoch[n], int(now // self.cfg.epoch_s))
 

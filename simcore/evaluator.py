@@ -38,6 +38,7 @@ class EpochState:
     :param ci_kg_per_kwh, gi_l_per_kwh, tou_usd_per_kwh, cop: [D] site signals of the epoch
     :param resident_nodes: [D, M] nodes already holding each model (None: the warm set is already loaded)
     :param queued: [D] real requests already waiting in each datacenter (None: none)
+    :param queued_by_model: [D, M] the same by model (None: `queued` in the plan's model mix)
     """
 
     predicted: np.ndarray
@@ -48,13 +49,15 @@ class EpochState:
     cop: np.ndarray
     resident_nodes: np.ndarray | None = None
     queued: np.ndarray | None = None
+    queued_by_model: np.ndarray | None = None
 
     @classmethod
     def from_observation(cls, obs, requests: np.ndarray | None = None) -> "EpochState":
         """The state a scheduler sees at an epoch start (requests default to the forecast)."""
         pred = obs.predicted_requests
         return cls(pred, pred if requests is None else requests, obs.ci_kg_per_kwh, obs.gi_l_per_kwh,
-                   obs.tou_usd_per_kwh, obs.cop, obs.resident_nodes, obs.queued)
+                   obs.tou_usd_per_kwh, obs.cop, obs.resident_nodes, obs.queued,
+                   getattr(obs, "queued_by_model", None))
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,12 @@ class EpochEvaluator:
     :param profiles: `simcore.profiles.Profiles`
     :param prompt_tokens, output_tokens: a sample of the workload's token pairs (mean service times)
     :param capacity: `simcore.capacity.Capacity` of the run (computed from the token sample if None)
+    :param rate_profile: the workload's bin rates over their epoch's mean (`simcore.queueing.bin_rate_profile`,
+        `StaticInfo.rate_profile`); None: every bin at the epoch's mean rate
     """
 
     def __init__(self, cfg: Config, latency_s: np.ndarray, fleet, profiles, prompt_tokens: np.ndarray,
-                 output_tokens: np.ndarray, capacity=None) -> None:
+                 output_tokens: np.ndarray, capacity=None, rate_profile=None) -> None:
         from simcore.capacity import serving_capacity
 
         self.cfg, self.lat = cfg, np.asarray(latency_s, dtype=float)
@@ -101,11 +106,7 @@ class EpochEvaluator:
         T = len(fleet.node_types)
         count_t = np.bincount(types, minlength=T).astype(float)
         hosts = np.asarray(profiles.hosts, dtype=bool)  # [M, T]
-        # the warm set is a prefix of the interleaved node order: its nodes mix the types in their shares
         self.cum_tdp_w = np.concatenate([[0.0], np.cumsum(fleet.tdp_w[:N])])
-        self.host_nodes = (hosts * count_t[None, :]).sum(axis=1)  # [M]
-        self.node_epoch_capacity = ((hosts * count_t[None, :] * self.cap.node_rps).sum(axis=1)
-                                    / np.maximum(self.host_nodes, 1) * cfg.epoch_s)  # [M] requests per node
         share = hosts * count_t[None, :] * self.cap.node_rps
         self.type_share = share / np.maximum(share.sum(axis=1, keepdims=True), 1e-300)  # [M, T] of requests
 
@@ -123,25 +124,86 @@ class EpochEvaluator:
         L = self.load_s
         self.cold_wait_s = (self.type_share * L ** 2).sum(axis=1) / (2.0 * cfg.epoch_s)  # [M] per request
         self.cold_late = (self.type_share * np.maximum(0.0, L - cfg.sla_ttft_s)).sum(axis=1) / cfg.epoch_s  # [M]
+        # the engine places pools along the datacenter's node order (the large model's warm set first, then the
+        # next, then spills): prefix sums over that order of each model's node throughput (real requests/s),
+        # batch slots and throughput-weighted service SCV, so a pool of nodes [a, b) has exactly its nodes' figures
+        rps = hosts[:, types] * self.cap.node_rps[:, types]  # [M, N] (0 where the node cannot host the model)
+        zero = np.zeros((M, 1))
+        self.pre_rps = np.concatenate([zero, np.cumsum(rps, axis=1)], axis=1)  # [M, N + 1]
+        self.pre_slots = np.concatenate([zero, np.cumsum(hosts[:, types] * self.cap.batch[:, types], axis=1)], axis=1)
+        self.pre_scv = np.concatenate([zero, np.cumsum(rps * self.cap.service_scv[:, types], axis=1)], axis=1)
         self.bin_s = cfg.epoch_s / max(1, int(round(cfg.epoch_s / cfg.cohort_bin_s)))  # the engine's cohort bins
-        # per model, over the node types in their share of the requests: batch slots per node, service SCV
-        self.slots_per_node = (hosts * count_t[None, :] * self.cap.batch).sum(axis=1) / np.maximum(self.host_nodes, 1)
-        self.scv = (self.type_share * self.cap.service_scv).sum(axis=1)  # [M]
+        self.rate_profile = np.ones(1) if rate_profile is None else np.asarray(rate_profile, dtype=float)
+        if self.rate_profile.ndim != 1 or not len(self.rate_profile) or (self.rate_profile < 0).any():
+            raise ValueError(f"rate_profile: non-negative bin-rate ratios expected, got {rate_profile!r}")
 
-    def _stationary(self, lam, rho, nodes, limit) -> tuple:
+    def _stationary(self, lam, mu, slots, scv, spare, limit) -> tuple:
         """The stochastic queueing wait and late share of each pool ([B, D, M]) below saturation, as the engine's
-        cohort pools add it per bin (`simcore.queueing.pool_queueing_wait`: M/G/c, bounded by what a bin can
-        build near saturation); computed only where it is not negligible (Halfin-Whitt: sqrt(c) (1 - rho) >
-        HALFIN_WHITT_NEGLIGIBLE gives P_wait < 1e-9)."""
+        cohort pools add it per bin (`simcore.queueing.pool_queueing_wait`: M/G/c, bounded by what a bin can build
+        near saturation), averaged over the workload's bin rates (`rate_profile`: the engine's bins are as bursty as
+        the trace). A bin whose rate exceeds the pool's capacity spills as the engine's balancer does: nodes join
+        for 2 (lam - mu), as far as the datacenter's `spare` capacity (requests/s) reaches. Computed only where the
+        wait is not negligible (Halfin-Whitt: sqrt(c) (1 - rho) > HALFIN_WHITT_NEGLIGIBLE gives P_wait < 1e-9 at
+        the busiest bin)."""
         wait, late = np.zeros(lam.shape), np.zeros(lam.shape)
-        slots = nodes * self.slots_per_node  # [B, D, M]
-        live = (lam > 0) & (rho < 1.0) & (np.sqrt(slots) * (1.0 - rho) < HALFIN_WHITT_NEGLIGIBLE)
+        rho = lam / np.maximum(mu, 1e-300)
+        peak = rho * self.rate_profile.max()
+        live = (lam > 0) & (rho < 1.0) & (np.sqrt(slots) * (1.0 - peak) < HALFIN_WHITT_NEGLIGIBLE)
         if live.any():
-            mu = (lam / np.maximum(rho, 1e-12))[live]
             m = np.broadcast_to(np.arange(lam.shape[-1]), lam.shape)[live]
-            wait[live], late[live] = pool_queueing_wait(lam[live], mu, slots[live], self.scv[m], limit[m],
-                                                        self.bin_s)
+            mu0 = mu[live]
+            lam_bin = lam[live] * self.rate_profile[:, None]  # [levels, k]
+            mu_bin = np.minimum(np.maximum(mu0, 2.0 * lam_bin - mu0), mu0 + spare[live])
+            slots_bin = slots[live] * mu_bin / mu0
+            hot = np.sqrt(slots_bin) * (1.0 - lam_bin / mu_bin) < HALFIN_WHITT_NEGLIGIBLE  # the bins that wait
+            w, lt = np.zeros(lam_bin.shape), np.zeros(lam_bin.shape)
+            pick = lambda x: np.broadcast_to(x, lam_bin.shape)[hot]  # noqa: E731
+            w[hot], lt[hot] = pool_queueing_wait(lam_bin[hot], mu_bin[hot], slots_bin[hot], pick(scv[live]),
+                                                 pick(limit[m]), self.bin_s)
+            wait[live], late[live] = w.mean(axis=0), lt.mean(axis=0)
         return wait, late
+
+    def _take(self, m: int, start: np.ndarray, rate: np.ndarray) -> np.ndarray:
+        """How many nodes from position `start` on the engine's cumulative rule takes for model m: the fewest whose
+        summed throughput reaches `rate` (real requests/s; 0 where rate <= 0; past the last node if it never does)."""
+        pre = self.pre_rps[m]
+        j = np.searchsorted(pre, pre[start] + rate - 1e-9, side="left")
+        return np.where(rate > 0, np.maximum(j - start, 0), 0)
+
+    def _pools(self, P: np.ndarray, lam: np.ndarray, backlog: np.ndarray) -> dict:
+        """The engine's pools of each plan ([B, D, M] each, node positions [B, D]): warm sets along the node order,
+        the large model first (`Engine._set_warm`: nodes whose throughput covers the forecast at the target
+        utilization, at least `min_warm_nodes`, the other models' minimum warm sets kept), then spills from the
+        free nodes in pool order (`Engine._spill`): a pool whose arrivals outrun its warm capacity, or with a
+        backlog, draws nodes for 2 (lam - mu) + backlog / bin, the capacity the balancer reaches after one bin."""
+        cfg, N, t_e = self.cfg, self.cfg.nodes_per_dc, self.cfg.epoch_s
+        M = P.shape[-1]
+        cap_dc = self.pre_rps[:, N] * t_e  # [M] requests per epoch of a whole datacenter
+        target = np.clip((P / cap_dc).sum(axis=2), cfg.warm_target_utilization, 1.0)  # [B, D]
+        start = np.zeros(P.shape[:2], dtype=np.int64)
+        ranges = [None] * M
+        for m in range(M - 1, -1, -1):
+            k = self._take(m, start, P[..., m] / (t_e * target))
+            k = np.maximum(cfg.min_warm_nodes, np.minimum(k, N - start - cfg.min_warm_nodes * m))
+            ranges[m] = [start, start + k]
+            start = start + k
+        out = {k: np.zeros(P.shape) for k in ("warm", "nodes", "mu", "slots", "scv", "tdp_w")}
+        for m in range(M):
+            a, b = ranges[m]
+            warm_mu = self.pre_rps[m][b] - self.pre_rps[m][a]
+            want = 2.0 * (lam[..., m] - warm_mu) + backlog[..., m] / self.bin_s
+            want = np.where((lam[..., m] > warm_mu) | (backlog[..., m] > 0), want, 0.0)
+            extra = np.minimum(self._take(m, start, want), N - start)
+            c = start + extra
+            for key, pre in (("mu", self.pre_rps[m]), ("slots", self.pre_slots[m]), ("scv", self.pre_scv[m]),
+                             ("tdp_w", self.cum_tdp_w)):
+                out[key][..., m] = pre[b] - pre[a] + pre[c] - pre[start]
+            out["warm"][..., m] = b - a
+            out["nodes"][..., m] = b - a + extra
+            start = c
+        out["scv"] = out["scv"] / np.maximum(out["mu"], 1e-300)
+        out["active"] = start.astype(float)
+        return out
 
     # ------------------------------------------------------------------------------------------------------------
     def evaluate(self, state: EpochState, plans: np.ndarray) -> Evaluation:
@@ -153,60 +215,51 @@ class EpochEvaluator:
         N, t_e = cfg.nodes_per_dc, cfg.epoch_s
         R = np.einsum("bmod,mo->bdm", plans, state.requests)  # requests to score [B, D, M]
         P = np.einsum("bmod,mo->bdm", plans, state.predicted)  # forecast, sizes the warm set
-        cap_node = self.node_epoch_capacity  # [M]
-        # warm set as the engine's: at warm_target_utilization, or at the forecast's own utilization where that
-        # is higher (capped at 1)
-        target = np.clip((P / (cap_node * self.host_nodes)).sum(axis=2), cfg.warm_target_utilization, 1.0)
-        k = np.maximum(cfg.min_warm_nodes, np.ceil(P / (cap_node * target[..., None]) - 1e-9))
-        k = np.minimum(k, self.host_nodes)
-        # load in node-epochs of work (what waits from before counts)
-        queued = np.zeros(R.shape[1]) if state.queued is None else np.asarray(state.queued, dtype=float)
-        total = np.asarray(state.requests, dtype=float).sum(axis=1)  # [M]
-        mix_all = total / total.sum() if total.sum() > 0 else np.full(len(total), 1.0 / len(total))
-        R_dc = R.sum(axis=2, keepdims=True)
-        mix = np.where(R_dc > 0, R / np.maximum(R_dc, 1e-12), mix_all)  # a datacenter given nothing new drains
-        backlog = queued[None, :, None] * mix  # [B, D, M] real requests waiting, in the plan's model mix
-        work = (R + backlog) / cap_node  # [B, D, M]
-        need = np.maximum(k, np.ceil(work - 1e-9))
-        nodes = need * np.minimum(1.0, N / np.maximum(need.sum(axis=2, keepdims=True), 1e-12))
+        if state.queued_by_model is not None:  # what already waits, by model (else in the plan's model mix)
+            backlog = np.broadcast_to(np.asarray(state.queued_by_model, dtype=float)[None], R.shape)
+        else:
+            queued = np.zeros(R.shape[1]) if state.queued is None else np.asarray(state.queued, dtype=float)
+            total = np.asarray(state.requests, dtype=float).sum(axis=1)  # [M]
+            mix_all = total / total.sum() if total.sum() > 0 else np.full(len(total), 1.0 / len(total))
+            R_dc = R.sum(axis=2, keepdims=True)
+            mix = np.where(R_dc > 0, R / np.maximum(R_dc, 1e-12), mix_all)
+            backlog = queued[None, :, None] * mix  # [B, D, M]
+        lam = R / t_e
+        pool = self._pools(P, lam, backlog)
+        nodes, mu = pool["nodes"], pool["mu"]
 
         resident = state.resident_nodes
-        new = k if resident is None else np.maximum(0.0, k - np.asarray(resident, dtype=float)[None])
-        new = new + np.maximum(0.0, nodes - k)
+        warm = pool["warm"]
+        new = warm if resident is None else np.maximum(0.0, warm - np.asarray(resident, dtype=float)[None])
+        new = new + (nodes - warm)
         cold_frac = np.where(nodes > 0, new / np.maximum(nodes, 1.0), 0.0)
         load_wait = cold_frac * self.cold_wait_s  # [B, D, M]
-        rho = np.minimum(work / np.maximum(nodes, 1e-12), 1.0)  # [B, D, M] each pool's utilization
         limit = cfg.sla_ttft_s - self.first_token_s  # [M] (network latency aside)
-        stat_wait, stat_late = self._stationary(R / t_e, rho, nodes, limit)
+        spare = self.pre_rps[:, N][None, None, :] - self.pre_rps[np.arange(R.shape[2])[None, None, :],
+                                                                   pool["active"].astype(int)[..., None]]
+        stat_wait, stat_late = self._stationary(lam, mu, pool["slots"], pool["scv"], spare, limit)
         net = np.einsum("bmod,mo,od->bdm", plans, state.requests, self.lat)  # sum of one-way latencies
         mean_net = net / np.maximum(R, 1e-12)
         slack = np.maximum(0.0, limit - 2.0 * mean_net)  # [B, D, M]
 
-        # capacity binds: the datacenter drains its work (node-epochs) at N per epoch, FIFO behind what already
-        # waits (its nodes pass between the models' pools as their backlogs need them, within the epoch by spills
-        # and across epochs by the warm sets); the fluid queue gives each datacenter's mean wait and each pool's
-        # share past its SLA slack
-        lam = (R / cap_node).sum(axis=2, keepdims=True) / t_e
-        mu = N / t_e
-        _, wait_sum, late_n = fluid_segment((backlog / cap_node).sum(axis=2, keepdims=True), lam, mu, t_e,
-                                            slack * mu)
-        arrivals = np.maximum(lam * t_e, 1e-300)
-        queue_wait = wait_sum / arrivals  # [B, D, 1]
-        late_q = np.minimum(late_n / arrivals, 1.0)  # [B, D, M]
+        # capacity binds: each pool drains its arrivals at its capacity, FIFO behind what already waits for it (a
+        # fluid queue; the capacity is taken to persist until they are served)
+        mu_ = np.maximum(mu, 1e-12)
+        _, wait_sum, late_n = fluid_segment(backlog, lam, mu_, t_e, slack * mu_)
+        queue_wait = wait_sum / np.maximum(R, 1e-300)  # [B, D, M]
+        late_q = np.minimum(late_n / np.maximum(R, 1e-300), 1.0)
         ttft_dc = physics.request_ttft_s(R * (queue_wait + stat_wait), R * load_wait, net, R * self.first_token_s)
         ttft_total = ttft_dc.sum(axis=(1, 2))
         n_req = R.sum(axis=(1, 2))
         sla = (R * np.maximum(np.maximum(late_q, stat_late), cold_frac * self.cold_late)).sum(axis=(1, 2))
 
-        # energy: each model's pool at the p-state of its utilization (Eq. 4-5), the large model's pool first in
-        # the node order (as the engine places it), the other nodes parked
-        active = np.minimum(nodes.sum(axis=2), N)  # [B, D]
+        # energy: each pool's nodes at the p-state of its utilization (served work over capacity, Eq. 4-5), the
+        # nodes past the last pool parked
+        rho = np.minimum((R + backlog) / np.maximum(mu * t_e, 1e-300), 1.0)
         pc = physics.pstate_power_fraction(rho, True, cfg.pc_pstates, cfg.pstate_busy_limits, cfg.pc_parked)
-        ends = np.cumsum(nodes[..., ::-1], axis=2)[..., ::-1]  # [B, D, M] end of each pool in the node order
-        idx = lambda x: np.clip(np.ceil(x - 1e-9), 0, N).astype(int)  # noqa: E731
-        tdp_pool = self.cum_tdp_w[idx(ends)] - self.cum_tdp_w[idx(ends - nodes)]
-        tdp_parked = self.cum_tdp_w[N] - self.cum_tdp_w[idx(active)]
-        it = (physics.node_it_kwh(pc, tdp_pool, t_e).sum(axis=2)
+        active = pool["active"]  # [B, D]
+        tdp_parked = self.cum_tdp_w[N] - self.cum_tdp_w[active.astype(int)]
+        it = (physics.node_it_kwh(pc, pool["tdp_w"], t_e).sum(axis=2)
               + physics.node_it_kwh(cfg.pc_parked, tdp_parked, t_e))
         met = physics.datacenter_epoch_metrics(it, state.cop, state.tou_usd_per_kwh, state.gi_l_per_kwh,
                                                state.ci_kg_per_kwh, cfg)
@@ -225,11 +278,12 @@ def evaluator_from_info(info) -> EpochEvaluator:
 
     prompt, output = info.token_sample
     return EpochEvaluator(info.cfg, info.latency_s, build_fleet(info.cfg), load_profiles(info.cfg), prompt, output,
-                          info.capacity)
+                          info.capacity, info.rate_profile)
 
 
 def evaluator_for(engine) -> EpochEvaluator:
     """The evaluator matching an engine: its fleet, profiles and latencies, and the token sample its scheduler
     sees (so tests check the evaluator the schedulers use)."""
     prompt, output = engine.info.token_sample
-    return EpochEvaluator(engine.cfg, engine.lat, engine.fleet, engine.prof, prompt, output, engine.capacity)
+    return EpochEvaluator(engine.cfg, engine.lat, engine.fleet, engine.prof, prompt, output, engine.capacity,
+                          engine.info.rate_profile)

@@ -8,7 +8,9 @@
 - `stationary_wait`: the stochastic M/G/c queueing wait below saturation, which a fluid leaves out;
 - `transient_wait`: the same queue's wait over one bin that starts empty (heavy-traffic diffusion), which bounds
   the stationary wait near saturation, where the stationary state takes far longer than a bin to reach
-  (`pool_queueing_wait` combines the two).
+  (`pool_queueing_wait` combines the two);
+- `bin_rate_profile`: how a workload's arrival rate spreads over the engine's bins within an epoch (the
+  evaluator's within-epoch burstiness).
 
 `fluid_segment` works on Python floats and on numpy arrays alike (elementwise).
 """
@@ -21,6 +23,8 @@ from scipy.special import erf, log_ndtr, ndtr
 from scipy.stats import poisson
 
 TRANSIENT_NODES = 8  # Gauss-Legendre points over a bin at which `transient_wait` reads the diffusion
+TRANSIENT_RELAXED = 50.0  # (mu - lam)^2 T / sigma^2 above this: the bin's queue has relaxed (`pool_queueing_wait`)
+PROFILE_QUANTILES = 8  # equally weighted quantiles of the requests' bin rates in `bin_rate_profile`
 
 
 class _Scalar:
@@ -158,9 +162,42 @@ def pool_queueing_wait(lam, mu, slots, scv, limit_s, bin_s):
     cohort pools and the evaluator's alike): the M/G/c stationary wait (`stationary_wait`), bounded by what the
     queue can build within the bin (`transient_wait`) where the stationary state would take longer to reach
     (near saturation); at or past saturation only the bound applies. The late share is the smaller likewise.
+    The bound is computed at or past saturation and where the queue relaxes slowly, (mu - lam)^2 bin_s / (lam + mu scv) <
+    TRANSIENT_RELAXED: beyond, the transient mean is within a few % of the diffusion's stationary mean
+    (1 + scv) / (2 (mu - lam)), above the M/G/c wait whenever its P_wait is below ~0.8, which it is there.
 
     :returns: (mean wait, s; share waiting > limit_s)
     """
-    w_s, late_s = stationary_wait(lam, mu, slots, scv, limit_s)
-    w_t, late_t = transient_wait(lam, mu, scv, bin_s, limit_s)
-    return np.minimum(w_s, w_t), np.minimum(late_s, late_t)
+    w, late = stationary_wait(lam, mu, slots, scv, limit_s)
+    lam, mu, scv, limit_s = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (lam, mu, scv, limit_s)))
+    near = (lam >= mu) | ((mu - lam) ** 2 * bin_s < TRANSIENT_RELAXED * np.maximum(lam + mu * scv, 1e-300))
+    if near.any():
+        w_t, late_t = transient_wait(lam[near], mu[near], scv[near], bin_s, limit_s[near])
+        w[near], late[near] = np.minimum(w[near], w_t), np.minimum(late[near], late_t)
+    return w, late
+
+
+def bin_rate_profile(arrival_s: np.ndarray, epoch_s: float, bin_s: float, horizon_s: float) -> np.ndarray:
+    """How a workload's arrivals spread over the engine's bins within their epochs (docs/model.md 'Epoch
+    evaluator'): a bin's arrival count over its epoch's mean count per bin, as the requests see it (weighted by
+    the bin's count), at the midpoints of PROFILE_QUANTILES equally weighted quantiles; over the complete epochs
+    before `horizon_s` that hold arrivals (all epochs with arrivals if none is complete).
+
+    :returns: [PROFILE_QUANTILES] non-decreasing ratios (all 1 without arrivals)
+    """
+    t = np.asarray(arrival_s, dtype=float)
+    if len(t) == 0:
+        return np.ones(PROFILE_QUANTILES)
+    per_epoch = max(1, int(round(epoch_s / bin_s)))
+    epochs = int(t.max() // epoch_s) + 1
+    counts = np.bincount((t // (epoch_s / per_epoch)).astype(np.int64), minlength=epochs * per_epoch)
+    counts = counts[:epochs * per_epoch].reshape(epochs, per_epoch).astype(float)
+    complete = int(horizon_s // epoch_s + 1e-9)
+    if 0 < complete < epochs:
+        counts = counts[:complete]
+    counts = counts[counts.sum(axis=1) > 0]
+    ratio, weight = (counts / counts.mean(axis=1, keepdims=True)).ravel(), counts.ravel()
+    order = np.argsort(ratio, kind="stable")
+    ratio, weight = ratio[order], weight[order]
+    cdf = (np.cumsum(weight) - 0.5 * weight) / weight.sum()
+    return np.interp((np.arange(PROFILE_QUANTILES) + 0.5) / PROFILE_QUANTILES, cdf, ratio)

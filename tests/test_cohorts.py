@@ -103,7 +103,7 @@ def test_transient_wait_hand_computed():
 
 
 def test_pool_queueing_wait_is_continuous_through_saturation():
-    lam = np.array([0.99, 0.999, 0.9999, 1.0, 1.0001, 1.001]) * 1000.0
+    lam = np.array([0.99, 0.999, 0.9999, 1.0, 1.0001, 1.001, 1.5]) * 1000.0
     w, _ = pool_queueing_wait(lam, 1000.0, 640.0, 1.0, 2.0, 60.0)
     assert np.all(np.isfinite(w)) and np.all(np.diff(w) > 0)
     assert w[3] - w[2] < 0.01 and w[4] - w[3] < 0.01  # no jump at lam = mu (the old half-bin cap jumped 30 s)

@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def build_config(args: argparse.Namespace):
     """Defaults <- --config file <- --set <- explicit flags."""
-    from simcore.config import Config, from_dict, load_json
+    from simcore.config import Config, load_json
 
     values: dict = {}
     if args.config:
@@ -92,7 +92,7 @@ def build_config(args: argparse.Namespace):
         values["marlin_ablate"] = tuple(x.strip() for x in args.ablate.split(",") if x.strip())
     if args.weights is not None:
         values["weights"] = args.weights
-    return from_dict(values, where="parameters") if values else Config()
+    return Config.from_dict(values, where="parameters") if values else Config()
 
 
 def _table(s: dict) -> str:
@@ -180,8 +180,8 @@ def _simulate(args) -> int:
             _emit(f"{name:<20} {target}")
         return 0
     if args.list_params:
-        from simcore.config import help_table
-        for name, default, text in help_table():
+        from simcore.config import Config
+        for name, default, text in Config.help_table():
             _emit(f"{name:<26} {str(default):<28} {text}")
         return 0
     cfg = build_config(args)

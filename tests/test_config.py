@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from simcore.config import Config, from_dict, help_table, load_json
+from simcore.config import Config, load_json
 from simcore.errors import ConfigError
 
 FIELDS = dataclasses.fields(Config)
@@ -22,8 +22,8 @@ def label(f: dataclasses.Field) -> str:
 # --- defaults ------------------------------------------------------------------------------------------------
 def test_defaults_are_valid_and_round_trip():
     cfg = Config()
-    assert from_dict(cfg.to_dict()) == cfg
-    assert from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # config.json holds every field, by name
+    assert Config.from_dict(cfg.to_dict()) == cfg
+    assert Config.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # config.json holds every field, by name
     assert set(cfg.to_dict()) == {f.name for f in FIELDS}
 
 
@@ -63,7 +63,7 @@ SUFFIXES = r"_(s|ms|gb|mb|w|kwh|l|kg|usd|c|gb_per_s|tb_per_s)$"
 
 
 def test_every_field_has_help():
-    rows = help_table()
+    rows = Config.help_table()
     assert [r[0] for r in rows] == [f.name for f in FIELDS]
     for name, default, text in rows:
         assert len(text.split()) >= 2, name  # a phrase, not a placeholder
@@ -169,7 +169,7 @@ def test_config_is_frozen_and_replace_validates():
 
 # --- text and JSON values ----------------------------------------------------------------------------------------
 def test_from_dict_parses_text_into_the_field_types():
-    c = from_dict({"dcs": "6", "hours": "1", "weights": "0.4, 0.2,0.2,0.2", "gpu_counts": "8",
+    c = Config.from_dict({"dcs": "6", "hours": "1", "weights": "0.4, 0.2,0.2,0.2", "gpu_counts": "8",
                    "marlin_ablate": "no-her,no-veto", "seed": "1e3", "epoch_s": 600})
     assert c.dcs == 6 and type(c.dcs) is int
     assert c.hours == 1.0 and type(c.hours) is float
@@ -188,14 +188,14 @@ def test_from_dict_parses_text_into_the_field_types():
 ])
 def test_from_dict_refuses_what_it_cannot_read(values, message):
     with pytest.raises(ConfigError) as err:
-        from_dict(values)
+        Config.from_dict(values)
     assert str(err.value).startswith(message)
 
 
 def test_load_json(tmp_path):
     good = tmp_path / "good.json"
     good.write_text('{"dcs": 6, "weights": [0.4, 0.2, 0.2, 0.2]}')
-    assert from_dict(load_json(good)).weights == (0.4, 0.2, 0.2, 0.2)
+    assert Config.from_dict(load_json(good)).weights == (0.4, 0.2, 0.2, 0.2)
     bad = tmp_path / "bad.json"
     bad.write_text('{\n  "dcs": 6,\n}')
     with pytest.raises(ConfigError, match=r"bad.json:3: not valid JSON"):

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def _observations(cfg, plan_shape: tuple, epochs: int) -> list:
     """The first `epochs` epochs' observations: forecast = the trace's actual counts, idle fleet."""
-    from schedulers.base import Observation
+    from simcore.interface import Observation
     from simcore.rng import stream
     from topology.sites import site_signals
     from traces.loader import load_workload

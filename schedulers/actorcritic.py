@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from schedulers.base import Observation
 from schedulers.common import EvaluatorScheduler, update_ema, weighted_score
 from schedulers.rl.nets import feature_size, logits_to_plan, mlp, state_features
 from schedulers.rl.online import torch_seeds, torch_threads
+from simcore.interface import Observation
 
 
 class GaussianActor(nn.Module):

@@ -14,11 +14,11 @@ import sys
 
 import numpy as np
 
-from schedulers.base import Scheduler
 from schedulers.registry import create
 from simcore.config import Config
 from simcore.engine import Engine
 from simcore.errors import SimError
+from simcore.interface import Scheduler
 from simcore.results import epoch_table, summary
 
 # a short run with a tiny learning budget: the checks are about the interface, not plan quality

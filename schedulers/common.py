@@ -1,4 +1,5 @@
-"""Shared by every scheduler that scores candidate plans with Simulate (MARLIN, NSGA-II, SLIT, the RL baselines).
+"""Shared by the schedulers: `one_hot_plan`; and by every one that scores candidate plans with Simulate (MARLIN,
+NSGA-II, SLIT, the RL baselines):
 
 - `EvaluatorScheduler`: a Scheduler with the epoch evaluator built from its StaticInfo, the epoch's state, and
   plan scoring with normalized metrics and the reward of section 5.2.
@@ -13,8 +14,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from schedulers.base import Observation, Scheduler
 from simcore.evaluator import EpochState, Evaluation, evaluator_from_info
+from simcore.interface import Observation, Scheduler
+
+
+def one_hot_plan(choice: np.ndarray, shape: tuple) -> np.ndarray:
+    """A plan sending each (model, origin) row entirely to datacenter choice[model, origin]."""
+    p = np.zeros(shape)
+    m, o = np.indices(choice.shape)
+    p[m, o, choice] = 1.0
+    return p
 
 
 def normalized_metrics(ev: Evaluation, ref: Evaluation) -> np.ndarray:

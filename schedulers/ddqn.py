@@ -30,11 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from schedulers.base import EpochResult, Observation
 from schedulers.common import EvaluatorScheduler, update_ema, weighted_score
 from schedulers.rl.discrete import candidate_names, candidate_plans
 from schedulers.rl.nets import ReplayBuffer, feature_size, mlp, state_features
 from schedulers.rl.online import linear_epsilon, observed_reward, torch_seeds, torch_threads
+from simcore.interface import EpochResult, Observation
 
 
 class DDQN(EvaluatorScheduler):

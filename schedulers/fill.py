@@ -49,8 +49,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from schedulers.base import EpochResult, Observation, Scheduler
 from simcore import physics
+from simcore.interface import EpochResult, Observation, Scheduler
 
 
 def mix_share(pred: np.ndarray) -> np.ndarray:

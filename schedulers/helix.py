@@ -34,8 +34,8 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from schedulers.base import Observation, Scheduler
 from simcore import physics
+from simcore.interface import Observation, Scheduler
 from simcore.profiles import load_profiles
 
 MS_PER_S = 1000.0  # edge costs are integer milliseconds (unit conversion, not a tunable)

@@ -31,9 +31,9 @@ from pymoo.algorithms.moo.nsga2 import NSGA2 as PymooNSGA2
 from pymoo.core.problem import Problem
 from pymoo.optimize import minimize
 
-from schedulers.base import Observation
 from schedulers.common import EvaluatorScheduler, normalized_metrics, weighted_score
 from simcore.errors import ConfigError
+from simcore.interface import Observation
 
 SEED_HIGH = 2**31 - 1  # pymoo seeds are plain ints
 

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from schedulers.base import EpochResult, Observation, Scheduler
 from schedulers.fill import queued_utilization
 from schedulers.helix import first_token_compute_table
 from simcore.errors import ConfigError
+from simcore.interface import EpochResult, Observation, Scheduler
 
 
 class PerLLM(Scheduler):

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from schedulers.base import EpochResult, Observation
 from schedulers.common import EvaluatorScheduler, update_ema, weighted_score
 from schedulers.fill import mix_share
 from schedulers.rl.discrete import candidate_names, candidate_plans
 from schedulers.rl.online import linear_epsilon, observed_reward
+from simcore.interface import EpochResult, Observation
 
 S_PER_DAY = 86400.0
 

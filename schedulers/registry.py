@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
-from schedulers.base import Scheduler
 from simcore.errors import SchedulerError, SchedulerNotFound, SimError
+from simcore.interface import Scheduler
 
 ENTRY_POINT_GROUP = "marlin_sim.schedulers"
 
@@ -65,7 +65,7 @@ def _import(target: str, name: str) -> type:
     except Exception as e:  # the module itself raised while being imported (a syntax error, a failing import-time call)
         raise SchedulerNotFound(f"scheduler {name!r}: importing {mod_name} raised {type(e).__name__}: {e}") from None
     if not (isinstance(obj, type) and issubclass(obj, Scheduler)):
-        raise SchedulerNotFound(f"scheduler {name!r}: {target} is not a subclass of schedulers.base.Scheduler")
+        raise SchedulerNotFound(f"scheduler {name!r}: {target} is not a subclass of simcore.interface.Scheduler")
     return obj
 
 

@@ -36,11 +36,11 @@ from pymoo.algorithms.soo.nonconvex.ga import GA
 from pymoo.core.problem import Problem
 from pymoo.optimize import minimize
 
-from schedulers.base import Observation
 from schedulers.common import EvaluatorScheduler, normalized_metrics, weighted_score
 from schedulers.nsga2 import SEED_HIGH, logits_to_plans
 from simcore.capacity import datacenter_utilization
 from simcore.errors import ConfigError
+from simcore.interface import Observation
 
 
 def plan_features(plans: np.ndarray, state, latency_s: np.ndarray, capacity: np.ndarray) -> np.ndarray:

@@ -36,18 +36,17 @@ import bisect
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 import simpy
 
-from schedulers.base import EpochResult, Observation, Request, Scheduler, StaticInfo
 from simcore import physics
 from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity
-from simcore.queueing import bin_rate_profile, pool_queueing_wait, segment_waits
 from simcore.config import MODELS, Config
+from simcore.interface import EpochResult, Observation, Request, RunRecord, Scheduler, StaticInfo
 from simcore.predictor import EwmaRegression
 from simcore.profiles import load_profiles
+from simcore.queueing import bin_rate_profile, pool_queueing_wait, segment_waits
 from simcore.rng import stream
 from topology.graph import latency_matrix_s
 from topology.sites import site_signals
@@ -70,32 +69,6 @@ def wrr_sequence(nodes: np.ndarray, weights: np.ndarray) -> list:
     pos = (within + 0.5) / np.repeat(w, w)
     order = np.lexsort((rep, pos))
     return nodes[rep[order]].tolist()
-
-
-@dataclass
-class RunRecord:
-    """Everything a run produced, for `simcore.results` to write. Per-row arrays have one entry per simulated
-    request; `served` and `sla_late` are real-request counts (a cohort row stands for `cohort` real requests)."""
-
-    cfg: Config
-    scheduler: str
-    trace: str
-    load_scale: float
-    sites: tuple
-    epoch_rows: list  # one dict per (epoch, datacenter)
-    req_epoch: np.ndarray
-    req_dc: np.ndarray
-    req_failed: np.ndarray
-    ttft_s: np.ndarray  # mean TTFT of the row's served real requests; NaN where none got a first token by the horizon
-    cold: np.ndarray
-    events: int
-    wall_s: float
-    prompt_node: np.ndarray | None = None  # split execution: the node that ran each request's prefill
-    token_node: np.ndarray | None = None  # the node that ran its decode (the only node when not split)
-    extra_tables: dict | None = None  # the scheduler's extra_results(): name -> DataFrame, written as <name>.csv
-    cohort: int = 1
-    served: np.ndarray | None = None  # real requests of the row that got their first token by the horizon
-    sla_late: np.ndarray | None = None  # real requests of the row whose TTFT exceeded sla_ttft_s
 
 
 class LiveView:

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simcore.engine import RunRecord
 from simcore.errors import OutputError
 from simcore.folders import make_dirs, remove_made_dirs
+from simcore.interface import RunRecord
 
 MANIFEST = ".marlin-results.json"  # the files a run wrote; marks its folder as a results folder
 RESULT_FILES = ("summary.json", "config.json", "epochs.csv", "epochs.parquet")

@@ -1,7 +1,7 @@
 """Plug-in schedulers used by the CLI tests (loaded by dotted path, as a user's would be)."""
 import numpy as np
 
-from schedulers.base import Scheduler
+from simcore.interface import Scheduler
 
 
 class RowsDontSum(Scheduler):

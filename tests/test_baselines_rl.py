@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from schedulers.base import EpochResult, Observation, validate_plan
 from schedulers.registry import create
 from schedulers.rl.discrete import candidate_names, candidate_plans
 from schedulers.rl.online import linear_epsilon, observed_reward
 from simcore.config import Config
 from simcore.engine import Engine
+from simcore.interface import EpochResult, Observation, validate_plan
 from tests.conftest import reset_scheduler
 
 NAMES = ("qlearning", "ddqn", "actorcritic")

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from schedulers.base import EpochResult, Observation, validate_plan
 from schedulers.common import normalized_metrics, weighted_score
 from schedulers.nsga2 import logits_to_plans
 from schedulers.registry import create
@@ -16,6 +15,7 @@ from schedulers.slit import plan_features
 from simcore.capacity import datacenter_utilization
 from simcore.config import Config
 from simcore.engine import Engine
+from simcore.interface import EpochResult, Observation, validate_plan
 from tests.conftest import reset_scheduler
 
 NAMES = ("helix", "perllm", "nsga2", "slit")

@@ -327,7 +327,7 @@ def test_plugin_from_the_current_folder(tmp_path):
     pkg = tmp_path / "mypkg"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "mod.py").write_text("import numpy as np\nfrom schedulers.base import Scheduler\n\n\n"
+    (pkg / "mod.py").write_text("import numpy as np\nfrom simcore.interface import Scheduler\n\n\n"
                                 "class Mine(Scheduler):\n    def plan(self, obs):\n"
                                 "        return np.full(self.info.plan_shape, 1.0 / self.info.dcs)\n")
     p = subprocess.run([sys.executable, str(ROOT / "run.py"), *TINY, "--scheduler", "mypkg.mod:Mine", "--out",

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from schedulers.base import Scheduler
 from simcore.config import Config
 from simcore.engine import Engine
 from simcore.evaluator import EpochState, evaluator_for
+from simcore.interface import Scheduler
 from simcore.results import epoch_table
 
 ENERGY_TOL, TTFT_TOL = 0.10, 0.25

@@ -7,12 +7,12 @@ depend on the Config defaults); the head-room tests use the head-room parameters
 import numpy as np
 import pytest
 
-from schedulers.base import EpochResult, Observation, StaticInfo
 from schedulers.fill import common_level, fill_target, forecast_error
 from schedulers.registry import create
 from simcore.capacity import Capacity, datacenter_utilization
 from simcore.config import Config
 from simcore.engine import simulate
+from simcore.interface import EpochResult, Observation, StaticInfo
 from tests.conftest import run_small, small_config
 
 TARGET = 0.9

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from schedulers.base import Observation, validate_plan
 from schedulers.marlin.agents import FilmActor, agent_weights
 from schedulers.marlin.game import capital_update, phase2, project_simplex
 from schedulers.registry import create
 from schedulers.rl.nets import feature_size
 from simcore.config import MARLIN_ABLATIONS, Config
 from simcore.engine import Engine, simulate
+from simcore.interface import Observation, validate_plan
 from simcore.rng import stream
 from tests.conftest import small_config
 
@@ -206,7 +206,7 @@ def test_each_ablation_changes_behaviour(switch):
 
 
 def _fake_result(e: int):
-    from schedulers.base import EpochResult
+    from simcore.interface import EpochResult
     z = np.zeros(4)
     return EpochResult(epoch=e, requests=np.array([30, 10, 20, 5]), ttft_sum_s=z, ttft_count=z.astype(int),
                        sla_violations=z.astype(int), energy_kwh=z, carbon_kg=z, water_l=z, cost_usd=z,

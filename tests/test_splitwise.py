@@ -65,7 +65,7 @@ def test_latency_first_plan_spills_when_full(split_run):
     cfg, eng, _ = split_run
     sched = create("splitwise")
     sched.reset(eng.info, np.random.default_rng(0))
-    from schedulers.base import Observation
+    from simcore.interface import Observation
     cap = sched.target() * eng.info.capacity.requests_per_epoch[0, 0]  # model 0 fill room per dc (fill-ttft's)
     pred = np.zeros((2, 4))
     pred[0, 0] = 3 * cap  # origin 0 alone needs three datacenters' worth of warm capacity

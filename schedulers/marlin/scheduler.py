@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from schedulers.base import Observation
 from schedulers.common import EvaluatorScheduler, capacity_feasible
 from simcore.config import OBJECTIVES
 from simcore.errors import ConfigError
+from simcore.interface import Observation
 
 AGENT_NAMES = OBJECTIVES  # agent j optimizes objective j: ttft, carbon, water, cost
 CHECKPOINT_VERSION = 1

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from schedulers.base import Observation, StaticInfo, one_hot_plan
+from schedulers.common import one_hot_plan
 from simcore import physics
+from simcore.interface import Observation, StaticInfo
 
 BASE_NAMES = ("uniform", "nearest", "nearest2", "greenest", "cheapest", "driest", "green-half", "weighted-best",
               "weighted-nearest", "split-by-model")

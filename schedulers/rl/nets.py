@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from schedulers.base import Observation, StaticInfo
+from simcore.interface import Observation, StaticInfo
 
 S_PER_DAY = 86400.0
 

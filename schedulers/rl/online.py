@@ -15,9 +15,9 @@ import contextlib
 
 import numpy as np
 
-from schedulers.base import EpochResult
 from schedulers.common import plan_reward, weighted_score
 from simcore.evaluator import EpochState
+from simcore.interface import EpochResult
 
 
 def observed_reward(sched, state: EpochState, result: EpochResult, weights, ema: float | None):

@@ -1,7 +1,9 @@
-"""The scheduler interface (SPEC 8): what the simulator tells a scheduler and what it must answer.
+"""The scheduler interface (SPEC 8): what the simulator tells a scheduler and what it must answer, and what a
+run produced (`RunRecord`). simcore owns it; simcore knows no scheduler.
 
-A scheduler subclasses `Scheduler` and writes the hooks below; the base class does the bookkeeping (keeps the
-static facts and the seeded RNG, validates every plan):
+A scheduler subclasses `Scheduler`, declares its parameters in a frozen dataclass beside it (`Params`, a
+`simcore.params.Parameters`; `self.params` holds the run's values) and writes the hooks below; the base class does
+the bookkeeping (keeps the static facts and the seeded RNG, validates every plan):
 
     plan(obs) -> Plan          required: at each epoch start, the fractions [model, origin, datacenter]
     setup()                    optional: after `reset`, build models from `self.info` / `self.rng`
@@ -20,11 +22,12 @@ import functools
 import types
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
 
 from simcore.errors import PlanError, SchedulerError, SimError
+from simcore.params import Parameters
 
 PLAN_ROW_TOLERANCE = 1e-6  # rows of a plan must sum to 1 within this
 HOOKS = ("setup", "plan", "route", "observe", "extra_results")  # the methods a subclass writes (guarded)
@@ -158,14 +161,20 @@ class Request:
 
 
 class Scheduler(ABC):
-    """Base of every scheduler. Subclasses write `plan` (and optionally `setup`, `route`, `observe`)."""
+    """Base of every scheduler. Subclasses write `plan` (and optionally `setup`, `route`, `observe`).
+
+    :param params: the scheduler's parameters, an instance of its `Params` (default: `Params()`, the declared
+        defaults); `schedulers.registry.create` builds it from `--set` / `--config` values. A constructor a
+        subclass writes takes `params` and passes it on to `super().__init__(params)`.
+    """
 
     #: registry name; set by subclasses for messages
     name: str = ""
-    #: run each request's prefill and decode on different nodes (Splitwise); the engine reads this flag
-    split_phases: bool = False
+    #: the class's parameters: a frozen dataclass of `simcore.params.param` fields (none by default)
+    Params: ClassVar[type[Parameters]] = Parameters
 
-    def __init__(self) -> None:
+    def __init__(self, params: Parameters | None = None) -> None:
+        self.params = params if params is not None else self.Params()
         self.info: Optional[StaticInfo] = None
         self.rng: Optional[np.random.Generator] = None
 
@@ -236,9 +245,27 @@ def validate_plan(plan: Any, shape: tuple, who: str) -> np.ndarray:
     return p
 
 
-def one_hot_plan(choice: np.ndarray, shape: tuple) -> np.ndarray:
-    """A plan sending each (model, origin) row entirely to datacenter choice[model, origin]."""
-    p = np.zeros(shape)
-    m, o = np.indices(choice.shape)
-    p[m, o, choice] = 1.0
-    return p
+@dataclass
+class RunRecord:
+    """Everything a run produced, for `simcore.results` to write. Per-row arrays have one entry per simulated
+    request; `served` and `sla_late` are real-request counts (a cohort row stands for `cohort` real requests)."""
+
+    cfg: Any  # simcore.config.Config
+    scheduler: str
+    trace: str
+    load_scale: float
+    sites: tuple
+    epoch_rows: list  # one dict per (epoch, datacenter)
+    req_epoch: np.ndarray
+    req_dc: np.ndarray
+    req_failed: np.ndarray
+    ttft_s: np.ndarray  # mean TTFT of the row's served real requests; NaN where none got a first token by the horizon
+    cold: np.ndarray
+    events: int
+    wall_s: float
+    prompt_node: np.ndarray | None = None  # split execution: the node that ran each request's prefill
+    token_node: np.ndarray | None = None  # the node that ran its decode (the only node when not split)
+    extra_tables: dict | None = None  # the scheduler's extra_results(): name -> DataFrame, written as <name>.csv
+    cohort: int = 1
+    served: np.ndarray | None = None  # real requests of the row that got their first token by the horizon
+    sla_late: np.ndarray | None = None  # real requests of the row whose TTFT exceeded sla_ttft_s

@@ -33,6 +33,7 @@ is vectorized.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import time
 from collections import deque
@@ -43,8 +44,9 @@ import simpy
 from simcore import physics
 from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity
 from simcore.config import MODELS, Config
+from simcore.epochs import Epoch, Epochs, other_days
+from simcore.evaluator import EpochEvaluator
 from simcore.interface import EpochResult, Observation, Request, RunRecord, Scheduler, StaticInfo
-from simcore.predictor import EwmaRegression
 from simcore.profiles import load_profiles
 from simcore.queueing import bin_rate_profile, pool_queueing_wait, segment_waits
 from simcore.rng import stream
@@ -109,14 +111,17 @@ class Engine:
         sample = token_sample(self.wl)
         self.capacity = serving_capacity(cfg, self.fleet, self.prof, *sample)
         self.route_rng = stream(cfg.seed, "routing")
-        self.predictor = EwmaRegression(cfg.predictor_window_epochs, cfg.predictor_ewma_alpha)
+        self.epochs = Epochs(cfg, self.wl, self.signals)
+        rate_profile = (bin_rate_profile(self.wl.t_s[~self.wl.failed], cfg.epoch_s, cfg.cohort_bin_s, cfg.horizon_s)
+                        if self.C > 1 else None)
         self.info = StaticInfo(
-            dcs=cfg.dcs, sites=tuple(s.zone for s in self.signals.sites), models=MODELS,
-            node_types=self.fleet.node_types, nodes_per_type=self.fleet.nodes_per_type,
-            hosts=self.prof.hosts, latency_s=self.lat, epoch_s=cfg.epoch_s, epochs=cfg.epochs,
-            weights=cfg.weights, cfg=cfg, token_sample=sample, capacity=self.capacity, cohort_size=self.C,
-            rate_profile=(bin_rate_profile(self.wl.t_s[~self.wl.failed], cfg.epoch_s, cfg.cohort_bin_s, cfg.horizon_s)
-                          if self.C > 1 else None))
+            dcs=cfg.dcs, sites=tuple(s.zone for s in self.signals.sites), models=MODELS, latency_s=self.lat,
+            epoch_s=cfg.epoch_s, epochs=cfg.epochs, weights=cfg.weights, sla_ttft_s=cfg.sla_ttft_s,
+            ttft_model=cfg.ttft_model, warm_target_utilization=cfg.warm_target_utilization, fleet=self.fleet,
+            profiles=self.prof, capacity=self.capacity,
+            evaluator=EpochEvaluator(cfg, self.lat, self.fleet, self.prof, *sample, self.capacity, rate_profile),
+            token_sample=sample, cohort_size=self.C, rate_profile=rate_profile,
+            other_days=functools.partial(other_days, cfg, self.signals))
 
     # ------------------------------------------------------------------------------------------------
     def run(self) -> RunRecord:
@@ -136,7 +141,7 @@ class Engine:
         kv = physics.request_kv_gb(wl.prompt_tokens + wl.output_tokens,
                                    np.asarray(cfg.model_kv_mb_per_token)[wl.model])
         self.r_kv = kv.tolist()
-        self.r_epoch = np.minimum((wl.t_s // cfg.epoch_s).astype(np.int64), cfg.epochs - 1)
+        self.r_epoch = self.epochs.epoch_of
         self.r_dc = [-1] * n_req
         self.r_net = [0.0] * n_req
         self.r_arr = [0.0] * n_req  # arrival time at the datacenter
@@ -176,11 +181,6 @@ class Engine:
         self.epoch_rows: list = []
         self.last: EpochResult | None = None
         self.failed = wl.failed
-        counts = np.zeros((cfg.epochs, M, D), dtype=np.int64)  # arrivals per (epoch, model, origin), not failed
-        ok = ~self.failed
-        np.add.at(counts, (self.r_epoch[ok], wl.model[ok], wl.origin[ok]), 1)
-        self.counts = counts * self.C  # real requests
-        self.bounds = np.searchsorted(wl.t_s, np.arange(cfg.epochs + 1) * cfg.epoch_s)
         if self.fluid:
             self._init_pools()
 
@@ -206,8 +206,8 @@ class Engine:
             served = (~np.isnan(ttft)).astype(float)
             late = (np.nan_to_num(ttft, nan=0.0) > cfg.sla_ttft_s).astype(float)
         return RunRecord(
-            cfg=cfg, scheduler=self.sched.label(), trace=wl.name, load_scale=wl.scale,
-            sites=self.info.sites, epoch_rows=self.epoch_rows, req_epoch=self.r_epoch,
+            cfg=cfg, scheduler=self.sched.label(), scheduler_params=self.sched.params.to_dict(), trace=wl.name,
+            load_scale=wl.scale, sites=self.info.sites, epoch_rows=self.epoch_rows, req_epoch=self.r_epoch,
             req_dc=np.asarray(self.r_dc, dtype=np.int16), req_failed=self.failed,
             ttft_s=ttft, cold=np.asarray(self.r_cold), events=self.events,
             wall_s=time.perf_counter() - t_wall, prompt_node=np.asarray(self.r_pnode),
@@ -217,9 +217,10 @@ class Engine:
     # --- epochs ------------------------------------------------------------------------------------------
     def _epochs(self, bar):
         cfg = self.cfg
-        for e in range(cfg.epochs):
+        for ep in self.epochs:
+            e = ep.index
             self.events += 1
-            self._start_epoch(e)
+            self._start_epoch(ep)
             if self.fluid:  # cohort pools are played bin by bin
                 for _ in range(self.bins_per_epoch):
                     yield self.env.timeout(self.bin_s)
@@ -231,7 +232,8 @@ class Engine:
                 if bar is not None:
                     bar.update(1)
 
-    def _observation(self, e: int, predicted: np.ndarray) -> Observation:
+    def _observation(self, ep: Epoch) -> Observation:
+        """The epoch's observation (`Epochs.observation`) with the fleet's state at its start."""
         D, M = self.cfg.dcs, len(MODELS)
         if self.fluid:
             idle = np.asarray(self.node_pool) < 0
@@ -242,14 +244,9 @@ class Engine:
         res = np.asarray(self.res)
         resident = np.stack([np.bincount(self.fleet.node_dc, weights=(res >> m) & 1, minlength=D)
                              for m in range(M)], axis=1)
-        s = self.signals
-        queued = self._queued_real()
-        return Observation(
-            epoch=e, time_s=self.env.now, predicted_requests=predicted,
-            free_nodes=np.bincount(self.fleet.node_dc, weights=idle, minlength=D).astype(int),
-            resident_nodes=resident.astype(int), queued=queued.sum(axis=1), queued_by_model=queued,
-            ci_kg_per_kwh=s.ci_kg_per_kwh[e], gi_l_per_kwh=s.gi_l_per_kwh, tou_usd_per_kwh=s.tou_usd_per_kwh[e],
-            cop=s.cop[e], last=self.last)
+        return self.epochs.observation(
+            ep, free_nodes=np.bincount(self.fleet.node_dc, weights=idle, minlength=D).astype(int),
+            resident_nodes=resident.astype(int), queued_by_model=self._queued_real(), last=self.last)
 
     def _queued_real(self) -> np.ndarray:
         """[D, M] real requests waiting for a node, by model."""
@@ -259,14 +256,11 @@ class Engine:
             return np.bincount(key, weights=self.pW, minlength=D * M).reshape(D, M)
         return np.asarray(self.dcm_queued, dtype=float)
 
-    def _start_epoch(self, e: int) -> None:
-        cfg, wl = self.cfg, self.wl
-        pred = self.predictor.predict()
-        if pred is None:  # warm start: the service was running before the horizon, its controller knows the load
-            pred = self.counts[0].astype(float)
-        plan = self.sched.decide(self._observation(e, pred))
-        self._set_warm(e, plan, pred)
-        lo, hi = int(self.bounds[e]), int(self.bounds[e + 1])
+    def _start_epoch(self, ep: Epoch) -> None:
+        wl, e = self.wl, ep.index
+        plan = self.sched.decide(self._observation(ep))
+        self._set_warm(e, plan, ep.forecast)
+        lo, hi = ep.first, ep.stop
         if self.fluid:
             self._epoch_first_token(lo, hi)
         if self.sched.routes_online():
@@ -440,7 +434,7 @@ class Engine:
         np.add.at(tdp_kw, (fl.node_dc, levels), fl.tdp_w / 1000.0)
         warm = np.bincount(fl.node_dc, weights=self.warm, minlength=cfg.dcs)
         n_active = np.bincount(fl.node_dc, weights=active, minlength=cfg.dcs)
-        lo, hi = int(self.bounds[e]), int(self.bounds[e + 1])
+        lo, hi = int(self.epochs.bounds[e]), int(self.epochs.bounds[e + 1])
         if self.fluid:
             dcs, ttft = np.asarray(self.f_dc[lo:hi], dtype=np.int64), self.f_ttft[lo:hi]
             w_all, late_all = self.f_served[lo:hi], self.f_late[lo:hi]
@@ -481,7 +475,6 @@ class Engine:
             epoch=e, requests=requests, ttft_sum_s=tsum, ttft_count=tcnt, sla_violations=viol,
             energy_kwh=met["total_kwh"], carbon_kg=met["carbon_kg"], water_l=met["water_l"],
             cost_usd=met["cost_usd"], parked_share=parked_share, utilization=util, capacity_requests=cap_mix)
-        self.predictor.update(self.counts[e])
         self.sched.observe(self.last)
 
     def _model_share(self) -> tuple:

@@ -57,7 +57,7 @@ class EpochState:
         pred = obs.predicted_requests
         return cls(pred, pred if requests is None else requests, obs.ci_kg_per_kwh, obs.gi_l_per_kwh,
                    obs.tou_usd_per_kwh, obs.cop, obs.resident_nodes, obs.queued,
-                   getattr(obs, "queued_by_model", None))
+                   obs.queued_by_model)
 
 
 @dataclass(frozen=True)
@@ -270,20 +270,3 @@ class EpochEvaluator:
             sla_violations=sla, parked_share=1.0 - active.sum(axis=1) / (N * active.shape[1]),
             dc_energy_kwh=met["total_kwh"], dc_requests=R.sum(axis=2))
 
-
-def evaluator_from_info(info) -> EpochEvaluator:
-    """The evaluator a scheduler builds from its StaticInfo (same fleet, profiles, latencies, token sample)."""
-    from simcore.capacity import build_fleet
-    from simcore.profiles import load_profiles
-
-    prompt, output = info.token_sample
-    return EpochEvaluator(info.cfg, info.latency_s, build_fleet(info.cfg), load_profiles(info.cfg), prompt, output,
-                          info.capacity, info.rate_profile)
-
-
-def evaluator_for(engine) -> EpochEvaluator:
-    """The evaluator matching an engine: its fleet, profiles and latencies, and the token sample its scheduler
-    sees (so tests check the evaluator the schedulers use)."""
-    prompt, output = engine.info.token_sample
-    return EpochEvaluator(engine.cfg, engine.lat, engine.fleet, engine.prof, prompt, output, engine.capacity,
-                          engine.info.rate_profile)

@@ -22,7 +22,7 @@ import functools
 import types
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Iterator, Optional
 
 import numpy as np
 
@@ -49,47 +49,73 @@ def _guarded(method: str, fn: Callable) -> Callable:
 
 @dataclass(frozen=True)
 class StaticInfo:
-    """Facts that do not change during a run.
+    """Facts that do not change during a run, as the engine built them once: use them, never rebuild them.
 
     :param dcs: number of datacenters D (= number of origin regions)
     :param sites: zone id of each datacenter, in order
     :param models: model names (plan axis 0)
-    :param node_types: (gpu type, gpus per node) of each node type
-    :param nodes_per_type: [D, T] node counts
-    :param hosts: [M, T] whether a node type can host a model
-    :param latency_s: [origin, D] one-way network latency (Eq. 2), seconds
+    :param latency_s: [origin, D] one-way network latency (Eq. 2) over the backbone (the topology), seconds
     :param epoch_s: epoch length, seconds
     :param epochs: number of epochs of the run
     :param weights: Eq. 11 weights (TTFT, carbon, water, cost)
-    :param cfg: the full Config (read-only)
+    :param sla_ttft_s: the SLA: a request whose TTFT exceeds this is a violation, s
+    :param ttft_model: Eq. 3's first-token compute term, 'eq3' or 'prefill' (`physics.first_token_compute_s`)
+    :param warm_target_utilization: the share of its serving capacity a datacenter keeps its warm set at
+    :param fleet: `simcore.capacity.Fleet`, the nodes of the D datacenters (types, memory, TDP, load times)
+    :param profiles: `simcore.profiles.Profiles`, execution times per (model, node type, batch)
+    :param capacity: `simcore.capacity.Capacity`, the serving capacity the engine enforces
+        (`capacity.requests_per_epoch[d, m]` real requests per epoch)
+    :param evaluator: `simcore.evaluator.EpochEvaluator`, Simulate(State_e, a) of this world
     :param token_sample: (prompt, output) token arrays of a sample of the run's requests (service-time means)
-    :param capacity: `simcore.capacity.Capacity`, the serving capacity the engine enforces (computed once per
-        run; `capacity.requests_per_epoch[d, m]` real requests per epoch; use it, never recompute capacity)
     :param cohort_size: real requests each simulated request stands for (1 = exact simulation)
     :param rate_profile: how an epoch's arrivals spread over the engine's cohort bins: a bin's rate over its
         epoch's mean, at equally weighted quantiles of the requests (`simcore.queueing.bin_rate_profile`; None in
         exact runs, whose Poisson arrivals the M/G/c wait covers)
+    :param other_days: `other_days(n)`: the `simcore.epochs.Epochs` of n other days of the bundled trace in this
+        world, nearest first (`simcore.epochs.other_days`; offline pre-training)
     """
 
     dcs: int
     sites: tuple
     models: tuple
-    node_types: tuple
-    nodes_per_type: np.ndarray
-    hosts: np.ndarray
     latency_s: np.ndarray
     epoch_s: float
     epochs: int
     weights: tuple
-    cfg: Any
-    token_sample: tuple = ()
+    sla_ttft_s: float
+    ttft_model: str
+    warm_target_utilization: float
+    fleet: Any = None
+    profiles: Any = None
     capacity: Any = None
+    evaluator: Any = None
+    token_sample: tuple = ()
     cohort_size: int = 1
     rate_profile: Any = None
+    other_days: Optional[Callable[[int], Iterator]] = None
 
     @property
     def plan_shape(self) -> tuple:
         return (len(self.models), self.dcs, self.dcs)
+
+    @property
+    def node_types(self) -> tuple:
+        """(gpu type, gpus per node) of each node type."""
+        return self.fleet.node_types
+
+    @property
+    def nodes_per_type(self) -> np.ndarray:
+        """[D, T] node counts."""
+        return self.fleet.nodes_per_type
+
+    @property
+    def nodes_per_dc(self) -> int:
+        return int(self.fleet.nodes_per_type[0].sum())
+
+    @property
+    def hosts(self) -> np.ndarray:
+        """[M, T] whether a node type can host a model."""
+        return self.profiles.hosts
 
 
 @dataclass(frozen=True)
@@ -108,6 +134,8 @@ class Observation:
     :param cop: [D] cooling COP of this epoch
     :param last: the previous epoch's measured per-datacenter metrics (`EpochResult`), None at epoch 0
     :param queued_by_model: [D, M] `queued` by model (None where not known)
+    :param carbon_kg_per_it_kwh, water_l_per_it_kwh, cost_usd_per_it_kwh: [D] carbon, water and cost that one kWh
+        of IT energy causes at each datacenter this epoch, cooling and infrastructure included (Eq. 6-10)
     """
 
     epoch: int
@@ -122,6 +150,9 @@ class Observation:
     cop: np.ndarray
     last: Optional["EpochResult"]
     queued_by_model: Optional[np.ndarray] = None
+    carbon_kg_per_it_kwh: Optional[np.ndarray] = None
+    water_l_per_it_kwh: Optional[np.ndarray] = None
+    cost_usd_per_it_kwh: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
@@ -231,7 +262,8 @@ def validate_plan(plan: Any, shape: tuple, who: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise PlanError(f"scheduler {who}: plan is not a numeric array") from None
     if p.shape != tuple(shape):
-        raise PlanError(f"scheduler {who}: plan has shape {p.shape}, expected {tuple(shape)} (model, origin, datacenter)")
+        raise PlanError(f"scheduler {who}: plan has shape {p.shape}, expected {tuple(shape)} "
+                        "(model, origin, datacenter)")
     if not np.all(np.isfinite(p)):
         raise PlanError(f"scheduler {who}: plan contains NaN or infinite entries")
     if np.any(p < 0):
@@ -250,8 +282,9 @@ class RunRecord:
     """Everything a run produced, for `simcore.results` to write. Per-row arrays have one entry per simulated
     request; `served` and `sla_late` are real-request counts (a cohort row stands for `cohort` real requests)."""
 
-    cfg: Any  # simcore.config.Config
+    cfg: Any  # simcore.config.Config: the world
     scheduler: str
+    scheduler_params: dict  # the scheduler's parameters by name (`Parameters.to_dict`)
     trace: str
     load_scale: float
     sites: tuple

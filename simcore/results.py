@@ -1,7 +1,8 @@
 """Turn a run's record into result files, atomically.
 
 A results folder holds `summary.json`, `epochs.csv` + `epochs.parquet` (one row per epoch and datacenter,
-SPEC 6 columns) and `config.json` (every parameter, by the Config's field names). Everything is written into
+SPEC 6 columns) and `config.json` (every parameter of the world, by the Config's field names, and the scheduler's
+parameters in a section named after it: `run.py --config config.json` repeats the run). Everything is written into
 a temporary sibling folder that is renamed into place only when complete, so a failed run leaves nothing.
 
 A run never deletes or replaces anything it did not write (`Staging`, before the run): the results folder must be
@@ -139,7 +140,8 @@ def write_results(rec: RunRecord, out_dir: str | Path, extra: dict | None = None
         epochs.to_csv(tmp / "epochs.csv", index=False, float_format="%.10g")
         epochs.to_parquet(tmp / "epochs.parquet", index=False)
         (tmp / "summary.json").write_text(json.dumps(summ, indent=2) + "\n")
-        (tmp / "config.json").write_text(json.dumps(rec.cfg.to_dict(), indent=2) + "\n")
+        config = {**rec.cfg.to_dict(), rec.scheduler: rec.scheduler_params}  # the world's, then the scheduler's
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         for name, table in sorted((rec.extra_tables or {}).items()):  # scheduler-specific tables (optional)
             table.to_csv(tmp / f"{name}.csv", index=False, float_format="%.10g")
         stage.publish()

@@ -57,8 +57,8 @@ class RouteOutOfRange(Scheduler):
 
 
 class RaisesInInit(Scheduler):
-    def __init__(self):
-        super().__init__()
+    def __init__(self, params=None):
+        super().__init__(params)
         raise RuntimeError("broken constructor")
 
     def plan(self, obs):

@@ -142,7 +142,6 @@ def test_a_value_outside_what_a_field_declares_is_refused_naming_it(f, value):
     (dict(cop_min=9.0), "cop_min=9.0, cop_max=8.0: must satisfy cop_min <= cop_max"),
     (dict(pc_pstates=(1.0, 0.6, 0.8, 0.4)), "pc_pstates=1.0,0.6,0.8,0.4: must be P0 down to P3, non-increasing"),
     (dict(splitwise_prompt_gpu="V100"), "splitwise_prompt_gpu=V100: must be one of gpu_types"),
-    (dict(marlin_ablate=("no-fun",)), "--ablate no-fun: unknown entry no-fun"),
     (dict(model_weights_gb=(13.5, 900.0)), "Llama-2-70B needs 901.2 GB"),
 ])
 def test_relations_and_messages(changes, message):
@@ -170,12 +169,12 @@ def test_config_is_frozen_and_replace_validates():
 # --- text and JSON values ----------------------------------------------------------------------------------------
 def test_from_dict_parses_text_into_the_field_types():
     c = Config.from_dict({"dcs": "6", "hours": "1", "weights": "0.4, 0.2,0.2,0.2", "gpu_counts": "8",
-                   "marlin_ablate": "no-her,no-veto", "seed": "1e3", "epoch_s": 600})
+                          "gpu_types": "A100-80GB, H100-80GB", "seed": "1e3", "epoch_s": 600})
     assert c.dcs == 6 and type(c.dcs) is int
     assert c.hours == 1.0 and type(c.hours) is float
     assert c.weights == (0.4, 0.2, 0.2, 0.2)
     assert c.gpu_counts == (8,)  # one number is a one-entry tuple, never split into characters
-    assert c.marlin_ablate == ("no-her", "no-veto")
+    assert c.gpu_types == ("A100-80GB", "H100-80GB")  # text entries, stripped
     assert c.seed == 1000 and c.epoch_s == 600.0
 
 

@@ -131,14 +131,7 @@ class Config(Parameters):
     predictor_window_epochs: int = param(8, "tw: past epochs the predictor regresses on", lo=1)
     predictor_ewma_alpha: float = param(0.5, "EWMA weight of the newest epoch in the predictor's regression",
                                         lo=0, lo_open=True, hi=1)
-    # --- Splitwise split execution (docs/model.md 'Split execution') ------------------------------
-    splitwise_prompt_gpu: str = param("H100-80GB", "Splitwise: GPU type of the prompt (prefill) pool")
-    splitwise_token_gpu: str = param("A100-80GB", "Splitwise: GPU type of the token (decode) pool")
-    splitwise_prompt_node_share: float = param(0.35, "Splitwise: share of a warm set given to the prompt pool",
-                                               lo=0, hi=1, lo_open=True, hi_open=True)
-    splitwise_kv_link_gb_per_s: float = param(50.0, "Splitwise: KV-cache transfer bandwidth between nodes, GB/s "
-                                              "(one 400 Gb/s InfiniBand link, as in Splitwise's DGX clusters)",
-                                              lo=0, lo_open=True)
+
     # ------------------------------------------------------------------------------------------
     @property
     def epochs(self) -> int:
@@ -164,9 +157,6 @@ class Config(Parameters):
         if c.nodes_per_dc < len(c.gpu_types) * len(c.gpu_counts):
             raise ConfigError(f"nodes_per_dc={c.nodes_per_dc}: need at least one node of each type "
                               f"({len(c.gpu_types) * len(c.gpu_counts)})")
-        for name in ("splitwise_prompt_gpu", "splitwise_token_gpu"):
-            if getattr(c, name) not in c.gpu_types:
-                raise ConfigError(f"{name}={getattr(c, name)}: must be one of gpu_types ({', '.join(c.gpu_types)})")
         ordered(c, "cop_min", "cop_max")
         monotone(c, "pc_pstates", increasing=False, strict=False, what="P0 down to P3, non-increasing")
         monotone(c, "pstate_busy_limits", increasing=False, strict=True, what="P1 down to P3, decreasing")

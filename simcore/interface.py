@@ -10,8 +10,12 @@ the bookkeeping (keeps the static facts and the seeded RNG, validates every plan
     route(request, live) -> dc optional: per-request online routing; default None = draw from the plan
     observe(result)            optional: the epoch's measured metrics (learning schedulers)
     extra_results() -> dict    optional: extra tables (name -> DataFrame) for the results folder
+    execution() -> Execution   optional: how each request's work runs on nodes, `simcore.execution.WHOLE`
+                               (default: prefill and decode on one node) or `split_execution(...)` (prefill and
+                               decode on separate node pools, the KV cache sent between them)
 
-The engine calls the public methods `reset(info, rng)`, `decide(obs)` (plan + validation) and `observe`.
+The engine calls the public methods `reset(info, rng)`, `execution()`, `decide(obs)` (plan + validation) and
+`observe`.
 Every hook a subclass writes is guarded (`Scheduler.__init_subclass__`): an exception raised inside it becomes a
 `SchedulerError` naming the scheduler, the method and the error, so the user sees one line, not a traceback
 (a `SimError` the hook raises on purpose passes through unchanged).
@@ -27,10 +31,11 @@ from typing import Any, Callable, ClassVar, Iterator, Optional
 import numpy as np
 
 from simcore.errors import PlanError, SchedulerError, SimError
+from simcore.execution import WHOLE, Execution
 from simcore.params import Parameters
 
 PLAN_ROW_TOLERANCE = 1e-6  # rows of a plan must sum to 1 within this
-HOOKS = ("setup", "plan", "route", "observe", "extra_results")  # the methods a subclass writes (guarded)
+HOOKS = ("setup", "plan", "route", "observe", "extra_results", "execution")  # the methods a subclass writes (guarded)
 
 
 def _guarded(method: str, fn: Callable) -> Callable:
@@ -248,6 +253,10 @@ class Scheduler(ABC):
         """Optional: name -> pandas.DataFrame of scheduler-specific tables, written as `<name>.csv` into the
         results folder with the rest (e.g. MARLIN's `marlin_epochs`). Called once, after the last epoch."""
         return {}
+
+    def execution(self) -> Execution:
+        """Optional: the execution mode of this run's requests (called once, after `setup`); default WHOLE."""
+        return WHOLE
 
     @classmethod
     def routes_online(cls) -> bool:

@@ -141,7 +141,6 @@ def test_a_value_outside_what_a_field_declares_is_refused_naming_it(f, value):
     (dict(load_scale="-1"), "--load-scale '-1': must be 'auto' or a positive number"),
     (dict(cop_min=9.0), "cop_min=9.0, cop_max=8.0: must satisfy cop_min <= cop_max"),
     (dict(pc_pstates=(1.0, 0.6, 0.8, 0.4)), "pc_pstates=1.0,0.6,0.8,0.4: must be P0 down to P3, non-increasing"),
-    (dict(splitwise_prompt_gpu="V100"), "splitwise_prompt_gpu=V100: must be one of gpu_types"),
     (dict(model_weights_gb=(13.5, 900.0)), "Llama-2-70B needs 901.2 GB"),
 ])
 def test_relations_and_messages(changes, message):

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from simcore.config import Config
+from simcore.epochs import arrivals
 from simcore.errors import ConfigError, SimError
 from simcore.params import ANY_LENGTH, Parameters, param
 from simcore.predictor import EwmaRegression, MlpPredictor
@@ -71,10 +72,10 @@ class _LastValue:
 
 
 def origin_counts(cfg: Config, day: str) -> np.ndarray:
-    """Requests per (epoch, origin) of bundled day `day`, shape (cfg.epochs, cfg.dcs)."""
+    """Real requests per (epoch, origin) of bundled day `day`, as the engine feeds its predictor
+    (`simcore.epochs.arrivals`: failed requests left out), shape (cfg.epochs, cfg.dcs)."""
     c = cfg.replace(trace_day=day)
-    wl = load_workload(c, stream(c.seed, "trace"))
-    return wl.epoch_origin_counts(c.epoch_s, c.epochs, c.dcs)
+    return arrivals(c, load_workload(c, stream(c.seed, "trace")))[1].sum(axis=1)
 
 
 def one_step_forecasts(predictor, series: np.ndarray) -> np.ndarray:

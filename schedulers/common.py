@@ -13,6 +13,7 @@ NSGA-II, SLIT, the RL baselines):
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,13 @@ def one_hot_plan(choice: np.ndarray, shape: tuple) -> np.ndarray:
     m, o = np.indices(choice.shape)
     p[m, o, choice] = 1.0
     return p
+
+
+def forecast_or_ones(predicted) -> np.ndarray:
+    """The forecast to plan with: before any history (a zero forecast) one request per (model, origin) stands in,
+    so that plans can still be told apart."""
+    pred = np.asarray(predicted, dtype=float)
+    return np.ones_like(pred) if pred.sum() <= 0 else pred
 
 
 def normalized_metrics(ev: Evaluation, ref: Evaluation) -> np.ndarray:
@@ -78,14 +86,9 @@ class EvaluatorScheduler(Scheduler):
         self.uniform_plan = np.full((m, o, d), 1.0 / d)
 
     def epoch_state(self, obs: Observation) -> EpochState:
-        """The epoch's state for Simulate; before any history (zero forecast) one request per (model, origin)
-        stands in, so that plans can still be told apart."""
-        state = EpochState.from_observation(obs)
-        if state.predicted.sum() <= 0:
-            ones = np.ones_like(state.predicted, dtype=float)
-            state = EpochState(ones, ones, state.ci_kg_per_kwh, state.gi_l_per_kwh, state.tou_usd_per_kwh,
-                               state.cop, state.resident_nodes)
-        return state
+        """The epoch's state for Simulate, with the forecast to plan with (`forecast_or_ones`)."""
+        pred = forecast_or_ones(obs.predicted_requests)
+        return dataclasses.replace(EpochState.from_observation(obs), predicted=pred, requests=pred)
 
     def score_plans(self, state: EpochState, plans: np.ndarray, weights, ema: float | None = None):
         """Evaluate plans [B, M, O, D]: returns (reward [B], normalized metrics [B, 4], Evaluation)."""

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
+from schedulers.common import forecast_or_ones
 from simcore import physics
 from simcore.interface import Observation, Scheduler
 from simcore.params import Parameters, param
@@ -64,7 +65,7 @@ class Helix(Scheduler):
         self.node_rate = np.where(hosts, rps * info.epoch_s * self.params.helix_capacity_share, 0.0)
         self.node_time = np.where(hosts, info.capacity.cost_s, np.inf)  # [M, T] node-seconds one request uses
         self.first_ms = np.rint(first * MS_PER_S).astype(int)  # [M, T]
-        self.net_ms = np.rint(2.0 * np.asarray(info.latency_s) * MS_PER_S).astype(int)  # [O, D] round trip
+        self.net_ms = np.rint(physics.round_trip_s(np.asarray(info.latency_s)) * MS_PER_S).astype(int)  # [O, D]
         self.last_solution: dict | None = None
 
     # --- the flow problem --------------------------------------------------------------------------------
@@ -121,9 +122,7 @@ class Helix(Scheduler):
 
     # --- the hook --------------------------------------------------------------------------------------------
     def plan(self, obs: Observation) -> np.ndarray:
-        pred = np.asarray(obs.predicted_requests, dtype=float)
-        if pred.sum() <= 0:
-            pred = np.ones_like(pred)  # epoch 0: no forecast yet; one unit per row still shows the cheapest path
+        pred = forecast_or_ones(obs.predicted_requests)  # one unit per row still shows the cheapest path
         supply = np.ceil(pred - 1e-9).astype(int)
         sol = self.solve(supply, obs.queued)
         self.last_solution = sol

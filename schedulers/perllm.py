@@ -34,8 +34,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from schedulers.common import forecast_or_ones
 from schedulers.fill import queued_utilization
 from schedulers.helix import first_token_compute_table
+from simcore import physics
 from simcore.interface import EpochResult, Observation, Scheduler
 from simcore.params import Parameters, param
 
@@ -68,7 +70,7 @@ class PerLLM(Scheduler):
         self.placeable = (hosts[:, None, :] & present[None, :, :]).any(axis=2)  # [M, D]
         first = first_token_compute_table(info)  # [M, T]
         fastest = np.where(hosts, first, np.inf).min(axis=1)  # [M]
-        ttft = 2.0 * np.asarray(info.latency_s)[None, :, :] + fastest[:, None, None]  # [M, O, D]
+        ttft = physics.round_trip_s(np.asarray(info.latency_s))[None, :, :] + fastest[:, None, None]  # [M, O, D]
         self.sla_ok = ttft <= self.params.perllm_sla_margin * info.sla_ttft_s
         self.capacity = np.asarray(info.capacity.requests_per_epoch, dtype=float)  # [D, M] requests per epoch
 
@@ -112,9 +114,7 @@ class PerLLM(Scheduler):
 
     def plan(self, obs: Observation) -> np.ndarray:
         m_n, o_n, d_n = self.info.plan_shape
-        pred = np.asarray(obs.predicted_requests, dtype=float)
-        if pred.sum() <= 0:
-            pred = np.ones_like(pred)  # epoch 0: no forecast; one unit per row still lets the arms be chosen
+        pred = forecast_or_ones(obs.predicted_requests)  # one unit per row still lets the arms be chosen
         index = self.ucb()
         feas = self.feasible()
         # utilization each datacenter may still take: the fill target less what its queue already commits

@@ -5,8 +5,8 @@ Kept from the paper: each request's two phases run on different machine pools: t
 (prefill) phase on compute-rich H100 nodes, the memory-bound token (decode) phase on A100 nodes, the KV cache
 moving between them over the cluster interconnect (kv_gb / splitwise_kv_link_gb_per_s); the first token comes
 from the prompt machine. The scheduler declares this split execution (`execution()`,
-`simcore.execution.split_execution`); the engine plays it. Splitwise is a latency/throughput-first design with no notion of
-carbon, water or price, so its cluster-level routing here is latency-first, exactly `fill-ttft`
+`simcore.execution.split_execution`); the engine plays it. Splitwise is a latency/throughput-first design with no
+notion of carbon, water or price, so its cluster-level routing here is latency-first, exactly `fill-ttft`
 (`schedulers.fill`): every (model, origin) forecast goes to the lowest-latency datacenter until that datacenter's
 utilization of its serving capacity (`StaticInfo.capacity`, requests it already has queued counted first)
 reaches the fill target (head-room for the busiest minute and the forecast's observed error), spilling to the

@@ -208,7 +208,7 @@ class Engine:
         else:
             ttft = np.asarray(self.r_ttft)
             served = (~np.isnan(ttft)).astype(float)
-            late = (np.nan_to_num(ttft, nan=0.0) > cfg.sla_ttft_s).astype(float)
+            late = physics.sla_violated(ttft, cfg.sla_ttft_s).astype(float)
         return RunRecord(
             cfg=cfg, scheduler=self.sched.label(), scheduler_params=self.sched.params.to_dict(), trace=wl.name,
             load_scale=wl.scale, sites=self.info.sites, epoch_rows=self.epoch_rows, req_epoch=self.r_epoch,
@@ -432,7 +432,7 @@ class Engine:
         else:
             dcs = np.asarray(self.r_dc[lo:hi], dtype=np.int64)  # int even for an epoch without arrivals
             ttft = np.asarray(self.r_ttft[lo:hi], dtype=np.float64)
-            w_all, late_all = np.ones(hi - lo), (np.nan_to_num(ttft) > cfg.sla_ttft_s).astype(float)
+            w_all, late_all = np.ones(hi - lo), physics.sla_violated(ttft, cfg.sla_ttft_s).astype(float)
         requests = np.bincount(dcs[dcs >= 0], minlength=cfg.dcs) * self.C
         done = (dcs >= 0) & ~np.isnan(ttft)
         w, late = w_all[done], late_all[done]
@@ -442,7 +442,7 @@ class Engine:
         # requests still waiting at the epoch's end are already known to be late once they waited past the SLA
         waiting = (dcs >= 0) & np.isnan(ttft) & (self.env.now - self.wl.t_s[lo:hi] > cfg.sla_ttft_s)
         viol += np.bincount(dcs[waiting], minlength=cfg.dcs) * float(self.C)
-        parked_share = 1.0 - n_active / cfg.nodes_per_dc
+        parked_share = physics.parked_share(n_active, cfg.nodes_per_dc)
         cap_dm = self.capacity.requests_per_epoch
         served_dm = self.served_dm
         util = datacenter_utilization(served_dm, cap_dm)
@@ -776,7 +776,7 @@ class Engine:
         pool = self.f_pool[idx]
         n_p = np.bincount(pool, minlength=P)
         lam_n = self._expected_cohorts(idx, pool, n_p)
-        base = 2.0 * self.f_net[idx] + self.f_first[idx]
+        base = physics.round_trip_s(self.f_net[idx]) + self.f_first[idx]
         base_p = np.bincount(pool, weights=base, minlength=P) / np.maximum(n_p, 1)
         sla = self.cfg.sla_ttft_s
         played = []

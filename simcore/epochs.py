@@ -54,16 +54,10 @@ class Epochs:
 
     def __init__(self, cfg: Config, workload: Workload, signals: SiteSignals) -> None:
         self.cfg, self.workload, self.signals = cfg, workload, signals
-        E = cfg.epochs
-        #: [n] each request's epoch
-        self.epoch_of = np.minimum((workload.t_s // cfg.epoch_s).astype(np.int64), E - 1)
-        ok = ~workload.failed
-        counts = np.zeros((E, len(MODELS), cfg.dcs), dtype=np.int64)
-        np.add.at(counts, (self.epoch_of[ok], workload.model[ok], workload.origin[ok]), 1)
-        #: [E, M, O] real requests arriving per (epoch, model, origin), failures left out
-        self.counts = counts * int(workload.cohort)
+        #: [n] each request's epoch; [E, M, O] real requests arriving per (epoch, model, origin)
+        self.epoch_of, self.counts = arrivals(cfg, workload)
         #: [E + 1] epoch e's requests are the rows bounds[e]:bounds[e + 1]
-        self.bounds = np.searchsorted(workload.t_s, np.arange(E + 1) * cfg.epoch_s)
+        self.bounds = np.searchsorted(workload.t_s, np.arange(cfg.epochs + 1) * cfg.epoch_s)
 
     def __iter__(self) -> Iterator[Epoch]:
         cfg = self.cfg
@@ -93,6 +87,17 @@ class Epochs:
             queued_by_model=queued_by_model, ci_kg_per_kwh=s.ci_kg_per_kwh[e], gi_l_per_kwh=s.gi_l_per_kwh,
             tou_usd_per_kwh=s.tou_usd_per_kwh[e], cop=s.cop[e], carbon_kg_per_it_kwh=per_kwh["carbon_kg"],
             water_l_per_it_kwh=per_kwh["water_l"], cost_usd_per_it_kwh=per_kwh["cost_usd"], last=last)
+
+
+def arrivals(cfg: Config, workload: Workload) -> tuple[np.ndarray, np.ndarray]:
+    """(each request's epoch [n], the real requests arriving per (epoch, model, origin) [E, M, O], failures left
+    out): what the predictor is fed and what a forecast is scored against."""
+    E = cfg.epochs
+    epoch_of = np.minimum((workload.t_s // cfg.epoch_s).astype(np.int64), E - 1)
+    ok = ~workload.failed
+    counts = np.zeros((E, len(MODELS), cfg.dcs), dtype=np.int64)
+    np.add.at(counts, (epoch_of[ok], workload.model[ok], workload.origin[ok]), 1)
+    return epoch_of, counts * int(workload.cohort)
 
 
 def other_days(cfg: Config, signals: SiteSignals, n: int) -> Iterator[Epochs]:

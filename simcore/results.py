@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simcore import physics
 from simcore.errors import OutputError
 from simcore.folders import make_dirs, remove_made_dirs
 from simcore.interface import RunRecord
@@ -83,7 +84,7 @@ def summary(rec: RunRecord, epochs: pd.DataFrame) -> dict:
     failed = int(rec.req_failed.sum()) * C
     arrived = len(rec.ttft_s) * C
     n_served = int(round(float(w.sum())))
-    late = float(t["late"].sum())
+    late = float(epochs["sla_violations"].sum())  # the summary's totals are epochs.csv's column sums
     out = {
         "scheduler": rec.scheduler,
         "dcs": rec.cfg.dcs,
@@ -105,7 +106,7 @@ def summary(rec: RunRecord, epochs: pd.DataFrame) -> dict:
     for key, col in SUMMARY_SUMS.items():
         out[key] = float(epochs[col].sum())
     out["it_kwh"] = float(epochs["it_kwh"].sum())
-    out["parked_share"] = float(epochs["parked_nodes"].sum() / (len(epochs) * rec.cfg.nodes_per_dc))
+    out["parked_share"] = float(physics.parked_share(epochs["active_nodes"].sum(), len(epochs) * rec.cfg.nodes_per_dc))
     out["requests_simulated"] = len(rec.ttft_s)
     out["cohort_size"] = C
     out["requests_real"] = arrived

@@ -38,6 +38,14 @@ def test_spec_defaults():
     assert c.gpt4_share == 0.153 and c.weights == (0.25, 0.25, 0.25, 0.25)
 
 
+def test_config_holds_the_world_only():
+    """A scheduler's parameters are its own (`Scheduler.Params`); the world's Config stays small."""
+    assert len(FIELDS) <= 70
+    prefixes = ("marlin_", "nsga2_", "slit_", "qlearning_", "ddqn_", "actorcritic_", "perllm_", "helix_",
+                "splitwise_", "fill_", "reward_", "plan_evaluations", "predictor_mlp_")
+    assert not [f.name for f in FIELDS if f.name.startswith(prefixes)]
+
+
 def test_epochs_and_horizon():
     c = Config(hours=2.0, epoch_s=600.0)
     assert c.epochs == 12 and c.horizon_s == 7200.0

@@ -4,8 +4,8 @@ batches and running the updates), and the SAC updates per second of that part (o
 step on one batch; J x marlin_updates_per_epoch = 128 per epoch).
 
 The scheduler is driven directly, epoch by epoch, on the run's epochs (`simcore.epochs`: the bundled trace's
-per-epoch real arrivals as a perfect forecast, the run's site signals), so the figures exclude the request-level engine. One torch thread
-(marlin_torch_threads), one process. Prints a few lines and, as its last line, one JSON object with
+per-epoch real arrivals as a perfect forecast, the run's site signals), so the figures exclude the request-level
+engine. One torch thread (marlin_torch_threads), one process. Prints a few lines and, as its last line, one JSON object with
 s_per_epoch_d8 / _d12, learn_s_per_epoch_d8 / _d12 and updates_per_s_d8 / _d12.
 Usage: python benchmarks/bench_marlin.py [--epochs 16] [--dcs 8,12] [--scheduler marlin]
 """

@@ -90,7 +90,8 @@ class ObjectiveAgent:
         actor = FilmActor(obs_size, J, act_size, params.marlin_actor_hidden, film)
         critic = TwinQ(obs_size, act_size, J, params.marlin_critic_hidden)
         hp = SACHyper(lr_actor=params.marlin_lr_actor, lr_critic=params.marlin_lr_critic,
-                      lr_alpha=params.marlin_lr_alpha, gamma=params.marlin_gamma, tau=params.marlin_tau, alpha_init=params.marlin_alpha_init,
+                      lr_alpha=params.marlin_lr_alpha, gamma=params.marlin_gamma, tau=params.marlin_tau,
+                      alpha_init=params.marlin_alpha_init,
                       target_entropy=-params.marlin_target_entropy_scale * act_size,
                       action_scale=params.marlin_logit_scale)
         self.sac = AgentNets(actor, critic, self.to_plan_flat, hp)  # its tensors join the AgentStack (make_agents)

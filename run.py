@@ -18,6 +18,7 @@ package in the folder the command is run from.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -30,8 +31,6 @@ from simcore.errors import ConfigError, SimError
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
-MARLIN_FLAGS = {"marlin_ablate": "--ablate", "marlin_pretrain_days": "--pretrain-days",
-                "marlin_checkpoint": "--checkpoint"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,44 +54,64 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="results folder (default results/<scheduler>-d<D>-s<seed>); must be "
                    "new, empty, or an earlier results folder (with --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier results folder at --out")
-    p.add_argument("--config", default=None, help="JSON file of parameter overrides (flat, by name)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override one parameter")
-    p.add_argument("--ablate", default=None, metavar="LIST",
-                   help="MARLIN ablations, comma-separated: no-film,no-her,no-predictor,no-blend,no-sgd,no-veto,"
-                        "no-capital")
-    p.add_argument("--pretrain-days", dest="marlin_pretrain_days", type=int, default=None, metavar="N",
-                   help="MARLIN: pre-train the agents on N other days of the bundled trace")
-    p.add_argument("--checkpoint", dest="marlin_checkpoint", default=None, metavar="PATH",
-                   help="MARLIN: torch checkpoint, loaded if it exists, else saved after pre-training")
+    p.add_argument("--config", default=None, help="JSON file of parameters: the world's by name, the scheduler's "
+                   "by name or in a section named after the scheduler (as config.json records them)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="set one parameter, the world's or the scheduler's (see --list-params)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-schedulers", action="store_true", help="list registered schedulers and exit")
-    p.add_argument("--list-params", action="store_true", help="list every parameter with default and exit")
+    p.add_argument("--list-params", action="store_true", help="list the world's parameters with their defaults "
+                   "and exit; with --scheduler NAME, that scheduler's")
     return p
 
 
-def build_config(args: argparse.Namespace):
-    """Defaults <- --config file <- --set <- explicit flags."""
-    from simcore.config import Config, from_dict, load_json
+def _scheduler_parser(cls: type) -> argparse.ArgumentParser:
+    """The flags a scheduler's parameters declare (`param(..., flag="--ablate")`), read as text."""
+    p = _Parser(prog="run.py", add_help=False)
+    for f in dataclasses.fields(cls.Params):
+        flag = f.metadata["allowed"].flag
+        if flag:
+            p.add_argument(flag, dest=f.name, default=None, metavar="VALUE")
+    return p
 
+
+def build_config(argv: list[str]):
+    """The command line -> (its flags, the world's Config, the scheduler's parameter values by name).
+
+    Defaults <- --config file <- --set <- explicit flags. A name the world's Config has sets the world; any other
+    name is the scheduler's (its `Params` refuses names it does not have). A --config section named after a
+    scheduler holds that scheduler's parameters (one file may hold several; a run reads its own scheduler's).
+    Flags the scheduler's parameters declare (MARLIN's --ablate) are read once the scheduler is known.
+    """
+    from schedulers.registry import resolve
+    from simcore.config import Config, load_json
+
+    args, rest = _parser().parse_known_args(argv)
     values: dict = {}
+    sections: dict = {}
     if args.config:
-        values.update(load_json(args.config))
+        for name, value in load_json(args.config).items():
+            (sections if isinstance(value, dict) else values)[name] = value
     for item in args.set:
         name, eq, value = item.partition("=")
         if not eq:
             raise ConfigError(f"--set {item!r}: expected NAME=VALUE")
-        values[name.strip()] = value  # Config parses it: tuples from comma-separated text, never characters
+        values[name.strip()] = value  # parsed by the parameter's type: tuples from comma-separated text
     flags = {"scheduler": args.scheduler, "dcs": args.dcs, "hours": args.hours, "seed": args.seed,
              "trace": args.trace, "start": args.start, "load_scale": args.load_scale, "cop_mode": args.cop_mode,
-             "cohort_size": args.cohort_size}
+             "cohort_size": args.cohort_size, "weights": args.weights}
     values.update({k: v for k, v in flags.items() if v is not None})
-    marlin = {"marlin_pretrain_days": args.marlin_pretrain_days, "marlin_checkpoint": args.marlin_checkpoint}
-    values.update({k: v for k, v in marlin.items() if v is not None})
-    if args.ablate is not None:
-        values["marlin_ablate"] = tuple(x.strip() for x in args.ablate.split(",") if x.strip())
-    if args.weights is not None:
-        values["weights"] = args.weights
-    return from_dict(values, where="parameters") if values else Config()
+    world = set(Config.names())
+    cfg = Config.from_dict({k: v for k, v in values.items() if k in world}, where="parameters")
+    for name in sections:  # a section must name a scheduler (a typo is refused); a run reads its scheduler's
+        resolve(name)
+    own = {**sections.get(cfg.scheduler, {}), **{k: v for k, v in values.items() if k not in world}}
+    if rest:
+        known, unknown = _scheduler_parser(resolve(cfg.scheduler)).parse_known_args(rest)
+        if unknown:
+            raise ConfigError(f"unrecognized arguments: {' '.join(unknown)}")
+        own.update({k: v for k, v in vars(known).items() if v is not None})
+    return args, cfg, own
 
 
 def _table(s: dict) -> str:
@@ -163,28 +182,30 @@ def _crash_log(argv: list[str]) -> str:
     return path
 
 
-def _check_marlin_flags(cfg, sched) -> None:
-    """--ablate / --pretrain-days / --checkpoint only mean something to MARLIN schedulers: never ignore them."""
-    defaults = type(cfg)()
-    used = [flag for name, flag in MARLIN_FLAGS.items() if getattr(cfg, name) != getattr(defaults, name)]
-    is_marlin = any(c.__module__.startswith("schedulers.marlin") for c in type(sched).__mro__)
-    if used and not is_marlin:
-        raise ConfigError(f"{used[0]} applies to MARLIN schedulers only (marlin, marlin-*); --scheduler "
-                          f"{cfg.scheduler} is not one")
+def _list_params(scheduler: str | None) -> None:
+    """The world's parameters, or with a scheduler named, its own: name, default, help (and the flag that sets it)."""
+    from schedulers.registry import resolve
+    from simcore.config import Config
+
+    table = resolve(scheduler).Params if scheduler else Config
+    flags = {f.name: f.metadata["allowed"].flag for f in dataclasses.fields(table)}
+    for name, default, text in table.help_table():
+        _emit(f"{name:<26} {str(default):<28} {text}" + (f" ({flags[name]})" if flags[name] else ""))
+    if scheduler and not flags:
+        _emit(f"scheduler {scheduler} has no parameters")
 
 
-def _simulate(args) -> int:
+def _simulate(argv: list[str]) -> int:
+    args = _parser().parse_known_args(argv)[0]
     if args.list_schedulers:
         from schedulers.registry import available
         for name, target in available().items():
             _emit(f"{name:<20} {target}")
         return 0
     if args.list_params:
-        from simcore.config import help_table
-        for name, default, text in help_table():
-            _emit(f"{name:<26} {str(default):<28} {text}")
+        _list_params(args.scheduler)
         return 0
-    cfg = build_config(args)
+    args, cfg, params = build_config(argv)
     from schedulers.registry import create
     from simcore.engine import simulate
     from simcore.results import Staging, write_results
@@ -192,8 +213,7 @@ def _simulate(args) -> int:
     from traces.loader import load_workload
 
     out = args.out or f"results/{cfg.scheduler.replace(':', '_').replace('/', '_')}-d{cfg.dcs}-s{cfg.seed}"
-    sched = create(cfg.scheduler)
-    _check_marlin_flags(cfg, sched)
+    sched = create(cfg.scheduler, params)
     stage = Staging(out, args.overwrite)  # before the run: refuse a bad --out now, not after hours
     try:
         wl = load_workload(cfg, stream(cfg.seed, "trace"))
@@ -232,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["report"]:  # a sweep folder -> report.md / report.html
             from reports.report import main as study_report
             return study_report(argv[1:])
-        return _simulate(_parser().parse_args(argv))
+        return _simulate(argv)
     except _StopOutput:
         return 0
     except SimError as e:

@@ -42,16 +42,16 @@ def bench(d: int, loaded: bool = False) -> float:
     fleet, prof = build_fleet(cfg), load_profiles(cfg)
     rng = np.random.default_rng(0)
     profile = None
+    cap = serving_capacity(cfg, fleet, prof, prompt, output)
     if loaded:
         wl = load_workload(cfg, stream(cfg.seed, "trace"))
         profile = bin_rate_profile(wl.t_s, cfg.epoch_s, cfg.cohort_bin_s, cfg.horizon_s)
-        cap = serving_capacity(cfg, fleet, prof, prompt, output)
         share = np.array([1.0 - cfg.gpt4_share, cfg.gpt4_share])
         total = 0.8 * cap.mix_requests_per_epoch(share).sum()
         pred = np.repeat((total * share / d)[:, None], d, axis=1)
     else:
         pred = rng.uniform(100, 2000, size=(2, d))
-    ev = EpochEvaluator(cfg, latency_matrix_s(cfg), fleet, prof, prompt, output, rate_profile=profile)
+    ev = EpochEvaluator(cfg, latency_matrix_s(cfg), fleet, prof, prompt, output, cap, rate_profile=profile)
     st = EpochState(pred, pred, s.ci_kg_per_kwh[0], s.gi_l_per_kwh, s.tou_usd_per_kwh[0], s.cop[0],
                     np.zeros((d, 2)))
     plans = rng.dirichlet(np.ones(d), size=(BATCH, 2, d))

@@ -3,15 +3,17 @@ Simulate) at D = 8 and D = 12 with the default parameters, the part of it spent 
 batches and running the updates), and the SAC updates per second of that part (one update = one agent's gradient
 step on one batch; J x marlin_updates_per_epoch = 128 per epoch).
 
-The scheduler is driven directly, epoch by epoch, on the bundled trace's per-epoch request counts (a perfect
-forecast) and the run's site signals, so the figures exclude the request-level engine. One torch thread
-(marlin_torch_threads), one process. Prints a few lines and, as its last line, one JSON object with
+The scheduler is driven directly, epoch by epoch, on the run's epochs (`simcore.epochs`: the bundled trace's
+per-epoch real arrivals as a perfect forecast, the run's site signals), so the figures exclude the request-level
+engine. One torch thread (marlin_torch_threads), one process. Prints a few lines and, as its last line, one JSON object with
 s_per_epoch_d8 / _d12, learn_s_per_epoch_d8 / _d12 and updates_per_s_d8 / _d12.
 Usage: python benchmarks/bench_marlin.py [--epochs 16] [--dcs 8,12] [--scheduler marlin]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import os
 import platform
@@ -22,29 +24,13 @@ from pathlib import Path
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one core, before numpy loads
     os.environ.setdefault(_var, "1")
 
-import numpy as np  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _observations(cfg, plan_shape: tuple, epochs: int) -> list:
-    """The first `epochs` epochs' observations: forecast = the trace's actual counts, idle fleet."""
-    from schedulers.base import Observation
-    from simcore.rng import stream
-    from topology.sites import site_signals
-    from traces.loader import load_workload
-
-    sig = site_signals(cfg)
-    wl = load_workload(cfg, stream(cfg.seed, "trace"))
-    m, o, d = plan_shape
-    e_idx = np.minimum((wl.t_s // cfg.epoch_s).astype(np.int64), cfg.epochs - 1)
-    ok = ~wl.failed
-    counts = np.zeros((cfg.epochs, m, o))
-    np.add.at(counts, (e_idx[ok], wl.model[ok].astype(int), wl.origin[ok].astype(int)), 1)
-    return [Observation(epoch=e, time_s=e * cfg.epoch_s, predicted_requests=counts[e],
-                        free_nodes=np.full(d, cfg.nodes_per_dc), resident_nodes=None, queued=np.zeros(d, dtype=int),
-                        ci_kg_per_kwh=sig.ci_kg_per_kwh[e], gi_l_per_kwh=sig.gi_l_per_kwh,
-                        tou_usd_per_kwh=sig.tou_usd_per_kwh[e], cop=sig.cop[e], last=None) for e in range(epochs)]
+def _observations(eng, epochs: int) -> list:
+    """The first `epochs` epochs' observations (`simcore.epochs`): forecast = the epoch's real arrivals, idle fleet."""
+    return [dataclasses.replace(eng.epochs.observation(ep), predicted_requests=eng.epochs.counts[ep.index] * 1.0)
+            for ep in itertools.islice(eng.epochs, epochs)]
 
 
 class _Timer:
@@ -78,7 +64,7 @@ def bench(d: int, epochs: int, scheduler: str) -> dict:
     sched = create(scheduler)
     eng = Engine(cfg, sched)  # never run: it only builds the StaticInfo
     sched.reset(eng.info, stream(cfg.seed, "scheduler"))
-    obs = _observations(cfg, sched.info.plan_shape, epochs)
+    obs = _observations(eng, epochs)
     # SAC learning: drawing the batches and noise (ObjectiveAgent.draw_batches) and the updates of all agents at
     # once (AgentStack.learn); in trees before the batched learner, ObjectiveAgent.learn (one agent's updates)
     import schedulers.marlin.agents as agents_mod
@@ -99,7 +85,7 @@ def bench(d: int, epochs: int, scheduler: str) -> dict:
             tm.restore()
     learn = sum(tm.s for tm in timers)
     n = len(obs) - 1
-    updates = n * len(sched.agents) * cfg.marlin_updates_per_epoch
+    updates = n * len(sched.agents) * sched.params.marlin_updates_per_epoch
     return {"s_per_epoch": wall / n, "learn_s_per_epoch": learn / n, "updates_per_s": updates / learn,
             "plan_shape": list(sched.info.plan_shape)}
 

@@ -42,7 +42,8 @@ import traceback
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from simcore.config import MARLIN_ABLATIONS, OBJECTIVES
+from schedulers.marlin.scheduler import ABLATIONS as MARLIN_ABLATIONS
+from simcore.config import OBJECTIVES
 from simcore.errors import ConfigError, SimError
 
 KINDS = ("compare", "scale", "ablate", "pareto")
@@ -120,7 +121,7 @@ class RunSpec:
 
     def argv(self, run_args: list) -> list:
         a = ["--scheduler", self.scheduler, "--dcs", str(self.dcs), "--seed", str(self.seed),
-             "--hours", _fmt(self.hours), *run_args]
+             "--hours", _fmt(self.hours), *_run_args_for(self.scheduler, run_args)]
         if self.weights is not None:
             a += ["--weights", ",".join(_fmt(w) for w in self.weights)]
         if self.ablate:
@@ -501,19 +502,45 @@ def _run_args(a: argparse.Namespace) -> list:
     return out
 
 
-def _check(runs: list, run_args: list) -> None:
-    """Refuse a bad sweep before running anything: unknown schedulers, bad flags (through run.py's own parser)."""
-    import run as cli
-    from schedulers.registry import resolve
+def _set_names(run_args: list) -> list:
+    """The parameter names the sweep's `--set NAME=VALUE` flags set."""
+    return [v.partition("=")[0].strip() for f, v in zip(run_args[::2], run_args[1::2]) if f == "--set"]
 
-    for name in dict.fromkeys(r.scheduler for r in runs):
-        resolve(name)
+
+def _run_args_for(scheduler: str, run_args: list) -> list:
+    """The sweep's run flags for one run: a `--set` of a scheduler's parameter goes only to the runs of the
+    schedulers that have it (the world's parameters go to every run)."""
+    from schedulers.registry import resolve
+    from simcore.config import Config
+
+    known = set(Config.names()) | set(resolve(scheduler).Params.names())
+    out = []
+    for flag, value in zip(run_args[::2], run_args[1::2]):
+        if flag != "--set" or value.partition("=")[0].strip() in known or "=" not in value:
+            out += [flag, value]
+    return out
+
+
+def _check(runs: list, run_args: list) -> None:
+    """Refuse a bad sweep before running anything: unknown schedulers or parameters, bad flags (through run.py's
+    own code path)."""
+    import run as cli
+    from schedulers.registry import create, resolve
+    from simcore.config import Config
+
+    names = list(dict.fromkeys(r.scheduler for r in runs))
+    known = set(Config.names()).union(*(resolve(name).Params.names() for name in names))
+    unknown = sorted(set(_set_names(run_args)) - known)
+    if unknown:
+        raise ConfigError(f"--set: unknown parameter(s) {', '.join(unknown)} (neither the world's nor one of "
+                          f"{', '.join(names)}'s)")
     seen = set()
-    for r in runs:  # every distinct configuration once (weights, ablations, D)
-        key = (r.dcs, r.weights, r.ablate)
+    for r in runs:  # every distinct configuration once (scheduler, weights, ablations, D)
+        key = (r.scheduler, r.dcs, r.weights, r.ablate)
         if key not in seen:
             seen.add(key)
-            cli.build_config(cli._parser().parse_args(r.argv(run_args)))
+            _, cfg, params = cli.build_config(r.argv(run_args))
+            create(cfg.scheduler, params)
 
 
 def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:

@@ -30,15 +30,29 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from simcore.config import Config
+from simcore.epochs import arrivals
 from simcore.errors import ConfigError, SimError
+from simcore.params import ANY_LENGTH, Parameters, param
 from simcore.predictor import EwmaRegression, MlpPredictor
 from simcore.rng import stream
 from traces.loader import AZURE_2024, SECONDS_PER_DAY, bundled_counts, load_workload
+
+@dataclass(frozen=True)
+class MlpBaseline(Parameters):
+    """The MLP baseline predictor the report compares the EWMA regression with (`simcore.predictor.MlpPredictor`)."""
+
+    predictor_mlp_hidden: tuple = param((32, 32), "MLP baseline predictor: hidden layer widths",
+                                        lo=1, length=ANY_LENGTH)
+    predictor_mlp_steps: int = param(400, "MLP baseline predictor: Adam steps of the fit", lo=1)
+    predictor_mlp_lr: float = param(3e-3, "MLP baseline predictor: Adam learning rate", lo=0, lo_open=True)
+    predictor_mlp_batch: int = param(256, "MLP baseline predictor: windows per minibatch", lo=1)
+
 
 TIMING_CALLS = 2000  # predict() calls per timing repeat
 TIMING_REPEATS = 5
@@ -58,10 +72,10 @@ class _LastValue:
 
 
 def origin_counts(cfg: Config, day: str) -> np.ndarray:
-    """Requests per (epoch, origin) of bundled day `day`, shape (cfg.epochs, cfg.dcs)."""
+    """Real requests per (epoch, origin) of bundled day `day`, as the engine feeds its predictor
+    (`simcore.epochs.arrivals`: failed requests left out), shape (cfg.epochs, cfg.dcs)."""
     c = cfg.replace(trace_day=day)
-    wl = load_workload(c, stream(c.seed, "trace"))
-    return wl.epoch_origin_counts(c.epoch_s, c.epochs, c.dcs)
+    return arrivals(c, load_workload(c, stream(c.seed, "trace")))[1].sum(axis=1)
 
 
 def one_step_forecasts(predictor, series: np.ndarray) -> np.ndarray:
@@ -95,7 +109,7 @@ def time_predict(predictor, calls: int = TIMING_CALLS, repeats: int = TIMING_REP
     return float(np.median(per))
 
 
-def predictor_report(cfg: Config) -> dict:
+def predictor_report(cfg: Config, mlp: MlpBaseline = MlpBaseline()) -> dict:
     """Accuracy (1 - MAPE) and microseconds per prediction of EwmaRegression and MlpPredictor (module docstring)."""
     t_start = time.perf_counter()
     if cfg.trace != AZURE_2024:
@@ -116,8 +130,8 @@ def predictor_report(cfg: Config) -> dict:
         c = origin_counts(cfg, d)
         train += [c, c.sum(axis=1)]
     t0 = time.perf_counter()
-    mlp_proto = MlpPredictor(tw, seed=cfg.seed, hidden=cfg.predictor_mlp_hidden, steps=cfg.predictor_mlp_steps,
-                             lr=cfg.predictor_mlp_lr, batch=cfg.predictor_mlp_batch).fit(train)
+    mlp_proto = MlpPredictor(tw, seed=cfg.seed, hidden=mlp.predictor_mlp_hidden, steps=mlp.predictor_mlp_steps,
+                             lr=mlp.predictor_mlp_lr, batch=mlp.predictor_mlp_batch).fit(train)
     fit_s = time.perf_counter() - t0
 
     def fresh_mlp() -> MlpPredictor:

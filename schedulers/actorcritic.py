@@ -27,14 +27,17 @@ Adapted to this problem:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
 
-from schedulers.base import Observation
-from schedulers.common import EvaluatorScheduler, update_ema, weighted_score
+from schedulers.common import EvaluatorParams, EvaluatorScheduler, update_ema, weighted_score
 from schedulers.rl.nets import feature_size, logits_to_plan, mlp, state_features
 from schedulers.rl.online import torch_seeds, torch_threads
+from simcore.interface import Observation
+from simcore.params import ordered, param
 
 
 class GaussianActor(nn.Module):
@@ -48,39 +51,63 @@ class GaussianActor(nn.Module):
         self.log_std = nn.Parameter(torch.full((n_act,), float(init_log_std)))
 
 
+@dataclass(frozen=True)
+class ActorCriticParams(EvaluatorParams):
+    """Networks, learning rates, samples, updates and the policy's spread (module docstring)."""
+
+    actorcritic_hidden: int = param(64, "Actor-Critic: hidden units of the actor's and the critic's two hidden layers",
+                                    lo=1)
+    actorcritic_lr_actor: float = param(1e-2, "Actor-Critic: Adam learning rate of the actor", lo=0, lo_open=True)
+    actorcritic_lr_critic: float = param(1e-2, "Actor-Critic: Adam learning rate of the critic", lo=0, lo_open=True)
+    actorcritic_samples_per_epoch: int = param(256, "Actor-Critic: plans sampled from the policy and simulated per "
+                                               "epoch (capped at plan_evaluations_per_epoch)", lo=1)
+    actorcritic_updates_per_epoch: int = param(1, "Actor-Critic: gradient steps per epoch on the epoch's samples", lo=0)
+    actorcritic_entropy_coef: float = param(1e-3, "Actor-Critic: weight of the policy-entropy bonus", lo=0)
+    actorcritic_init_log_std: float = param(0.0, "Actor-Critic: initial log std of the Gaussian over plan logits")
+    actorcritic_min_log_std: float = param(-3.0, "Actor-Critic: lower clamp of the log std")
+    actorcritic_max_log_std: float = param(1.0, "Actor-Critic: upper clamp of the log std")
+    actorcritic_grad_clip: float = param(1.0, "Actor-Critic: gradient-norm clip", lo=0, lo_open=True)
+    actorcritic_torch_threads: int = param(1, "Actor-Critic: torch CPU threads (small nets: 1 is fastest)", lo=1)
+
+    def validate(self) -> None:
+        ordered(self, "actorcritic_min_log_std", "actorcritic_max_log_std")
+
+
 class ActorCritic(EvaluatorScheduler):
     """A2C: Gaussian actor over plan logits, critic V(s), one-step returns from Simulate samples."""
 
+    Params = ActorCriticParams
+
     def setup(self) -> None:
         super().setup()
-        cfg = self.info.cfg
+        p = self.params
         n_feat, n_act = feature_size(self.info), int(np.prod(self.info.plan_shape))
         net_seed, sample_seed = torch_seeds(self.rng)
         self.gen = torch.Generator().manual_seed(sample_seed)
-        with torch_threads(cfg.actorcritic_torch_threads), torch.random.fork_rng(devices=[]):
+        with torch_threads(p.actorcritic_torch_threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(net_seed)
-            self.actor = GaussianActor(n_feat, n_act, cfg.actorcritic_hidden, cfg.actorcritic_init_log_std)
-            self.critic = mlp([n_feat, cfg.actorcritic_hidden, cfg.actorcritic_hidden, 1])
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actorcritic_lr_actor)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.actorcritic_lr_critic)
-        self.n_samples = max(1, min(cfg.actorcritic_samples_per_epoch, cfg.plan_evaluations_per_epoch))
+            self.actor = GaussianActor(n_feat, n_act, p.actorcritic_hidden, p.actorcritic_init_log_std)
+            self.critic = mlp([n_feat, p.actorcritic_hidden, p.actorcritic_hidden, 1])
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=p.actorcritic_lr_actor)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=p.actorcritic_lr_critic)
+        self.n_samples = max(1, min(p.actorcritic_samples_per_epoch, p.plan_evaluations_per_epoch))
         self.ema: float | None = None
         self.history: list = []  # per epoch: (mean sampled reward, critic value) for inspection
 
     def log_std(self) -> torch.Tensor:
-        cfg = self.info.cfg
-        return self.actor.log_std.clamp(cfg.actorcritic_min_log_std, cfg.actorcritic_max_log_std)
+        p = self.params
+        return self.actor.log_std.clamp(p.actorcritic_min_log_std, p.actorcritic_max_log_std)
 
     # --- learning ---------------------------------------------------------------------------------------------
     def update(self, x: torch.Tensor, logits: torch.Tensor, ret: torch.Tensor) -> None:
         """One A2C step on a batch of (state, sampled logits, one-step return) of one epoch."""
-        cfg = self.info.cfg
+        p = self.params
         # critic: V(s) -> R (the one-step return)
         v = self.critic(x).squeeze(-1)
         critic_loss = ((ret - v) ** 2).mean()
         self.critic_opt.zero_grad()
         critic_loss.backward()
-        nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.actorcritic_grad_clip)
+        nn.utils.clip_grad_norm_(self.critic.parameters(), p.actorcritic_grad_clip)
         self.critic_opt.step()
         # actor: advantage R - V(s) with the refitted critic, standardized over the batch
         with torch.no_grad():
@@ -91,30 +118,30 @@ class ActorCritic(EvaluatorScheduler):
         dist = torch.distributions.Normal(self.actor.mean(x), log_std.exp())
         log_prob = dist.log_prob(logits).sum(-1)
         entropy = dist.entropy().sum(-1).mean()
-        actor_loss = -(adv * log_prob).mean() - cfg.actorcritic_entropy_coef * entropy
+        actor_loss = -(adv * log_prob).mean() - p.actorcritic_entropy_coef * entropy
         self.actor_opt.zero_grad()
         actor_loss.backward()
-        nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.actorcritic_grad_clip)
+        nn.utils.clip_grad_norm_(self.actor.parameters(), p.actorcritic_grad_clip)
         self.actor_opt.step()
 
     # --- one epoch --------------------------------------------------------------------------------------------
     def plan(self, obs: Observation) -> np.ndarray:
-        cfg = self.info.cfg
+        p = self.params
         shape = self.info.plan_shape
         state = self.epoch_state(obs)
         x1 = torch.as_tensor(state_features(obs, self.info))[None]
         x = x1.expand(self.n_samples, -1)
-        with torch_threads(cfg.actorcritic_torch_threads):
+        with torch_threads(p.actorcritic_torch_threads):
             with torch.no_grad():  # rollouts: sample plans from pi(. | s)
                 mean = self.actor.mean(x1)
                 noise = torch.randn((self.n_samples, mean.shape[-1]), generator=self.gen)
                 logits = mean + self.log_std().exp() * noise
             plans = logits_to_plan(logits.double(), shape).numpy()
-            reward, norm, _ = self.score_plans(state, plans, cfg.weights, self.ema)  # one Simulate call
-            self.ema = update_ema(self.ema, float(np.mean(weighted_score(norm, cfg.weights))),
-                                  cfg.reward_ema_decay)
+            reward, norm, _ = self.score_plans(state, plans, self.info.weights, self.ema)  # one Simulate call
+            self.ema = update_ema(self.ema, float(np.mean(weighted_score(norm, self.info.weights))),
+                                  p.reward_ema_decay)
             ret = torch.as_tensor(reward, dtype=torch.float32)
-            for _ in range(cfg.actorcritic_updates_per_epoch):
+            for _ in range(p.actorcritic_updates_per_epoch):
                 self.update(x, logits, ret)
             with torch.no_grad():
                 mean_plan = logits_to_plan(self.actor.mean(x1)[0].double(), shape).numpy()

@@ -1,7 +1,9 @@
-"""Shared by every scheduler that scores candidate plans with Simulate (MARLIN, NSGA-II, SLIT, the RL baselines).
+"""Shared by the schedulers: `one_hot_plan`; and by every one that scores candidate plans with Simulate (MARLIN,
+NSGA-II, SLIT, the RL baselines):
 
-- `EvaluatorScheduler`: a Scheduler with the epoch evaluator built from its StaticInfo, the epoch's state, and
-  plan scoring with normalized metrics and the reward of section 5.2.
+- `EvaluatorScheduler`: a Scheduler with the run's epoch evaluator (`StaticInfo.evaluator`), the epoch's state,
+  and plan scoring with normalized metrics and the reward of section 5.2; its parameters (`EvaluatorParams`: the
+  Simulate budget and the reward's terms) are shared by its subclasses' parameter dataclasses.
 - The reward r = EMA + ECO + metric - penalty (Algorithm 1 line 8; SPEC 9), in one function, so MARLIN's agents
   and the RL baselines learn from the same signal:
     metric  = -score, score = w . (metrics / metrics of the uniform plan in the same state) (1.0 = as uniform)
@@ -11,10 +13,29 @@
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 
-from schedulers.base import Observation, Scheduler
-from simcore.evaluator import EpochState, Evaluation, evaluator_from_info
+from simcore.evaluator import EpochState, Evaluation
+from simcore.interface import Observation, Scheduler
+from simcore.params import Parameters, param
+
+
+def one_hot_plan(choice: np.ndarray, shape: tuple) -> np.ndarray:
+    """A plan sending each (model, origin) row entirely to datacenter choice[model, origin]."""
+    p = np.zeros(shape)
+    m, o = np.indices(choice.shape)
+    p[m, o, choice] = 1.0
+    return p
+
+
+def forecast_or_ones(predicted) -> np.ndarray:
+    """The forecast to plan with: before any history (a zero forecast) one request per (model, origin) stands in,
+    so that plans can still be told apart."""
+    pred = np.asarray(predicted, dtype=float)
+    return np.ones_like(pred) if pred.sum() <= 0 else pred
 
 
 def normalized_metrics(ev: Evaluation, ref: Evaluation) -> np.ndarray:
@@ -27,11 +48,12 @@ def weighted_score(norm: np.ndarray, weights) -> np.ndarray:
     return (norm * np.asarray(weights, dtype=float)).sum(axis=-1)
 
 
-def plan_reward(score: np.ndarray, ema: float | None, parked_share: np.ndarray, sla_rate: np.ndarray, cfg) -> np.ndarray:
+def plan_reward(score: np.ndarray, ema: float | None, parked_share: np.ndarray, sla_rate: np.ndarray,
+                params: "EvaluatorParams") -> np.ndarray:
     """Section 5.2: r = EMA + ECO + metric - penalty (see the module docstring for each term)."""
     ema_term = 0.0 if ema is None else ema - score
-    eco = cfg.reward_eco_weight * parked_share
-    penalty = cfg.reward_sla_penalty * np.maximum(0.0, sla_rate - cfg.reward_sla_setpoint)
+    eco = params.reward_eco_weight * parked_share
+    penalty = params.reward_sla_penalty * np.maximum(0.0, sla_rate - params.reward_sla_setpoint)
     return ema_term + eco - score - penalty
 
 
@@ -40,23 +62,33 @@ def update_ema(ema: float | None, score: float, decay: float) -> float:
     return float(score) if ema is None else decay * ema + (1.0 - decay) * float(score)
 
 
+@dataclass(frozen=True)
+class EvaluatorParams(Parameters):
+    """The Simulate budget and the reward's terms (docs/model.md 'Objective'), shared by every scheduler that
+    searches or learns on the evaluator (each one's parameters extend these)."""
+
+    plan_evaluations_per_epoch: int = param(256, "Simulate budget per epoch of every search/learning scheduler", lo=1)
+    reward_ema_decay: float = param(0.9, "reward EMA term: decay of the running mean of the weighted score", lo=0, hi=1)
+    reward_eco_weight: float = param(0.1, "reward ECO term: bonus per unit share of parked nodes", lo=0)
+    reward_sla_setpoint: float = param(0.01, "reward penalty: SLA-violation share tolerated before the penalty",
+                                       lo=0, hi=1)
+    reward_sla_penalty: float = param(10.0, "reward penalty: per unit of SLA-violation share above the set point", lo=0)
+
+
 class EvaluatorScheduler(Scheduler):
     """Base of schedulers that search or learn on the epoch evaluator. Subclasses call `super().setup()`."""
 
+    Params = EvaluatorParams
+
     def setup(self) -> None:
-        self.evaluator = evaluator_from_info(self.info)
+        self.evaluator = self.info.evaluator
         m, o, d = self.info.plan_shape
         self.uniform_plan = np.full((m, o, d), 1.0 / d)
 
     def epoch_state(self, obs: Observation) -> EpochState:
-        """The epoch's state for Simulate; before any history (zero forecast) one request per (model, origin)
-        stands in, so that plans can still be told apart."""
-        state = EpochState.from_observation(obs)
-        if state.predicted.sum() <= 0:
-            ones = np.ones_like(state.predicted, dtype=float)
-            state = EpochState(ones, ones, state.ci_kg_per_kwh, state.gi_l_per_kwh, state.tou_usd_per_kwh,
-                               state.cop, state.resident_nodes)
-        return state
+        """The epoch's state for Simulate, with the forecast to plan with (`forecast_or_ones`)."""
+        pred = forecast_or_ones(obs.predicted_requests)
+        return dataclasses.replace(EpochState.from_observation(obs), predicted=pred, requests=pred)
 
     def score_plans(self, state: EpochState, plans: np.ndarray, weights, ema: float | None = None):
         """Evaluate plans [B, M, O, D]: returns (reward [B], normalized metrics [B, 4], Evaluation)."""
@@ -65,7 +97,7 @@ class EvaluatorScheduler(Scheduler):
         norm = normalized_metrics(ev, ref)
         n_req = max(float(state.requests.sum()), 1e-12)
         reward = plan_reward(weighted_score(norm, weights), ema, ev.parked_share, ev.sla_violations / n_req,
-                             self.info.cfg)
+                             self.params)
         return reward, norm, ev
 
 

@@ -25,33 +25,56 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from schedulers.base import EpochResult, Observation
-from schedulers.common import EvaluatorScheduler, update_ema, weighted_score
+from schedulers.common import EvaluatorParams, EvaluatorScheduler, update_ema, weighted_score
 from schedulers.rl.discrete import candidate_names, candidate_plans
 from schedulers.rl.nets import ReplayBuffer, feature_size, mlp, state_features
 from schedulers.rl.online import linear_epsilon, observed_reward, torch_seeds, torch_threads
+from simcore.interface import EpochResult, Observation
+from simcore.params import param
+
+
+@dataclass(frozen=True)
+class DDQNParams(EvaluatorParams):
+    """Network, replay, updates and exploration (module docstring)."""
+
+    ddqn_hidden: int = param(64, "DDQN: hidden units of the two hidden layers of the Q-network", lo=1)
+    ddqn_lr: float = param(1e-3, "DDQN: Adam learning rate", lo=0, lo_open=True)
+    ddqn_gamma: float = param(0.5, "DDQN: discount of the double-Q target (a plan barely moves the next state)",
+                              lo=0, hi=1)
+    ddqn_buffer_size: int = param(20000, "DDQN: replay buffer capacity (transitions)", lo=1)
+    ddqn_batch_size: int = param(64, "DDQN: minibatch size", lo=1)
+    ddqn_updates_per_epoch: int = param(16, "DDQN: gradient steps per epoch", lo=0)
+    ddqn_target_sync_steps: int = param(100, "DDQN: gradient steps between hard copies online -> target network", lo=1)
+    ddqn_grad_clip: float = param(10.0, "DDQN: gradient-norm clip", lo=0, lo_open=True)
+    ddqn_epsilon_start: float = param(0.5, "DDQN: epsilon-greedy exploration at epoch 0", lo=0, hi=1)
+    ddqn_epsilon_end: float = param(0.02, "DDQN: epsilon after the decay", lo=0, hi=1)
+    ddqn_epsilon_decay_epochs: int = param(48, "DDQN: epochs of the linear epsilon decay", lo=1)
+    ddqn_torch_threads: int = param(1, "DDQN: torch CPU threads (small nets: 1 is fastest)", lo=1)
 
 
 class DDQN(EvaluatorScheduler):
     """Double DQN over K candidate plans; replay fed by Simulate (Dyna) and by the measured epochs."""
 
+    Params = DDQNParams
+
     def setup(self) -> None:
         super().setup()
-        cfg = self.info.cfg
+        p = self.params
         self.names = candidate_names(self.info)
         n_feat, k = feature_size(self.info), len(self.names)
         net_seed, _ = torch_seeds(self.rng)
-        with torch_threads(cfg.ddqn_torch_threads), torch.random.fork_rng(devices=[]):
+        with torch_threads(p.ddqn_torch_threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(net_seed)
-            self.q_net = mlp([n_feat, cfg.ddqn_hidden, cfg.ddqn_hidden, k])
+            self.q_net = mlp([n_feat, p.ddqn_hidden, p.ddqn_hidden, k])
         self.target_net = copy.deepcopy(self.q_net)
-        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=cfg.ddqn_lr)
-        self.buffer = ReplayBuffer(cfg.ddqn_buffer_size, {"obs": (n_feat,), "act": (), "rew": (),
+        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=p.ddqn_lr)
+        self.buffer = ReplayBuffer(p.ddqn_buffer_size, {"obs": (n_feat,), "act": (), "rew": (),
                                                           "next_obs": (n_feat,)})
         self.grad_steps = 0
         self.ema: float | None = None
@@ -62,21 +85,21 @@ class DDQN(EvaluatorScheduler):
     # --- learning ---------------------------------------------------------------------------------------------
     def train_step(self) -> float:
         """One minibatch step on the double-Q target; hard target sync every ddqn_target_sync_steps steps."""
-        cfg = self.info.cfg
-        b = {k: torch.as_tensor(v) for k, v in self.buffer.sample(cfg.ddqn_batch_size, self.rng).items()}
+        p = self.params
+        b = {k: torch.as_tensor(v) for k, v in self.buffer.sample(p.ddqn_batch_size, self.rng).items()}
         act = b["act"].long()
         with torch.no_grad():
             best_next = self.q_net(b["next_obs"]).argmax(dim=1, keepdim=True)  # online net chooses ...
             next_q = self.target_net(b["next_obs"]).gather(1, best_next).squeeze(1)  # ... target net evaluates
-            target = b["rew"] + cfg.ddqn_gamma * next_q
+            target = b["rew"] + p.ddqn_gamma * next_q
         q = self.q_net(b["obs"]).gather(1, act[:, None]).squeeze(1)
         loss = F.smooth_l1_loss(q, target)
         self.optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.q_net.parameters(), cfg.ddqn_grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.q_net.parameters(), p.ddqn_grad_clip)
         self.optimizer.step()
         self.grad_steps += 1
-        if self.grad_steps % cfg.ddqn_target_sync_steps == 0:
+        if self.grad_steps % p.ddqn_target_sync_steps == 0:
             self.sync_target()
         return float(loss.detach())
 
@@ -85,7 +108,7 @@ class DDQN(EvaluatorScheduler):
 
     # --- one epoch --------------------------------------------------------------------------------------------
     def plan(self, obs: Observation) -> np.ndarray:
-        cfg = self.info.cfg
+        p = self.params
         x = state_features(obs, self.info)
         if self.pending is not None:  # last epoch's real transition, completed with the real next state
             x0, a0, r0 = self.pending
@@ -95,17 +118,17 @@ class DDQN(EvaluatorScheduler):
         state = self.epoch_state(obs)
         plans = candidate_plans(obs, self.info)
         k = len(plans)
-        reward, norm, _ = self.score_plans(state, plans, cfg.weights, self.ema)
-        self.ema = update_ema(self.ema, float(np.mean(weighted_score(norm, cfg.weights))), cfg.reward_ema_decay)
+        reward, norm, _ = self.score_plans(state, plans, self.info.weights, self.ema)
+        self.ema = update_ema(self.ema, float(np.mean(weighted_score(norm, self.info.weights))), p.reward_ema_decay)
         x_model = state_features(dataclasses.replace(obs, time_s=obs.time_s + self.info.epoch_s), self.info)
         self.buffer.add(obs=np.broadcast_to(x, (k, len(x))), act=np.arange(k), rew=reward,
                         next_obs=np.broadcast_to(x_model, (k, len(x))))
-        with torch_threads(cfg.ddqn_torch_threads):
-            if len(self.buffer) >= cfg.ddqn_batch_size:
-                for _ in range(cfg.ddqn_updates_per_epoch):
+        with torch_threads(p.ddqn_torch_threads):
+            if len(self.buffer) >= p.ddqn_batch_size:
+                for _ in range(p.ddqn_updates_per_epoch):
                     self.train_step()
-            eps = linear_epsilon(obs.epoch, cfg.ddqn_epsilon_start, cfg.ddqn_epsilon_end,
-                                 cfg.ddqn_epsilon_decay_epochs)
+            eps = linear_epsilon(obs.epoch, p.ddqn_epsilon_start, p.ddqn_epsilon_end,
+                                 p.ddqn_epsilon_decay_epochs)
             if self.rng.random() < eps:
                 a = int(self.rng.integers(k))
             else:
@@ -119,6 +142,6 @@ class DDQN(EvaluatorScheduler):
         if self.last is None:
             return
         x, a, state = self.last
-        got = observed_reward(self, state, result, self.info.cfg.weights, self.ema)
+        got = observed_reward(self, state, result, self.info.weights, self.ema)
         if got is not None:
             self.pending = (x, a, got[0])

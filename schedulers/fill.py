@@ -12,7 +12,7 @@ Per epoch:
   * `fill-ttft`: one-way network latency from the origin (Eq. 2, `latency_s[origin, d]`), so each origin has
     its own order;
   * `fill-carbon`, `fill-water`, `fill-cost`: carbon (kg), water (L) and cost (USD) of one kWh of IT energy at
-    each site this epoch (`physics.datacenter_epoch_metrics`, Eq. 6-10), so cooling (COP), infrastructure
+    each site this epoch (`Observation.carbon_kg_per_it_kwh` etc., Eq. 6-10), so cooling (COP), infrastructure
     overhead, evaporative + blowdown + grid water and the carbon of water are all counted, not just the raw
     grid intensity; the same order for every origin;
 - filling: the forecast `predicted_requests` [M, O] is placed row by row (rows of `fill-ttft` in order of
@@ -47,10 +47,12 @@ schedulers never recompute it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from schedulers.base import EpochResult, Observation, Scheduler
-from simcore import physics
+from simcore.interface import EpochResult, Observation, Scheduler
+from simcore.params import Parameters, param
 
 
 def mix_share(pred: np.ndarray) -> np.ndarray:
@@ -150,6 +152,22 @@ def fill_plan(pred: np.ndarray, order: np.ndarray, cap: np.ndarray, target: floa
     return plan / plan.sum(axis=2, keepdims=True)
 
 
+@dataclass(frozen=True)
+class FillParams(Parameters):
+    """The fill target's head-room (`fill_target`, `FillScheduler.learn_error`)."""
+
+    fill_peak_to_mean: float = param(1.25, "fill: the busiest minute's arrival rate over its epoch's mean that a "
+                                     "filled datacenter must still serve (bundled Azure code day: median 1.16, 90th "
+                                     "percentile 1.26 over its 96 epochs); the fill target is 1 / (this x forecast "
+                                     "head-room)", lo=1)
+    fill_error_z: float = param(2.0, "fill: forecast head-room, in standard deviations of the observed relative "
+                                "forecast error (1 + this x error)", lo=0)
+    fill_error_prior: float = param(0.1, "fill: relative forecast error (standard deviation) assumed before any "
+                                    "epoch has been observed", lo=0)
+    fill_error_ewma_alpha: float = param(0.25, "fill: weight of the newest epoch's squared forecast error in the "
+                                         "running estimate of its variance", lo=0, lo_open=True, hi=1)
+
+
 class FillScheduler(Scheduler):
     """Fill the best datacenter for one objective up to the fill target, then the next (see module doc).
 
@@ -157,15 +175,17 @@ class FillScheduler(Scheduler):
     target follows the forecast's observed error (`learn_error`, `target`).
     """
 
+    Params = FillParams
+
     def setup(self) -> None:
-        self.error_var = self.info.cfg.fill_error_prior ** 2  # running mean of the squared relative error
+        self.error_var = self.params.fill_error_prior ** 2  # running mean of the squared relative error
         self.planned = None  # [D] requests the last plan sent to each datacenter (plan x forecast)
         self.planned_epoch = None
 
     def target(self) -> float:
         """The fill target for the forecast error seen so far (`fill_target`)."""
-        cfg = self.info.cfg
-        return fill_target(cfg.fill_peak_to_mean, cfg.fill_error_z, float(np.sqrt(self.error_var)))
+        p = self.params
+        return fill_target(p.fill_peak_to_mean, p.fill_error_z, float(np.sqrt(self.error_var)))
 
     def learn_error(self, last: EpochResult | None) -> None:
         """Fold the finished epoch's forecast error (its arrivals against this scheduler's plan for it) into the
@@ -174,7 +194,7 @@ class FillScheduler(Scheduler):
             return
         e = forecast_error(self.planned, last.requests)
         if e is not None:
-            a = self.info.cfg.fill_error_ewma_alpha
+            a = self.params.fill_error_ewma_alpha
             self.error_var = (1.0 - a) * self.error_var + a * e * e
 
     def rank(self, obs: Observation) -> np.ndarray:
@@ -185,12 +205,6 @@ class FillScheduler(Scheduler):
         """(model, origin) rows in the order they are placed (default: model-major index order)."""
         m_n, o_n, _ = self.info.plan_shape
         return [(m, o) for m in range(m_n) for o in range(o_n)]
-
-    def site_metric(self, obs: Observation, key: str) -> np.ndarray:
-        """[D] `key` of `physics.datacenter_epoch_metrics` for 1 kWh of IT energy at each site this epoch."""
-        per_kwh = physics.datacenter_epoch_metrics(np.ones(self.info.dcs), obs.cop, obs.tou_usd_per_kwh,
-                                                   obs.gi_l_per_kwh, obs.ci_kg_per_kwh, self.info.cfg)
-        return np.asarray(per_kwh[key], dtype=float)
 
     def same_order_for_all(self, score: np.ndarray) -> np.ndarray:
         """[O, D] the ascending order of a per-site score (ties: lowest index), for every origin."""
@@ -221,18 +235,18 @@ class FillCarbon(FillScheduler):
     """Lowest carbon (grid + water carbon, with cooling) per kWh of IT energy first."""
 
     def rank(self, obs: Observation) -> np.ndarray:
-        return self.same_order_for_all(self.site_metric(obs, "carbon_kg"))
+        return self.same_order_for_all(obs.carbon_kg_per_it_kwh)
 
 
 class FillWater(FillScheduler):
     """Lowest water (evaporative + blowdown + grid water) per kWh of IT energy first."""
 
     def rank(self, obs: Observation) -> np.ndarray:
-        return self.same_order_for_all(self.site_metric(obs, "water_l"))
+        return self.same_order_for_all(obs.water_l_per_it_kwh)
 
 
 class FillCost(FillScheduler):
     """Lowest electricity cost (time-of-use price x total energy with cooling) per kWh of IT energy first."""
 
     def rank(self, obs: Observation) -> np.ndarray:
-        return self.same_order_for_all(self.site_metric(obs, "cost_usd"))
+        return self.same_order_for_all(obs.cost_usd_per_it_kwh)

@@ -31,30 +31,41 @@ demand beyond a datacenter's capacity flows to the next cheapest path.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import networkx as nx
 import numpy as np
 
-from schedulers.base import Observation, Scheduler
+from schedulers.common import forecast_or_ones
 from simcore import physics
-from simcore.profiles import load_profiles
+from simcore.interface import Observation, Scheduler
+from simcore.params import Parameters, param
 
 MS_PER_S = 1000.0  # edge costs are integer milliseconds (unit conversion, not a tunable)
 SOURCE, SINK = "source", "sink"
 
 
+@dataclass(frozen=True)
+class HelixParams(Parameters):
+    helix_capacity_share: float = param(1.0, "Helix: share of a node type's peak throughput (nodes x concurrency x "
+                                        "epoch / service time) offered as flow capacity", lo=0, lo_open=True)
+
+
 class Helix(Scheduler):
     """Max-flow min-cost routing over (model, origin) -> datacenter -> node type (networkx network simplex)."""
 
+    Params = HelixParams
+
     def setup(self) -> None:
-        info, cfg = self.info, self.info.cfg
+        info = self.info
         first = first_token_compute_table(info)
         hosts = np.asarray(info.hosts, dtype=bool)
         rps = np.asarray(info.capacity.node_rps, dtype=float)  # [M, T] requests/s of one node at full batch
         #: [M, T] requests per epoch one node of type t serves of model m (0 where it cannot host it)
-        self.node_rate = np.where(hosts, rps * info.epoch_s * cfg.helix_capacity_share, 0.0)
+        self.node_rate = np.where(hosts, rps * info.epoch_s * self.params.helix_capacity_share, 0.0)
         self.node_time = np.where(hosts, info.capacity.cost_s, np.inf)  # [M, T] node-seconds one request uses
         self.first_ms = np.rint(first * MS_PER_S).astype(int)  # [M, T]
-        self.net_ms = np.rint(2.0 * np.asarray(info.latency_s) * MS_PER_S).astype(int)  # [O, D] round trip
+        self.net_ms = np.rint(physics.round_trip_s(np.asarray(info.latency_s)) * MS_PER_S).astype(int)  # [O, D]
         self.last_solution: dict | None = None
 
     # --- the flow problem --------------------------------------------------------------------------------
@@ -111,9 +122,7 @@ class Helix(Scheduler):
 
     # --- the hook --------------------------------------------------------------------------------------------
     def plan(self, obs: Observation) -> np.ndarray:
-        pred = np.asarray(obs.predicted_requests, dtype=float)
-        if pred.sum() <= 0:
-            pred = np.ones_like(pred)  # epoch 0: no forecast yet; one unit per row still shows the cheapest path
+        pred = forecast_or_ones(obs.predicted_requests)  # one unit per row still shows the cheapest path
         supply = np.ceil(pred - 1e-9).astype(int)
         sol = self.solve(supply, obs.queued)
         self.last_solution = sol
@@ -128,8 +137,8 @@ class Helix(Scheduler):
 
 def first_token_compute_table(info) -> np.ndarray:
     """[M, T] mean first-token compute time (s) of each model on each node type at batch 1 (Eq. 3 term), over
-    the run's token sample (simcore.profiles)."""
-    prof = load_profiles(info.cfg)
+    the run's token sample (`StaticInfo.profiles`)."""
+    prof = info.profiles
     M, T = len(info.models), len(info.node_types)
     prompt, output = (np.asarray(x, dtype=float) for x in info.token_sample)
     keep = output > 0
@@ -137,4 +146,4 @@ def first_token_compute_table(info) -> np.ndarray:
     m_ix, t_ix = np.indices((M, T))
     pre = prof.prefill_s_array(m_ix[..., None], t_ix[..., None], prompt[None, None, :])
     step1 = prof.decode_step_s[:, :, 1][..., None]
-    return physics.first_token_compute_s(info.cfg.ttft_model, pre + output * step1, output, pre, step1).mean(axis=2)
+    return physics.first_token_compute_s(info.ttft_model, pre + output * step1, output, pre, step1).mean(axis=2)

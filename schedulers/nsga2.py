@@ -26,14 +26,17 @@ Adapted to this problem:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2 as PymooNSGA2
 from pymoo.core.problem import Problem
 from pymoo.optimize import minimize
 
-from schedulers.base import Observation
-from schedulers.common import EvaluatorScheduler, normalized_metrics, weighted_score
+from schedulers.common import EvaluatorParams, EvaluatorScheduler, normalized_metrics, weighted_score
 from simcore.errors import ConfigError
+from simcore.interface import Observation
+from simcore.params import param
 
 SEED_HIGH = 2**31 - 1  # pymoo seeds are plain ints
 
@@ -75,25 +78,40 @@ class PlanProblem(Problem):
         out["F"] = normalized_metrics(ev, self.reference)
 
 
+@dataclass(frozen=True)
+class NSGA2Params(EvaluatorParams):
+    """Population, generations, genome bound and the pick from the front (module docstring)."""
+
+    nsga2_pop_size: int = param(32, "NSGA-II: population size (x nsga2_generations <= plan_evaluations_per_epoch)",
+                                lo=2)
+    nsga2_generations: int = param(8, "NSGA-II: generations per epoch (the first evaluates the initial population)",
+                                   lo=1)
+    nsga2_logit_bound: float = param(4.0, "NSGA-II: genome = per-row logits in [-bound, bound], softmax -> plan row",
+                                     lo=0, lo_open=True)
+    nsga2_pick: str = param("weights", "NSGA-II: final plan from the front: 'weights' (min weighted normalized "
+                            "objectives) or 'knee' (farthest from the line of extremes)", choices=("weights", "knee"))
+
+    def validate(self) -> None:
+        if self.nsga2_pop_size * self.nsga2_generations > self.plan_evaluations_per_epoch:
+            raise ConfigError(f"nsga2_pop_size x nsga2_generations = {self.nsga2_pop_size * self.nsga2_generations}"
+                              f" exceeds plan_evaluations_per_epoch {self.plan_evaluations_per_epoch}")
+
+
 class NSGA2(EvaluatorScheduler):
     """pymoo NSGA-II over plan genomes, fitness = Simulate's four normalized objectives, warm-started."""
 
+    Params = NSGA2Params
+
     def setup(self) -> None:
         super().setup()
-        cfg = self.info.cfg
-        if cfg.nsga2_pop_size * cfg.nsga2_generations > cfg.plan_evaluations_per_epoch:
-            raise ConfigError(f"nsga2_pop_size x nsga2_generations = {cfg.nsga2_pop_size * cfg.nsga2_generations} "
-                              f"exceeds plan_evaluations_per_epoch {cfg.plan_evaluations_per_epoch}")
-        if cfg.nsga2_pick not in ("weights", "knee"):
-            raise ConfigError(f"nsga2_pick {cfg.nsga2_pick!r}: must be 'weights' or 'knee'")
         self.population: np.ndarray | None = None  # last epoch's final genomes (warm start)
         self.front_x: np.ndarray | None = None  # last epoch's non-dominated genomes and objectives
         self.front_f: np.ndarray | None = None
         self.evaluations = 0  # plan evaluations of the last epoch
 
     def initial_population(self) -> np.ndarray:
-        cfg, shape = self.info.cfg, self.info.plan_shape
-        pop, bound = cfg.nsga2_pop_size, cfg.nsga2_logit_bound
+        p, shape = self.params, self.info.plan_shape
+        pop, bound = p.nsga2_pop_size, p.nsga2_logit_bound
         if self.population is not None and len(self.population) == pop:
             return self.population.copy()
         m, o, _ = shape
@@ -104,20 +122,20 @@ class NSGA2(EvaluatorScheduler):
 
     def pick(self, f: np.ndarray) -> int:
         """Index of the chosen front member (see the module docstring)."""
-        if self.info.cfg.nsga2_pick == "weights":
-            return int(np.argmin(weighted_score(f, self.info.cfg.weights)))
+        if self.params.nsga2_pick == "weights":
+            return int(np.argmin(weighted_score(f, self.info.weights)))
         lo, hi = f.min(axis=0), f.max(axis=0)
         z = (f - lo) / np.where(hi > lo, hi - lo, 1.0)
         return int(np.argmin(z.sum(axis=1)))  # farthest below the hyperplane sum(z) = 1 through the extremes
 
     def plan(self, obs: Observation) -> np.ndarray:
-        cfg, shape = self.info.cfg, self.info.plan_shape
+        p, shape = self.params, self.info.plan_shape
         state = self.epoch_state(obs)
         reference = self.evaluator.evaluate(state, self.uniform_plan)
-        problem = PlanProblem(self.evaluator, state, reference, shape, cfg.nsga2_logit_bound)
-        algorithm = PymooNSGA2(pop_size=cfg.nsga2_pop_size, sampling=self.initial_population(),
+        problem = PlanProblem(self.evaluator, state, reference, shape, p.nsga2_logit_bound)
+        algorithm = PymooNSGA2(pop_size=p.nsga2_pop_size, sampling=self.initial_population(),
                                eliminate_duplicates=True)
-        res = minimize(problem, algorithm, ("n_gen", cfg.nsga2_generations),
+        res = minimize(problem, algorithm, ("n_gen", p.nsga2_generations),
                        seed=int(self.rng.integers(SEED_HIGH)), verbose=False)
         self.evaluations = problem.n_plans
         self.population = res.pop.get("X")

@@ -18,7 +18,7 @@ arms' statistics are learned online from the observed outcome of past decisions,
     are placed largest first).
   A row with no feasible datacenter goes to the nearest one.
 - Bandit: one arm per datacenter. Its reward, observed in `observe` for every datacenter that served requests,
-  is the negative weighted cost per request with the run's weights (cfg.weights) over (TTFT, carbon, water,
+  is the negative weighted cost per request with the run's weights (`StaticInfo.weights`) over (TTFT, carbon, water,
   cost), each per-request metric divided by the fleet's per-request mean of that epoch (so 1 = average, and
   the four are comparable). UCB index = mean reward + perllm_ucb_c x sqrt(ln N / n_d); an arm never played
   has an infinite index (explored first).
@@ -30,21 +30,37 @@ carbon intensity and price move every hour, so past rewards are discounted by `p
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from schedulers.base import EpochResult, Observation, Scheduler
+from schedulers.common import forecast_or_ones
 from schedulers.fill import queued_utilization
 from schedulers.helix import first_token_compute_table
-from simcore.errors import ConfigError
+from simcore import physics
+from simcore.interface import EpochResult, Observation, Scheduler
+from simcore.params import Parameters, param
+
+
+@dataclass(frozen=True)
+class PerLLMParams(Parameters):
+    perllm_ucb_c: float = param(0.5, "PerLLM: UCB exploration coefficient (reward units: weighted metric per request "
+                                "relative to the fleet mean)", lo=0)
+    perllm_discount: float = param(0.9, "PerLLM: discount of past arm statistics per epoch (discounted UCB for hourly "
+                                   "signals; 1.0 = the paper's stationary UCB)", lo=0, lo_open=True, hi=1)
+    perllm_sla_margin: float = param(0.5, "PerLLM: a datacenter is feasible for an origin if 2 x LA_net + compute "
+                                     "<= this x sla_ttft_s", lo=0, lo_open=True)
+    perllm_max_sla_rate: float = param(0.05, "PerLLM: a datacenter whose observed SLA-violation share exceeds this "
+                                       "is infeasible next epoch", lo=0, hi=1)
 
 
 class PerLLM(Scheduler):
     """Constraint satisfaction + (discounted) UCB bandit over datacenters."""
 
+    Params = PerLLMParams
+
     def setup(self) -> None:
-        info, cfg = self.info, self.info.cfg
-        if not (0.0 < cfg.perllm_discount <= 1.0):
-            raise ConfigError(f"perllm_discount {cfg.perllm_discount}: must be in (0, 1]")
+        info = self.info
         D = info.dcs
         self.n = np.zeros(D)  # discounted play counts
         self.r_sum = np.zeros(D)  # discounted reward sums
@@ -54,8 +70,8 @@ class PerLLM(Scheduler):
         self.placeable = (hosts[:, None, :] & present[None, :, :]).any(axis=2)  # [M, D]
         first = first_token_compute_table(info)  # [M, T]
         fastest = np.where(hosts, first, np.inf).min(axis=1)  # [M]
-        ttft = 2.0 * np.asarray(info.latency_s)[None, :, :] + fastest[:, None, None]  # [M, O, D]
-        self.sla_ok = ttft <= cfg.perllm_sla_margin * cfg.sla_ttft_s
+        ttft = physics.round_trip_s(np.asarray(info.latency_s))[None, :, :] + fastest[:, None, None]  # [M, O, D]
+        self.sla_ok = ttft <= self.params.perllm_sla_margin * info.sla_ttft_s
         self.capacity = np.asarray(info.capacity.requests_per_epoch, dtype=float)  # [D, M] requests per epoch
 
     # --- bandit ------------------------------------------------------------------------------------------
@@ -63,7 +79,7 @@ class PerLLM(Scheduler):
         """[D] UCB index of every datacenter (inf for arms not yet played)."""
         total = max(self.n.sum(), 1.0)
         mean = self.r_sum / np.maximum(self.n, 1e-12)
-        bonus = self.info.cfg.perllm_ucb_c * np.sqrt(np.log(max(total, np.e)) / np.maximum(self.n, 1e-12))
+        bonus = self.params.perllm_ucb_c * np.sqrt(np.log(max(total, np.e)) / np.maximum(self.n, 1e-12))
         return np.where(self.n > 0, mean + bonus, np.inf)
 
     def arm_rewards(self, result: EpochResult) -> tuple[np.ndarray, np.ndarray]:
@@ -79,11 +95,11 @@ class PerLLM(Scheduler):
         # fleet mean per request of this epoch (request-weighted), so each metric is unitless and ~1
         ref = (per_req[played] * req[played, None]).sum(axis=0) / req[played].sum()
         norm = per_req / np.where(np.abs(ref) > 1e-12, np.abs(ref), 1.0)
-        reward = -(norm * np.asarray(self.info.cfg.weights, dtype=float)).sum(axis=1)
+        reward = -(norm * np.asarray(self.info.weights, dtype=float)).sum(axis=1)
         return np.where(played, reward, 0.0), played
 
     def observe(self, result: EpochResult) -> None:
-        gamma = self.info.cfg.perllm_discount
+        gamma = self.params.perllm_discount
         reward, played = self.arm_rewards(result)
         self.n = gamma * self.n + played
         self.r_sum = gamma * self.r_sum + reward * played
@@ -93,18 +109,16 @@ class PerLLM(Scheduler):
     # --- constraint satisfaction -------------------------------------------------------------------------
     def feasible(self) -> np.ndarray:
         """[M, O, D] datacenters that satisfy each row's placement and SLA constraints."""
-        observed_ok = self.sla_rate <= self.info.cfg.perllm_max_sla_rate  # [D]
+        observed_ok = self.sla_rate <= self.params.perllm_max_sla_rate  # [D]
         return self.placeable[:, None, :] & self.sla_ok & observed_ok[None, None, :]
 
     def plan(self, obs: Observation) -> np.ndarray:
         m_n, o_n, d_n = self.info.plan_shape
-        pred = np.asarray(obs.predicted_requests, dtype=float)
-        if pred.sum() <= 0:
-            pred = np.ones_like(pred)  # epoch 0: no forecast; one unit per row still lets the arms be chosen
+        pred = forecast_or_ones(obs.predicted_requests)  # one unit per row still lets the arms be chosen
         index = self.ucb()
         feas = self.feasible()
         # utilization each datacenter may still take: the fill target less what its queue already commits
-        room = self.info.cfg.warm_target_utilization - queued_utilization(obs.queued, pred, self.capacity)
+        room = self.info.warm_target_utilization - queued_utilization(obs.queued, pred, self.capacity)
         plan = np.zeros((m_n, o_n, d_n))
         # largest rows first (ties: model, origin order) so big demands get the best arms intact
         order = sorted(((-pred[m, o], m, o) for m in range(m_n) for o in range(o_n)))

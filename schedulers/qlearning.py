@@ -13,7 +13,7 @@ Adapted to this problem:
   summed over the datacenters), i.e. the share of the fleet's capacity the forecast would use, binned at
   `qlearning_load_edges`; the hour is UTC, in `qlearning_hour_bins` equal bins. |S| = (edges + 1) x bins x D;
 - reward: the shared reward of MARLIN's agents (schedulers.common.plan_reward: EMA + ECO + metric - penalty)
-  with the run's weights cfg.weights, the EMA over this learner's mean simulated score;
+  with the run's weights self.info.weights, the EMA over this learner's mean simulated score;
 - experience, twice per epoch:
   1. model-based (Dyna planning): every candidate is scored in one batched Simulate call (K <=
      plan_evaluations_per_epoch, the budget MARLIN has), and each (s, k) is updated with its simulated reward.
@@ -27,13 +27,16 @@ Adapted to this problem:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from schedulers.base import EpochResult, Observation
-from schedulers.common import EvaluatorScheduler, update_ema, weighted_score
+from schedulers.common import EvaluatorParams, EvaluatorScheduler, update_ema, weighted_score
 from schedulers.fill import mix_share
 from schedulers.rl.discrete import candidate_names, candidate_plans
 from schedulers.rl.online import linear_epsilon, observed_reward
+from simcore.interface import EpochResult, Observation
+from simcore.params import ANY_LENGTH, monotone, param
 
 S_PER_DAY = 86400.0
 
@@ -48,15 +51,39 @@ def fleet_load(pred: np.ndarray, capacity) -> float:
     return total / max(fleet, 1e-12)
 
 
+@dataclass(frozen=True)
+class QLearningParams(EvaluatorParams):
+    """Step sizes, discount, exploration and the state's bins (module docstring)."""
+
+    qlearning_alpha: float = param(0.3, "Q-Learning: step size of the tabular update Q += alpha (target - Q)",
+                                   lo=0, hi=1)
+    qlearning_gamma: float = param(0.5, "Q-Learning: discount of max Q(next state) in the target (0 = contextual "
+                                   "bandit; a plan barely moves the next epoch's state)", lo=0, hi=1)
+    qlearning_observed_alpha: float = param(0.3, "Q-Learning: step size of the update from the measured epoch "
+                                            "(observe); 0 = learn from Simulate only", lo=0, hi=1)
+    qlearning_epsilon_start: float = param(0.2, "Q-Learning: epsilon-greedy exploration at epoch 0", lo=0, hi=1)
+    qlearning_epsilon_end: float = param(0.02, "Q-Learning: epsilon after the decay", lo=0, hi=1)
+    qlearning_epsilon_decay_epochs: int = param(48, "Q-Learning: epochs of the linear epsilon decay", lo=1)
+    qlearning_load_edges: tuple = param((0.15, 0.35, 0.65), "Q-Learning: state bin edges of the forecast load = "
+                                        "predicted requests / the fleet's serving capacity per epoch",
+                                        lo=0, length=ANY_LENGTH)
+    qlearning_hour_bins: int = param(4, "Q-Learning: state bins of the hour of day (UTC)", lo=1, hi=24)
+
+    def validate(self) -> None:
+        monotone(self, "qlearning_load_edges", increasing=True, strict=True, what="increasing")
+
+
 class QLearning(EvaluatorScheduler):
     """Tabular Q-learning over K candidate plans with Dyna updates from Simulate and real updates from observe."""
 
+    Params = QLearningParams
+
     def setup(self) -> None:
         super().setup()
-        cfg = self.info.cfg
+        p = self.params
         self.names = candidate_names(self.info)
-        self.edges = np.asarray(cfg.qlearning_load_edges, dtype=float)
-        self.q = np.zeros((len(self.edges) + 1, cfg.qlearning_hour_bins, self.info.dcs, len(self.names)))
+        self.edges = np.asarray(p.qlearning_load_edges, dtype=float)
+        self.q = np.zeros((len(self.edges) + 1, p.qlearning_hour_bins, self.info.dcs, len(self.names)))
         self.capacity = self.info.capacity  # simcore.capacity.Capacity, computed once per run by the engine
         self.ema: float | None = None
         self.last: tuple | None = None  # (state index, action, EpochState) of the executed plan
@@ -68,33 +95,33 @@ class QLearning(EvaluatorScheduler):
         """(load bin, hour bin, greenest datacenter) of an observation (at `time_s`, default the epoch's)."""
         t = obs.time_s if time_s is None else time_s
         load = fleet_load(obs.predicted_requests, self.capacity)
-        hour_bin = int((t % S_PER_DAY) / S_PER_DAY * self.info.cfg.qlearning_hour_bins)
+        hour_bin = int((t % S_PER_DAY) / S_PER_DAY * self.params.qlearning_hour_bins)
         return int(np.searchsorted(self.edges, load, side="right")), hour_bin, int(np.argmin(obs.ci_kg_per_kwh))
 
     # --- the update -------------------------------------------------------------------------------------------
     def update(self, s: tuple, actions: np.ndarray, rewards: np.ndarray, s_next: tuple, alpha: float) -> None:
         """Q(s, a) += alpha [r + gamma max Q(s', .) - Q(s, a)] for every (a, r) given (synchronously)."""
-        target = rewards + self.info.cfg.qlearning_gamma * self.q[s_next].max()
+        target = rewards + self.params.qlearning_gamma * self.q[s_next].max()
         self.q[s][actions] += alpha * (target - self.q[s][actions])
 
     # --- one epoch --------------------------------------------------------------------------------------------
     def plan(self, obs: Observation) -> np.ndarray:
-        cfg = self.info.cfg
+        p = self.params
         s = self.discretize(obs)
         if self.pending is not None:  # the real transition of last epoch, now that its next state is known
             s0, a0, r0 = self.pending
-            self.update(s0, np.array([a0]), np.array([r0]), s, cfg.qlearning_observed_alpha)
+            self.update(s0, np.array([a0]), np.array([r0]), s, p.qlearning_observed_alpha)
             self.pending = None
         # Dyna planning: all K candidates in one Simulate call; model next state = clock + one epoch
         state = self.epoch_state(obs)
         plans = candidate_plans(obs, self.info)
-        reward, norm, _ = self.score_plans(state, plans, cfg.weights, self.ema)
-        self.ema = update_ema(self.ema, float(np.mean(weighted_score(norm, cfg.weights))), cfg.reward_ema_decay)
+        reward, norm, _ = self.score_plans(state, plans, self.info.weights, self.ema)
+        self.ema = update_ema(self.ema, float(np.mean(weighted_score(norm, self.info.weights))), p.reward_ema_decay)
         s_model = self.discretize(obs, obs.time_s + self.info.epoch_s)
-        self.update(s, np.arange(len(plans)), reward, s_model, cfg.qlearning_alpha)
+        self.update(s, np.arange(len(plans)), reward, s_model, p.qlearning_alpha)
         # act epsilon-greedily on the table
-        eps = linear_epsilon(obs.epoch, cfg.qlearning_epsilon_start, cfg.qlearning_epsilon_end,
-                             cfg.qlearning_epsilon_decay_epochs)
+        eps = linear_epsilon(obs.epoch, p.qlearning_epsilon_start, p.qlearning_epsilon_end,
+                             p.qlearning_epsilon_decay_epochs)
         if self.rng.random() < eps:
             a = int(self.rng.integers(len(plans)))
         else:
@@ -104,9 +131,9 @@ class QLearning(EvaluatorScheduler):
         return plans[a]
 
     def observe(self, result: EpochResult) -> None:
-        if self.last is None or self.info.cfg.qlearning_observed_alpha <= 0:
+        if self.last is None or self.params.qlearning_observed_alpha <= 0:
             return
         s, a, state = self.last
-        got = observed_reward(self, state, result, self.info.cfg.weights, self.ema)
+        got = observed_reward(self, state, result, self.info.weights, self.ema)
         if got is not None:
             self.pending = (s, a, got[0])

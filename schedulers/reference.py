@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from schedulers.base import Observation, Scheduler, one_hot_plan
+from schedulers.common import one_hot_plan
+from simcore.interface import Observation, Scheduler
 
 
 class Uniform(Scheduler):

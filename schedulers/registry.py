@@ -2,15 +2,16 @@
 setup.cfg entry points (group `marlin_sim.schedulers`), then a literal dotted path `pkg.mod:Class`.
 
 Importing lazily keeps `--scheduler nearest` from importing torch. A name registered twice is an error; an
-unknown name lists what exists.
+unknown name lists what exists. `create` builds the scheduler with its parameters (its class's `Params`).
 """
 from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
 
-from schedulers.base import Scheduler
-from simcore.errors import SchedulerError, SchedulerNotFound, SimError
+from simcore.errors import ConfigError, SchedulerError, SchedulerNotFound, SimError
+from simcore.interface import Scheduler
+from simcore.params import Parameters
 
 ENTRY_POINT_GROUP = "marlin_sim.schedulers"
 
@@ -65,7 +66,12 @@ def _import(target: str, name: str) -> type:
     except Exception as e:  # the module itself raised while being imported (a syntax error, a failing import-time call)
         raise SchedulerNotFound(f"scheduler {name!r}: importing {mod_name} raised {type(e).__name__}: {e}") from None
     if not (isinstance(obj, type) and issubclass(obj, Scheduler)):
-        raise SchedulerNotFound(f"scheduler {name!r}: {target} is not a subclass of schedulers.base.Scheduler")
+        raise SchedulerNotFound(f"scheduler {name!r}: {target} is not a subclass of simcore.interface.Scheduler")
+    p = obj.Params
+    if not (isinstance(p, type) and issubclass(p, Parameters) and "__dataclass_fields__" in vars(p)
+            and p.__dataclass_params__.frozen):
+        raise SchedulerNotFound(f"scheduler {name!r}: {target}.Params must be a @dataclass(frozen=True) subclass of "
+                                "simcore.params.Parameters")
     return obj
 
 
@@ -79,11 +85,18 @@ def resolve(name: str) -> type:
     raise SchedulerNotFound(f"unknown scheduler {name!r}; known: {', '.join(table)} (or pkg.module:Class)")
 
 
-def create(name: str) -> Scheduler:
-    """A fresh instance of the named scheduler, its `name` set to what the user asked for."""
+def create(name: str, values: dict | None = None, where: str = "parameters") -> Scheduler:
+    """A fresh instance of the named scheduler with its parameters (`Params` built from `values`, text or JSON
+    values by parameter name; unknown names refused), its `name` set to what the user asked for."""
     cls = resolve(name)
+    values = dict(values or {})
+    unknown = sorted(set(values) - set(cls.Params.names()))
+    if unknown:
+        raise ConfigError(f"{where}: unknown parameter(s) {', '.join(unknown)} (run.py --list-params lists the "
+                          f"world's, --list-params --scheduler {name} the scheduler's)")
+    params = cls.Params.from_dict(values, where)
     try:
-        sched = cls()
+        sched = cls(params)
     except SimError:
         raise
     except Exception as e:  # the plug-in's own constructor failed: one line naming it, not a traceback

@@ -5,7 +5,7 @@ Kept from the paper: a genetic algorithm searches the routing of requests over d
 is not a simulation but a learned surrogate model of the metrics (TTFT, carbon, water, cost), trained on
 simulated samples; the objective weighs carbon and water first (`slit_weights`, default 0.1/0.4/0.4/0.1 for
 TTFT/carbon/water/cost: SLIT is the sustainability-first framework the paper compares against; set
-slit_weights = cfg.weights to make it follow a run's weights).
+slit_weights to the run's --weights to make it follow them).
 
 Each epoch, within the Simulate budget (slit_train_samples + slit_verify <= plan_evaluations_per_epoch):
 1. samples: `slit_train_samples` plans scored on the epoch evaluator (normalized metrics, 1.0 = the uniform
@@ -31,16 +31,19 @@ learned model because it trains in microseconds on a few hundred samples and its
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from pymoo.algorithms.soo.nonconvex.ga import GA
 from pymoo.core.problem import Problem
 from pymoo.optimize import minimize
 
-from schedulers.base import Observation
-from schedulers.common import EvaluatorScheduler, normalized_metrics, weighted_score
+from schedulers.common import EvaluatorParams, EvaluatorScheduler, normalized_metrics, weighted_score
 from schedulers.nsga2 import SEED_HIGH, logits_to_plans
 from simcore.capacity import datacenter_utilization
 from simcore.errors import ConfigError
+from simcore.interface import Observation
+from simcore.params import param, sums_to_one
 
 
 def plan_features(plans: np.ndarray, state, latency_s: np.ndarray, capacity: np.ndarray) -> np.ndarray:
@@ -112,35 +115,58 @@ class SurrogateProblem(Problem):
         out["F"] = weighted_score(self.surrogate.predict(feats), self.weights)[:, None]
 
 
+@dataclass(frozen=True)
+class SLITParams(EvaluatorParams):
+    """Objective weights, sample and verification budget, surrogate and GA (module docstring)."""
+
+    slit_weights: tuple = param((0.1, 0.4, 0.4, 0.1), "SLIT: its objective weights (TTFT, carbon, water, cost), "
+                                "carbon and water first as in the paper; sum 1", lo=0)
+    slit_train_samples: int = param(224, "SLIT: evaluator samples per epoch that train the surrogate", lo=1)
+    slit_verify: int = param(32, "SLIT: surrogate-best GA candidates verified on the evaluator (+ train <= budget)",
+                             lo=1)
+    slit_memory_epochs: int = param(8, "SLIT: epochs of past samples kept for the online surrogate refit", lo=1)
+    slit_ridge_alpha: float = param(1e-3, "SLIT: ridge (L2) penalty of the surrogate regression", lo=0)
+    slit_pop_size: int = param(64, "SLIT: GA population on the surrogate", lo=2)
+    slit_generations: int = param(40, "SLIT: GA generations on the surrogate", lo=1)
+    slit_logit_bound: float = param(4.0, "SLIT: genome = per-row logits in [-bound, bound], softmax -> plan row",
+                                    lo=0, lo_open=True)
+    slit_sample_sigma: float = param(1.0, "SLIT: std of the logit noise around the incumbent for training samples",
+                                     lo=0)
+    slit_explore_share: float = param(0.5, "SLIT: share of training samples drawn at random (the rest near the "
+                                      "incumbent plan)", lo=0, hi=1)
+
+    def validate(self) -> None:
+        sums_to_one(self, "slit_weights")
+        if self.slit_train_samples + self.slit_verify > self.plan_evaluations_per_epoch:
+            raise ConfigError(f"slit_train_samples + slit_verify = {self.slit_train_samples + self.slit_verify} "
+                              f"exceeds plan_evaluations_per_epoch {self.plan_evaluations_per_epoch}")
+
+
 class SLIT(EvaluatorScheduler):
     """GA over plans on a ridge surrogate of Simulate, trained online on evaluator samples."""
 
+    Params = SLITParams
+
     def setup(self) -> None:
         super().setup()
-        cfg = self.info.cfg
-        if cfg.slit_train_samples + cfg.slit_verify > cfg.plan_evaluations_per_epoch:
-            raise ConfigError(f"slit_train_samples + slit_verify = {cfg.slit_train_samples + cfg.slit_verify} "
-                              f"exceeds plan_evaluations_per_epoch {cfg.plan_evaluations_per_epoch}")
-        w = np.asarray(cfg.slit_weights, dtype=float)
-        if w.shape != (4,) or np.any(w < 0) or abs(w.sum() - 1.0) > 1e-6:
-            raise ConfigError(f"slit_weights {cfg.slit_weights}: need 4 non-negative numbers summing to 1")
-        self.weights = w
+        p = self.params
+        self.weights = np.asarray(p.slit_weights, dtype=float)
         self.lat = np.asarray(self.info.latency_s, dtype=float)
         self.cap = np.asarray(self.info.capacity.requests_per_epoch, dtype=float)  # [D, M]
         self.n_var = int(np.prod(self.info.plan_shape))
         self.incumbent = np.zeros(self.n_var)  # logits of the last chosen plan (zeros = uniform)
         self.memory: list[tuple[np.ndarray, np.ndarray]] = []  # (features, normalized metrics) per epoch
-        self.surrogate = RidgeSurrogate(cfg.slit_ridge_alpha)
+        self.surrogate = RidgeSurrogate(p.slit_ridge_alpha)
         self.evaluations = 0
 
     # --- steps ---------------------------------------------------------------------------------------------
     def sample_genomes(self, n: int) -> np.ndarray:
         """Training genomes: random ones and perturbations of the incumbent (step 1)."""
-        cfg = self.info.cfg
-        bound = cfg.slit_logit_bound
-        n_rand = int(round(n * cfg.slit_explore_share))
+        p = self.params
+        bound = p.slit_logit_bound
+        n_rand = int(round(n * p.slit_explore_share))
         rand = self.rng.uniform(-bound, bound, size=(n_rand, self.n_var))
-        near = self.incumbent[None, :] + self.rng.normal(0.0, cfg.slit_sample_sigma, size=(n - n_rand, self.n_var))
+        near = self.incumbent[None, :] + self.rng.normal(0.0, p.slit_sample_sigma, size=(n - n_rand, self.n_var))
         return np.clip(np.vstack([self.incumbent[None, :], rand, near])[:n], -bound, bound)
 
     def evaluate(self, state, reference, genomes: np.ndarray) -> np.ndarray:
@@ -155,33 +181,33 @@ class SLIT(EvaluatorScheduler):
         return self.surrogate.fit(x, y)
 
     def plan(self, obs: Observation) -> np.ndarray:
-        cfg, shape = self.info.cfg, self.info.plan_shape
+        p, shape = self.params, self.info.plan_shape
         self.evaluations = 0
         state = self.epoch_state(obs)
         reference = self.evaluator.evaluate(state, self.uniform_plan)
         # 1-2: sample, remember, refit
-        g_train = self.sample_genomes(cfg.slit_train_samples)
+        g_train = self.sample_genomes(p.slit_train_samples)
         y_train = self.evaluate(state, reference, g_train)
         self.memory.append((plan_features(logits_to_plans(g_train, shape), state, self.lat, self.cap), y_train))
-        self.memory = self.memory[-cfg.slit_memory_epochs:]
+        self.memory = self.memory[-p.slit_memory_epochs:]
         self.fit_surrogate()
         # 3: GA on the surrogate, seeded with the incumbent and the best samples
         true_train = weighted_score(y_train, self.weights)
         order = np.argsort(true_train, kind="stable")
-        n_seed = min(cfg.slit_pop_size // 2, len(order))
-        rand = self.rng.uniform(-cfg.slit_logit_bound, cfg.slit_logit_bound,
-                                size=(cfg.slit_pop_size - n_seed, self.n_var))
+        n_seed = min(p.slit_pop_size // 2, len(order))
+        rand = self.rng.uniform(-p.slit_logit_bound, p.slit_logit_bound,
+                                size=(p.slit_pop_size - n_seed, self.n_var))
         x0 = np.vstack([g_train[order[:n_seed]], rand])
-        problem = SurrogateProblem(self.surrogate, state, self.lat, self.cap, shape, self.weights, cfg.slit_logit_bound)
+        problem = SurrogateProblem(self.surrogate, state, self.lat, self.cap, shape, self.weights, p.slit_logit_bound)
         # no duplicate elimination: genomes are continuous, exact duplicates are rare, and pymoo's pairwise
         # check would cost more than the surrogate itself
-        res = minimize(problem, GA(pop_size=cfg.slit_pop_size, sampling=x0, eliminate_duplicates=False),
-                       ("n_gen", cfg.slit_generations), seed=int(self.rng.integers(SEED_HIGH)), verbose=False)
+        res = minimize(problem, GA(pop_size=p.slit_pop_size, sampling=x0, eliminate_duplicates=False),
+                       ("n_gen", p.slit_generations), seed=int(self.rng.integers(SEED_HIGH)), verbose=False)
         # 4: verify the surrogate's best candidates on Simulate; keep the best verified plan of the epoch
         pop_x, pop_f = res.pop.get("X"), res.pop.get("F")[:, 0]
         pop_x, first = np.unique(pop_x, axis=0, return_index=True)  # verify each distinct candidate once
         pop_f = pop_f[first]
-        cand = pop_x[np.argsort(pop_f, kind="stable")[: cfg.slit_verify]]
+        cand = pop_x[np.argsort(pop_f, kind="stable")[: p.slit_verify]]
         if len(cand):
             y_cand = self.evaluate(state, reference, cand)
             self.memory[-1] = (np.vstack([self.memory[-1][0], plan_features(logits_to_plans(cand, shape), state,

@@ -33,28 +33,28 @@ is vectorized.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 import simpy
 
-from schedulers.base import EpochResult, Observation, Request, Scheduler, StaticInfo
 from simcore import physics
 from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity
-from simcore.queueing import bin_rate_profile, pool_queueing_wait, segment_waits
 from simcore.config import MODELS, Config
-from simcore.predictor import EwmaRegression
+from simcore.epochs import Epoch, Epochs, other_days
+from simcore.evaluator import EpochEvaluator
+from simcore.interface import EpochResult, Observation, Request, RunRecord, Scheduler, StaticInfo
 from simcore.profiles import load_profiles
+from simcore.queueing import bin_rate_profile, pool_queueing_wait, segment_waits
 from simcore.rng import stream
 from topology.graph import latency_matrix_s
 from topology.sites import site_signals
 from traces.loader import Workload, load_workload
 
 
-PHASE_WHOLE, PHASE_PROMPT, PHASE_TOKEN = 0, 1, 2  # a request runs whole, or split (Splitwise) in two phases
 WRR_RESOLUTION = 8  # balancer weights resolve node throughputs to 1/8 of the slowest node's
 WAIT_SAMPLES = 16  # positions of a cohort pool's arrival segment at which its fluid wait is read off the curves
 RESOLVE_TOLERANCE = 1e-9  # relative: a segment counts as departed when D is this close to its end
@@ -70,32 +70,6 @@ def wrr_sequence(nodes: np.ndarray, weights: np.ndarray) -> list:
     pos = (within + 0.5) / np.repeat(w, w)
     order = np.lexsort((rep, pos))
     return nodes[rep[order]].tolist()
-
-
-@dataclass
-class RunRecord:
-    """Everything a run produced, for `simcore.results` to write. Per-row arrays have one entry per simulated
-    request; `served` and `sla_late` are real-request counts (a cohort row stands for `cohort` real requests)."""
-
-    cfg: Config
-    scheduler: str
-    trace: str
-    load_scale: float
-    sites: tuple
-    epoch_rows: list  # one dict per (epoch, datacenter)
-    req_epoch: np.ndarray
-    req_dc: np.ndarray
-    req_failed: np.ndarray
-    ttft_s: np.ndarray  # mean TTFT of the row's served real requests; NaN where none got a first token by the horizon
-    cold: np.ndarray
-    events: int
-    wall_s: float
-    prompt_node: np.ndarray | None = None  # split execution: the node that ran each request's prefill
-    token_node: np.ndarray | None = None  # the node that ran its decode (the only node when not split)
-    extra_tables: dict | None = None  # the scheduler's extra_results(): name -> DataFrame, written as <name>.csv
-    cohort: int = 1
-    served: np.ndarray | None = None  # real requests of the row that got their first token by the horizon
-    sla_late: np.ndarray | None = None  # real requests of the row whose TTFT exceeded sla_ttft_s
 
 
 class LiveView:
@@ -136,14 +110,17 @@ class Engine:
         sample = token_sample(self.wl)
         self.capacity = serving_capacity(cfg, self.fleet, self.prof, *sample)
         self.route_rng = stream(cfg.seed, "routing")
-        self.predictor = EwmaRegression(cfg.predictor_window_epochs, cfg.predictor_ewma_alpha)
+        self.epochs = Epochs(cfg, self.wl, self.signals)
+        rate_profile = (bin_rate_profile(self.wl.t_s[~self.wl.failed], cfg.epoch_s, cfg.cohort_bin_s, cfg.horizon_s)
+                        if self.C > 1 else None)
         self.info = StaticInfo(
-            dcs=cfg.dcs, sites=tuple(s.zone for s in self.signals.sites), models=MODELS,
-            node_types=self.fleet.node_types, nodes_per_type=self.fleet.nodes_per_type,
-            hosts=self.prof.hosts, latency_s=self.lat, epoch_s=cfg.epoch_s, epochs=cfg.epochs,
-            weights=cfg.weights, cfg=cfg, token_sample=sample, capacity=self.capacity, cohort_size=self.C,
-            rate_profile=(bin_rate_profile(self.wl.t_s[~self.wl.failed], cfg.epoch_s, cfg.cohort_bin_s, cfg.horizon_s)
-                          if self.C > 1 else None))
+            dcs=cfg.dcs, sites=tuple(s.zone for s in self.signals.sites), models=MODELS, latency_s=self.lat,
+            epoch_s=cfg.epoch_s, epochs=cfg.epochs, weights=cfg.weights, sla_ttft_s=cfg.sla_ttft_s,
+            ttft_model=cfg.ttft_model, warm_target_utilization=cfg.warm_target_utilization, fleet=self.fleet,
+            profiles=self.prof, capacity=self.capacity,
+            evaluator=EpochEvaluator(cfg, self.lat, self.fleet, self.prof, *sample, self.capacity, rate_profile),
+            token_sample=sample, cohort_size=self.C, rate_profile=rate_profile,
+            other_days=functools.partial(other_days, cfg, self.signals))
 
     # ------------------------------------------------------------------------------------------------
     def run(self) -> RunRecord:
@@ -154,7 +131,11 @@ class Engine:
         n_req, n_nodes = len(wl), len(fl.node_dc)
         M, D = len(MODELS), cfg.dcs
         self.fluid = self.C > 1
-        self.split = bool(getattr(self.sched, "split_phases", False))
+        self.mode = self.sched.execution()  # whole, or split in phases (`simcore.execution`)
+        self.mode.check(cfg.gpu_types, self.sched.label())
+        self.phases = self.mode.phases
+        self.last_phase = len(self.phases) - 1
+        self.K = len(self.phases) * M  # pool keys per datacenter: phase j of model m is key j x M + m
 
         # per-request state (plain lists in the hot path)
         self.r_model = wl.model.tolist()
@@ -163,18 +144,19 @@ class Engine:
         kv = physics.request_kv_gb(wl.prompt_tokens + wl.output_tokens,
                                    np.asarray(cfg.model_kv_mb_per_token)[wl.model])
         self.r_kv = kv.tolist()
-        self.r_epoch = np.minimum((wl.t_s // cfg.epoch_s).astype(np.int64), cfg.epochs - 1)
+        self.r_epoch = self.epochs.epoch_of
         self.r_dc = [-1] * n_req
         self.r_net = [0.0] * n_req
         self.r_arr = [0.0] * n_req  # arrival time at the datacenter
         self.r_node = [-1] * n_req
         self.r_ttft = [math.nan] * n_req
         self.r_cold = [False] * n_req
-        # split execution (Splitwise): phase, prompt node, (prompt wait, prompt load, prefill, step), KV transfer
-        self.r_phase = [PHASE_WHOLE] * n_req
+        # phases (`simcore.execution`): the current one, the node of the first when split, what the first token
+        # waited for at the first phase (wait, weight load, prefill, decode step), the KV transfer before the last
+        self.r_phase = [0] * n_req
         self.r_pnode = [-1] * n_req
-        self.r_split = [None] * n_req if self.split else None
-        self.r_xfer = [0.0] * n_req if self.split else None
+        self.r_split = [None] * n_req if self.last_phase else None
+        self.r_xfer = [0.0] * n_req if self.last_phase else None
 
         # per-node state
         self.n_type = fl.node_type.tolist()
@@ -203,11 +185,6 @@ class Engine:
         self.epoch_rows: list = []
         self.last: EpochResult | None = None
         self.failed = wl.failed
-        counts = np.zeros((cfg.epochs, M, D), dtype=np.int64)  # arrivals per (epoch, model, origin), not failed
-        ok = ~self.failed
-        np.add.at(counts, (self.r_epoch[ok], wl.model[ok], wl.origin[ok]), 1)
-        self.counts = counts * self.C  # real requests
-        self.bounds = np.searchsorted(wl.t_s, np.arange(cfg.epochs + 1) * cfg.epoch_s)
         if self.fluid:
             self._init_pools()
 
@@ -231,10 +208,10 @@ class Engine:
         else:
             ttft = np.asarray(self.r_ttft)
             served = (~np.isnan(ttft)).astype(float)
-            late = (np.nan_to_num(ttft, nan=0.0) > cfg.sla_ttft_s).astype(float)
+            late = physics.sla_violated(ttft, cfg.sla_ttft_s).astype(float)
         return RunRecord(
-            cfg=cfg, scheduler=self.sched.label(), trace=wl.name, load_scale=wl.scale,
-            sites=self.info.sites, epoch_rows=self.epoch_rows, req_epoch=self.r_epoch,
+            cfg=cfg, scheduler=self.sched.label(), scheduler_params=self.sched.params.to_dict(), trace=wl.name,
+            load_scale=wl.scale, sites=self.info.sites, epoch_rows=self.epoch_rows, req_epoch=self.r_epoch,
             req_dc=np.asarray(self.r_dc, dtype=np.int16), req_failed=self.failed,
             ttft_s=ttft, cold=np.asarray(self.r_cold), events=self.events,
             wall_s=time.perf_counter() - t_wall, prompt_node=np.asarray(self.r_pnode),
@@ -244,9 +221,10 @@ class Engine:
     # --- epochs ------------------------------------------------------------------------------------------
     def _epochs(self, bar):
         cfg = self.cfg
-        for e in range(cfg.epochs):
+        for ep in self.epochs:
+            e = ep.index
             self.events += 1
-            self._start_epoch(e)
+            self._start_epoch(ep)
             if self.fluid:  # cohort pools are played bin by bin
                 for _ in range(self.bins_per_epoch):
                     yield self.env.timeout(self.bin_s)
@@ -258,7 +236,8 @@ class Engine:
                 if bar is not None:
                     bar.update(1)
 
-    def _observation(self, e: int, predicted: np.ndarray) -> Observation:
+    def _observation(self, ep: Epoch) -> Observation:
+        """The epoch's observation (`Epochs.observation`) with the fleet's state at its start."""
         D, M = self.cfg.dcs, len(MODELS)
         if self.fluid:
             idle = np.asarray(self.node_pool) < 0
@@ -269,14 +248,9 @@ class Engine:
         res = np.asarray(self.res)
         resident = np.stack([np.bincount(self.fleet.node_dc, weights=(res >> m) & 1, minlength=D)
                              for m in range(M)], axis=1)
-        s = self.signals
-        queued = self._queued_real()
-        return Observation(
-            epoch=e, time_s=self.env.now, predicted_requests=predicted,
-            free_nodes=np.bincount(self.fleet.node_dc, weights=idle, minlength=D).astype(int),
-            resident_nodes=resident.astype(int), queued=queued.sum(axis=1), queued_by_model=queued,
-            ci_kg_per_kwh=s.ci_kg_per_kwh[e], gi_l_per_kwh=s.gi_l_per_kwh, tou_usd_per_kwh=s.tou_usd_per_kwh[e],
-            cop=s.cop[e], last=self.last)
+        return self.epochs.observation(
+            ep, free_nodes=np.bincount(self.fleet.node_dc, weights=idle, minlength=D).astype(int),
+            resident_nodes=resident.astype(int), queued_by_model=self._queued_real(), last=self.last)
 
     def _queued_real(self) -> np.ndarray:
         """[D, M] real requests waiting for a node, by model."""
@@ -286,14 +260,11 @@ class Engine:
             return np.bincount(key, weights=self.pW, minlength=D * M).reshape(D, M)
         return np.asarray(self.dcm_queued, dtype=float)
 
-    def _start_epoch(self, e: int) -> None:
-        cfg, wl = self.cfg, self.wl
-        pred = self.predictor.predict()
-        if pred is None:  # warm start: the service was running before the horizon, its controller knows the load
-            pred = self.counts[0].astype(float)
-        plan = self.sched.decide(self._observation(e, pred))
-        self._set_warm(e, plan, pred)
-        lo, hi = int(self.bounds[e]), int(self.bounds[e + 1])
+    def _start_epoch(self, ep: Epoch) -> None:
+        wl, e = self.wl, ep.index
+        plan = self.sched.decide(self._observation(ep))
+        self._set_warm(e, plan, ep.forecast)
+        lo, hi = ep.first, ep.stop
         if self.fluid:
             self._epoch_first_token(lo, hi)
         if self.sched.routes_online():
@@ -307,8 +278,7 @@ class Engine:
             self.f_dc[idx], self.f_net[idx] = dc, net
             self.f_routed[idx] = True
             self.plan_mean[e] = plan.mean(axis=1)
-            key = wl.model[idx].astype(np.int64) + (len(MODELS) if self.split else 0)
-            self._to_bins(idx, dc * self.K + key, arr)
+            self._to_bins(idx, dc * self.K + wl.model[idx].astype(np.int64), arr)
             return
         now = self.env.now
         env, cb = self.env, self._at_dc
@@ -341,22 +311,11 @@ class Engine:
             self.r_dc[i], self.r_net[i], self.r_arr[i] = int(d), net, t + net
             if self.fluid:
                 self.f_dc[i], self.f_net[i] = d, net
-                key = m + (len(MODELS) if self.split else 0)
-                self._to_bins(np.array([i]), np.array([int(d) * self.K + key]), np.array([t + net]))
+                self._to_bins(np.array([i]), np.array([int(d) * self.K + m]), np.array([t + net]))
             else:
                 env.timeout(net, i).callbacks.append(cb)
 
     # --- warm set ------------------------------------------------------------------------------------------------
-    def _pool_roles(self, m: int, k_nodes: int) -> tuple:
-        """(pool key, GPU type or None, nodes) of model m's pools: one, or under split execution (Splitwise) a
-        prompt pool (key M + m, prompt GPUs) and a token pool (key 2M + m, token GPUs)."""
-        cfg, M = self.cfg, len(MODELS)
-        if not self.split:
-            return ((m, None, k_nodes),)
-        share = cfg.splitwise_prompt_node_share
-        return ((M + m, cfg.splitwise_prompt_gpu, math.ceil(k_nodes * share)),
-                (2 * M + m, cfg.splitwise_token_gpu, math.ceil(k_nodes * (1.0 - share))))
-
     def _set_warm(self, e: int, plan: np.ndarray, pred: np.ndarray) -> None:
         """Warm set (SPEC 6): per datacenter and model, the nodes whose serving capacity covers the predicted
         work (plan x forecast) at `warm_target_utilization`, at least `min_warm_nodes`; resident nodes first.
@@ -386,28 +345,27 @@ class Engine:
             types = fl.node_type[base:base + N]
             taken = np.zeros(N, dtype=bool)
             for m in range(M - 1, -1, -1):  # the large model first: it fits fewer places
-                roles = self._pool_roles(m, 0)
-                # nodes the models still to place need for their minimum warm sets
-                reserve = cfg.min_warm_nodes * sum(len(self._pool_roles(j, 0)) for j in range(m))
+                # nodes the models still to place need for their minimum warm sets (one pool per phase)
+                reserve = cfg.min_warm_nodes * len(self.phases) * m
                 can = hosts[m][types] & ~taken
                 resident = ((res[base:base + N] >> m) & 1).astype(bool)
                 order = np.lexsort((np.arange(N), ~resident, ~can))
                 order = order[can[order]]
                 cum = np.cumsum(per_node[m][types[order]] * target[d])
                 k = int(np.searchsorted(cum, expected[d, m] - 1e-9)) + 1 if expected[d, m] > 0 else 0
-                k = max(cfg.min_warm_nodes * len(roles), min(k, len(order) - reserve))
-                for key, gpu, k_role in self._pool_roles(m, k):
+                k = max(cfg.min_warm_nodes * len(self.phases), min(k, len(order) - reserve))
+                for j, (phase, k_role) in enumerate(zip(self.phases, self.mode.pool_nodes(k, cfg.min_warm_nodes))):
+                    key = j * M + m
                     ok = hosts[m][types] & ~taken
-                    if gpu is not None:
-                        ok &= gpu_of_type[types] == cfg.gpu_types.index(gpu)
+                    if phase.gpu is not None:
+                        ok &= gpu_of_type[types] == cfg.gpu_types.index(phase.gpu)
                     order = np.lexsort((np.arange(N), ~resident, ~ok))
                     order = order[ok[order]]
-                    k_role = max(cfg.min_warm_nodes, k_role)
                     chosen, rest = order[:k_role], order[k_role:]
                     taken[chosen] = True
                     nodes = chosen + base
                     self.warm[nodes] = True
-                    pool_id = d * 3 * M + key
+                    pool_id = d * self.K + key
                     for n in nodes.tolist():
                         self.owner[n] = pool_id
                         self._preload(n, m, now)
@@ -467,14 +425,14 @@ class Engine:
         np.add.at(tdp_kw, (fl.node_dc, levels), fl.tdp_w / 1000.0)
         warm = np.bincount(fl.node_dc, weights=self.warm, minlength=cfg.dcs)
         n_active = np.bincount(fl.node_dc, weights=active, minlength=cfg.dcs)
-        lo, hi = int(self.bounds[e]), int(self.bounds[e + 1])
+        lo, hi = int(self.epochs.bounds[e]), int(self.epochs.bounds[e + 1])
         if self.fluid:
             dcs, ttft = np.asarray(self.f_dc[lo:hi], dtype=np.int64), self.f_ttft[lo:hi]
             w_all, late_all = self.f_served[lo:hi], self.f_late[lo:hi]
         else:
             dcs = np.asarray(self.r_dc[lo:hi], dtype=np.int64)  # int even for an epoch without arrivals
             ttft = np.asarray(self.r_ttft[lo:hi], dtype=np.float64)
-            w_all, late_all = np.ones(hi - lo), (np.nan_to_num(ttft) > cfg.sla_ttft_s).astype(float)
+            w_all, late_all = np.ones(hi - lo), physics.sla_violated(ttft, cfg.sla_ttft_s).astype(float)
         requests = np.bincount(dcs[dcs >= 0], minlength=cfg.dcs) * self.C
         done = (dcs >= 0) & ~np.isnan(ttft)
         w, late = w_all[done], late_all[done]
@@ -484,7 +442,7 @@ class Engine:
         # requests still waiting at the epoch's end are already known to be late once they waited past the SLA
         waiting = (dcs >= 0) & np.isnan(ttft) & (self.env.now - self.wl.t_s[lo:hi] > cfg.sla_ttft_s)
         viol += np.bincount(dcs[waiting], minlength=cfg.dcs) * float(self.C)
-        parked_share = 1.0 - n_active / cfg.nodes_per_dc
+        parked_share = physics.parked_share(n_active, cfg.nodes_per_dc)
         cap_dm = self.capacity.requests_per_epoch
         served_dm = self.served_dm
         util = datacenter_utilization(served_dm, cap_dm)
@@ -508,7 +466,6 @@ class Engine:
             epoch=e, requests=requests, ttft_sum_s=tsum, ttft_count=tcnt, sla_violations=viol,
             energy_kwh=met["total_kwh"], carbon_kg=met["carbon_kg"], water_l=met["water_l"],
             cost_usd=met["cost_usd"], parked_share=parked_share, utilization=util, capacity_requests=cap_mix)
-        self.predictor.update(self.counts[e])
         self.sched.observe(self.last)
 
     def _model_share(self) -> tuple:
@@ -528,15 +485,10 @@ class Engine:
         return self.act[n] == 0 and physics.node_memory_gb(self.weights_gb[m], kv) <= self.n_mem[n]
 
     def _at_dc(self, ev) -> None:
-        """A request reaches its datacenter: the balancer places it (its prompt phase under split execution)."""
+        """A request reaches its datacenter: the balancer places it (its first phase) in its model's pool."""
         self.events += 1
         i = ev.value
-        m = self.r_model[i]
-        if self.split:
-            self.r_phase[i] = PHASE_PROMPT
-            self._place(i, len(MODELS) + m)
-        else:
-            self._place(i, m)
+        self._place(i, self.r_model[i])
 
     def _place(self, i: int, key: int) -> None:
         """Weighted round-robin over the pool's warm nodes, skipping full ones, then spill to cold nodes; when
@@ -577,50 +529,44 @@ class Engine:
         self.dcm_queued[d][self.r_model[i]] += 1
 
     def _start(self, n: int, i: int) -> None:
-        """Start request i (or its current phase) on node n: weight load if cold, then compute."""
+        """Start request i's current phase on node n: weight load if cold, then its prefill and / or decode. The
+        first token's time is known at the last phase (the first phase's wait, load and prefill, the KV
+        transfer between phases, the decode)."""
         env = self.env
         now = env.now
         m, t = self.r_model[i], self.n_type[n]
+        j = self.r_phase[i]
+        phase = self.phases[j]
         if not (self.res[n] >> m) & 1:  # cold start: load the weights (evicting idle models if needed)
             if self.res_w[n] + self.weights_gb[m] + self.kv[n] + self.r_kv[i] > self.n_mem[n]:
                 self.res[n], self.res_w[n] = 0, 0.0
             self._load(n, m, now)
-            if self.r_phase[i] != PHASE_TOKEN:
+            if j == 0:
                 self.r_cold[i] = True
         load_wait = max(0.0, self.ready[n][m] - now)
         batch = self.act[n] + 1
         out = self.r_output[i]
-        phase = self.r_phase[i]
         full = self.batch_full[m][t]
-        if phase == PHASE_PROMPT:  # Splitwise prompt phase: prefill only; the first token comes from here
-            prefill = self.prof.prefill_s(m, t, self.r_prompt[i])
-            self.r_split[i] = (now - self.r_arr[i], load_wait, prefill, self.prof.decode_step(m, t, batch))
-            busy_s = load_wait + prefill
-            cost = prefill / full
-            self.r_pnode[i] = n
-        elif phase == PHASE_TOKEN:  # Splitwise token phase: decode on the token node, after the KV transfer
-            wait, p_load, prefill, p_step = self.r_split[i]
-            decode = out * self.prof.decode_step(m, t, batch)
-            exec_s = prefill + self.r_xfer[i] + decode
-            first = physics.first_token_compute_s(self.cfg.ttft_model, exec_s, out, prefill, p_step)
+        step = self.prof.decode_step(m, t, batch)
+        prefill = self.prof.prefill_s(m, t, self.r_prompt[i]) if phase.prefill else 0.0
+        decode = out * step if phase.decode else 0.0
+        first_token = (now - self.r_arr[i], load_wait, prefill, step) if j == 0 else self.r_split[i]
+        if j == self.last_phase:
+            wait, p_load, p_prefill, p_step = first_token
+            exec_s = p_prefill + (self.r_xfer[i] if j else 0.0) + decode
+            first = physics.first_token_compute_s(self.cfg.ttft_model, exec_s, out, p_prefill, p_step)
             self.r_ttft[i] = physics.request_ttft_s(wait, p_load, self.r_net[i], first)
-            busy_s = load_wait + decode
-            cost = out * self.step_full[m][t] / full
             self.r_node[i] = n
         else:
-            prefill = self.prof.prefill_s(m, t, self.r_prompt[i])
-            step = self.prof.decode_step(m, t, batch)
-            exec_s = prefill + out * step
-            first = physics.first_token_compute_s(self.cfg.ttft_model, exec_s, out, prefill, step)
-            self.r_ttft[i] = physics.request_ttft_s(now - self.r_arr[i], load_wait, self.r_net[i], first)
-            busy_s = load_wait + exec_s
-            cost = (prefill + out * self.step_full[m][t]) / full
-            self.r_node[i] = n
+            self.r_split[i] = first_token
+            self.r_pnode[i] = n
+        busy_s = load_wait + (prefill + decode)
+        cost = (prefill + (out * self.step_full[m][t] if phase.decode else 0.0)) / full
         self.util_acc[n] += cost
         self.act[n] = batch
         self.kv[n] += self.r_kv[i]
         self.used_epoch[n] = max(self.used_epoch[n], int(now // self.cfg.epoch_s))
-        if phase != PHASE_TOKEN:
+        if j == 0:
             d = self.r_dc[i]
             self.dc_running[d] += 1
             self.served_dm[d, m] += 1
@@ -628,22 +574,21 @@ class Engine:
 
     def _finish(self, ev) -> None:
         """A node finishes its part of request i: release the KV cache, admit queued requests in FIFO order;
-        after a Splitwise prompt phase, send the KV cache to the token pool."""
+        after a phase that is not the last, send the KV cache on to the next phase's pool."""
         self.events += 1
         i = ev.value
-        phase = self.r_phase[i]
-        n = self.r_pnode[i] if phase == PHASE_PROMPT else self.r_node[i]
+        j = self.r_phase[i]
+        n = self.r_node[i] if j == self.last_phase else self.r_pnode[i]
         self.act[n] -= 1
         self.kv[n] -= self.r_kv[i]
         now = self.env.now
         if self.act[n] == 0:
             self.kv[n] = 0.0  # no float drift
-        if phase == PHASE_PROMPT:
-            self.r_phase[i] = PHASE_TOKEN
-            self.r_xfer[i] = physics.kv_transfer_latency_s(
-                physics.request_kv_gb(self.r_prompt[i], self.cfg.model_kv_mb_per_token[self.r_model[i]]),
-                self.cfg.splitwise_kv_link_gb_per_s)
-            self.env.timeout(self.r_xfer[i], i).callbacks.append(self._to_token_pool)
+        if j < self.last_phase:
+            self.r_phase[i] = j + 1
+            self.r_xfer[i] = self.mode.transfer_s(self.r_prompt[i],
+                                                  self.cfg.model_kv_mb_per_token[self.r_model[i]])
+            self.env.timeout(self.r_xfer[i], i).callbacks.append(self._next_phase)
         else:
             self.dc_running[self.r_dc[i]] -= 1
         qn = self.q[n]
@@ -657,18 +602,17 @@ class Engine:
             self._start(n, j)
         self.used_epoch[n] = max(self.used_epoch[n], int(now // self.cfg.epoch_s))
 
-    def _to_token_pool(self, ev) -> None:
-        """The KV cache has reached the token pool: place the decode phase."""
+    def _next_phase(self, ev) -> None:
+        """The KV cache has reached the next phase's pool: place that phase."""
         self.events += 1
         i = ev.value
-        self._place(i, 2 * len(MODELS) + self.r_model[i])
+        self._place(i, self.r_phase[i] * len(MODELS) + self.r_model[i])
 
     # --- cohorts: fluid pools -----------------------------------------------------------------------------------
     def _init_pools(self) -> None:
         """Pool p = d x K + key (K pool keys per datacenter): backlog W (real requests), time of its last update,
         drain rate mu (real requests/s of its ready nodes), pending capacity changes [(time, d_mu)], its nodes."""
         cfg, M, D = self.cfg, len(MODELS), self.cfg.dcs
-        self.K = 3 * M if self.split else M
         P = D * self.K
         self.pool_dc = np.repeat(np.arange(D), self.K)
         self.pool_model = [(p % self.K) % M for p in range(P)]
@@ -691,25 +635,20 @@ class Engine:
         self.pRpsSum, self.pSlotSum, self.pScvSum = [0.0] * P, [0.0] * P, [0.0] * P
         self.node_pool = [-1] * len(self.fleet.node_dc)
         self.node_ready = [0.0] * len(self.fleet.node_dc)
-        # node throughput per pool key: whole requests, or a phase (prompt: prefill, token: decode at B*)
-        cap = self.capacity
-        rps = [cap.node_rps.tolist()]
-        if self.split:
-            p_mean, o_mean = (np.asarray(x, dtype=float) for x in self.info.token_sample)
-            keep = o_mean > 0
-            pre = np.array([[self.prof.prefill_s_array(m, t, p_mean[keep]).mean()
-                             for t in range(len(self.fleet.node_types))] for m in range(M)])
-            dec = o_mean[keep].mean() * np.asarray(self.step_full)
-            b = np.asarray(cap.batch, dtype=float)
-            rps = [(b / pre).tolist(), (b / dec).tolist()]
-            rps = [rps[0], rps[0], rps[1]]  # key // M: 0 unused, 1 prompt, 2 token
-        self.key_rps = rps
+        # node throughput per phase: whole requests, or a phase's part (prefill, or decode at B*)
+        p_mean, o_mean = (np.asarray(x, dtype=float) for x in self.info.token_sample)
+        keep = o_mean > 0
+        self.key_rps = self.mode.node_rps(
+            self.capacity.node_rps, self.capacity.batch,
+            lambda: np.array([[self.prof.prefill_s_array(m, t, p_mean[keep]).mean()
+                               for t in range(len(self.fleet.node_types))] for m in range(M)]),
+            lambda: o_mean[keep].mean() * np.asarray(self.step_full))
         n = len(self.wl)
         self.f_first = np.zeros(n)  # first-token compute (Eq. 3's term)
         self.f_net = np.zeros(n)
         self.f_dc = np.full(n, -1, dtype=np.int64)
         self.f_pool = np.zeros(n, dtype=np.int64)
-        self.f_routed = np.zeros(n, dtype=bool)  # routed by the epoch's plan (not online, not a decode phase)
+        self.f_routed = np.zeros(n, dtype=bool)  # routed by the epoch's plan (not online, not a later phase)
         self.plan_mean = np.zeros((cfg.epochs, M, cfg.dcs))  # each epoch's plan averaged over origins [M, D]
         self.f_ttft = np.full(n, math.nan)
         self.f_served = np.zeros(n)
@@ -721,7 +660,7 @@ class Engine:
 
     def _rps(self, key: int, n: int) -> float:
         M = len(MODELS)
-        return self.key_rps[key // M if self.split else 0][key % M][self.n_type[n]]
+        return self.key_rps[key // M][key % M][self.n_type[n]]
 
     def _fluid_epoch_reset(self, now: float) -> None:
         """Epoch start: pools lose their nodes (the warm set is chosen anew); pending capacity is rebased."""
@@ -837,7 +776,7 @@ class Engine:
         pool = self.f_pool[idx]
         n_p = np.bincount(pool, minlength=P)
         lam_n = self._expected_cohorts(idx, pool, n_p)
-        base = 2.0 * self.f_net[idx] + self.f_first[idx]
+        base = physics.round_trip_s(self.f_net[idx]) + self.f_first[idx]
         base_p = np.bincount(pool, weights=base, minlength=P) / np.maximum(n_p, 1)
         sla = self.cfg.sla_ttft_s
         played = []
@@ -847,7 +786,7 @@ class Engine:
             if n <= 0 and self.pW[p] <= 0 and not (self.pBp[p] and self.pBp[p][0][0] <= t1):
                 continue
             lam = n * C / self.bin_s
-            token_pool = self.split and (p % self.K) // M == 2
+            later_phase = (p % self.K) // M > 0  # its requests' first token came from their first phase
             limit = sla - base_p[p]
             saved = (self.pW[p], self.pT[p], self.pMu[p], list(self.pBp[p]))
             drained, curve = self._advance(p, t0, t1, lam)
@@ -864,10 +803,10 @@ class Engine:
             self._extend_curve(p, curve)
             a0 = self.pA[p]
             self.pA[p] += n * C
-            if not token_pool:
+            if not later_phase:
                 self.served_dm[self.pool_dc[p], self.pool_model[p]] += drained
             if n > 0:
-                if not token_pool and n_p[p]:  # a decode phase's first token came from its prompt pool
+                if not later_phase and n_p[p]:
                     self.pOpen[p].append([a0, self.pA[p], t0, t1, idx[pool == p], limit, 0.0, 0.0])
                 if 0 < lam < self.pMu[p] and self.pW[p] <= 0:
                     stationary.append((p, lam, self.pMu[p], limit))
@@ -912,8 +851,8 @@ class Engine:
         """The cohorts of one arrival segment get their wait: the real requests at positions x of the segment's
         first `share` (all of it, or what was served by the horizon) wait D^-1(x) - A^-1(x), sampled at
         WAIT_SAMPLES evenly spaced positions, plus the segment's M/G/c wait; their mean is each cohort's wait,
-        the share past the wait limit each cohort's late share. Splitwise's decode phases go to the token pool
-        at the segment's mean departure."""
+        the share past the wait limit each cohort's late share. Under split execution the cohorts' next phase goes
+        to its pool at the segment's mean departure."""
         a0, a1, t0, t1, idx, limit, w_q, p_late = seg
         wait = segment_waits(a0, a1, t0, t1, self.pCurveT[p], self.pCurveD[p], share, WAIT_SAMPLES)
         late = float(np.mean(wait > limit))
@@ -922,21 +861,18 @@ class Engine:
         self.f_ttft[idx] = physics.request_ttft_s(mean_wait, 0.0, self.f_net[idx], self.f_first[idx])
         self.f_served[idx] = self.C * share
         self.f_late[idx] = min(late, 1.0) * self.C * share
-        if self.split:  # decode phases reach the token pools after the prefill and the KV transfer
-            M = len(MODELS)
+        if self.last_phase:  # the next phase reaches its pools after this one and the KV transfer
             m = self.wl.model[idx].astype(np.int64)
-            xfer = physics.kv_transfer_latency_s(
-                physics.request_kv_gb(self.wl.prompt_tokens[idx], np.asarray(self.cfg.model_kv_mb_per_token)[m]),
-                self.cfg.splitwise_kv_link_gb_per_s)
-            t_tok = t0 + 0.5 * share * (t1 - t0) + mean_wait + self.f_first[idx] + xfer
-            self.f_routed[idx] = False  # a decode phase counts whole in its token pool (`_expected_cohorts`)
-            self._to_bins(idx, self.f_dc[idx] * self.K + 2 * M + m, t_tok)
+            xfer = self.mode.transfer_s(self.wl.prompt_tokens[idx], np.asarray(self.cfg.model_kv_mb_per_token)[m])
+            t_next = t0 + 0.5 * share * (t1 - t0) + mean_wait + self.f_first[idx] + xfer
+            self.f_routed[idx] = False  # a later phase counts whole in its pool (`_expected_cohorts`)
+            self._to_bins(idx, self.f_dc[idx] * self.K + len(MODELS) + m, t_next)
 
     def _expected_cohorts(self, idx: np.ndarray, pool: np.ndarray, n_p: np.ndarray) -> np.ndarray:
         """Cohorts reaching each pool in the bin, for its arrival rate: a plan-routed cohort counts as its model's
         plan shares over the datacenters averaged over the origins (the C real requests it stands for come from
         every region alike, SPEC origins are uniform, and split as the plan says), so a pool's rate carries no
-        rounding of cohorts to origins and datacenters; online-routed cohorts and decode phases count whole."""
+        rounding of cohorts to origins and datacenters; online-routed cohorts and later phases count whole."""
         out = n_p.astype(float)
         routed = self.f_routed[idx]
         if not routed.any():
@@ -944,9 +880,8 @@ class Engine:
         i = idx[routed]
         m = self.wl.model[i].astype(np.int64)
         shares = self.plan_mean[self.r_epoch[i], m]  # [k, D]
-        key = m + (len(MODELS) if self.split else 0)
         D = shares.shape[1]
-        target = np.arange(D)[None, :] * self.K + key[:, None]
+        target = np.arange(D)[None, :] * self.K + m[:, None]
         out -= np.bincount(pool[routed], minlength=len(out))
         out += np.bincount(target.ravel(), weights=shares.ravel(), minlength=len(out))
         return out

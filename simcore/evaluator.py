@@ -57,7 +57,7 @@ class EpochState:
         pred = obs.predicted_requests
         return cls(pred, pred if requests is None else requests, obs.ci_kg_per_kwh, obs.gi_l_per_kwh,
                    obs.tou_usd_per_kwh, obs.cop, obs.resident_nodes, obs.queued,
-                   getattr(obs, "queued_by_model", None))
+                   obs.queued_by_model)
 
 
 @dataclass(frozen=True)
@@ -89,19 +89,16 @@ class EpochEvaluator:
     :param fleet: `simcore.capacity.Fleet`
     :param profiles: `simcore.profiles.Profiles`
     :param prompt_tokens, output_tokens: a sample of the workload's token pairs (mean service times)
-    :param capacity: `simcore.capacity.Capacity` of the run (computed from the token sample if None)
+    :param capacity: `simcore.capacity.Capacity` of the run (`StaticInfo.capacity`)
     :param rate_profile: the workload's bin rates over their epoch's mean (`simcore.queueing.bin_rate_profile`,
         `StaticInfo.rate_profile`); None: every bin at the epoch's mean rate
     """
 
     def __init__(self, cfg: Config, latency_s: np.ndarray, fleet, profiles, prompt_tokens: np.ndarray,
-                 output_tokens: np.ndarray, capacity=None, rate_profile=None) -> None:
-        from simcore.capacity import serving_capacity
-
+                 output_tokens: np.ndarray, capacity, rate_profile=None) -> None:
         self.cfg, self.lat = cfg, np.asarray(latency_s, dtype=float)
         N, M = cfg.nodes_per_dc, len(cfg.model_weights_gb)
-        self.cap = capacity if capacity is not None else serving_capacity(cfg, fleet, profiles, prompt_tokens,
-                                                                          output_tokens)
+        self.cap = capacity
         types = fleet.node_type[:N]
         T = len(fleet.node_types)
         count_t = np.bincount(types, minlength=T).astype(float)
@@ -240,7 +237,7 @@ class EpochEvaluator:
         stat_wait, stat_late = self._stationary(lam, mu, pool["slots"], pool["scv"], spare, limit)
         net = np.einsum("bmod,mo,od->bdm", plans, state.requests, self.lat)  # sum of one-way latencies
         mean_net = net / np.maximum(R, 1e-12)
-        slack = np.maximum(0.0, limit - 2.0 * mean_net)  # [B, D, M]
+        slack = np.maximum(0.0, limit - physics.round_trip_s(mean_net))  # [B, D, M]
 
         # capacity binds: each pool drains its arrivals at its capacity, FIFO behind what already waits for it (a
         # fluid queue; the capacity is taken to persist until they are served)
@@ -267,23 +264,6 @@ class EpochEvaluator:
             ttft_total_s=ttft_total, ttft_mean_s=ttft_total / np.maximum(n_req, 1e-12),
             carbon_kg=met["carbon_kg"].sum(axis=1), water_l=met["water_l"].sum(axis=1),
             cost_usd=met["cost_usd"].sum(axis=1), energy_kwh=met["total_kwh"].sum(axis=1),
-            sla_violations=sla, parked_share=1.0 - active.sum(axis=1) / (N * active.shape[1]),
+            sla_violations=sla, parked_share=physics.parked_share(active.sum(axis=1), N * active.shape[1]),
             dc_energy_kwh=met["total_kwh"], dc_requests=R.sum(axis=2))
 
-
-def evaluator_from_info(info) -> EpochEvaluator:
-    """The evaluator a scheduler builds from its StaticInfo (same fleet, profiles, latencies, token sample)."""
-    from simcore.capacity import build_fleet
-    from simcore.profiles import load_profiles
-
-    prompt, output = info.token_sample
-    return EpochEvaluator(info.cfg, info.latency_s, build_fleet(info.cfg), load_profiles(info.cfg), prompt, output,
-                          info.capacity, info.rate_profile)
-
-
-def evaluator_for(engine) -> EpochEvaluator:
-    """The evaluator matching an engine: its fleet, profiles and latencies, and the token sample its scheduler
-    sees (so tests check the evaluator the schedulers use)."""
-    prompt, output = engine.info.token_sample
-    return EpochEvaluator(engine.cfg, engine.lat, engine.fleet, engine.prof, prompt, output, engine.capacity,
-                          engine.info.rate_profile)

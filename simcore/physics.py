@@ -51,12 +51,22 @@ def first_token_compute_s(ttft_model, exec_s, output_tokens, prefill_s, decode_s
     return exec_s / np.maximum(output_tokens, 1)
 
 
+def round_trip_s(net_s):
+    """Eq. 3's network term: the prompt travels to the datacenter and the first token back, 2 x LA_net (Eq. 2)."""
+    return 2.0 * net_s
+
+
 def request_ttft_s(wait_s, load_s, net_s, first_token_s):
     """Eq. 3 (one request's term, plus its queue wait, SPEC 5): TTFT = wait + LA_load + 2 x LA_net + compute.
 
     The paper's LA_tot,e is the sum of this over the epoch's requests.
     """
-    return wait_s + load_s + 2.0 * net_s + first_token_s
+    return wait_s + load_s + round_trip_s(net_s) + first_token_s
+
+
+def sla_violated(ttft_s, sla_ttft_s):
+    """SPEC 5: whether each request's TTFT exceeds the SLA (a request without a first token, NaN, does not)."""
+    return np.nan_to_num(ttft_s, nan=0.0) > sla_ttft_s
 
 
 # --- 3.3 energy ----------------------------------------------------------------------------------------
@@ -69,6 +79,11 @@ def pstate_power_fraction(busy_fraction, active, pc_pstates, busy_limits, pc_par
     level = (u <= busy_limits[0]).astype(int) + (u <= busy_limits[1]) + (u <= busy_limits[2])
     pc = np.asarray(pc_pstates, dtype=float)[level]
     return np.where(active, pc, pc_parked)
+
+
+def parked_share(active_nodes, nodes):
+    """Share of the nodes parked (no work, not kept warm): the consolidation the ECO reward term pays (section 5.2)."""
+    return 1.0 - active_nodes / nodes
 
 
 def node_it_kwh(pc, tdp_w, epoch_s):

@@ -1,7 +1,8 @@
 """Turn a run's record into result files, atomically.
 
 A results folder holds `summary.json`, `epochs.csv` + `epochs.parquet` (one row per epoch and datacenter,
-SPEC 6 columns) and `config.json` (every parameter, by the Config's field names). Everything is written into
+SPEC 6 columns) and `config.json` (every parameter of the world, by the Config's field names, and the scheduler's
+parameters in a section named after it: `run.py --config config.json` repeats the run). Everything is written into
 a temporary sibling folder that is renamed into place only when complete, so a failed run leaves nothing.
 
 A run never deletes or replaces anything it did not write (`Staging`, before the run): the results folder must be
@@ -21,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simcore.engine import RunRecord
+from simcore import physics
 from simcore.errors import OutputError
 from simcore.folders import make_dirs, remove_made_dirs
+from simcore.interface import RunRecord
 
 MANIFEST = ".marlin-results.json"  # the files a run wrote; marks its folder as a results folder
 RESULT_FILES = ("summary.json", "config.json", "epochs.csv", "epochs.parquet")
@@ -82,7 +84,7 @@ def summary(rec: RunRecord, epochs: pd.DataFrame) -> dict:
     failed = int(rec.req_failed.sum()) * C
     arrived = len(rec.ttft_s) * C
     n_served = int(round(float(w.sum())))
-    late = float(t["late"].sum())
+    late = float(epochs["sla_violations"].sum())  # the summary's totals are epochs.csv's column sums
     out = {
         "scheduler": rec.scheduler,
         "dcs": rec.cfg.dcs,
@@ -104,7 +106,7 @@ def summary(rec: RunRecord, epochs: pd.DataFrame) -> dict:
     for key, col in SUMMARY_SUMS.items():
         out[key] = float(epochs[col].sum())
     out["it_kwh"] = float(epochs["it_kwh"].sum())
-    out["parked_share"] = float(epochs["parked_nodes"].sum() / (len(epochs) * rec.cfg.nodes_per_dc))
+    out["parked_share"] = float(physics.parked_share(epochs["active_nodes"].sum(), len(epochs) * rec.cfg.nodes_per_dc))
     out["requests_simulated"] = len(rec.ttft_s)
     out["cohort_size"] = C
     out["requests_real"] = arrived
@@ -139,7 +141,8 @@ def write_results(rec: RunRecord, out_dir: str | Path, extra: dict | None = None
         epochs.to_csv(tmp / "epochs.csv", index=False, float_format="%.10g")
         epochs.to_parquet(tmp / "epochs.parquet", index=False)
         (tmp / "summary.json").write_text(json.dumps(summ, indent=2) + "\n")
-        (tmp / "config.json").write_text(json.dumps(rec.cfg.to_dict(), indent=2) + "\n")
+        config = {**rec.cfg.to_dict(), rec.scheduler: rec.scheduler_params}  # the world's, then the scheduler's
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         for name, table in sorted((rec.extra_tables or {}).items()):  # scheduler-specific tables (optional)
             table.to_csv(tmp / f"{name}.csv", index=False, float_format="%.10g")
         stage.publish()

@@ -1,6 +1,4 @@
 """Shared fixtures: small but real runs (real trace, real sites), cached per session."""
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -15,9 +13,17 @@ def small_config(**changes) -> Config:
     return Config(**{**base, **changes})
 
 
+def split_changes(changes: dict) -> tuple[dict, dict]:
+    """(the world's, the scheduler's) of a dict of parameter changes, by name."""
+    world = set(Config.names())
+    return ({k: v for k, v in changes.items() if k in world}, {k: v for k, v in changes.items() if k not in world})
+
+
 def run_small(**changes):
-    cfg = small_config(**changes)
-    return simulate(cfg, create(cfg.scheduler))
+    """A small run; `changes` may name the world's parameters and the scheduler's."""
+    world, own = split_changes(changes)
+    cfg = small_config(**world)
+    return simulate(cfg, create(cfg.scheduler, own))
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +31,8 @@ def uniform_run():
     return run_small()
 
 
-def reset_scheduler(name: str, eng, seed: int = 0, **changes):
-    """A scheduler reset on an engine's static facts (with config changes), as the engine would."""
-    sched = create(name)
-    info = eng.info if not changes else dataclasses.replace(eng.info, cfg=eng.info.cfg.replace(**changes))
-    sched.reset(info, np.random.default_rng(seed))
+def reset_scheduler(name: str, eng, seed: int = 0, **params):
+    """A scheduler (with parameter changes) reset on an engine's static facts, as the engine would."""
+    sched = create(name, params)
+    sched.reset(eng.info, np.random.default_rng(seed))
     return sched

@@ -1,7 +1,12 @@
 """Plug-in schedulers used by the CLI tests (loaded by dotted path, as a user's would be)."""
+from dataclasses import dataclass
+
 import numpy as np
 
-from schedulers.base import Scheduler
+from simcore.errors import ConfigError
+from simcore.execution import split_execution
+from simcore.interface import Scheduler
+from simcore.params import Parameters, param
 
 
 class RowsDontSum(Scheduler):
@@ -57,8 +62,8 @@ class RouteOutOfRange(Scheduler):
 
 
 class RaisesInInit(Scheduler):
-    def __init__(self):
-        super().__init__()
+    def __init__(self, params=None):
+        super().__init__(params)
         raise RuntimeError("broken constructor")
 
     def plan(self, obs):
@@ -91,3 +96,38 @@ class Raises(Scheduler):
 
     def plan(self, obs):
         raise RuntimeError("plug-in bug")
+
+
+class SplitNearest(Scheduler):
+    """Nearest routing with its own split execution, the reverse of Splitwise's (prefill on A100 nodes, decode on
+    H100 nodes): a second split scheduler, which the engine must play unchanged."""
+
+    def plan(self, obs):
+        p = np.zeros(self.info.plan_shape)
+        p[:, np.arange(self.info.dcs), np.argmin(self.info.latency_s, axis=1)] = 1.0
+        return p
+
+    def execution(self):
+        return split_execution("A100-80GB", "H100-80GB", 0.5, 10.0)
+
+
+@dataclass(frozen=True)
+class ThresholdParams(Parameters):
+    threshold_s: float = param(0.5, "latency below which a datacenter counts as near, s", lo=0, lo_open=True)
+    spread: tuple = param((1.0, 1.0), "weights of the near and the far datacenters", lo=0)
+
+    def validate(self) -> None:
+        if sum(self.spread) <= 0:
+            raise ConfigError(f"spread={','.join(map(str, self.spread))}: must not be all zero")
+
+
+class WithParams(Scheduler):
+    """A plug-in with parameters of its own: near datacenters (one-way latency below `threshold_s`) get weight
+    spread[0], the others spread[1]."""
+
+    Params = ThresholdParams
+
+    def plan(self, obs):
+        near = np.asarray(self.info.latency_s) < self.params.threshold_s
+        w = np.where(near, self.params.spread[0], self.params.spread[1]) + 1e-12
+        return np.broadcast_to(w / w.sum(axis=1, keepdims=True), self.info.plan_shape)

@@ -1,5 +1,6 @@
 """Q-Learning, DDQN, Actor-Critic: they improve their reward on a tiny repeated scenario, give valid plans, are
 deterministic per seed; DDQN's target network; the candidate set; the measured reward; CLI smoke runs."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from schedulers.base import EpochResult, Observation, validate_plan
 from schedulers.registry import create
 from schedulers.rl.discrete import candidate_names, candidate_plans
 from schedulers.rl.online import linear_epsilon, observed_reward
 from simcore.config import Config
 from simcore.engine import Engine
+from simcore.epochs import Epoch
+from simcore.interface import EpochResult, Observation, validate_plan
 from tests.conftest import reset_scheduler
 
 NAMES = ("qlearning", "ddqn", "actorcritic")
@@ -36,10 +38,10 @@ make = reset_scheduler
 
 def observation(eng: Engine, epoch: int = 4, per_row: float = 30.0) -> Observation:
     """A real epoch's signals (of epoch 4) with a flat forecast; `epoch` only moves the exploration schedule."""
-    D, s = eng.cfg.dcs, eng.signals
-    return Observation(epoch, 4 * eng.cfg.epoch_s, np.full((2, D), per_row), np.full(D, eng.cfg.nodes_per_dc),
-                       np.zeros((D, 2)), np.zeros(D), s.ci_kg_per_kwh[4], s.gi_l_per_kwh, s.tou_usd_per_kwh[4],
-                       s.cop[4], None)
+    D = eng.cfg.dcs
+    obs = eng.epochs.observation(Epoch(4, 4 * eng.cfg.epoch_s, np.full((2, D), per_row), 0, 0),
+                                 resident_nodes=np.zeros((D, 2)))
+    return dataclasses.replace(obs, epoch=epoch)
 
 
 def repeated_run(sched, eng: Engine, epochs: int) -> list:

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from schedulers.base import EpochResult, Observation, validate_plan
 from schedulers.common import normalized_metrics, weighted_score
 from schedulers.nsga2 import logits_to_plans
 from schedulers.registry import create
@@ -16,6 +15,8 @@ from schedulers.slit import plan_features
 from simcore.capacity import datacenter_utilization
 from simcore.config import Config
 from simcore.engine import Engine
+from simcore.epochs import Epoch
+from simcore.interface import EpochResult, Observation, validate_plan
 from tests.conftest import reset_scheduler
 
 NAMES = ("helix", "perllm", "nsga2", "slit")
@@ -38,16 +39,15 @@ make = reset_scheduler
 def observation(eng: Engine, epoch: int = 4, per_row: float | None = None, last=None) -> Observation:
     """A real epoch's signals with a forecast of `per_row` requests per (model, origin); by default a load that
     fills half the fleet's serving capacity in the workload's model mix (85 % / 15 %), so capacity matters."""
-    D, s = eng.cfg.dcs, eng.signals
+    D = eng.cfg.dcs
     if per_row is None:
         share = np.array([1.0 - eng.cfg.gpt4_share, eng.cfg.gpt4_share])
         fleet = eng.capacity.mix_requests_per_epoch(share).sum()
         pred = np.repeat((0.5 * fleet * share / D)[:, None], D, axis=1)
     else:
         pred = np.full((2, D), per_row)
-    return Observation(epoch, epoch * eng.cfg.epoch_s, pred, np.full(D, eng.cfg.nodes_per_dc), np.zeros((D, 2)),
-                       np.zeros(D), s.ci_kg_per_kwh[epoch], s.gi_l_per_kwh, s.tou_usd_per_kwh[epoch], s.cop[epoch],
-                       last)
+    return eng.epochs.observation(Epoch(epoch, epoch * eng.cfg.epoch_s, pred, 0, 0), resident_nodes=np.zeros((D, 2)),
+                                  last=last)
 
 
 def epoch_result(epoch: int, cost_per_req: np.ndarray, requests: float = 100.0) -> EpochResult:
@@ -181,11 +181,11 @@ def test_nsga2_front_is_non_dominated_and_within_budget(engine):
     assert len(f) >= 2
     nd = NonDominatedSorting().do(f, only_non_dominated_front=True)
     assert len(nd) == len(f)  # nobody on the returned front is dominated by another member
-    assert n.evaluations <= engine.cfg.plan_evaluations_per_epoch
+    assert n.evaluations <= n.params.plan_evaluations_per_epoch
     chosen = normalized_metrics(n.evaluator.evaluate(n.epoch_state(observation(engine)), plan),
                                 n.evaluator.evaluate(n.epoch_state(observation(engine)), n.uniform_plan))
-    assert weighted_score(chosen, n.info.cfg.weights)[0] == pytest.approx(weighted_score(f, n.info.cfg.weights).min())
-    assert weighted_score(chosen, n.info.cfg.weights)[0] < 1.0  # better than the uniform plan
+    assert weighted_score(chosen, n.info.weights)[0] == pytest.approx(weighted_score(f, n.info.weights).min())
+    assert weighted_score(chosen, n.info.weights)[0] < 1.0  # better than the uniform plan
 
 
 def test_nsga2_warm_starts_from_last_population(engine):
@@ -218,7 +218,7 @@ def test_slit_surrogate_accurate_on_carbon_water_cost_and_plan_beats_uniform(eng
     s = make("slit", engine)
     for e in range(3, 6):  # a few epochs: the surrogate is refined online
         plan = s.decide(observation(engine, epoch=e))
-        assert s.evaluations <= engine.cfg.plan_evaluations_per_epoch
+        assert s.evaluations <= s.params.plan_evaluations_per_epoch
     obs = observation(engine, epoch=5)
     state = s.epoch_state(obs)
     ref = s.evaluator.evaluate(state, s.uniform_plan)

@@ -68,7 +68,7 @@ BAD = {
     "plan_nan": (["--scheduler", "tests.plugins:NanPlan"], "NaN"),
     "route_out_of_range": (["--scheduler", "tests.plugins:RouteOutOfRange"], "route() returned 99"),
     "config_missing": (["--config", "/nonexistent/c.json"], "/nonexistent/c.json"),
-    "ablate_unknown": (["--ablate", "no-such-part"], "no-such-part"),
+    "ablate_unknown": (["--scheduler", "marlin", "--ablate", "no-such-part"], "--ablate no-such-part: unknown entry"),
     "trace_missing": (["--trace", "/nonexistent/trace.csv"], "/nonexistent/trace.csv"),
     "trace_unknown_name": (["--trace", "no-such-trace"], "no-such-trace"),
     "start_outside": (["--start", "2024-06-01"], "2024-06-01"),
@@ -154,7 +154,7 @@ FOUND = {  # the rows of issue 9's "Found", re-run as written
     "int_given_fraction": (["--set", "max_batch=1.5"], "max_batch=1.5: must be a whole number"),
     "pstates_not_decreasing": (["--set", "pc_pstates=1,0.9,0.95,0.4"], "pc_pstates"),
     "model_fits_no_node": (["--set", "gpu_counts=1"], "Llama-2-70B needs"),
-    "ablate_not_marlin": (["--ablate", "no-her"], "MARLIN schedulers only"),
+    "ablate_not_marlin": (["--ablate", "no-her"], "unrecognized arguments: --ablate no-her"),
     "trace_day_flag_named_right": (["--set", "trace_day=2020-01-01"], "trace_day=2020-01-01"),
     "init_raises": (["--scheduler", "tests.plugins:RaisesInInit"],
                     "tests.plugins:RaisesInInit: __init__() raised RuntimeError: broken constructor"),
@@ -327,7 +327,7 @@ def test_plugin_from_the_current_folder(tmp_path):
     pkg = tmp_path / "mypkg"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "mod.py").write_text("import numpy as np\nfrom schedulers.base import Scheduler\n\n\n"
+    (pkg / "mod.py").write_text("import numpy as np\nfrom simcore.interface import Scheduler\n\n\n"
                                 "class Mine(Scheduler):\n    def plan(self, obs):\n"
                                 "        return np.full(self.info.plan_shape, 1.0 / self.info.dcs)\n")
     p = subprocess.run([sys.executable, str(ROOT / "run.py"), *TINY, "--scheduler", "mypkg.mod:Mine", "--out",

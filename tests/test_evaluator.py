@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from schedulers.base import Scheduler
 from simcore.config import Config
 from simcore.engine import Engine
-from simcore.evaluator import EpochState, evaluator_for
+from simcore.evaluator import EpochState
+from simcore.interface import Scheduler
 from simcore.results import epoch_table
 
 ENERGY_TOL, TTFT_TOL = 0.10, 0.25
@@ -66,12 +66,12 @@ def agreement():
         rec = eng.run()
         truth = epoch_table(rec).groupby("epoch")[["total_kwh", "cost_usd", "water_l", "carbon_kg",
                                                    "ttft_sum_s", "served", "requests"]].sum()
-        ev = evaluator_for(eng)
+        ev = eng.info.evaluator
         for e in EPOCHS:
-            state = EpochState.from_observation(rec_sched.obs[e], requests=eng.counts[e].astype(float))
+            state = EpochState.from_observation(rec_sched.obs[e], requests=eng.epochs.counts[e].astype(float))
             est = ev.evaluate(state, rec_sched.plans[e])
             t = truth.loc[e]
-            carry = float(np.sum(rec_sched.obs[e + 1].queued)) / max(float(eng.counts[e].sum()), 1.0)
+            carry = float(np.sum(rec_sched.obs[e + 1].queued)) / max(float(eng.epochs.counts[e].sum()), 1.0)
             rows.append({
                 "scenario": f"D={d} {fn.__name__} peak {peak} epoch {e}",
                 "energy": est.energy_kwh[0] / t.total_kwh - 1, "cost": est.cost_usd[0] / t.cost_usd - 1,
@@ -125,7 +125,7 @@ def small_eval():
     cfg = Config(dcs=4, hours=1.0, nodes_per_dc=60, load_scale="0.01")
     eng = Engine(cfg, Recorder(uniform))
     eng.run()
-    return eng, evaluator_for(eng)
+    return eng, eng.info.evaluator
 
 
 def _state(eng, pred):

@@ -2,17 +2,18 @@
 
 Hand-made facts: 3 datacenters, 2 models, capacity [D, M] below. Most tests fix the fill target at 0.9 (no
 forecast error assumed, busiest minute 1 / 0.9 of the mean: set explicitly, so the expected fractions do not
-depend on the Config defaults); the head-room tests use the head-room parameters written out below.
+depend on the defaults); the head-room tests use the head-room parameters written out below.
 """
 import numpy as np
 import pytest
 
-from schedulers.base import EpochResult, Observation, StaticInfo
 from schedulers.fill import common_level, fill_target, forecast_error
 from schedulers.registry import create
+from simcore import physics
 from simcore.capacity import Capacity, datacenter_utilization
 from simcore.config import Config
 from simcore.engine import simulate
+from simcore.interface import EpochResult, Observation, StaticInfo
 from tests.conftest import run_small, small_config
 
 TARGET = 0.9
@@ -27,13 +28,13 @@ FILL = ("fill-ttft", "fill-carbon", "fill-water", "fill-cost")
 
 
 def make(name, latency=None, **fill):
-    cfg = Config(**(fill or FIXED))  # only its physics and fill parameters are read
+    cfg = Config()
     lat = np.full((3, 3), 0.05) if latency is None else np.asarray(latency, dtype=float)
     ones = np.ones((2, 2))
     cap = Capacity(ones.astype(int), ones, ones, CAP.copy(), cfg.epoch_s, ones)
-    info = StaticInfo(3, ("a", "b", "c"), ("small", "large"), (("H100", 1), ("A100", 1)), np.ones((3, 2)),
-                      np.ones((2, 2), dtype=bool), lat, cfg.epoch_s, 4, cfg.weights, cfg, capacity=cap)
-    s = create(name)
+    info = StaticInfo(3, ("a", "b", "c"), ("small", "large"), lat, cfg.epoch_s, 4, cfg.weights, cfg.sla_ttft_s,
+                      cfg.ttft_model, cfg.warm_target_utilization, capacity=cap)
+    s = create(name, fill or FIXED)
     s.reset(info, np.random.default_rng(0))
     return s
 
@@ -41,8 +42,10 @@ def make(name, latency=None, **fill):
 def obs(pred, queued=(0.0, 0.0, 0.0), ci=CI, gi=(1.0, 1.0, 1.0), tou=(0.1, 0.1, 0.1), cop=(4.0, 4.0, 4.0),
         epoch=1, last=None):
     a = lambda x: np.asarray(x, dtype=float)  # noqa: E731
+    per_kwh = physics.datacenter_epoch_metrics(np.ones(3), a(cop), a(tou), a(gi), a(ci), Config())
     return Observation(epoch, 900.0 * epoch, a(pred), np.zeros(3), np.zeros((3, 2)), a(queued), a(ci), a(gi),
-                       a(tou), a(cop), last)
+                       a(tou), a(cop), last, carbon_kg_per_it_kwh=per_kwh["carbon_kg"],
+                       water_l_per_it_kwh=per_kwh["water_l"], cost_usd_per_it_kwh=per_kwh["cost_usd"])
 
 
 def result(epoch, requests):
@@ -208,10 +211,11 @@ def test_engine_run_learns_the_forecast_error():
     s.plan = recording
     simulate(cfg, s)
     assert [(a, b) for a, b, _, _ in seen] == [(e, e) for e in range(cfg.epochs - 1)]
-    var = cfg.fill_error_prior ** 2
+    p = s.params
+    var = p.fill_error_prior ** 2
     for _, _, planned, arrived in seen:
         e = forecast_error(planned, arrived)
         assert e < 0.3
-        var = (1 - cfg.fill_error_ewma_alpha) * var + cfg.fill_error_ewma_alpha * e * e
+        var = (1 - p.fill_error_ewma_alpha) * var + p.fill_error_ewma_alpha * e * e
     assert s.error_var == pytest.approx(var)
-    assert s.target() == pytest.approx(fill_target(cfg.fill_peak_to_mean, cfg.fill_error_z, np.sqrt(var)))
+    assert s.target() == pytest.approx(fill_target(p.fill_peak_to_mean, p.fill_error_z, np.sqrt(var)))

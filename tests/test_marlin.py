@@ -11,15 +11,15 @@ import pandas as pd
 import pytest
 import torch
 
-from schedulers.base import Observation, validate_plan
 from schedulers.marlin.agents import FilmActor, agent_weights
 from schedulers.marlin.game import capital_update, phase2, project_simplex
+from schedulers.marlin.scheduler import ABLATIONS, MarlinParams
 from schedulers.registry import create
 from schedulers.rl.nets import feature_size
-from simcore.config import MARLIN_ABLATIONS, Config
 from simcore.engine import Engine, simulate
+from simcore.interface import Observation, validate_plan
 from simcore.rng import stream
-from tests.conftest import small_config
+from tests.conftest import small_config, split_changes
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(marlin_actor_hidden=32, marlin_critic_hidden=64, marlin_batch_size=32, marlin_updates_per_epoch=4,
@@ -27,9 +27,11 @@ FAST = dict(marlin_actor_hidden=32, marlin_critic_hidden=64, marlin_batch_size=3
 
 
 def make(name: str, **changes):
-    """A MARLIN scheduler reset on the small test world (StaticInfo from an engine that is never run)."""
-    cfg = small_config(scheduler=name, **{**FAST, **changes})
-    sched = create(name)
+    """A MARLIN scheduler (FAST, with the scheduler's `changes`) reset on the small test world (with the world's
+    `changes`; StaticInfo from an engine that is never run)."""
+    world, own = split_changes(changes)
+    cfg = small_config(scheduler=name, **world)
+    sched = create(name, {**FAST, **own})
     eng = Engine(cfg, sched)
     sched.reset(eng.info, stream(cfg.seed, "scheduler"))
     return sched
@@ -82,7 +84,7 @@ def test_blend_is_a_valid_plan():
     rng = np.random.default_rng(1)
     props = rng.dirichlet(np.ones(4), size=(4, 2, 4))
     out = phase2(s.agents, np.zeros(feature_size(s.info), dtype=np.float32), props,
-                 np.full(4, 200.0), np.full(4, 0.25), s.info.cfg, frozenset())
+                 np.full(4, 200.0), np.full(4, 0.25), s.params, frozenset())
     validate_plan(out.plan, s.info.plan_shape, "marlin")
     assert abs(out.omega.sum() - 1) < 1e-9 and out.omega.min() >= 0
 
@@ -98,7 +100,7 @@ class _FakeAgent:
 
 
 def test_veto_pulls_toward_the_vetoing_agent():
-    cfg = Config(dcs=4)
+    cfg = MarlinParams()
     props = np.stack([np.eye(4)[[j] * 8].reshape(2, 4, 4) for j in range(4)])  # agent j: all to datacenter j
     agents = [_FakeAgent(p) for p in props]
     capital = np.array([100.0, 250.0, 100.0, 100.0])  # only agent 1 may veto
@@ -111,7 +113,7 @@ def test_veto_pulls_toward_the_vetoing_agent():
 
 
 def test_capital_stays_bounded():
-    cfg = Config(dcs=4)
+    cfg = MarlinParams()
     rng = np.random.default_rng(0)
     cap = np.full(4, cfg.marlin_capital_start)
     for _ in range(2000):
@@ -131,8 +133,8 @@ def test_capital_stays_bounded():
 def test_same_seed_same_result():
     runs = []
     for _ in range(2):
-        cfg = small_config(scheduler="marlin-mincarbon", hours=0.75, **FAST)
-        sched = create(cfg.scheduler)
+        cfg = small_config(scheduler="marlin-mincarbon", hours=0.75)
+        sched = create(cfg.scheduler, FAST)
         rec = simulate(cfg, sched)
         runs.append((rec.req_dc, rec.extra_tables["marlin_epochs"]))
     assert np.array_equal(runs[0][0], runs[1][0])
@@ -187,7 +189,7 @@ def test_plans_are_repaired_to_the_capacity_ceiling():
     assert np.allclose(util(heavy[None])[0] * 4, 1.2, rtol=1e-6)
 
 
-@pytest.mark.parametrize("switch", MARLIN_ABLATIONS)
+@pytest.mark.parametrize("switch", ABLATIONS)
 def test_each_ablation_changes_behaviour(switch):
     def plans(ablate):
         # MinCarbon (its agent may veto from the start) with any utility loss triggering the veto
@@ -206,7 +208,7 @@ def test_each_ablation_changes_behaviour(switch):
 
 
 def _fake_result(e: int):
-    from schedulers.base import EpochResult
+    from simcore.interface import EpochResult
     z = np.zeros(4)
     return EpochResult(epoch=e, requests=np.array([30, 10, 20, 5]), ttft_sum_s=z, ttft_count=z.astype(int),
                        sla_violations=z.astype(int), energy_kwh=z, carbon_kg=z, water_l=z, cost_usd=z,
@@ -249,7 +251,7 @@ def test_cli_smoke_writes_marlin_epochs(tmp_path):
 def _stacked_agents(film: bool, seed: int = 0):
     """Small agents joined in one AgentStack, with non-trivial FiLM weights and some log-stds past their clamp."""
     from schedulers.marlin.agents import make_agents
-    cfg = small_config(**FAST)
+    cfg = MarlinParams(**FAST)
     torch.manual_seed(seed)
     agents = make_agents(agent_weights(1.0), 10, (2, 4, 4), cfg, film)
     with torch.no_grad():
@@ -264,7 +266,7 @@ def _reference_sac(agent):
     """Agent `agent`'s networks, copied into the per-agent learner schedulers.rl.sac.SAC."""
     from schedulers.marlin.agents import FilmActor
     from schedulers.rl.sac import SAC, TwinQ
-    cfg, sd = agent.cfg, agent.sac.state_dict()
+    cfg, sd = agent.params, agent.sac.state_dict()
     act_size = int(np.prod(agent.plan_shape))
     film = hasattr(agent.sac.actor.film, "proj")
     actor = FilmActor(sd["actor"]["inp.weight"].shape[1], 4, act_size, cfg.marlin_actor_hidden, film)
@@ -302,7 +304,7 @@ def test_batched_updates_equal_per_agent_sac(film):
     agents[0].stack.learn([a.draw_batches(updates, rng1, gen1) for a in agents])
     # ... and one agent after the other with SAC.update, as ObjectiveAgent.learn did
     rng2, gen2 = np.random.default_rng(5), torch.Generator().manual_seed(5)
-    cfg = agents[0].cfg
+    cfg = agents[0].params
     n_cur = int(round(cfg.marlin_batch_size * cfg.marlin_current_share))
     for a, ref in zip(agents, refs):
         for _ in range(updates):
@@ -323,7 +325,7 @@ def test_phase1_equals_agents_learning_one_after_the_other():
     from schedulers.rl.nets import ReplayBuffer
 
     agents = _stacked_agents(film=True)
-    cfg = agents[0].cfg
+    cfg = agents[0].params
     target = np.random.default_rng(3).dirichlet(np.ones(4), (4, 2, 4))  # agent j's metrics fall toward target j
 
     def scorer(state, plans, w, ema=None):
@@ -394,7 +396,7 @@ def test_phase2_batched_utilities_equal_per_agent_ones():
     for _ in range(4):
         props = rng.dirichlet(np.ones(4), size=(4, 2, 4))
         obs = rng.normal(size=feature_size(s.info)).astype(np.float32)
-        args = (props, rng.uniform(100, 300, 4), np.array([0.1, 0.7, 0.1, 0.1]), s.info.cfg, frozenset())
+        args = (props, rng.uniform(100, 300, 4), np.array([0.1, 0.7, 0.1, 0.1]), s.params, frozenset())
         fast = phase2(s.agents, obs, *args)
         slow = phase2([PerAgent(a) for a in s.agents], obs, *args)
         for f in ("plan", "utilities", "omega", "veto", "delta"):

@@ -13,7 +13,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
 
 import run as run_cli  # noqa: E402
-from simcore.config import _FIELDS  # noqa: E402
+from simcore.config import Config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["--dcs", "4", "--hours", "0.25", "--set", "nodes_per_dc=12", "--load-scale", "0.001", "--no-progress"]
@@ -21,7 +21,7 @@ ODD = ["0", "-1", "1", "2", "nan", "inf", "-inf", "1.5", "abc", "", " ", "400", 
        "true", "1,2,3,4", "0.25,0.25,0.25,0.25", "H100-80GB", "no-her", "1" + "0" * 30]
 # parameters whose valid odd values would make a long run (a long horizon), not a wrong one
 SLOW = {"hours"}
-NAMES = sorted(set(_FIELDS) - SLOW)
+NAMES = sorted(set(Config.names()) - SLOW)
 PROFILE = settings(deadline=None, max_examples=300, derandomize=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 

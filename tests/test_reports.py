@@ -170,8 +170,19 @@ def test_failing_runs_are_reported_by_name_and_do_not_stop_the_others(tmp_path):
     assert {m["run"] for m in study.missing} == set(failed)
 
 
+def test_a_sweeps_scheduler_parameter_goes_to_the_runs_of_schedulers_that_have_it(tmp_path):
+    a = experiments._parser("compare").parse_args(
+        ["--schedulers", "uniform,marlin", "--seeds", "1", "--dcs", "4", "--set", "marlin_updates_per_epoch=2",
+         "--set", "nodes_per_dc=30", "--out", str(tmp_path)])
+    (sweep,) = experiments.sweeps_from_args("compare", a)
+    argv = {r.scheduler: r.argv(sweep.run_args) for r in sweep.runs}
+    assert "marlin_updates_per_epoch=2" in argv["marlin"] and "marlin_updates_per_epoch=2" not in argv["uniform"]
+    assert "nodes_per_dc=30" in argv["uniform"] and "nodes_per_dc=30" in argv["marlin"]
+
+
 @pytest.mark.parametrize("args, says", [
     (["compare", "--schedulers", "nope"], "unknown scheduler 'nope'"),
+    (["compare", "--schedulers", "uniform,nearest", "--set", "marlin_gamma=0.5"], "marlin_gamma"),
     (["compare", "--seeds", "0"], "--seeds 0"),
     (["compare", "--set", "no_such=1"], "no_such"),
     (["compare", "--dcs", "3"], "--dcs"),

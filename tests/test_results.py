@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from schedulers.registry import create
-from simcore.config import from_dict
+from simcore.config import Config
 from simcore.engine import Engine
 from simcore.errors import OutputError
 from simcore.results import MANIFEST, RESULT_FILES, _weighted_quantile, epoch_table, summary, write_results
@@ -116,7 +116,9 @@ def test_write_results_files_manifest_and_config(exact, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(RESULT_FILES + (MANIFEST,))
     assert json.loads((out / MANIFEST).read_text())["files"] == sorted(RESULT_FILES)
     assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(s))
-    assert from_dict(json.loads((out / "config.json").read_text())) == exact.cfg  # every parameter, by name
+    config = json.loads((out / "config.json").read_text())  # every parameter by name, the scheduler's in its section
+    assert config.pop(exact.scheduler) == exact.scheduler_params == {}  # uniform has no parameters
+    assert Config.from_dict(config) == exact.cfg
     csv, parquet = pd.read_csv(out / "epochs.csv"), pd.read_parquet(out / "epochs.parquet")
     assert list(csv.columns) == list(parquet.columns)
     assert csv["requests"].tolist() == parquet["requests"].tolist() == epoch_table(exact)["requests"].tolist()

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from schedulers import registry
-from schedulers.base import Scheduler
-from schedulers.checker import CHECK_CONFIG, check_accounting, check_scheduler, main as checker_main
+from schedulers.checker import check_scheduler, main as checker_main
 from schedulers.registry import ENTRY_POINT_GROUP, available, create, resolve
+from simcore.checker import CHECK_CONFIG, check_accounting
 from simcore.config import Config
 from simcore.engine import simulate
 from simcore.errors import SchedulerNotFound
+from simcore.interface import Scheduler
 from tests import plugins
 
 ROOT = Path(__file__).resolve().parents[1]

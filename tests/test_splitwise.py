@@ -6,6 +6,8 @@ import pytest
 from schedulers.registry import create
 from simcore.config import Config
 from simcore.engine import Engine
+from simcore.epochs import Epoch
+from simcore.errors import ConfigError
 from simcore.physics import kv_transfer_latency_s, request_kv_gb
 
 
@@ -34,8 +36,8 @@ def kv_world(link_gb_per_s: float):
     only and one request per node at a time, so a token node's decode step is the same whichever A100 node it
     runs on: TTFTs of the same request under two links differ by the KV transfer alone."""
     cfg = Config(dcs=4, hours=1.0, epoch_s=3600.0, nodes_per_dc=12, load_scale="0.003", scheduler="splitwise",
-                 seed=5, cohort_size="1", gpu_counts=(8,), max_batch=1, splitwise_kv_link_gb_per_s=link_gb_per_s)
-    eng = Engine(cfg, create("splitwise"))
+                 seed=5, cohort_size="1", gpu_counts=(8,), max_batch=1)
+    eng = Engine(cfg, create("splitwise", {"splitwise_kv_link_gb_per_s": link_gb_per_s}))
     return cfg, eng, eng.run()
 
 
@@ -65,13 +67,17 @@ def test_latency_first_plan_spills_when_full(split_run):
     cfg, eng, _ = split_run
     sched = create("splitwise")
     sched.reset(eng.info, np.random.default_rng(0))
-    from schedulers.base import Observation
     cap = sched.target() * eng.info.capacity.requests_per_epoch[0, 0]  # model 0 fill room per dc (fill-ttft's)
     pred = np.zeros((2, 4))
     pred[0, 0] = 3 * cap  # origin 0 alone needs three datacenters' worth of warm capacity
-    obs = Observation(0, 0.0, pred, np.zeros(4), np.zeros((4, 2)), np.zeros(4), np.ones(4), np.ones(4),
-                      np.ones(4), np.ones(4), None)
-    plan = sched.decide(obs)
+    plan = sched.decide(eng.epochs.observation(Epoch(0, 0.0, pred, 0, 0)))
     order = np.argsort(eng.info.latency_s[0], kind="stable")
     np.testing.assert_allclose(plan[0, 0, order[:3]], 1 / 3)
     assert plan[1, 1, np.argmin(eng.info.latency_s[1])] == 1.0
+
+
+@pytest.mark.parametrize("name", ["splitwise_prompt_gpu", "splitwise_token_gpu"])
+def test_a_pool_on_a_gpu_type_the_world_lacks_is_refused_naming_the_parameter(name):
+    cfg = Config(dcs=4, hours=0.25, nodes_per_dc=12, load_scale="0.001")
+    with pytest.raises(ConfigError, match=f"^{name}=V100: must be one of gpu_types"):
+        Engine(cfg, create("splitwise", {name: "V100"})).run()

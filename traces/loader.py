@@ -140,22 +140,6 @@ class Workload:
         """Zero-response requests: failures, counted but not served (SPEC 3)."""
         return self.output_tokens == 0
 
-    def epoch_counts(self, epoch_s: float, epochs: int) -> np.ndarray:
-        """Arrivals (failed ones included) in each of `epochs` epochs of `epoch_s` seconds."""
-        e = self._epoch_index(epoch_s, epochs)
-        return np.bincount(e[e >= 0], minlength=epochs)[:epochs]
-
-    def epoch_origin_counts(self, epoch_s: float, epochs: int, dcs: int) -> np.ndarray:
-        """Arrivals per (epoch, origin region): shape (epochs, dcs)."""
-        e = self._epoch_index(epoch_s, epochs)
-        ok = e >= 0
-        flat = e[ok] * dcs + self.origin[ok].astype(np.int64)
-        return np.bincount(flat, minlength=epochs * dcs)[: epochs * dcs].reshape(epochs, dcs)
-
-    def _epoch_index(self, epoch_s: float, epochs: int) -> np.ndarray:
-        e = np.floor(self.t_s / epoch_s).astype(np.int64)
-        e[(e < 0) | (e >= epochs)] = -1
-        return e
 
 
 # ------------------------------------------------------------------------------------------------

@@ -80,24 +80,25 @@ class ObjectiveAgent:
     :param weights: [4] its weight vector
     :param obs_size: state feature size F
     :param plan_shape: (M, O, D)
-    :param cfg: Config (marlin_* fields)
+    :param params: MarlinParams (marlin_* fields and the reward terms)
     :param film: False for the no-film ablation
     """
 
-    def __init__(self, j: int, weights: np.ndarray, obs_size: int, plan_shape: tuple, cfg, film: bool) -> None:
-        self.j, self.w, self.plan_shape, self.cfg = j, np.asarray(weights, dtype=float), tuple(plan_shape), cfg
+    def __init__(self, j: int, weights: np.ndarray, obs_size: int, plan_shape: tuple, params, film: bool) -> None:
+        self.j, self.w, self.plan_shape, self.params = j, np.asarray(weights, dtype=float), tuple(plan_shape), params
         act_size = int(np.prod(plan_shape))
-        actor = FilmActor(obs_size, J, act_size, cfg.marlin_actor_hidden, film)
-        critic = TwinQ(obs_size, act_size, J, cfg.marlin_critic_hidden)
-        hp = SACHyper(lr_actor=cfg.marlin_lr_actor, lr_critic=cfg.marlin_lr_critic, lr_alpha=cfg.marlin_lr_alpha,
-                      gamma=cfg.marlin_gamma, tau=cfg.marlin_tau, alpha_init=cfg.marlin_alpha_init,
-                      target_entropy=-cfg.marlin_target_entropy_scale * act_size,
-                      action_scale=cfg.marlin_logit_scale)
+        actor = FilmActor(obs_size, J, act_size, params.marlin_actor_hidden, film)
+        critic = TwinQ(obs_size, act_size, J, params.marlin_critic_hidden)
+        hp = SACHyper(lr_actor=params.marlin_lr_actor, lr_critic=params.marlin_lr_critic,
+                      lr_alpha=params.marlin_lr_alpha, gamma=params.marlin_gamma, tau=params.marlin_tau,
+                      alpha_init=params.marlin_alpha_init,
+                      target_entropy=-params.marlin_target_entropy_scale * act_size,
+                      action_scale=params.marlin_logit_scale)
         self.sac = AgentNets(actor, critic, self.to_plan_flat, hp)  # its tensors join the AgentStack (make_agents)
         self.stack: AgentStack | None = None
         fields = {"obs": (obs_size,), "x": (act_size,), "rew": (), "cond": (J,)}
-        self.current = ReplayBuffer(cfg.marlin_replay_current, fields)
-        self.cross = ReplayBuffer(cfg.marlin_replay_cross, fields)
+        self.current = ReplayBuffer(params.marlin_replay_current, fields)
+        self.cross = ReplayBuffer(params.marlin_replay_cross, fields)
         self.ema: float | None = None
 
     def to_plan_flat(self, logits: torch.Tensor) -> torch.Tensor:
@@ -135,28 +136,28 @@ class ObjectiveAgent:
         Draws from `rng` and `gen` in the order one-update-at-a-time learning would (per update: the current
         buffer's indices, the cross buffer's indices, then the actor's noise), so learning all agents at once
         (AgentStack.learn) sees the same batches and noise as learning each agent in turn."""
-        cfg = self.cfg
-        n_cur = int(round(cfg.marlin_batch_size * cfg.marlin_current_share)) if len(self.cross) else \
-            cfg.marlin_batch_size
-        n_cross = cfg.marlin_batch_size - n_cur
+        params = self.params
+        n_cur = int(round(params.marlin_batch_size * params.marlin_current_share)) if len(self.cross) else \
+            params.marlin_batch_size
+        n_cross = params.marlin_batch_size - n_cur
         act_size = int(np.prod(self.plan_shape))
-        noise = torch.empty((updates, cfg.marlin_batch_size, act_size))
+        noise = torch.empty((updates, params.marlin_batch_size, act_size))
         i_cur = np.empty((updates, n_cur), dtype=np.int64)
         i_cross = np.empty((updates, n_cross), dtype=np.int64)
         for u in range(updates):
             i_cur[u] = rng.integers(0, self.current.size, size=n_cur)  # = ReplayBuffer.sample's draw
             if n_cross:
                 i_cross[u] = rng.integers(0, self.cross.size, size=n_cross)
-            torch.randn((cfg.marlin_batch_size, act_size), generator=gen, out=noise[u])  # = squashed_sample's
+            torch.randn((params.marlin_batch_size, act_size), generator=gen, out=noise[u])  # = squashed_sample's
         out = {k: np.concatenate([self.current.data[k][i_cur], self.cross.data[k][i_cross]], axis=1)
                for k in self.current.data}
         out["noise"] = noise
         return out
 
 
-def make_agents(weights: np.ndarray, obs_size: int, plan_shape: tuple, cfg, film: bool) -> list:
+def make_agents(weights: np.ndarray, obs_size: int, plan_shape: tuple, params, film: bool) -> list:
     """The J ObjectiveAgents (agent j with weights[j]), their networks joined in one AgentStack."""
-    agents = [ObjectiveAgent(j, w, obs_size, plan_shape, cfg, film) for j, w in enumerate(weights)]
+    agents = [ObjectiveAgent(j, w, obs_size, plan_shape, params, film) for j, w in enumerate(weights)]
     stack = AgentStack([a.sac for a in agents], plan_shape)
     for a in agents:
         a.stack = stack
@@ -176,7 +177,7 @@ def phase1(agents: list, obs_vec: np.ndarray, state, scorer, k_opt: int, her: bo
     :returns: {"plans": [J, M, O, D] proposals a_j*', "norm": [J, 4] their normalized metrics,
                "ev": their Evaluation}
     """
-    cfg = agents[0].cfg
+    params = agents[0].params
     W = np.stack([a.w for a in agents])
     n_req = max(float(state.requests.sum()), 1e-12)
     epoch = []
@@ -188,8 +189,8 @@ def phase1(agents: list, obs_vec: np.ndarray, state, scorer, k_opt: int, her: bo
         obs_b = np.broadcast_to(obs_vec, (k_opt, len(obs_vec)))
         ag.current.add(obs=obs_b, x=flat, rew=reward, cond=np.broadcast_to(ag.w, (k_opt, J)))  # line 9
         # SAC update of theta_j and Q_j: its batches and noise drawn now, the updates run for all agents at once
-        epoch.append((ag.draw_batches(cfg.marlin_updates_per_epoch, rng, gen), flat, obs_b, norm, ev))
-    if cfg.marlin_updates_per_epoch:
+        epoch.append((ag.draw_batches(params.marlin_updates_per_epoch, rng, gen), flat, obs_b, norm, ev))
+    if params.marlin_updates_per_epoch:
         agents[0].stack.learn([e[0] for e in epoch])
     new_ema = []
     for ag, (_, flat, obs_b, norm, ev) in zip(agents, epoch):
@@ -199,9 +200,9 @@ def phase1(agents: list, obs_vec: np.ndarray, state, scorer, k_opt: int, her: bo
         sla_rate = ev.sla_violations / n_req
         goals = agents if her else [ag]
         for other in goals:
-            r = plan_reward(weighted_score(norm, other.w), other.ema, ev.parked_share, sla_rate, cfg)
+            r = plan_reward(weighted_score(norm, other.w), other.ema, ev.parked_share, sla_rate, params)
             ag.cross.add(obs=obs_b, x=flat, rew=r, cond=np.broadcast_to(other.w, (k_opt, J)))
-        new_ema.append(update_ema(ag.ema, float(np.mean(weighted_score(norm, ag.w))), cfg.reward_ema_decay))
+        new_ema.append(update_ema(ag.ema, float(np.mean(weighted_score(norm, ag.w))), params.reward_ema_decay))
     for ag, e in zip(agents, new_ema):  # after the loop, so every agent's HER labels saw the same baselines
         ag.ema = e
     # lines 11-13: exploit each policy and evaluate the J deterministic proposals in one Simulate call

@@ -62,7 +62,7 @@ def effective_capital(capital: np.ndarray, variant_w: np.ndarray) -> np.ndarray:
 
 
 def phase2(agents: list, obs_vec: np.ndarray, proposals: np.ndarray, capital: np.ndarray, variant_w: np.ndarray,
-           cfg, ablate: frozenset) -> GameOutcome:
+           params, ablate: frozenset) -> GameOutcome:
     """Algorithm 2 lines 1-18 for proposals [J, M, O, D]; Simulate (line 19) and the capital update (20-24) are
     the caller's (`capital_update`)."""
     J = len(agents)
@@ -84,7 +84,7 @@ def phase2(agents: list, obs_vec: np.ndarray, proposals: np.ndarray, capital: np
         # lines 1-3: every agent's critic scores its own proposal
         q = torch.diagonal(q_all(P)).double().numpy()
     # lines 4-5: utility shares; softmax, because Q values may be negative (see the module docstring)
-    z = q / cfg.marlin_blend_temperature
+    z = q / params.marlin_blend_temperature
     u = np.exp(z - z.max())
     u = u / u.sum()
     # line 6: critic weights from (effective) capital, joined with the utility shares
@@ -99,13 +99,13 @@ def phase2(agents: list, obs_vec: np.ndarray, proposals: np.ndarray, capital: np
         omega = omega1.copy()
         if "no-sgd" not in ablate:
             # lines 7-10: gradient ascent on Q_tot(omega) = sum_j w_bar_j Q_j(sum_k omega_k a_k*)
-            for _ in range(cfg.marlin_sgd_steps):
+            for _ in range(params.marlin_sgd_steps):
                 w = torch.as_tensor(omega, dtype=torch.float32).requires_grad_(True)
                 blend = (w[:, None] * P).sum(0, keepdim=True)
                 q_tot = (wbar * q_all(blend)[:, 0]).sum()
                 (grad,) = torch.autograd.grad(q_tot, w)
                 # line 11: back onto the feasible set (convex weights -> a valid plan)
-                omega = project_simplex(omega + cfg.marlin_sgd_lr * grad.double().numpy())
+                omega = project_simplex(omega + params.marlin_sgd_lr * grad.double().numpy())
     plan = np.tensordot(omega, proposals, axes=1)
 
     veto = np.zeros(J)
@@ -118,10 +118,10 @@ def phase2(agents: list, obs_vec: np.ndarray, proposals: np.ndarray, capital: np
             # line 13: the loss is one-sided (individual rationality: a gain is no reason to veto)
             delta[j] = max(0.0, q[j] - q_plan[j]) / max(abs(q[j]), TINY)
             # lines 12, 14: enough capital and enough utility loss
-            if "no-veto" in ablate or E[j] < cfg.marlin_capital_threshold or delta[j] <= cfg.marlin_veto_delta:
+            if "no-veto" in ablate or E[j] < params.marlin_capital_threshold or delta[j] <= params.marlin_veto_delta:
                 continue
             # line 15: strength grows with the loss and the capital (percent), capped at Veto_max
-            veto[j] = min(cfg.marlin_veto_max, delta[j] * E[j] / cfg.marlin_veto_capital_scale)
+            veto[j] = min(params.marlin_veto_max, delta[j] * E[j] / params.marlin_veto_capital_scale)
             # line 16: pull the consensus toward the vetoing agent's proposal
             plan = (1.0 - veto[j]) * plan + veto[j] * proposals[j]
             q_plan = None
@@ -129,7 +129,7 @@ def phase2(agents: list, obs_vec: np.ndarray, proposals: np.ndarray, capital: np
     return GameOutcome(plan.reshape(shape), q, u, omega1, omega, veto, delta)
 
 
-def capital_update(capital: np.ndarray, prop_norm: np.ndarray, blend_norm: np.ndarray, cfg) -> tuple:
+def capital_update(capital: np.ndarray, prop_norm: np.ndarray, blend_norm: np.ndarray, params) -> tuple:
     """Algorithm 2 lines 20-24. prop_norm [J, 4]: normalized metrics of each proposal; blend_norm [4]: of the
     consensus (lower is better). Returns (new capital [J], Perf [J], Bonus [J]), all in percent."""
     J = len(capital)
@@ -142,6 +142,6 @@ def capital_update(capital: np.ndarray, prop_norm: np.ndarray, blend_norm: np.nd
         # line 22: how close the consensus stays to what agent j achieved on its own objective
         bonus[j] = 100.0 * np.clip(1.0 - abs(mj - mbar) / max(abs(mj), TINY), 0.0, 1.0)
     # line 23: bounded EMA of Perf + beta Bonus
-    eta = cfg.marlin_capital_eta
-    new = eta * capital + (1.0 - eta) * (perf + cfg.marlin_bonus_beta * bonus)
-    return np.clip(new, cfg.marlin_capital_min, cfg.marlin_capital_max), perf, bonus
+    eta = params.marlin_capital_eta
+    new = eta * capital + (1.0 - eta) * (perf + params.marlin_bonus_beta * bonus)
+    return np.clip(new, params.marlin_capital_min, params.marlin_capital_max), perf, bonus

@@ -2,7 +2,8 @@
 
 Owns: `Marlin` (per epoch: phase 1 of `agents`, phase 2 of `game`, Simulate of the consensus, the capital
 update, one row of the per-epoch log `marlin_epochs.csv`), the variants' weight vectors, the ablation
-switches (Config.marlin_ablate), pre-training on other days of the bundled trace and torch checkpoints.
+switches (`marlin_ablate`), pre-training on other days of the bundled trace (`StaticInfo.other_days`, the
+engine's epoch iterator) and torch checkpoints. Its parameters: `MarlinParams`.
 
 Feasible set (Algorithm 2 line 11; the paper's problem is solved "given resource constraints"): every plan MARLIN
 simulates or executes, an agent's sample, its proposal or the consensus, is first repaired so that no datacenter
@@ -24,18 +25,88 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from schedulers.base import Observation
-from schedulers.common import EvaluatorScheduler, capacity_feasible
+from schedulers.common import EvaluatorParams, EvaluatorScheduler, capacity_feasible
 from simcore.config import OBJECTIVES
 from simcore.errors import ConfigError
+from simcore.interface import Observation
+from simcore.params import ANY_LENGTH, ordered, param
 
 AGENT_NAMES = OBJECTIVES  # agent j optimizes objective j: ttft, carbon, water, cost
 CHECKPOINT_VERSION = 1
+ABLATIONS = ("no-film", "no-her", "no-predictor", "no-blend", "no-sgd", "no-veto", "no-capital")
+
+
+@dataclass(frozen=True)
+class MarlinParams(EvaluatorParams):
+    """The agents (SAC, replay, FiLM), the game (blend, SGD, veto, capital), ablations and pre-training
+    (paper section 5; the hyperparameters of section 6)."""
+
+    marlin_actor_hidden: int = param(128, "MARLIN: actor MLP hidden units (paper section 6)", lo=1)
+    marlin_critic_hidden: int = param(256, "MARLIN: twin-critic MLP hidden units (paper section 6)", lo=1)
+    marlin_lr_actor: float = param(3e-4, "MARLIN: actor learning rate (paper section 6)", lo=0, lo_open=True)
+    marlin_lr_critic: float = param(1e-3, "MARLIN: critic learning rate (paper section 6)", lo=0, lo_open=True)
+    marlin_lr_alpha: float = param(3e-4, "MARLIN: learning rate of the automatically tuned entropy temperature", lo=0)
+    marlin_alpha_init: float = param(0.01, "MARLIN: initial SAC entropy temperature (reward units ~ 1)",
+                                     lo=0, lo_open=True)
+    marlin_target_entropy_scale: float = param(1.0, "MARLIN: target entropy = -this x action size (SAC default 1)")
+    marlin_gamma: float = param(0.95, "MARLIN: SAC discount (paper section 6); MARLIN stores one-step transitions "
+                                "(bandit view)", lo=0, hi=1)
+    marlin_tau: float = param(0.005, "MARLIN: Polyak rate of the target critics (paper section 6)",
+                              lo=0, lo_open=True, hi=1)
+    marlin_replay_current: int = param(20000, "MARLIN: current-epoch replay capacity per agent (paper section 6)", lo=1)
+    marlin_replay_cross: int = param(5000, "MARLIN: cross-epoch (HER) replay capacity per agent (paper section 6)",
+                                     lo=1)
+    marlin_current_share: float = param(0.3, "MARLIN: share of a batch drawn from the current-epoch buffer (30/70)",
+                                        lo=0, hi=1)
+    marlin_batch_size: int = param(64, "MARLIN: SAC batch size", lo=1)
+    marlin_updates_per_epoch: int = param(32, "MARLIN: SAC gradient updates per agent per epoch", lo=0)
+    marlin_logit_scale: float = param(6.0, "MARLIN: actions are logits in [-this, this] (tanh-squashed); plan = "
+                                      "softmax",
+                                      lo=0, lo_open=True)
+    marlin_agent_dominant: float = param(1.0, "MARLIN: weight of an agent's own objective in its reward, rest shared "
+                                         "(1.0: each agent optimizes its single objective, paper section 5)",
+                                         lo=0, hi=1)
+    marlin_variant_dominant: float = param(0.7, "MARLIN-Min* variants: weight of the variant's objective in the game",
+                                           lo=0, hi=1)
+    marlin_blend_temperature: float = param(1.0, "MARLIN phase 2: softmax temperature turning utilities into shares",
+                                            lo=0, lo_open=True)
+    marlin_sgd_lr: float = param(0.05, "MARLIN phase 2: gradient-ascent learning rate on Q_tot (paper section 6)", lo=0)
+    marlin_sgd_steps: int = param(5, "MARLIN phase 2: K_opt gradient-ascent steps on Q_tot (paper section 6)", lo=0)
+    marlin_capital_start: float = param(100.0, "MARLIN: initial capital of every agent, percent "
+                                        "(schedulers/marlin/game.py)")
+    marlin_capital_threshold: float = param(150.0, "MARLIN: capital needed to veto, percent (paper section 6)")
+    marlin_capital_min: float = param(0.0, "MARLIN: capital lower bound")
+    marlin_capital_max: float = param(300.0, "MARLIN: capital upper bound")
+    marlin_capital_eta: float = param(0.9, "MARLIN: capital update C = eta C + (1 - eta)(Perf + beta Bonus)",
+                                      lo=0, hi=1)
+    marlin_bonus_beta: float = param(1.0, "MARLIN: bonus scaling factor beta of the capital update", lo=0)
+    marlin_veto_max: float = param(0.5, "MARLIN: maximal veto pull toward the vetoing agent's plan (paper section 6)",
+                                   lo=0, hi=1)
+    marlin_veto_delta: float = param(0.05, "MARLIN: delta_thresh, relative utility loss that justifies a veto", lo=0)
+    marlin_veto_capital_scale: float = param(100.0, "MARLIN: veto strength = min(veto_max, delta x capital / this)",
+                                             lo=0, lo_open=True)
+    marlin_capacity_ceiling: float = param(0.9, "MARLIN: highest forecast utilization (share of serving capacity) a "
+                                           "plan may give a datacenter; every plan MARLIN simulates or executes is "
+                                           "repaired to it (the paper's feasible set; default = "
+                                           "warm_target_utilization, the fill schedulers' target)", lo=0, lo_open=True)
+    marlin_ablate: tuple = param((), "MARLIN ablations: any of " + ",".join(ABLATIONS),
+                                 choices=ABLATIONS, length=ANY_LENGTH, item=str, flag="--ablate")
+    marlin_pretrain_days: int = param(0, "MARLIN: pre-train the agents on this many other days of the bundled trace",
+                                      lo=0, flag="--pretrain-days")
+    marlin_checkpoint: str = param("", "MARLIN: torch checkpoint; loaded if it exists, else written after pre-training",
+                                   flag="--checkpoint")
+    marlin_torch_threads: int = param(1, "MARLIN: torch CPU threads while MARLIN learns (small nets: 1 is fastest)",
+                                      lo=1)
+
+    def validate(self) -> None:
+        ordered(self, "marlin_capital_min", "marlin_capital_start", "marlin_capital_max")
+        ordered(self, "marlin_capital_min", "marlin_capital_threshold", "marlin_capital_max")
 
 
 def variant_weights(variant: str | None, dominant: float) -> np.ndarray:
@@ -52,6 +123,7 @@ class Marlin(EvaluatorScheduler):
     """MARLIN-Balanced; subclasses set `variant` to one objective for the Min* variants."""
 
     variant: str | None = None
+    Params = MarlinParams
 
     # --- setup ------------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -61,24 +133,24 @@ class Marlin(EvaluatorScheduler):
         from schedulers.marlin.agents import agent_weights, make_agents
         from schedulers.rl.nets import feature_size
 
-        cfg = self.info.cfg
-        self.ablate = frozenset(cfg.marlin_ablate)
+        p = self.params
+        self.ablate = frozenset(p.marlin_ablate)
         # Balanced plays the run's --weights (equal by default, so the paper's Balanced is unchanged); the Min*
         # variants keep their dominant objective. The --weights sweep of Fig. 4 relies on this.
-        self.variant_w = np.asarray(cfg.weights, dtype=float) if self.variant is None \
-            else variant_weights(self.variant, cfg.marlin_variant_dominant)
-        self.capital = np.full(len(AGENT_NAMES), float(cfg.marlin_capital_start))
+        self.variant_w = np.asarray(self.info.weights, dtype=float) if self.variant is None \
+            else variant_weights(self.variant, p.marlin_variant_dominant)
+        self.capital = np.full(len(AGENT_NAMES), float(p.marlin_capital_start))
         self.log_rows: list = []
         # torch is seeded from the scheduler's stream only: same seed -> same networks and samples
         net_seed, sample_seed = (int(x) for x in self.rng.integers(0, 2**31 - 1, size=2))
         self.gen = torch.Generator().manual_seed(sample_seed)
-        W = agent_weights(cfg.marlin_agent_dominant)
+        W = agent_weights(p.marlin_agent_dominant)
         with self._torch_threads(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(net_seed)
-            self.agents = make_agents(W, feature_size(self.info), self.info.plan_shape, cfg,
+            self.agents = make_agents(W, feature_size(self.info), self.info.plan_shape, p,
                                       film="no-film" not in self.ablate)
         # phase 1 samples per agent: the shared Simulate budget less the J proposals and the consensus
-        self.k_opt = max(1, (cfg.plan_evaluations_per_epoch - len(self.agents) - 1) // len(self.agents))
+        self.k_opt = max(1, (p.plan_evaluations_per_epoch - len(self.agents) - 1) // len(self.agents))
         self._pretrain_or_load()
 
     @contextlib.contextmanager
@@ -86,7 +158,7 @@ class Marlin(EvaluatorScheduler):
         """Small networks run fastest on few threads; restore the caller's setting afterwards."""
         import torch
         before = torch.get_num_threads()
-        torch.set_num_threads(self.info.cfg.marlin_torch_threads)
+        torch.set_num_threads(self.params.marlin_torch_threads)
         try:
             yield
         finally:
@@ -98,20 +170,19 @@ class Marlin(EvaluatorScheduler):
         from schedulers.marlin.game import capital_update, phase2
         from schedulers.rl.nets import state_features
 
-        cfg = self.info.cfg
         obs = self._forecast(obs)
         state = self.epoch_state(obs)  # Algorithm 1 lines 1-2: State_e with the forecast I_e
         obs_vec = state_features(obs, self.info)
         with self._torch_threads():
             p1 = phase1(self.agents, obs_vec, state, self.score_feasible, self.k_opt, "no-her" not in self.ablate,
                         self.rng, self.gen)
-            game = phase2(self.agents, obs_vec, p1["plans"], self.capital, self.variant_w, cfg, self.ablate)
+            game = phase2(self.agents, obs_vec, p1["plans"], self.capital, self.variant_w, self.params, self.ablate)
         # Algorithm 2 line 11's feasible set includes capacity; line 19: Simulate the consensus; 20-24: capital
         plan = self.feasible(state, game.plan)
         _, blend_norm, _ = self.score_plans(state, plan[None], self.variant_w)
         capital_before = self.capital.copy()
         if "no-capital" not in self.ablate:
-            self.capital, _, _ = capital_update(self.capital, p1["norm"], blend_norm[0], cfg)
+            self.capital, _, _ = capital_update(self.capital, p1["norm"], blend_norm[0], self.params)
         moved = np.abs(plan - game.plan).sum(axis=2) * state.predicted / 2  # requests the repair moved
         self._log(obs.epoch, p1["norm"], blend_norm[0], game, capital_before,
                   float(moved.sum() / max(float(state.predicted.sum()), 1e-12)))
@@ -129,7 +200,7 @@ class Marlin(EvaluatorScheduler):
         slope over all plans (tests/test_marlin.py::test_mincarbon_sends_most_load_to_the_green_cheap_datacenter).
         """
         return capacity_feasible(plans, state.predicted, self.info.capacity.requests_per_epoch,
-                                 self.info.cfg.marlin_capacity_ceiling, state.queued)
+                                 self.params.marlin_capacity_ceiling, state.queued)
 
     def score_feasible(self, state, plans: np.ndarray, weights, ema: float | None = None):
         """`score_plans` of the plans as executed: repaired to the capacity ceiling first."""
@@ -168,56 +239,33 @@ class Marlin(EvaluatorScheduler):
 
     # --- pre-training and checkpoints ---------------------------------------------------------------------------
     def _pretrain_or_load(self) -> None:
-        cfg = self.info.cfg
-        path = Path(cfg.marlin_checkpoint) if cfg.marlin_checkpoint else None
+        p = self.params
+        path = Path(p.marlin_checkpoint) if p.marlin_checkpoint else None
         if path is not None and path.exists():
             self.load_checkpoint(path)
             return
-        if cfg.marlin_pretrain_days > 0:
-            self.pretrain(cfg.marlin_pretrain_days)
+        if p.marlin_pretrain_days > 0:
+            self.pretrain(p.marlin_pretrain_days)
         if path is not None:
             self.save_checkpoint(path)
 
     def pretrain(self, days: int) -> None:
-        """Phase 1 learning on the epochs of `days` other days of the bundled trace (the days before
-        cfg.trace_day, nearest first, then the days after), with this run's site signals; evaluator only."""
+        """Phase 1 learning on the epochs of `days` other days of the bundled trace, nearest first, in this run's
+        world (`StaticInfo.other_days`: the engine's epoch iterator, an idle fleet); evaluator only."""
         from schedulers.marlin.agents import phase1
         from schedulers.rl.nets import state_features
-        from simcore.predictor import EwmaRegression
-        from simcore.rng import stream
-        from topology.sites import site_signals
-        from traces.loader import bundled_counts, load_workload
 
-        cfg = self.info.cfg
-        all_days = bundled_counts()[0]
-        if cfg.trace_day not in all_days:
-            raise ConfigError(f"--pretrain-days: trace day {cfg.trace_day} is not in the bundled trace")
-        i = all_days.index(cfg.trace_day)
-        others = list(all_days[:i][::-1]) + list(all_days[i + 1:])
-        if days > len(others):
-            raise ConfigError(f"--pretrain-days {days}: the bundled trace has only {len(others)} other days")
-        sig = site_signals(cfg)
-        m, o, d = self.info.plan_shape
-        for day in others[:days]:
-            day_cfg = cfg.replace(trace_day=day)
-            wl = load_workload(day_cfg, stream(cfg.seed, "trace"))
-            e_idx = np.minimum((wl.t_s // cfg.epoch_s).astype(np.int64), cfg.epochs - 1)
-            ok = ~wl.failed
-            counts = np.zeros((cfg.epochs, m, o))
-            np.add.at(counts, (e_idx[ok], wl.model[ok].astype(int), wl.origin[ok].astype(int)), 1)
-            pred = EwmaRegression(cfg.predictor_window_epochs, cfg.predictor_ewma_alpha)
-            for e in range(cfg.epochs):
-                fc = pred.predict()
-                obs = Observation(
-                    epoch=e, time_s=e * cfg.epoch_s, predicted_requests=np.zeros((m, o)) if fc is None else fc,
-                    free_nodes=np.full(d, cfg.nodes_per_dc), resident_nodes=None, queued=np.zeros(d, dtype=int),
-                    ci_kg_per_kwh=sig.ci_kg_per_kwh[e], gi_l_per_kwh=sig.gi_l_per_kwh,
-                    tou_usd_per_kwh=sig.tou_usd_per_kwh[e], cop=sig.cop[e], last=None)
+        try:
+            replays = self.info.other_days(days)
+        except ConfigError as e:
+            raise ConfigError(f"--pretrain-days {days}: {e}") from None
+        for epochs in replays:
+            for ep in epochs:
+                obs = epochs.observation(ep)
                 state = self.epoch_state(obs)
                 with self._torch_threads():
                     phase1(self.agents, state_features(obs, self.info), state, self.score_feasible, self.k_opt,
                            "no-her" not in self.ablate, self.rng, self.gen)
-                pred.update(counts[e])
 
     def save_checkpoint(self, path: Path) -> None:
         import torch

@@ -19,15 +19,15 @@ rebuilt every epoch from the epoch's signals (e.g. "greenest" is the lowest-carb
     split-by-model     the small model (latency-bound chat) to `nearest`, the large model to `weighted-best`
     dc-<d>             everything to datacenter d (one action per datacenter)
 
-K = 10 + D. Per-kWh intensities come from `simcore.physics.datacenter_epoch_metrics` for 1 kWh of IT energy, so
+K = 10 + D. Per-kWh intensities are the observation's (`Observation.carbon_kg_per_it_kwh` etc., Eq. 6-10), so
 no equation is re-written here. Ties go to the lowest datacenter index (numpy argmin / stable argsort).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from schedulers.base import Observation, StaticInfo, one_hot_plan
-from simcore import physics
+from schedulers.common import one_hot_plan
+from simcore.interface import Observation, StaticInfo
 
 BASE_NAMES = ("uniform", "nearest", "nearest2", "greenest", "cheapest", "driest", "green-half", "weighted-best",
               "weighted-nearest", "split-by-model")
@@ -38,13 +38,9 @@ def candidate_names(info: StaticInfo) -> tuple:
     return BASE_NAMES + tuple(f"dc-{d}" for d in range(info.dcs))
 
 
-def per_kwh_intensities(obs: Observation, cfg) -> np.ndarray:
+def per_kwh_intensities(obs: Observation) -> np.ndarray:
     """[3, D]: carbon (kg), water (L) and cost (USD) caused by 1 kWh of IT energy at each datacenter this epoch."""
-    met = physics.datacenter_epoch_metrics(np.ones(len(obs.ci_kg_per_kwh)), np.asarray(obs.cop, float),
-                                           np.asarray(obs.tou_usd_per_kwh, float),
-                                           np.asarray(obs.gi_l_per_kwh, float),
-                                           np.asarray(obs.ci_kg_per_kwh, float), cfg)
-    return np.stack([met["carbon_kg"], met["water_l"], met["cost_usd"]])
+    return np.stack([obs.carbon_kg_per_it_kwh, obs.water_l_per_it_kwh, obs.cost_usd_per_it_kwh])
 
 
 def _relative(x: np.ndarray) -> np.ndarray:
@@ -56,10 +52,9 @@ def candidate_plans(obs: Observation, info: StaticInfo) -> np.ndarray:
     """The K candidate plans [K, M, O, D] of this epoch, in `candidate_names` order."""
     shape = info.plan_shape
     m_n, o_n, d_n = shape
-    cfg = info.cfg
-    w = np.asarray(cfg.weights, dtype=float)
+    w = np.asarray(info.weights, dtype=float)
     lat = np.asarray(info.latency_s, dtype=float)  # [O, D]
-    inten = per_kwh_intensities(obs, cfg)  # [3, D]
+    inten = per_kwh_intensities(obs)  # [3, D]
 
     def everything_to(d: int) -> np.ndarray:
         return one_hot_plan(np.full((m_n, o_n), int(d)), shape)

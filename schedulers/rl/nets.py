@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from schedulers.base import Observation, StaticInfo
+from simcore.interface import Observation, StaticInfo
 
 S_PER_DAY = 86400.0
 
@@ -24,7 +24,7 @@ def state_features(obs: Observation, info: StaticInfo) -> np.ndarray:
     shares = (pred / total).ravel() if total > 0 else np.full(pred.size, 1.0 / pred.size)
     rel = [np.asarray(x, dtype=float) / max(float(np.mean(x)), 1e-9) if np.mean(x) > 0 else np.zeros(info.dcs)
            for x in (obs.ci_kg_per_kwh, obs.gi_l_per_kwh, obs.tou_usd_per_kwh, obs.cop)]
-    idle = np.asarray(obs.free_nodes, dtype=float) / max(info.cfg.nodes_per_dc, 1)
+    idle = np.asarray(obs.free_nodes, dtype=float) / max(info.nodes_per_dc, 1)
     phase = 2 * np.pi * (obs.time_s % S_PER_DAY) / S_PER_DAY
     return np.concatenate([shares, [np.log1p(total) / 10.0], *rel, idle,
                            [np.sin(phase), np.cos(phase)]]).astype(np.float32)

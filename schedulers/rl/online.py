@@ -15,15 +15,15 @@ import contextlib
 
 import numpy as np
 
-from schedulers.base import EpochResult
 from schedulers.common import plan_reward, weighted_score
 from simcore.evaluator import EpochState
+from simcore.interface import EpochResult
 
 
 def observed_reward(sched, state: EpochState, result: EpochResult, weights, ema: float | None):
     """(reward, weighted score) of the measured epoch, or None when no request arrived.
 
-    :param sched: the EvaluatorScheduler (its evaluator, uniform plan and cfg)
+    :param sched: the EvaluatorScheduler (its evaluator, uniform plan and parameters)
     :param state: the EpochState the plan was chosen in
     """
     total = float(np.sum(result.requests))
@@ -41,7 +41,7 @@ def observed_reward(sched, state: EpochState, result: EpochResult, weights, ema:
     score = float(weighted_score(norm, weights))
     sla_rate = float(np.sum(result.sla_violations)) / total
     reward = plan_reward(np.array([score]), ema, np.array([float(np.mean(result.parked_share))]),
-                         np.array([sla_rate]), sched.info.cfg)
+                         np.array([sla_rate]), sched.params)
     return float(reward[0]), score
 
 

@@ -1,15 +1,21 @@
-"""The scheduler interface (SPEC 8): what the simulator tells a scheduler and what it must answer.
+"""The scheduler interface (SPEC 8): what the simulator tells a scheduler and what it must answer, and what a
+run produced (`RunRecord`). simcore owns it; simcore knows no scheduler.
 
-A scheduler subclasses `Scheduler` and writes the hooks below; the base class does the bookkeeping (keeps the
-static facts and the seeded RNG, validates every plan):
+A scheduler subclasses `Scheduler`, declares its parameters in a frozen dataclass beside it (`Params`, a
+`simcore.params.Parameters`; `self.params` holds the run's values) and writes the hooks below; the base class does
+the bookkeeping (keeps the static facts and the seeded RNG, validates every plan):
 
     plan(obs) -> Plan          required: at each epoch start, the fractions [model, origin, datacenter]
     setup()                    optional: after `reset`, build models from `self.info` / `self.rng`
     route(request, live) -> dc optional: per-request online routing; default None = draw from the plan
     observe(result)            optional: the epoch's measured metrics (learning schedulers)
     extra_results() -> dict    optional: extra tables (name -> DataFrame) for the results folder
+    execution() -> Execution   optional: how each request's work runs on nodes, `simcore.execution.WHOLE`
+                               (default: prefill and decode on one node) or `split_execution(...)` (prefill and
+                               decode on separate node pools, the KV cache sent between them)
 
-The engine calls the public methods `reset(info, rng)`, `decide(obs)` (plan + validation) and `observe`.
+The engine calls the public methods `reset(info, rng)`, `execution()`, `decide(obs)` (plan + validation) and
+`observe`.
 Every hook a subclass writes is guarded (`Scheduler.__init_subclass__`): an exception raised inside it becomes a
 `SchedulerError` naming the scheduler, the method and the error, so the user sees one line, not a traceback
 (a `SimError` the hook raises on purpose passes through unchanged).
@@ -20,14 +26,16 @@ import functools
 import types
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, ClassVar, Iterator, Optional
 
 import numpy as np
 
 from simcore.errors import PlanError, SchedulerError, SimError
+from simcore.execution import WHOLE, Execution
+from simcore.params import Parameters
 
 PLAN_ROW_TOLERANCE = 1e-6  # rows of a plan must sum to 1 within this
-HOOKS = ("setup", "plan", "route", "observe", "extra_results")  # the methods a subclass writes (guarded)
+HOOKS = ("setup", "plan", "route", "observe", "extra_results", "execution")  # the methods a subclass writes (guarded)
 
 
 def _guarded(method: str, fn: Callable) -> Callable:
@@ -46,47 +54,73 @@ def _guarded(method: str, fn: Callable) -> Callable:
 
 @dataclass(frozen=True)
 class StaticInfo:
-    """Facts that do not change during a run.
+    """Facts that do not change during a run, as the engine built them once: use them, never rebuild them.
 
     :param dcs: number of datacenters D (= number of origin regions)
     :param sites: zone id of each datacenter, in order
     :param models: model names (plan axis 0)
-    :param node_types: (gpu type, gpus per node) of each node type
-    :param nodes_per_type: [D, T] node counts
-    :param hosts: [M, T] whether a node type can host a model
-    :param latency_s: [origin, D] one-way network latency (Eq. 2), seconds
+    :param latency_s: [origin, D] one-way network latency (Eq. 2) over the backbone (the topology), seconds
     :param epoch_s: epoch length, seconds
     :param epochs: number of epochs of the run
     :param weights: Eq. 11 weights (TTFT, carbon, water, cost)
-    :param cfg: the full Config (read-only)
+    :param sla_ttft_s: the SLA: a request whose TTFT exceeds this is a violation, s
+    :param ttft_model: Eq. 3's first-token compute term, 'eq3' or 'prefill' (`physics.first_token_compute_s`)
+    :param warm_target_utilization: the share of its serving capacity a datacenter keeps its warm set at
+    :param fleet: `simcore.capacity.Fleet`, the nodes of the D datacenters (types, memory, TDP, load times)
+    :param profiles: `simcore.profiles.Profiles`, execution times per (model, node type, batch)
+    :param capacity: `simcore.capacity.Capacity`, the serving capacity the engine enforces
+        (`capacity.requests_per_epoch[d, m]` real requests per epoch)
+    :param evaluator: `simcore.evaluator.EpochEvaluator`, Simulate(State_e, a) of this world
     :param token_sample: (prompt, output) token arrays of a sample of the run's requests (service-time means)
-    :param capacity: `simcore.capacity.Capacity`, the serving capacity the engine enforces (computed once per
-        run; `capacity.requests_per_epoch[d, m]` real requests per epoch; use it, never recompute capacity)
     :param cohort_size: real requests each simulated request stands for (1 = exact simulation)
     :param rate_profile: how an epoch's arrivals spread over the engine's cohort bins: a bin's rate over its
         epoch's mean, at equally weighted quantiles of the requests (`simcore.queueing.bin_rate_profile`; None in
         exact runs, whose Poisson arrivals the M/G/c wait covers)
+    :param other_days: `other_days(n)`: the `simcore.epochs.Epochs` of n other days of the bundled trace in this
+        world, nearest first (`simcore.epochs.other_days`; offline pre-training)
     """
 
     dcs: int
     sites: tuple
     models: tuple
-    node_types: tuple
-    nodes_per_type: np.ndarray
-    hosts: np.ndarray
     latency_s: np.ndarray
     epoch_s: float
     epochs: int
     weights: tuple
-    cfg: Any
-    token_sample: tuple = ()
+    sla_ttft_s: float
+    ttft_model: str
+    warm_target_utilization: float
+    fleet: Any = None
+    profiles: Any = None
     capacity: Any = None
+    evaluator: Any = None
+    token_sample: tuple = ()
     cohort_size: int = 1
     rate_profile: Any = None
+    other_days: Optional[Callable[[int], Iterator]] = None
 
     @property
     def plan_shape(self) -> tuple:
         return (len(self.models), self.dcs, self.dcs)
+
+    @property
+    def node_types(self) -> tuple:
+        """(gpu type, gpus per node) of each node type."""
+        return self.fleet.node_types
+
+    @property
+    def nodes_per_type(self) -> np.ndarray:
+        """[D, T] node counts."""
+        return self.fleet.nodes_per_type
+
+    @property
+    def nodes_per_dc(self) -> int:
+        return int(self.fleet.nodes_per_type[0].sum())
+
+    @property
+    def hosts(self) -> np.ndarray:
+        """[M, T] whether a node type can host a model."""
+        return self.profiles.hosts
 
 
 @dataclass(frozen=True)
@@ -105,6 +139,8 @@ class Observation:
     :param cop: [D] cooling COP of this epoch
     :param last: the previous epoch's measured per-datacenter metrics (`EpochResult`), None at epoch 0
     :param queued_by_model: [D, M] `queued` by model (None where not known)
+    :param carbon_kg_per_it_kwh, water_l_per_it_kwh, cost_usd_per_it_kwh: [D] carbon, water and cost that one kWh
+        of IT energy causes at each datacenter this epoch, cooling and infrastructure included (Eq. 6-10)
     """
 
     epoch: int
@@ -119,6 +155,9 @@ class Observation:
     cop: np.ndarray
     last: Optional["EpochResult"]
     queued_by_model: Optional[np.ndarray] = None
+    carbon_kg_per_it_kwh: Optional[np.ndarray] = None
+    water_l_per_it_kwh: Optional[np.ndarray] = None
+    cost_usd_per_it_kwh: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
@@ -158,14 +197,20 @@ class Request:
 
 
 class Scheduler(ABC):
-    """Base of every scheduler. Subclasses write `plan` (and optionally `setup`, `route`, `observe`)."""
+    """Base of every scheduler. Subclasses write `plan` (and optionally `setup`, `route`, `observe`).
+
+    :param params: the scheduler's parameters, an instance of its `Params` (default: `Params()`, the declared
+        defaults); `schedulers.registry.create` builds it from `--set` / `--config` values. A constructor a
+        subclass writes takes `params` and passes it on to `super().__init__(params)`.
+    """
 
     #: registry name; set by subclasses for messages
     name: str = ""
-    #: run each request's prefill and decode on different nodes (Splitwise); the engine reads this flag
-    split_phases: bool = False
+    #: the class's parameters: a frozen dataclass of `simcore.params.param` fields (none by default)
+    Params: ClassVar[type[Parameters]] = Parameters
 
-    def __init__(self) -> None:
+    def __init__(self, params: Parameters | None = None) -> None:
+        self.params = params if params is not None else self.Params()
         self.info: Optional[StaticInfo] = None
         self.rng: Optional[np.random.Generator] = None
 
@@ -209,6 +254,10 @@ class Scheduler(ABC):
         results folder with the rest (e.g. MARLIN's `marlin_epochs`). Called once, after the last epoch."""
         return {}
 
+    def execution(self) -> Execution:
+        """Optional: the execution mode of this run's requests (called once, after `setup`); default WHOLE."""
+        return WHOLE
+
     @classmethod
     def routes_online(cls) -> bool:
         """Whether this class overrides `route` (the engine then asks it for every request)."""
@@ -222,7 +271,8 @@ def validate_plan(plan: Any, shape: tuple, who: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise PlanError(f"scheduler {who}: plan is not a numeric array") from None
     if p.shape != tuple(shape):
-        raise PlanError(f"scheduler {who}: plan has shape {p.shape}, expected {tuple(shape)} (model, origin, datacenter)")
+        raise PlanError(f"scheduler {who}: plan has shape {p.shape}, expected {tuple(shape)} "
+                        "(model, origin, datacenter)")
     if not np.all(np.isfinite(p)):
         raise PlanError(f"scheduler {who}: plan contains NaN or infinite entries")
     if np.any(p < 0):
@@ -236,9 +286,28 @@ def validate_plan(plan: Any, shape: tuple, who: str) -> np.ndarray:
     return p
 
 
-def one_hot_plan(choice: np.ndarray, shape: tuple) -> np.ndarray:
-    """A plan sending each (model, origin) row entirely to datacenter choice[model, origin]."""
-    p = np.zeros(shape)
-    m, o = np.indices(choice.shape)
-    p[m, o, choice] = 1.0
-    return p
+@dataclass
+class RunRecord:
+    """Everything a run produced, for `simcore.results` to write. Per-row arrays have one entry per simulated
+    request; `served` and `sla_late` are real-request counts (a cohort row stands for `cohort` real requests)."""
+
+    cfg: Any  # simcore.config.Config: the world
+    scheduler: str
+    scheduler_params: dict  # the scheduler's parameters by name (`Parameters.to_dict`)
+    trace: str
+    load_scale: float
+    sites: tuple
+    epoch_rows: list  # one dict per (epoch, datacenter)
+    req_epoch: np.ndarray
+    req_dc: np.ndarray
+    req_failed: np.ndarray
+    ttft_s: np.ndarray  # mean TTFT of the row's served real requests; NaN where none got a first token by the horizon
+    cold: np.ndarray
+    events: int
+    wall_s: float
+    prompt_node: np.ndarray | None = None  # split execution: the node that ran each request's prefill
+    token_node: np.ndarray | None = None  # the node that ran its decode (the only node when not split)
+    extra_tables: dict | None = None  # the scheduler's extra_results(): name -> DataFrame, written as <name>.csv
+    cohort: int = 1
+    served: np.ndarray | None = None  # real requests of the row that got their first token by the horizon
+    sla_late: np.ndarray | None = None  # real requests of the row whose TTFT exceeded sla_ttft_s

@@ -152,7 +152,9 @@ def _item_kind(f: dataclasses.Field) -> str:
 
 
 def _shown(v: Any) -> str:
-    if isinstance(v, (tuple, list)):
+    if isinstance(v, list):  # a JSON array as given (a scalar field given [4] must not read as 4)
+        return "[" + ",".join(map(str, v)) + "]"
+    if isinstance(v, tuple):
         return ",".join(map(str, v))
     return str(v) if not isinstance(v, str) or v.strip() else repr(v)
 

@@ -190,7 +190,7 @@ def test_from_dict_parses_text_into_the_field_types():
     ({"dcs": 6.5}, "--dcs 6.5: must be a whole number"),
     ({"weights": "a,b"}, "--weights a,b: must be 4 entries"),
     ({"nosuch": 1, "other": 2, "dcs": 5}, "config: unknown parameter(s) nosuch, other"),
-    ({"dcs": [4]}, "--dcs 4: must be a whole number"),  # a list for a number (shown without its brackets)
+    ({"dcs": [4]}, "--dcs [4]: must be a whole number"),  # a list for a number, shown as given
 ])
 def test_from_dict_refuses_what_it_cannot_read(values, message):
     with pytest.raises(ConfigError) as err:

@@ -48,7 +48,7 @@ from simcore.epochs import Epoch, Epochs, other_days
 from simcore.evaluator import EpochEvaluator
 from simcore.interface import EpochResult, Observation, Request, RunRecord, Scheduler, StaticInfo
 from simcore.profiles import load_profiles
-from simcore.queueing import bin_rate_profile, pool_queueing_wait, segment_waits
+from simcore.queueing import bin_rate_profile, bins_per_epoch, pool_queueing_wait, segment_waits
 from simcore.rng import stream
 from topology.graph import latency_matrix_s
 from topology.sites import site_signals
@@ -653,7 +653,7 @@ class Engine:
         self.f_ttft = np.full(n, math.nan)
         self.f_served = np.zeros(n)
         self.f_late = np.zeros(n)
-        self.bins_per_epoch = max(1, int(round(cfg.epoch_s / cfg.cohort_bin_s)))
+        self.bins_per_epoch = bins_per_epoch(cfg.epoch_s, cfg.cohort_bin_s)
         self.bin_s = cfg.epoch_s / self.bins_per_epoch
         self.bin_next = 0
         self.pending: dict = {}

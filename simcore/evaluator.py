@@ -25,7 +25,7 @@ import numpy as np
 
 from simcore import physics
 from simcore.config import Config
-from simcore.queueing import fluid_segment, pool_queueing_wait
+from simcore.queueing import bins_per_epoch, fluid_segment, pool_queueing_wait
 
 HALFIN_WHITT_NEGLIGIBLE = 6.0  # sqrt(slots) x (1 - rho) above this: the queueing wait is negligible
 
@@ -129,7 +129,7 @@ class EpochEvaluator:
         self.pre_rps = np.concatenate([zero, np.cumsum(rps, axis=1)], axis=1)  # [M, N + 1]
         self.pre_slots = np.concatenate([zero, np.cumsum(hosts[:, types] * self.cap.batch[:, types], axis=1)], axis=1)
         self.pre_scv = np.concatenate([zero, np.cumsum(rps * self.cap.service_scv[:, types], axis=1)], axis=1)
-        self.bin_s = cfg.epoch_s / max(1, int(round(cfg.epoch_s / cfg.cohort_bin_s)))  # the engine's cohort bins
+        self.bin_s = cfg.epoch_s / bins_per_epoch(cfg.epoch_s, cfg.cohort_bin_s)  # the engine's cohort bins
         self.rate_profile = np.ones(1) if rate_profile is None else np.asarray(rate_profile, dtype=float)
         if self.rate_profile.ndim != 1 or not len(self.rate_profile) or (self.rate_profile < 0).any():
             raise ValueError(f"rate_profile: non-negative bin-rate ratios expected, got {rate_profile!r}")
@@ -199,7 +199,9 @@ class EpochEvaluator:
             out["nodes"][..., m] = b - a + extra
             start = c
         out["scv"] = out["scv"] / np.maximum(out["mu"], 1e-300)
-        out["active"] = start.astype(float)
+        out["active"] = start  # [B, D] the nodes before this position serve a pool, the rest are parked
+        # what the free nodes could add to each model's pool (requests/s), for in-bin spills
+        out["spare"] = self.pre_rps[:, N] - self.pre_rps[np.arange(M), start[..., None]]
         return out
 
     # ------------------------------------------------------------------------------------------------------------
@@ -232,9 +234,7 @@ class EpochEvaluator:
         cold_frac = np.where(nodes > 0, new / np.maximum(nodes, 1.0), 0.0)
         load_wait = cold_frac * self.cold_wait_s  # [B, D, M]
         limit = cfg.sla_ttft_s - self.first_token_s  # [M] (network latency aside)
-        spare = self.pre_rps[:, N][None, None, :] - self.pre_rps[np.arange(R.shape[2])[None, None, :],
-                                                                   pool["active"].astype(int)[..., None]]
-        stat_wait, stat_late = self._stationary(lam, mu, pool["slots"], pool["scv"], spare, limit)
+        stat_wait, stat_late = self._stationary(lam, mu, pool["slots"], pool["scv"], pool["spare"], limit)
         net = np.einsum("bmod,mo,od->bdm", plans, state.requests, self.lat)  # sum of one-way latencies
         mean_net = net / np.maximum(R, 1e-12)
         slack = np.maximum(0.0, limit - physics.round_trip_s(mean_net))  # [B, D, M]
@@ -255,7 +255,7 @@ class EpochEvaluator:
         rho = np.minimum((R + backlog) / np.maximum(mu * t_e, 1e-300), 1.0)
         pc = physics.pstate_power_fraction(rho, True, cfg.pc_pstates, cfg.pstate_busy_limits, cfg.pc_parked)
         active = pool["active"]  # [B, D]
-        tdp_parked = self.cum_tdp_w[N] - self.cum_tdp_w[active.astype(int)]
+        tdp_parked = self.cum_tdp_w[N] - self.cum_tdp_w[active]
         it = (physics.node_it_kwh(pc, pool["tdp_w"], t_e).sum(axis=2)
               + physics.node_it_kwh(cfg.pc_parked, tdp_parked, t_e))
         met = physics.datacenter_epoch_metrics(it, state.cop, state.tou_usd_per_kwh, state.gi_l_per_kwh,

@@ -177,6 +177,12 @@ def pool_queueing_wait(lam, mu, slots, scv, limit_s, bin_s):
     return w, late
 
 
+def bins_per_epoch(epoch_s: float, cohort_bin_s: float) -> int:
+    """The equal bins an epoch is played in (the engine's cohort pools, the evaluator's in-bin waits, the rate
+    profile): round(epoch_s / cohort_bin_s), at least one; each bin lasts epoch_s / that."""
+    return max(1, int(round(epoch_s / cohort_bin_s)))
+
+
 def bin_rate_profile(arrival_s: np.ndarray, epoch_s: float, bin_s: float, horizon_s: float) -> np.ndarray:
     """How a workload's arrivals spread over the engine's bins within their epochs (docs/model.md 'Epoch
     evaluator'): a bin's arrival count over its epoch's mean count per bin, as the requests see it (weighted by
@@ -188,7 +194,7 @@ def bin_rate_profile(arrival_s: np.ndarray, epoch_s: float, bin_s: float, horizo
     t = np.asarray(arrival_s, dtype=float)
     if len(t) == 0:
         return np.ones(PROFILE_QUANTILES)
-    per_epoch = max(1, int(round(epoch_s / bin_s)))
+    per_epoch = bins_per_epoch(epoch_s, bin_s)
     epochs = int(t.max() // epoch_s) + 1
     counts = np.bincount((t // (epoch_s / per_epoch)).astype(np.int64), minlength=epochs * per_epoch)
     counts = counts[:epochs * per_epoch].reshape(epochs, per_epoch).astype(float)

@@ -10,7 +10,8 @@ from simcore.config import Config
 from simcore.engine import simulate
 import numpy as np
 
-from simcore.queueing import fluid_segment, pool_queueing_wait, segment_waits, stationary_wait, transient_wait
+from simcore.queueing import (PROFILE_QUANTILES, bin_rate_profile, bins_per_epoch, fluid_segment, pool_queueing_wait,
+                              segment_waits, stationary_wait, transient_wait)
 from simcore.results import epoch_table, summary
 
 ENERGY_TOL, TTFT_TOL, SLA_POINTS, UTIL_POINTS = 0.05, 0.25, 0.02, 0.03
@@ -110,3 +111,16 @@ def test_pool_queueing_wait_is_continuous_through_saturation():
     # far below saturation the M/G/c stationary wait is the smaller and is kept
     ws, _ = stationary_wait(800.0, 1000.0, 640.0, 1.0, 2.0)
     assert float(pool_queueing_wait(800.0, 1000.0, 640.0, 1.0, 2.0, 60.0)[0]) == pytest.approx(float(ws[()]))
+
+
+def test_bin_rate_profile_hand_computed():
+    assert PROFILE_QUANTILES == 8 and bins_per_epoch(900.0, 60.0) == 15 and bins_per_epoch(900.0, 2000.0) == 1
+    # epochs of 4 s in 1-s bins: epoch 0 one request per bin (ratio 1 each); epoch 1 three in its first bin and
+    # one in its second (mean 1 per bin: ratios 3, 1, 0, 0). By request: five at ratio 1, three at ratio 3;
+    # the bins' request midpoints sit at 0.5/8 .. 4.5/8 (ratio 1) and 6.5/8 (ratio 3), so the quantile midpoints
+    # (k + 0.5) / 8 read 1 five times, 2 halfway between, then 3
+    t = [0.5, 1.5, 2.5, 3.5, 4.1, 4.2, 4.3, 5.5]
+    assert bin_rate_profile(t, 4.0, 1.0, 8.0) == pytest.approx([1, 1, 1, 1, 1, 2, 3, 3])
+    # an evenly spread workload is flat; none at all is flat too
+    assert bin_rate_profile(np.arange(0.5, 8.0), 4.0, 1.0, 8.0) == pytest.approx(np.ones(8))
+    assert bin_rate_profile([], 4.0, 1.0, 8.0) == pytest.approx(np.ones(8))

@@ -220,7 +220,7 @@ def _simulate(argv: list[str]) -> int:
     try:
         wl = load_workload(cfg, stream(cfg.seed, "trace"))
         rec = simulate(cfg, sched, workload=wl, progress=not args.no_progress)
-        summ = write_results(rec, out, extra={"requests_over_context": wl.over_context}, staging=stage)
+        summ = write_results(rec, out, staging=stage)
     except BaseException as e:
         if isinstance(e, KeyboardInterrupt):
             _ignore_sigint()

@@ -227,7 +227,7 @@ class Engine:
             ttft_s=ttft, cold=np.asarray(self.r_cold), events=self.events,
             wall_s=time.perf_counter() - t_wall, prompt_node=np.asarray(self.r_pnode),
             token_node=np.asarray(self.r_node), extra_tables=self.sched.extra_results(), cohort=self.C,
-            served=served, sla_late=late, queued_at_horizon=self.queued_at_horizon,
+            served=served, sla_late=late, queued_at_horizon=self.queued_at_horizon, over_context=wl.over_context,
             drain_h=((self.last_epoch - cfg.epochs) * cfg.epoch_s + self.epoch_len_s) / S_PER_HOUR
             if self.last_epoch >= cfg.epochs else 0.0)
 

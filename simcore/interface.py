@@ -314,3 +314,4 @@ class RunRecord:
     sla_late: np.ndarray | None = None  # real requests of the row whose TTFT exceeded sla_ttft_s
     queued_at_horizon: float = 0.0  # real requests without a first token at the horizon (the drain's backlog)
     drain_h: float = 0.0  # hours the drain ran after the horizon (0 without it, or with nothing to drain)
+    over_context: int = 0  # simulated requests whose prompt exceeded their model's context window

@@ -361,6 +361,8 @@ def _hv_claim(t: pd.DataFrame, c: Claim, key: str, names: str, value: str, feasi
     if name is None:
         present = c.subject == "best-rl" and (t["family"] == "rl").any() if names == "framework" else False
         return {**row, "verdict": "no feasible RL baseline" if present and feasible_only else "no data"}
+    if feasible_only and not bool(t.loc[t[names] == name, "feasible"].iloc[0]):
+        return {**row, "verdict": f"{display(name)} infeasible"}
     scale = 100.0 if value.endswith("pct_of_marlin") else 1.0
     pct = float(t.loc[t[names] == name, value].iloc[0]) * (100.0 / scale) - 100.0
     return {**row, "measured_pct": pct, "verdict": _sign_verdict(pct, c.sign)}

@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-drain", dest="drain", action="store_false", default=None,
                    help="stop at the horizon: no drain of the backlog (docs/model.md 'Drain')")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier results folder at --out")
+    p.add_argument("--train-days", dest="train_days", default=None,
+                   help="the trained protocol: pre-train a learner on this many other days of the bundled week "
+                   "(default 0: the paper's online protocol; simcore.training)")
+    p.add_argument("--checkpoint-dir", default=None, help="cache of pre-trained states: reused when the scheduler, "
+                   "its parameters, the seed, the days and D match; an interrupted training resumes from it")
     p.add_argument("--config", default=None, help="JSON file of parameters: the world's by name, the scheduler's "
                    "by name or in a section named after the scheduler (as config.json records them)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -101,10 +106,12 @@ def build_config(argv: list[str]):
         values[name.strip()] = value  # parsed by the parameter's type: tuples from comma-separated text
     flags = {"scheduler": args.scheduler, "dcs": args.dcs, "hours": args.hours, "seed": args.seed,
              "trace": args.trace, "start": args.start, "load_scale": args.load_scale, "cop_mode": args.cop_mode,
-             "cohort_size": args.cohort_size, "weights": args.weights, "drain": args.drain}
+             "cohort_size": args.cohort_size, "weights": args.weights, "drain": args.drain,
+             "train_days": args.train_days}
     values.update({k: v for k, v in flags.items() if v is not None})
     world = set(Config.names())
     cfg = Config.from_dict({k: v for k, v in values.items() if k in world}, where="parameters")
+    sections.pop("training", None)  # config.json's record of a run's pre-training, not a parameter
     for name in sections:  # a section must name a scheduler (a typo is refused); a run reads its scheduler's
         resolve(name)
     own = {**sections.get(cfg.scheduler, {}), **{k: v for k, v in values.items() if k not in world}}
@@ -213,14 +220,17 @@ def _simulate(argv: list[str]) -> int:
     from simcore.engine import simulate
     from simcore.results import Staging, write_results
     from simcore.rng import stream
+    from simcore.training import pretrain
     from traces.loader import load_workload
 
     out = args.out or f"results/{cfg.scheduler.replace(':', '_').replace('/', '_')}-d{cfg.dcs}-s{cfg.seed}"
     sched = create(cfg.scheduler, params)
     stage = Staging(out, args.overwrite)  # before the run: refuse a bad --out now, not after hours
     try:
+        training = pretrain(cfg, sched, cfg.train_days, args.checkpoint_dir, progress=not args.no_progress)
         wl = load_workload(cfg, stream(cfg.seed, "trace"))
         rec = simulate(cfg, sched, workload=wl, progress=not args.no_progress)
+        rec.training = training
         summ = write_results(rec, out, staging=stage)
     except BaseException as e:
         if isinstance(e, KeyboardInterrupt):

@@ -77,6 +77,7 @@ class ActorCritic(EvaluatorScheduler):
     """A2C: Gaussian actor over plan logits, critic V(s), one-step returns from Simulate samples."""
 
     Params = ActorCriticParams
+    learned = ("actor", "critic", "actor_opt", "critic_opt", "ema")  # `simcore.training`
 
     def setup(self) -> None:
         super().setup()

@@ -62,6 +62,7 @@ class DDQN(EvaluatorScheduler):
     """Double DQN over K candidate plans; replay fed by Simulate (Dyna) and by the measured epochs."""
 
     Params = DDQNParams
+    learned = ("q_net", "target_net", "optimizer", "buffer", "grad_steps", "ema")  # `simcore.training`
 
     def setup(self) -> None:
         super().setup()
@@ -127,7 +128,7 @@ class DDQN(EvaluatorScheduler):
             if len(self.buffer) >= p.ddqn_batch_size:
                 for _ in range(p.ddqn_updates_per_epoch):
                     self.train_step()
-            eps = linear_epsilon(obs.epoch, p.ddqn_epsilon_start, p.ddqn_epsilon_end,
+            eps = linear_epsilon(obs.epoch + self.experience_epochs, p.ddqn_epsilon_start, p.ddqn_epsilon_end,
                                  p.ddqn_epsilon_decay_epochs)
             if self.rng.random() < eps:
                 a = int(self.rng.integers(k))

@@ -58,6 +58,7 @@ class PerLLM(Scheduler):
     """Constraint satisfaction + (discounted) UCB bandit over datacenters."""
 
     Params = PerLLMParams
+    learned = ("n", "r_sum", "sla_rate")  # the bandit's discounted counts and rewards (`simcore.training`)
 
     def setup(self) -> None:
         info = self.info

@@ -77,6 +77,7 @@ class QLearning(EvaluatorScheduler):
     """Tabular Q-learning over K candidate plans with Dyna updates from Simulate and real updates from observe."""
 
     Params = QLearningParams
+    learned = ("q", "ema")  # pre-training carries the Q-table and the reward baseline (`simcore.training`)
 
     def setup(self) -> None:
         super().setup()
@@ -120,7 +121,7 @@ class QLearning(EvaluatorScheduler):
         s_model = self.discretize(obs, obs.time_s + self.info.epoch_s)
         self.update(s, np.arange(len(plans)), reward, s_model, p.qlearning_alpha)
         # act epsilon-greedily on the table
-        eps = linear_epsilon(obs.epoch, p.qlearning_epsilon_start, p.qlearning_epsilon_end,
+        eps = linear_epsilon(obs.epoch + self.experience_epochs, p.qlearning_epsilon_start, p.qlearning_epsilon_end,
                              p.qlearning_epsilon_decay_epochs)
         if self.rng.random() < eps:
             a = int(self.rng.integers(len(plans)))

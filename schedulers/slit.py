@@ -146,6 +146,7 @@ class SLIT(EvaluatorScheduler):
     """GA over plans on a ridge surrogate of Simulate, trained online on evaluator samples."""
 
     Params = SLITParams
+    learned = ("incumbent", "memory")  # the last plan and the surrogate's samples (`simcore.training`)
 
     def setup(self) -> None:
         super().setup()

@@ -37,6 +37,9 @@ class Config(Parameters):
     start: str = param("2023-07-03", "UTC date of epoch 0 for the grid/weather signals (2023 data)", flag="--start")
     weights: tuple = param((0.25, 0.25, 0.25, 0.25), "Eq. 11 weights w1..w4 (TTFT, carbon, water, cost), sum 1",
                            lo=0, flag="--weights")
+    train_days: int = param(0, "pre-training (the trained protocol): a learner first plays this many other days of "
+                            "the bundled week, each with its own arrivals and signals (simcore.training); 0 = the "
+                            "paper's online protocol", lo=0, hi=6, flag="--train-days")
     # --- workload (docs/model.md 'Workload', 'Load', 'Cohorts') -----------------------------------
     trace: str = param("azure-code-2024", "bundled trace name (azure-code-2024, burstgpt-profile) or a CSV path",
                        flag="--trace")

@@ -13,6 +13,13 @@ the bookkeeping (keeps the static facts and the seeded RNG, validates every plan
     execution() -> Execution   optional: how each request's work runs on nodes, `simcore.execution.WHOLE`
                                (default: prefill and decode on one node) or `split_execution(...)` (prefill and
                                decode on separate node pools, the KV cache sent between them)
+    learned                    a learner: the names of the attributes holding what it learned (default `state_dict`
+                               / `load_state_dict` deep-copy them; override both for another format)
+
+Pre-training (`simcore.training`, `--train-days`) plays the same scheduler object through whole engine runs of
+other days: `warm_start(state, epochs)` before a run makes `reset` load `state` right after `setup`, so what the
+learner learned survives the new run's `setup`; `experience_epochs` is how many epochs it played before this run
+(an exploration schedule may continue from it).
 
 The engine calls the public methods `reset(info, rng)`, `execution()`, `decide(obs)` (plan + validation) and
 `observe`.
@@ -22,6 +29,7 @@ Every hook a subclass writes is guarded (`Scheduler.__init_subclass__`): an exce
 """
 from __future__ import annotations
 
+import copy
 import functools
 import types
 from abc import ABC, abstractmethod
@@ -208,11 +216,15 @@ class Scheduler(ABC):
     name: str = ""
     #: the class's parameters: a frozen dataclass of `simcore.params.param` fields (none by default)
     Params: ClassVar[type[Parameters]] = Parameters
+    #: a learner's learned state: names of attributes `setup` builds and the run then changes (empty: learns nothing)
+    learned: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Parameters | None = None) -> None:
         self.params = params if params is not None else self.Params()
         self.info: Optional[StaticInfo] = None
         self.rng: Optional[np.random.Generator] = None
+        self.experience_epochs = 0  # epochs played in earlier runs (pre-training) before this one
+        self._warm: Any = None  # the state `reset` loads after `setup` (`warm_start`)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -226,6 +238,32 @@ class Scheduler(ABC):
         """Start a run: keep the static facts and the seeded RNG, then call `setup`."""
         self.info, self.rng = info, rng
         self.setup()
+        if self._warm is not None:  # pre-trained: what it learned on earlier runs replaces setup's fresh state
+            self.load_state_dict(self._warm)
+
+    def warm_start(self, state: Any, experience_epochs: int) -> None:
+        """Make the next `reset` load `state` (a `state_dict()` of this class; None: start fresh) and record the
+        epochs it was learned over."""
+        self._warm, self.experience_epochs = state, int(experience_epochs)
+
+    @classmethod
+    def learns(cls) -> bool:
+        """Whether this class carries learned state from one run to the next (`learned`, or its own state_dict)."""
+        return bool(cls.learned) or cls.state_dict is not Scheduler.state_dict
+
+    def state_dict(self) -> Any:
+        """What this scheduler learned, detached from it (a deep copy of its `learned` attributes, taken together so
+        that shared references, an optimizer's parameters, stay shared); None for a scheduler that learns nothing."""
+        if not self.learned:
+            return None
+        return copy.deepcopy({name: getattr(self, name) for name in self.learned})
+
+    def load_state_dict(self, state: Any) -> None:
+        """Replace the learned attributes by (a copy of) `state`, called after `setup`."""
+        if state is None:
+            return
+        for name, value in copy.deepcopy(state).items():
+            setattr(self, name, value)
 
     def decide(self, obs: Observation) -> np.ndarray:
         """The plan for this epoch, validated (a bad plan raises PlanError naming the scheduler)."""
@@ -315,3 +353,4 @@ class RunRecord:
     queued_at_horizon: float = 0.0  # real requests without a first token at the horizon (the drain's backlog)
     drain_h: float = 0.0  # hours the drain ran after the horizon (0 without it, or with nothing to drain)
     over_context: int = 0  # simulated requests whose prompt exceeded their model's context window
+    training: dict | None = None  # pre-training's record (`simcore.training.pretrain`), config.json's 'training'

@@ -159,6 +159,8 @@ def write_results(rec: RunRecord, out_dir: str | Path, extra: dict | None = None
         epochs.to_parquet(tmp / "epochs.parquet", index=False)
         (tmp / "summary.json").write_text(json.dumps(summ, indent=2) + "\n")
         config = {**rec.cfg.to_dict(), rec.scheduler: rec.scheduler_params}  # the world's, then the scheduler's
+        if rec.training is not None:  # how the scheduler was trained before this run (a record, not a parameter)
+            config["training"] = rec.training
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         for name, table in sorted((rec.extra_tables or {}).items()):  # scheduler-specific tables (optional)
             table.to_csv(tmp / f"{name}.csv", index=False, float_format="%.10g")

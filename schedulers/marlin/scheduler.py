@@ -2,8 +2,8 @@
 
 Owns: `Marlin` (per epoch: phase 1 of `agents`, phase 2 of `game`, Simulate of the consensus, the capital
 update, one row of the per-epoch log `marlin_epochs.csv`), the variants' weight vectors, the ablation
-switches (`marlin_ablate`), pre-training on other days of the bundled trace (`StaticInfo.other_days`, the
-engine's epoch iterator) and torch checkpoints. Its parameters: `MarlinParams`.
+switches (`marlin_ablate`) and what pre-training carries (`learned`: the agents and their capital; the
+pre-training itself is every learner's, `simcore.training`). Its parameters: `MarlinParams`.
 
 Feasible set (Algorithm 2 line 11; the paper's problem is solved "given resource constraints"): every plan MARLIN
 simulates or executes, an agent's sample, its proposal or the consensus, is first repaired so that no datacenter
@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,7 +37,6 @@ from simcore.interface import Observation
 from simcore.params import ANY_LENGTH, ordered, param
 
 AGENT_NAMES = OBJECTIVES  # agent j optimizes objective j: ttft, carbon, water, cost
-CHECKPOINT_VERSION = 1
 ABLATIONS = ("no-film", "no-her", "no-predictor", "no-blend", "no-sgd", "no-veto", "no-capital")
 
 
@@ -97,16 +95,22 @@ class MarlinParams(EvaluatorParams):
                                            "warm_target_utilization, the fill schedulers' target)", lo=0, lo_open=True)
     marlin_ablate: tuple = param((), "MARLIN ablations: any of " + ",".join(ABLATIONS),
                                  choices=ABLATIONS, length=ANY_LENGTH, item=str, flag="--ablate")
-    marlin_pretrain_days: int = param(0, "MARLIN: pre-train the agents on this many other days of the bundled trace",
-                                      lo=0, flag="--pretrain-days")
-    marlin_checkpoint: str = param("", "MARLIN: torch checkpoint; loaded if it exists, else written after pre-training",
-                                   flag="--checkpoint")
+    marlin_pretrain_days: int = param(0, "MARLIN: replaced by --train-days (every learner pre-trains, simcore.training); "
+                                      "refused unless 0", lo=0, flag="--pretrain-days")
+    marlin_checkpoint: str = param("", "MARLIN: replaced by --checkpoint-dir (cached pre-trained states of every "
+                                   "learner); refused unless empty", flag="--checkpoint")
     marlin_torch_threads: int = param(1, "MARLIN: torch CPU threads while MARLIN learns (small nets: 1 is fastest)",
                                       lo=1)
 
     def validate(self) -> None:
         ordered(self, "marlin_capital_min", "marlin_capital_start", "marlin_capital_max")
         ordered(self, "marlin_capital_min", "marlin_capital_threshold", "marlin_capital_max")
+        if self.marlin_pretrain_days:
+            raise ConfigError("--pretrain-days (marlin_pretrain_days) is replaced by --train-days N: every learner, "
+                              "MARLIN included, pre-trains on N other days of the bundled week through the engine")
+        if self.marlin_checkpoint:
+            raise ConfigError("--checkpoint (marlin_checkpoint) is replaced by --checkpoint-dir DIR: the pre-trained "
+                              "states of every learner, cached by scheduler, parameters, seed, days and D")
 
 
 def variant_weights(variant: str | None, dominant: float) -> np.ndarray:
@@ -124,6 +128,7 @@ class Marlin(EvaluatorScheduler):
 
     variant: str | None = None
     Params = MarlinParams
+    learned = ("agents", "capital")  # networks, optimizers, buffers, EMA baselines, capital (`simcore.training`)
 
     # --- setup ------------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -151,7 +156,6 @@ class Marlin(EvaluatorScheduler):
                                       film="no-film" not in self.ablate)
         # phase 1 samples per agent: the shared Simulate budget less the J proposals and the consensus
         self.k_opt = max(1, (p.plan_evaluations_per_epoch - len(self.agents) - 1) // len(self.agents))
-        self._pretrain_or_load()
 
     @contextlib.contextmanager
     def _torch_threads(self):
@@ -236,62 +240,6 @@ class Marlin(EvaluatorScheduler):
         consensus (`capacity_repair`), every proposal's normalized metrics (1.0 = the uniform plan), the
         consensus's, the vetoes, each agent's capital at the start of the game, blend weights and utilities."""
         return {"marlin_epochs": pd.DataFrame(self.log_rows)}
-
-    # --- pre-training and checkpoints ---------------------------------------------------------------------------
-    def _pretrain_or_load(self) -> None:
-        p = self.params
-        path = Path(p.marlin_checkpoint) if p.marlin_checkpoint else None
-        if path is not None and path.exists():
-            self.load_checkpoint(path)
-            return
-        if p.marlin_pretrain_days > 0:
-            self.pretrain(p.marlin_pretrain_days)
-        if path is not None:
-            self.save_checkpoint(path)
-
-    def pretrain(self, days: int) -> None:
-        """Phase 1 learning on the epochs of `days` other days of the bundled trace, nearest first, in this run's
-        world (`StaticInfo.other_days`: the engine's epoch iterator, an idle fleet); evaluator only."""
-        from schedulers.marlin.agents import phase1
-        from schedulers.rl.nets import state_features
-
-        try:
-            replays = self.info.other_days(days)
-        except ConfigError as e:
-            raise ConfigError(f"--pretrain-days {days}: {e}") from None
-        for epochs in replays:
-            for ep in epochs:
-                obs = epochs.observation(ep)
-                state = self.epoch_state(obs)
-                with self._torch_threads():
-                    phase1(self.agents, state_features(obs, self.info), state, self.score_feasible, self.k_opt,
-                           "no-her" not in self.ablate, self.rng, self.gen)
-
-    def save_checkpoint(self, path: Path) -> None:
-        import torch
-        path.parent.mkdir(parents=True, exist_ok=True)
-        blob = {"version": CHECKPOINT_VERSION, "plan_shape": tuple(self.info.plan_shape),
-                "film": "no-film" not in self.ablate, "agents": [a.sac.state_dict() for a in self.agents],
-                "ema": [a.ema for a in self.agents]}
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(blob, tmp)
-        tmp.replace(path)
-
-    def load_checkpoint(self, path: Path) -> None:
-        import torch
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # a corrupt or foreign file: one clear line, not a traceback
-            raise ConfigError(f"--checkpoint {path}: cannot read a MARLIN checkpoint ({type(e).__name__})") from None
-        if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION:
-            raise ConfigError(f"--checkpoint {path}: not a MARLIN checkpoint (version {CHECKPOINT_VERSION})")
-        if tuple(blob["plan_shape"]) != tuple(self.info.plan_shape) or blob["film"] != ("no-film" not in self.ablate):
-            raise ConfigError(f"--checkpoint {path}: saved for plan shape {tuple(blob['plan_shape'])}, film="
-                              f"{blob['film']}; this run has {tuple(self.info.plan_shape)}, "
-                              f"film={'no-film' not in self.ablate}")
-        for a, sd, ema in zip(self.agents, blob["agents"], blob["ema"]):
-            a.sac.load_state_dict(sd)
-            a.ema = ema
 
 
 class MarlinBalanced(Marlin):

@@ -1,0 +1,139 @@
+"""Pre-training, one hook for every learner (issue 22): the train / test split of the trained protocol.
+
+Owns: which days a run trains on (`training_days`), the key its trained state is cached under
+(`checkpoint_key`), and the driver (`pretrain`) that plays the run's scheduler object through whole engine runs of
+those days before the test day, so every learner learns through its own online rule (its `plan` / `observe`)
+with its own per-epoch budget (its Simulate calls and gradient steps are its parameters, `config.json` records
+them), and then carries what it learned into the test day (`Scheduler.warm_start`; the test day plays the same
+online rule from there: the paper's online protocol with a head start, for all learners alike).
+
+A training day is another day of the bundled week (never the test day), replayed as a run of its own: that
+date's arrivals (`trace_day`; with `load_scale auto`, scaled by that day's busiest epoch), its grid, price and
+weather signals (`start` moved by the same number of days as `trace_day`), the same fleet, seed and engine
+(drain included). Days of the test day's kind (weekday or weekend) come first, nearest first, then the others:
+a Monday is trained on Tuesday, Friday, Wednesday, ... So nothing of the test day is read before it is played
+(`tests/test_training.py` changes the test day's trace and signals and gets the identical checkpoint).
+
+Checkpoints: `<dir>/<key>.pt` (torch.save of the learned state, the days and the epochs it was learned over),
+key = a hash of the scheduler, its parameters and every training day's world (seed, D, days, hours, weights,
+...). A cached one is loaded instead of training; after each day the state so far is saved as
+`<key>.partial.pt`, so an interrupted training resumes at its next day.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from simcore.config import Config
+from simcore.errors import ConfigError
+from simcore.interface import Scheduler
+
+FORMAT_VERSION = 1  # of the checkpoint files and of the key: bump when either changes meaning
+BUNDLED_WEEK_TRACE = "azure-code-2024"  # the trace whose bundled days are the training days
+WEEKEND = (5, 6)  # date.weekday() of Saturday and Sunday
+
+
+def training_days(cfg: Config, n: int) -> list[Config]:
+    """The worlds of the n training days of a run: other days of the bundled week, the test day's kind first,
+    nearest first, each with its own date's arrivals and signals.
+
+    :raises ConfigError: the trace is not the bundled week, or it has fewer than n other days
+    """
+    from traces.loader import bundled_counts
+
+    if cfg.trace != BUNDLED_WEEK_TRACE:
+        raise ConfigError(f"--train-days {n}: pre-training replays other days of the bundled {BUNDLED_WEEK_TRACE} "
+                          f"week; trace {cfg.trace!r} has no other days")
+    days = [dt.date.fromisoformat(d) for d in bundled_counts()[0]]
+    test = dt.date.fromisoformat(cfg.trace_day)
+    if test not in days:
+        raise ConfigError(f"--train-days {n}: trace day {cfg.trace_day} is not in the bundled week")
+    weekend = test.weekday() in WEEKEND
+    others = sorted((d for d in days if d != test),
+                    key=lambda d: ((d.weekday() in WEEKEND) != weekend, abs((d - test).days), d))
+    if n > len(others):
+        raise ConfigError(f"--train-days {n}: the bundled week has only {len(others)} days other than the test day")
+    start = dt.date.fromisoformat(cfg.start)
+    return [cfg.replace(trace_day=d.isoformat(), start=(start + (d - test)).isoformat()) for d in others[:n]]
+
+
+def checkpoint_key(sched: Scheduler, days: list[Config]) -> str:
+    """The cache key of a trained state: the scheduler (name and class), its parameters and the training days'
+    worlds (these hold the seed, D, the dates and every other parameter of the world)."""
+    blob = {"format": FORMAT_VERSION, "scheduler": days[0].scheduler,
+            "class": f"{type(sched).__module__}.{type(sched).__qualname__}", "params": sched.params.to_dict(),
+            "days": [c.to_dict() for c in days]}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _save(path: Path, blob: dict) -> None:
+    import torch
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    torch.save(blob, tmp)
+    tmp.replace(path)  # atomic: a reader sees the old file or the new one, never half of one
+
+
+def _load(path: Path, key: str) -> dict | None:
+    """A checkpoint written for `key`, or None when the file is unreadable or was written for another key."""
+    import torch
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # a torn or foreign file: train again rather than fail
+        return None
+    return blob if isinstance(blob, dict) and blob.get("key") == key else None
+
+
+def pretrain(cfg: Config, sched: Scheduler, n_days: int, cache_dir: str | Path | None = None,
+             progress: bool = False) -> dict:
+    """Train `sched` on n_days other days (or load the cached state), leave it warm-started for the test day's
+    run, and return the record `config.json` keeps under 'training'.
+
+    :param cache_dir: folder of cached checkpoints (None: train, keep nothing)
+    :param progress: one engine progress bar per training day
+    """
+    if n_days <= 0:
+        return {"protocol": "online", "train_days": 0}
+    days = training_days(cfg, n_days)
+    record: dict[str, Any] = {"protocol": "trained", "train_days": n_days, "days": [c.trace_day for c in days],
+                              "starts": [c.start for c in days]}
+    if not sched.learns():  # nothing to carry: the days would be played for nothing
+        return {**record, "learns": False, "epochs_trained": 0, "days_played": 0, "reused": False}
+    key = checkpoint_key(sched, days)
+    record.update(learns=True, checkpoint=key)
+    final = partial = None
+    blob = None
+    if cache_dir is not None:
+        folder = Path(cache_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        final, partial = folder / f"{key}.pt", folder / f"{key}.partial.pt"
+        blob = _load(final, key) if final.exists() else None
+        if blob is not None:
+            sched.warm_start(blob["state"], blob["experience_epochs"])
+            return {**record, "epochs_trained": blob["experience_epochs"], "days_played": 0, "reused": True,
+                    "train_wall_s": blob.get("train_wall_s", 0.0)}
+        blob = _load(partial, key) if partial.exists() else None
+    done, state, epochs, wall = (0, None, 0, 0.0) if blob is None else \
+        (blob["days_done"], blob["state"], blob["experience_epochs"], blob["train_wall_s"])
+    resumed = done
+    from simcore.engine import simulate  # here: simcore.engine imports this module's neighbours, not the reverse
+    for k in range(done, n_days):
+        t0 = time.perf_counter()
+        sched.warm_start(state, epochs)
+        simulate(days[k], sched, progress=progress)
+        state, epochs = sched.state_dict(), epochs + days[k].epochs
+        wall += time.perf_counter() - t0
+        if partial is not None:
+            _save(partial, {"key": key, "format": FORMAT_VERSION, "days_done": k + 1, "state": state,
+                            "experience_epochs": epochs, "train_wall_s": wall})
+    if final is not None:
+        _save(final, {"key": key, "format": FORMAT_VERSION, "days_done": n_days, "state": state,
+                      "experience_epochs": epochs, "train_wall_s": wall, "days": record["days"]})
+        partial.unlink(missing_ok=True)  # ours: written above or by the interrupted run of this same key
+    sched.warm_start(state, epochs)
+    return {**record, "epochs_trained": epochs, "days_played": n_days - resumed, "resumed_from_day": resumed,
+            "reused": False, "train_wall_s": round(wall, 3)}

@@ -65,6 +65,10 @@ DEFAULT_PARETO_WEIGHTS = (  # MARLIN-Balanced re-weighted towards each pair of o
 )
 ABLATION_BASE = "marlin"  # the full framework the ablation switches are taken from (MARLIN-Balanced)
 RUN_FLAGS = ("--config", "--load-scale", "--trace", "--start", "--cop")  # passed through to every run
+PROTOCOLS = ("online", "trained")  # learners learn only inside the scored day (the paper's), or pre-train first
+DEFAULT_PROTOCOL = "online"
+DEFAULT_TRAIN_DAYS = 3  # trained protocol: other days of the bundled week each learner plays first (simcore.training)
+CHECKPOINTS = "checkpoints"  # OUT/checkpoints: pre-trained states, shared by the study's sweeps
 MANIFEST = "sweep.json"
 FAILURES = "failures.json"
 SUMMARY = "summary.json"
@@ -270,7 +274,11 @@ class Sweep:
 
     def manifest(self) -> dict:
         return {"kind": self.kind, **self.settings, "hours": self.hours, "run_args": list(self.run_args),
-                "runs": [asdict(r) for r in self.runs]}
+                "protocol": self.protocol, "runs": [asdict(r) for r in self.runs]}
+
+    @property
+    def protocol(self) -> str:
+        return self.settings.get("protocol", DEFAULT_PROTOCOL)
 
 
 @dataclass
@@ -292,7 +300,8 @@ def _merge_manifest(sweep: Sweep) -> dict:
         old = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path}: unreadable sweep manifest ({e}); choose another --out") from None
-    for key in ("kind", "hours", "run_args"):
+    old.setdefault("protocol", DEFAULT_PROTOCOL)  # manifests written before protocols were online ones
+    for key in ("kind", "hours", "run_args", "protocol"):
         if old.get(key) != new[key]:
             raise ConfigError(f"{sweep.path}: holds a {old.get('kind')} sweep with {key}={old.get(key)!r}, "
                               f"not {new[key]!r}; choose another --out")
@@ -324,8 +333,10 @@ def execute(sweep: Sweep, workers: int, executor: str = "local", progress: bool 
         if folder.exists():
             res.set_aside.append(str(_set_aside(folder)))
         pending.append(r)
-    bar = tqdm(total=len(sweep.runs), initial=len(res.skipped), desc=sweep.kind, unit="run", disable=not progress,
-               dynamic_ncols=True)
+    # the bar counts days played: a run's test day, plus its training days where no cached state spares them
+    days = {r.name: run_days(r, sweep.run_args) for r in pending}
+    bar = tqdm(total=len(res.skipped) + sum(days.values()), initial=len(res.skipped),
+               desc=f"{sweep.kind} ({sweep.protocol})", unit="day", disable=not progress, dynamic_ncols=True)
 
     def done(r: RunSpec, error: str | None, seconds: float) -> None:
         if error:
@@ -333,7 +344,7 @@ def execute(sweep: Sweep, workers: int, executor: str = "local", progress: bool 
             bar.write(f"FAILED {sweep.kind}/{r.name}: {error}")
         else:
             res.ran.append(r.name)
-        bar.update(1)
+        bar.update(days.get(r.name, 1))
         bar.set_postfix_str(f"{r.name} {seconds:.0f}s, {len(res.failures)} failed", refresh=True)
 
     try:
@@ -349,6 +360,22 @@ def execute(sweep: Sweep, workers: int, executor: str = "local", progress: bool 
         res.wall_s = time.perf_counter() - t0
         write_json(sweep.path / FAILURES, res.failures)
     return res
+
+
+def run_days(r: RunSpec, run_args: list) -> int:
+    """Days a run will play: its test day, and its training days unless it learns nothing or its trained state is
+    cached already (`simcore.training`)."""
+    import run as cli
+    from schedulers.registry import create, resolve
+    from simcore.training import checkpoint_key, training_days
+
+    _, cfg, params = cli.build_config(r.argv(run_args))
+    if cfg.train_days == 0 or not resolve(cfg.scheduler).learns():
+        return 1
+    argv = r.argv(run_args)
+    cache = Path(argv[argv.index("--checkpoint-dir") + 1]) if "--checkpoint-dir" in argv else None
+    key = checkpoint_key(create(cfg.scheduler, params), training_days(cfg, cfg.train_days))
+    return 1 + (0 if cache is not None and (cache / f"{key}.pt").is_file() else cfg.train_days)
 
 
 def _run_pool(sweep: Sweep, pending: list, workers: int, done) -> None:
@@ -481,6 +508,12 @@ def _parser(kind: str) -> argparse.ArgumentParser:
         p.add_argument("--weights", default=";".join(",".join(_fmt(x) for x in w) for w in DEFAULT_PARETO_WEIGHTS),
                        help="MARLIN weight vectors, ';'-separated, each w1,w2,w3,w4 summing to 1 "
                             "(default: each pair of objectives at 0.4, the others at 0.1)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
+                   help="online: every learner learns only inside the scored day (the paper's protocol, default); "
+                        "trained: each first plays --train-days other days of the bundled week (simcore.training), "
+                        "its state cached in OUT/checkpoints and reused by every sweep of the study")
+    p.add_argument("--train-days", type=int, default=DEFAULT_TRAIN_DAYS,
+                   help=f"trained protocol: training days per learner (default {DEFAULT_TRAIN_DAYS})")
     g = p.add_argument_group("run flags (passed to every run, as for `python run.py`)")
     g.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override one parameter")
     g.add_argument("--config", default=None, help="JSON file of parameter overrides")
@@ -499,6 +532,8 @@ def _run_args(a: argparse.Namespace) -> list:
         value = getattr(a, flag[2:].replace("-", "_"))
         if value is not None:
             out += [flag, str(Path(value).resolve()) if flag == "--config" else value]
+    if a.protocol == "trained":  # every run trains (a learner) or notes that it learns nothing
+        out += ["--train-days", str(a.train_days), "--checkpoint-dir", str((Path(a.out) / CHECKPOINTS).resolve())]
     return out
 
 
@@ -548,6 +583,8 @@ def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
         raise ConfigError(f"--seeds {a.seeds}: need at least 1")
     if a.workers < 1:
         raise ConfigError(f"--workers {a.workers}: need at least 1")
+    if a.protocol == "trained" and a.train_days < 1:
+        raise ConfigError(f"--train-days {a.train_days}: the trained protocol needs at least 1")
     seeds = tuple(range(a.first_seed, a.first_seed + a.seeds))
     root = Path(a.out)
     run_args = _run_args(a)
@@ -576,6 +613,9 @@ def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
             settings = {"schedulers": [ABLATION_BASE], "seeds": list(seeds), "dcs": [a.dcs],
                         "weights": [list(w) for w in wl]}
         _check(runs, run_args)
+        settings["protocol"] = a.protocol
+        if a.protocol == "trained":
+            settings["train_days"] = a.train_days
         out.append(Sweep(k, root / k, runs, a.hours, run_args, settings))
     if kind == "paper":  # scale at the compare D and ablate's full MARLIN repeat compare's runs: link them
         done = {_identity(r): f"../compare/{r.name}" for r in out[0].runs}
@@ -601,7 +641,7 @@ def main(argv: list) -> int:
             res = execute(sw, a.workers, a.executor, progress=not a.no_progress)
             failed += len(res.failures)
             print(f"{sw.kind}: {len(res.ran)} run, {len(res.skipped)} already done, {len(res.failures)} failed, "
-                  f"{res.wall_s:.1f} s -> {sw.path}/")
+                  f"{res.wall_s:.1f} s, {sw.protocol} protocol -> {sw.path}/")
             for f in res.failures:
                 print(f"  FAILED {f['run']}: {f['error']}")
             for p in res.set_aside:

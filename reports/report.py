@@ -196,6 +196,14 @@ def _notes(runs: pd.DataFrame, gate: float) -> list:
     return lines
 
 
+def _protocol(man: dict) -> str:
+    """Which protocol produced a sweep: learners online in the scored day (the paper's), or pre-trained first."""
+    if man.get("protocol", "online") == "trained":
+        return (f"trained protocol (each learner first played {man.get('train_days', '?')} other days of the "
+                "bundled week, then the scored day online)")
+    return "online protocol (learners learn only inside the scored day, as the paper)"
+
+
 def build(study: Study, ref_offset: float = REF_OFFSET, gate: float = an.SLA_GATE) -> tuple:
     """(Doc, {csv name: DataFrame}) of a study; figures are written into study.root / figures."""
     from reports.experiments import references
@@ -217,6 +225,7 @@ def build(study: Study, ref_offset: float = REF_OFFSET, gate: float = an.SLA_GAT
         sub = study.kind(k)
         lines.append(f"{k} ({folder.name}/): {len(sub)} of {len(man.get('runs', []))} runs finished; D = "
                      f"{', '.join(map(str, man.get('dcs', [])))}; {man.get('hours', '?'):g} h; seeds {_seeds(sub)}; "
+                     f"{_protocol(man)}; "
                      f"run flags: {' '.join(man.get('run_args', [])) or '(defaults)'}")
     doc.p(f"Study folder {root}. Objectives (all lower is better): mean TTFT of the served requests, carbon, water, "
           "energy cost, from each run's summary.json (the drain's included: after the horizon the fleet serves its "

@@ -301,7 +301,7 @@ def _merge_manifest(sweep: Sweep) -> dict:
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path}: unreadable sweep manifest ({e}); choose another --out") from None
     old.setdefault("protocol", DEFAULT_PROTOCOL)  # manifests written before protocols were online ones
-    for key in ("kind", "hours", "run_args", "protocol"):
+    for key in ("kind", "protocol", "hours", "run_args"):
         if old.get(key) != new[key]:
             raise ConfigError(f"{sweep.path}: holds a {old.get('kind')} sweep with {key}={old.get(key)!r}, "
                               f"not {new[key]!r}; choose another --out")

@@ -129,7 +129,7 @@ class Engine:
             profiles=self.prof, capacity=self.capacity,
             evaluator=EpochEvaluator(cfg, self.lat, self.fleet, self.prof, *sample, self.capacity, rate_profile),
             token_sample=sample, cohort_size=self.C, rate_profile=rate_profile,
-            other_days=functools.partial(other_days, cfg, self.signals))
+            other_days=functools.partial(other_days, cfg))
 
     # ------------------------------------------------------------------------------------------------
     def run(self) -> RunRecord:

@@ -5,8 +5,8 @@ the world at an epoch start (the site signals and what one kWh of IT energy cost
 each site, Eq. 6-10).
 
 The engine plays these epochs (`Engine` iterates an `Epochs` and adds the fleet's live state to each
-observation); MARLIN's pre-training replays other days of the bundled trace through the same iterator
-(`other_days`, offered to schedulers as `StaticInfo.other_days`), as an RL environment stepping epoch by epoch
+observation); `other_days` replays the training days (`simcore.training`) through the same iterator, each with
+its own signals (offered to schedulers as `StaticInfo.other_days`), as an RL environment stepping epoch by epoch
 would.
 """
 from __future__ import annotations
@@ -100,19 +100,14 @@ def arrivals(cfg: Config, workload: Workload) -> tuple[np.ndarray, np.ndarray]:
     return epoch_of, counts * int(workload.cohort)
 
 
-def other_days(cfg: Config, signals: SiteSignals, n: int) -> Iterator[Epochs]:
-    """The epochs of `n` other days of the bundled trace in this world (its sites, signals, load and cohort rules;
-    each day's workload drawn from the run's 'trace' stream), nearest day first: the days before `cfg.trace_day`,
-    then the days after. Each day is loaded when the iterator reaches it.
+def other_days(cfg: Config, n: int) -> Iterator[Epochs]:
+    """The epochs of the n training days of this run (`simcore.training.training_days`: other days of the bundled
+    week, the test day's kind first, nearest first), each with its own date's arrivals and signals, loaded when the
+    iterator reaches it; for a learner that replays days itself (whole engine runs of them: `simcore.training`).
 
-    :raises ConfigError: the run's trace day is not in the bundled trace, or it holds fewer than n other days
+    :raises ConfigError: the trace is not the bundled week, or it has fewer than n other days
     """
-    days = bundled_counts()[0]
-    if cfg.trace_day not in days:
-        raise ConfigError(f"trace day {cfg.trace_day} is not in the bundled trace")
-    i = days.index(cfg.trace_day)
-    others = list(days[:i][::-1]) + list(days[i + 1:])
-    if n > len(others):
-        raise ConfigError(f"the bundled trace has only {len(others)} other days")
-    return (Epochs(c, load_workload(c, stream(cfg.seed, "trace")), signals)
-            for c in (cfg.replace(trace_day=day) for day in others[:n]))
+    from simcore.training import training_days
+    from topology.sites import site_signals
+
+    return (Epochs(c, load_workload(c, stream(c.seed, "trace")), site_signals(c)) for c in training_days(cfg, n))

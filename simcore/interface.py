@@ -84,8 +84,8 @@ class StaticInfo:
     :param rate_profile: how an epoch's arrivals spread over the engine's cohort bins: a bin's rate over its
         epoch's mean, at equally weighted quantiles of the requests (`simcore.queueing.bin_rate_profile`; None in
         exact runs, whose Poisson arrivals the M/G/c wait covers)
-    :param other_days: `other_days(n)`: the `simcore.epochs.Epochs` of n other days of the bundled trace in this
-        world, nearest first (`simcore.epochs.other_days`; offline pre-training)
+    :param other_days: `other_days(n)`: the `simcore.epochs.Epochs` of this run's n training days (other days of
+        the bundled week, each with its own arrivals and signals; `simcore.epochs.other_days`)
     """
 
     dcs: int

@@ -81,23 +81,15 @@ def test_the_engine_plays_the_iterators_epochs(world):
         np.testing.assert_array_equal(obs.predicted_requests, ep.forecast)
 
 
-def test_marlin_pretrains_on_the_iterators_other_days():
-    cfg = small_config(scheduler="marlin", hours=0.5)
+def test_other_days_replays_the_training_days_each_with_its_own_signals():
+    cfg = small_config(hours=0.5)
     eng = Engine(cfg, create("uniform"))
-    days, observed = [], []
-
-    def other_days(n):
-        for epochs in eng.info.other_days(n):
-            days.append(epochs.cfg.trace_day)
-            observation = epochs.observation
-            epochs.observation = lambda ep, **kw: observed.append(ep.index) or observation(ep, **kw)
-            yield epochs
-
-    params = {"marlin_pretrain_days": 2, "marlin_updates_per_epoch": 1, "marlin_actor_hidden": 16,
-              "marlin_critic_hidden": 16, "plan_evaluations_per_epoch": 9}
-    sched = create("marlin", params)
-    sched.reset(dataclasses.replace(eng.info, other_days=other_days), stream(cfg.seed, "scheduler"))
-    assert days == ["2024-05-12", "2024-05-11"]  # the days before the run's 2024-05-13, nearest first
-    assert observed == list(range(cfg.epochs)) * 2
-    with pytest.raises(ConfigError, match="--pretrain-days 7: the bundled trace has only 6 other days"):
-        create("marlin", {**params, "marlin_pretrain_days": 7}).reset(eng.info, stream(cfg.seed, "scheduler"))
+    days = list(eng.info.other_days(2))
+    assert [e.cfg.trace_day for e in days] == ["2024-05-14", "2024-05-15"]  # after Monday 2024-05-13, nearest first
+    for epochs in days:
+        own = site_signals(epochs.cfg)
+        np.testing.assert_array_equal(epochs.signals.ci_kg_per_kwh, own.ci_kg_per_kwh)
+        assert not np.array_equal(epochs.signals.ci_kg_per_kwh, eng.signals.ci_kg_per_kwh[:cfg.epochs])
+        assert len(list(epochs)) == cfg.epochs
+    with pytest.raises(ConfigError, match="only 6 days other than the test day"):
+        list(eng.info.other_days(7))

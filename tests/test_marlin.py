@@ -215,14 +215,19 @@ def _fake_result(e: int):
                        parked_share=z)
 
 
-def test_checkpoint_round_trip(tmp_path):
-    ck = tmp_path / "marlin.pt"
-    a = make("marlin", marlin_pretrain_days=1, marlin_checkpoint=str(ck), hours=0.5)
-    assert ck.exists()
-    b = make("marlin", marlin_checkpoint=str(ck), hours=0.5, seed=9)  # loads instead of pre-training
+def test_state_dict_round_trip():
+    """MARLIN's learned state (agents, capital) loaded into a fresh scheduler of another seed: the same actors."""
+    a = make("marlin", hours=0.5)
+    for ag in a.agents:
+        for p in ag.sac.actor.parameters():
+            p.data.add_(0.5)
+    b = create("marlin", FAST)
+    b.warm_start(a.state_dict(), 2)
+    b.reset(a.info, stream(9, "scheduler"))  # loads the state right after setup
     for x, y in zip(a.agents, b.agents):
         for p, q in zip(x.sac.actor.parameters(), y.sac.actor.parameters()):
             assert torch.equal(p, q)
+    assert b.experience_epochs == 2 and np.array_equal(a.capital, b.capital)
 
 
 def test_bad_ablation_is_one_clear_line():

@@ -101,7 +101,7 @@ def test_set_reaches_a_plugins_parameter_and_config_json_records_it(tmp_path):
     assert config["scheduler"] == PLUGIN and config[PLUGIN] == {"threshold_s": 0.004, "spread": [3.0, 1.0]}
     # the file repeats the run: the world's parameters by name, the scheduler's from its section
     args, cfg, own = run_cli.build_config(["--config", str(out / "config.json")])
-    assert cfg == Config.from_dict({k: v for k, v in config.items() if k != PLUGIN})
+    assert cfg == Config.from_dict({k: v for k, v in config.items() if k not in (PLUGIN, "training")})
     assert create(cfg.scheduler, own).params == plugins.ThresholdParams(threshold_s=0.004, spread=(3.0, 1.0))
 
 
@@ -138,8 +138,8 @@ def test_config_sections_name_schedulers(tmp_path):
 
 
 def test_a_flag_a_parameter_declares_is_read_for_its_scheduler_only():
-    _, _, own = run_cli.build_config(["--scheduler", "marlin", "--ablate", "no-her,no-veto", "--pretrain-days", "2"])
-    assert own == {"marlin_ablate": "no-her,no-veto", "marlin_pretrain_days": "2"}
+    _, _, own = run_cli.build_config(["--scheduler", "marlin", "--ablate", "no-her,no-veto"])
+    assert own == {"marlin_ablate": "no-her,no-veto"}
     assert create("marlin", own).params.marlin_ablate == ("no-her", "no-veto")
     with pytest.raises(ConfigError, match="unrecognized arguments: --ablate no-her"):
         run_cli.build_config(["--scheduler", "nearest", "--ablate", "no-her"])

@@ -1,0 +1,200 @@
+"""Pre-training (simcore.training): the days it plays, that it never reads the test day, cached and resumed
+checkpoints, the state every learner carries into the test day, and the sweeps' trained protocol."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import simcore.engine as engine_mod
+import simcore.training as training
+from schedulers.registry import create
+from simcore.engine import simulate
+from simcore.errors import ConfigError
+from tests.conftest import small_config
+
+LEARNERS = ("qlearning", "ddqn", "actorcritic", "slit", "perllm", "marlin")
+SMALL = {"ddqn": {"ddqn_hidden": 16, "ddqn_updates_per_epoch": 2},
+         "actorcritic": {"actorcritic_hidden": 16},
+         "marlin": {"marlin_actor_hidden": 16, "marlin_critic_hidden": 16, "marlin_batch_size": 16,
+                    "marlin_updates_per_epoch": 1, "plan_evaluations_per_epoch": 9}}
+
+
+def _state_bytes(state) -> bytes:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def _world(**changes):
+    return small_config(hours=1.0, **changes)
+
+
+def test_training_days_are_other_days_of_the_same_kind_first_with_their_own_signals():
+    cfg = _world()  # Monday 2024-05-13, grid signals from Monday 2023-07-03
+    days = training.training_days(cfg, 4)
+    assert [c.trace_day for c in days] == ["2024-05-14", "2024-05-15", "2024-05-10", "2024-05-16"]  # ties: earlier
+    assert [c.start for c in days] == ["2023-07-04", "2023-07-05", "2023-06-30", "2023-07-06"]
+    assert all(c.replace(trace_day=cfg.trace_day, start=cfg.start) == cfg for c in days)  # nothing else changes
+    sat = training.training_days(_world(trace_day="2024-05-11", start="2023-07-01"), 3)
+    assert [c.trace_day for c in sat] == ["2024-05-12", "2024-05-10", "2024-05-13"]  # Sunday, then the nearest
+    assert [c.start for c in sat] == ["2023-07-02", "2023-06-30", "2023-07-03"]
+    with pytest.raises(ConfigError, match="only 6 days other than the test day"):
+        training.training_days(cfg, 7)
+    with pytest.raises(ConfigError, match="has no other days"):
+        training.training_days(_world(trace="burstgpt-profile"), 1)
+
+
+def test_pretraining_never_reads_the_test_days_trace_or_signals(monkeypatch):
+    """Change the test day's arrivals (x3) and grid signals (carbon x5): the trained state is byte-identical, and
+    no load during training names the test day; the change is real (the test day's own run sees it)."""
+    cfg = _world(scheduler="qlearning")
+    clean = create("qlearning")
+    training.pretrain(cfg, clean, 2)
+    reference = _state_bytes(clean.state_dict())
+
+    loaded_days, loaded_starts = [], []
+    real_load, real_signals = engine_mod.load_workload, engine_mod.site_signals
+
+    def load(c, rng):
+        loaded_days.append(c.trace_day)
+        return real_load(c.replace(load_scale=str(float(c.load_scale) * 3)) if c.trace_day == cfg.trace_day
+                         else c, rng)
+
+    def signals(c):
+        loaded_starts.append(c.start)
+        s = real_signals(c)
+        if c.start == cfg.start:
+            s.ci_kg_per_kwh[...] *= 5.0
+        return s
+
+    monkeypatch.setattr(engine_mod, "load_workload", load)
+    monkeypatch.setattr(engine_mod, "site_signals", signals)
+    changed = create("qlearning")
+    training.pretrain(cfg, changed, 2)
+    assert cfg.trace_day not in loaded_days and cfg.start not in loaded_starts
+    assert loaded_days == ["2024-05-14", "2024-05-15"] and loaded_starts == ["2023-07-04", "2023-07-05"]
+    assert _state_bytes(changed.state_dict()) == reference
+    # the patched test day is a different day: its run differs from the clean one
+    a = simulate(cfg, create("qlearning"))
+    monkeypatch.undo()
+    b = simulate(cfg, create("qlearning"))
+    assert sum(r["carbon_kg"] for r in a.epoch_rows) != sum(r["carbon_kg"] for r in b.epoch_rows)
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_every_learner_carries_what_it_learned_into_the_test_day(name):
+    """After training, the test day's run starts from the trained state (not setup's fresh one) and plays
+    differently from an untrained run; the trained state survives `reset`."""
+    cfg = _world(scheduler=name)
+    trained = create(name, SMALL.get(name, {}))
+    record = training.pretrain(cfg, trained, 1)
+    assert record["learns"] and record["epochs_trained"] == cfg.epochs and record["days_played"] == 1
+    state = _state_bytes(trained.state_dict())
+    engine = engine_mod.Engine(cfg, trained)
+    trained.reset(engine.info, np.random.default_rng(0))  # what the test day's run does first
+    assert _state_bytes(trained.state_dict()) == state
+    fresh = create(name, SMALL.get(name, {}))
+    fresh.reset(engine.info, np.random.default_rng(0))
+    assert _state_bytes(fresh.state_dict()) != state
+    assert _plans(cfg, create(name, SMALL.get(name, {}))) != _plans(cfg, trained)
+
+
+def _plans(cfg, sched) -> list:
+    """The plans a scheduler executes over a run of cfg."""
+    plans, decide = [], sched.decide
+
+    def record(obs):
+        plan = decide(obs)
+        plans.append(plan.round(9).tolist())
+        return plan
+
+    sched.decide = record
+    simulate(cfg, sched)
+    return plans
+
+
+def test_a_scheduler_that_learns_nothing_plays_no_training_day(monkeypatch):
+    monkeypatch.setattr(engine_mod, "simulate", lambda *a, **k: pytest.fail("a training day was played"))
+    rec = training.pretrain(_world(scheduler="uniform"), create("uniform"), 3)
+    assert rec["learns"] is False and rec["days_played"] == 0 and rec["days"][0] == "2024-05-14"
+    assert training.pretrain(_world(), create("uniform"), 0) == {"protocol": "online", "train_days": 0}
+
+
+def test_a_cached_checkpoint_is_loaded_and_an_interrupted_training_resumes(tmp_path, monkeypatch):
+    cfg = _world(scheduler="qlearning")
+    straight = create("qlearning")
+    training.pretrain(cfg, straight, 2)  # no cache: the reference
+
+    calls = []
+    real = engine_mod.simulate
+
+    def interrupted(c, s, **kw):
+        calls.append(c.trace_day)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(c, s, **kw)
+
+    monkeypatch.setattr(engine_mod, "simulate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        training.pretrain(cfg, create("qlearning"), 2, tmp_path)
+    (partial,) = tmp_path.glob("*.partial.pt")
+    assert torch.load(partial, weights_only=False)["days_done"] == 1
+    monkeypatch.setattr(engine_mod, "simulate", real)
+    resumed = create("qlearning")
+    rec = training.pretrain(cfg, resumed, 2, tmp_path)
+    assert (rec["resumed_from_day"], rec["days_played"], rec["reused"]) == (1, 1, False)
+    assert not list(tmp_path.glob("*.partial.pt")) and len(list(tmp_path.glob("*.pt"))) == 1
+    assert _state_bytes(resumed.state_dict()) == _state_bytes(straight.state_dict())
+
+    monkeypatch.setattr(engine_mod, "simulate", lambda *a, **k: pytest.fail("trained again"))
+    again = create("qlearning")
+    rec = training.pretrain(cfg, again, 2, tmp_path)
+    assert rec["reused"] and rec["days_played"] == 0 and rec["epochs_trained"] == 2 * cfg.epochs
+    assert again.experience_epochs == 2 * cfg.epochs
+    assert _state_bytes(again._warm) == _state_bytes(straight.state_dict())
+
+
+def test_the_key_names_scheduler_parameters_seed_days_and_d():
+    cfg = _world(scheduler="qlearning")
+    base = training.checkpoint_key(create("qlearning"), training.training_days(cfg, 2))
+    same = training.checkpoint_key(create("qlearning"), training.training_days(cfg, 2))
+    assert base == same
+    for sched, c, n in ((create("qlearning", {"qlearning_alpha": 0.2}), cfg, 2), (create("qlearning"), cfg, 1),
+                        (create("qlearning"), cfg.replace(seed=4), 2), (create("qlearning"), cfg.replace(dcs=5), 2)):
+        assert training.checkpoint_key(sched, training.training_days(c, n)) != base
+
+
+def test_marlins_old_pretraining_flags_point_to_the_new_ones():
+    with pytest.raises(ConfigError, match="replaced by --train-days"):
+        create("marlin", {"marlin_pretrain_days": "2"})
+    with pytest.raises(ConfigError, match="replaced by --checkpoint-dir"):
+        create("marlin", {"marlin_checkpoint": "ck.pt"})
+
+
+def test_the_second_study_reuses_the_first_ones_checkpoints(tmp_path, capsys):
+    """compare then scale at the same D, trained protocol: scale plays no training day; config.json says so."""
+    from reports import experiments
+
+    online = ["--seeds", "1", "--hours", "1", "--workers", "1", "--no-progress", "--out", str(tmp_path),
+              "--set", "nodes_per_dc=60", "--load-scale", "0.01"]
+    common = [*online, "--protocol", "trained", "--train-days", "1"]
+    assert experiments.main(["compare", "--schedulers", "qlearning,uniform", "--dcs", "4", *common]) == 0
+    (ck,) = (tmp_path / "checkpoints").glob("*.pt")
+    stamp = ck.stat().st_mtime_ns
+    assert experiments.main(["scale", "--schedulers", "qlearning", "--dcs-list", "4", *common]) == 0
+    first = json.loads((tmp_path / "compare" / "qlearning-d4-s0" / "config.json").read_text())["training"]
+    second = json.loads((tmp_path / "scale" / "qlearning-d4-s0" / "config.json").read_text())["training"]
+    assert (first["days_played"], first["reused"]) == (1, False)
+    assert (second["days_played"], second["reused"], second["checkpoint"]) == (0, True, first["checkpoint"])
+    assert ck.stat().st_mtime_ns == stamp
+    uniform = json.loads((tmp_path / "compare" / "uniform-d4-s0" / "config.json").read_text())["training"]
+    assert uniform["learns"] is False
+    manifest = json.loads((tmp_path / "scale" / "sweep.json").read_text())
+    assert (manifest["protocol"], manifest["train_days"]) == ("trained", 1)
+    # the same folder under the other protocol is refused, naming it
+    assert experiments.main(["scale", "--schedulers", "qlearning", "--dcs-list", "4", *online]) == 2
+    assert "protocol='trained', not 'online'" in capsys.readouterr().err

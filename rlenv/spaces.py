@@ -6,9 +6,9 @@ order). O = D origins, M models:
 
 | key | shape | meaning |
 |---|---|---|
-| `forecast` | [M, O] | the predictor's forecast of the epoch's real requests over the fleet's serving capacity per epoch for that model |
+| `forecast` | [M, O] | the forecast of the epoch's real requests over the fleet's serving capacity per epoch (model's) |
 | `backlog` | [D, M] | real requests waiting at each datacenter over its serving capacity per epoch for that model |
-| `grid` | [4, D] | carbon (kg), water (L) and cost (USD) one kWh of IT energy causes this epoch (Eq. 6-10), and the COP |
+| `grid` | [4, D] | carbon (kg), water (L), cost (USD) one kWh of IT energy causes this epoch (Eq. 6-10); the COP |
 | `capacity` | [1 + M, D] | share of each datacenter's nodes idle, then the share holding each model's weights |
 | `latency` | [O, D] | one-way network latency (Eq. 2) over the SLA |
 | `last` | [3, D] | the previous epoch's SLA-violation share, utilization and mean TTFT over the SLA (0 at epoch 0) |

@@ -37,7 +37,9 @@ def main() -> int:
     world = Path(a.policy) / "world.json"
     policy = Path(a.policy) / "policy.zip"
     if not (world.is_file() and policy.is_file()):
-        sys.exit(f"--policy {a.policy}: needs world.json and policy.zip (run examples/sb3_sac.py first)")
+        print(f"--policy {a.policy}: needs world.json and policy.zip (run examples/sb3_sac.py first)",
+              file=sys.stderr)
+        return 2
     w = json.loads(world.read_text())
     rc = run.main(["compare", "--schedulers", f"{a.schedulers},{POLICY}", "--config", str(world),
                    "--set", f"policy_path={policy}", "--dcs", str(w["dcs"]), "--hours", str(w["hours"]),

@@ -48,7 +48,8 @@ def world(hours: float):
 
 def check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or set(p.name for p in out.iterdir()) - OUR_FILES):
-        sys.exit(f"--out {out}: holds files this example did not write; name a new folder")
+        print(f"--out {out}: holds files this example did not write; name a new folder", file=sys.stderr)
+        sys.exit(2)
 
 
 def episode_mean_reward(env, policy, seed: int) -> float:

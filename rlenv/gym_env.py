@@ -36,7 +36,6 @@ class RunDriver:
     """One world's runs for an environment: a new `EpochStepper` per episode, workloads cached by seed."""
 
     def __init__(self, cfg: Config) -> None:
-        cfg.validate()
         self.cfg = cfg
         self._workloads: dict = {}
         self.stepper = EpochStepper(cfg)  # the first run's, also for the static facts (spaces)
@@ -74,7 +73,6 @@ class GeoLLMEnv(gymnasium.Env):
     def __init__(self, cfg: Config | None = None, params: EnvParams | None = None) -> None:
         self.cfg = cfg if cfg is not None else Config()
         self.params = params if params is not None else EnvParams()
-        self.params.validate()
         self.driver = RunDriver(self.cfg)
         info = self.driver.info
         self.observation_space = observation_space(info)

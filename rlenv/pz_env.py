@@ -44,7 +44,6 @@ class GeoLLMParallelEnv(ParallelEnv):
     def __init__(self, cfg: Config | None = None, params: EnvParams | None = None) -> None:
         self.cfg = cfg if cfg is not None else Config()
         self.params = params if params is not None else EnvParams()
-        self.params.validate()
         self.driver = RunDriver(self.cfg)
         self.possible_agents = list(OBJECTIVES)
         self.agents: list = []

@@ -6,7 +6,7 @@ order). O = D origins, M models:
 
 | key | shape | meaning |
 |---|---|---|
-| `forecast` | [M, O] | the forecast of the epoch's real requests over the fleet's serving capacity per epoch (model's) |
+| `forecast` | [M, O] | the epoch's forecast real requests over the fleet's serving capacity per epoch (model's) |
 | `backlog` | [D, M] | real requests waiting at each datacenter over its serving capacity per epoch for that model |
 | `grid` | [4, D] | carbon (kg), water (L), cost (USD) one kWh of IT energy causes this epoch (Eq. 6-10); the COP |
 | `capacity` | [1 + M, D] | share of each datacenter's nodes idle, then the share holding each model's weights |

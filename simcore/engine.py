@@ -203,7 +203,7 @@ class Engine:
         if self.progress:
             from tqdm import tqdm
             self.bar = tqdm(total=cfg.epochs, desc=f"{self.sched.label()} D={D}", unit="epoch")
-        self.env.process(self._epochs(self.bar))
+        self.epoch_process = self.env.process(self._epochs(self.bar))
 
     def finish(self) -> RunRecord:
         """Play the run to its end (from wherever `start` or a driver left it) and return its record."""

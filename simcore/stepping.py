@@ -15,9 +15,13 @@ The pause and the resume are SimPy events scheduled at the current time with URG
 `simpy.Environment.run(until=...)` schedules its own stop), so no other event of that instant runs in between:
 a run stepped with the plans a scheduler would choose is event for event the run `Engine.run` plays
 (`tests/test_stepping.py`). The last step plays the rest of the run (`Engine.finish`: the last epoch and
-whatever the engine does after the horizon).
+whatever the engine does after the horizon); every epoch the engine closes after the one played (a drain
+after the horizon) is added into the step's result (`merge_results`), so the last step carries what serving
+the backlog cost.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 from simpy.events import URGENT, Event
@@ -35,13 +39,28 @@ class Driven(Scheduler):
     def __init__(self) -> None:
         super().__init__()
         self.next_plan: np.ndarray | None = None
-        self.last_result: EpochResult | None = None
+        self.results: list = []  # the epochs closed since the last step began
 
     def plan(self, obs: Observation) -> np.ndarray:
         return self.next_plan
 
     def observe(self, result: EpochResult) -> None:
-        self.last_result = result
+        self.results.append(result)
+
+
+SUMMED = ("requests", "ttft_sum_s", "ttft_count", "sla_violations", "energy_kwh", "carbon_kg", "water_l", "cost_usd",
+          "embodied_carbon_kg")  # EpochResult fields that add up over epochs (per datacenter)
+
+
+def merge_results(results: list) -> EpochResult:
+    """One EpochResult for the epoch played (the first) and the epochs closed after it within the same step: the
+    per-datacenter counts and amounts summed, the shares (parked, utilization, capacity) of the epoch played."""
+    first = results[0]
+    summed = {}
+    for name in SUMMED:
+        parts = [getattr(r, name) for r in results]
+        summed[name] = None if any(p is None for p in parts) else np.sum(np.stack(parts), axis=0)
+    return dataclasses.replace(first, **summed)
 
 
 def _fire(env, event: Event) -> None:
@@ -90,7 +109,7 @@ class EpochStepper:
         if self.done or self._resume is None:
             raise RuntimeError("EpochStepper.step: call reset() first (the run is over or not started)")
         self.sched.next_plan = plan
-        self.sched.last_result = None
+        self.sched.results = []
         resume, self._resume = self._resume, None
         _fire(self.engine.env, resume)
         if self.epoch < self.cfg.epochs - 1:
@@ -99,7 +118,8 @@ class EpochStepper:
             self.record = self.engine.finish()
             self.obs = None
         self.epoch += 1
-        return self.sched.last_result, self.obs
+        done = self.sched.results
+        return (done[0] if len(done) == 1 else merge_results(done)), self.obs
 
     # --- the gate ----------------------------------------------------------------------------------
     def _gate(self, obs: Observation) -> Event:

@@ -37,3 +37,22 @@ def test_step_before_reset_and_after_the_end_is_refused():
     assert stepper.done and obs is None and result.epoch == 0
     with pytest.raises(RuntimeError):
         stepper.step(np.full(stepper.info.plan_shape, 0.25))
+
+
+def test_epochs_closed_after_the_one_played_add_into_the_steps_result():
+    """What a drain after the horizon closes in the last step is added to its result (counts and amounts summed,
+    shares of the epoch played)."""
+    from simcore.interface import EpochResult
+    from simcore.stepping import merge_results
+
+    def result(epoch, k, parked):
+        one = np.array([1.0, 2.0])
+        return EpochResult(epoch=epoch, requests=k * one, ttft_sum_s=k * one, ttft_count=k * one,
+                           sla_violations=k * one, energy_kwh=k * one, carbon_kg=k * one, water_l=k * one,
+                           cost_usd=k * one, parked_share=np.full(2, parked), embodied_carbon_kg=k * one)
+
+    merged = merge_results([result(7, 1.0, 0.25), result(8, 10.0, 0.5), result(9, 100.0, 0.75)])
+    assert merged.epoch == 7
+    assert np.array_equal(merged.carbon_kg, [111.0, 222.0])
+    assert np.array_equal(merged.embodied_carbon_kg, [111.0, 222.0])
+    assert np.array_equal(merged.parked_share, [0.25, 0.25])

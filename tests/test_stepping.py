@@ -56,3 +56,20 @@ def test_epochs_closed_after_the_one_played_add_into_the_steps_result():
     assert np.array_equal(merged.carbon_kg, [111.0, 222.0])
     assert np.array_equal(merged.embodied_carbon_kg, [111.0, 222.0])
     assert np.array_equal(merged.parked_share, [0.25, 0.25])
+
+
+def test_the_core_and_the_policy_scheduler_import_without_the_rl_extra(tmp_path):
+    """gymnasium, pettingzoo and stable-baselines3 are an optional extra: nothing outside the env modules needs
+    them (blocked here as if not installed)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys\nfor m in ('gymnasium', 'pettingzoo', 'stable_baselines3'): sys.modules[m] = None\n"
+            "import run, simcore.stepping, rlenv, rlenv.reward, rlenv.spaces, rlenv.policy_scheduler\n"
+            "assert run.main(['--dcs', '4', '--hours', '0.25', '--set', 'nodes_per_dc=12', '--load-scale', '0.001',"
+            " '--out', sys.argv[1], '--no-progress']) == 0\n")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r")],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr

@@ -142,3 +142,21 @@ def test_a_policy_trained_through_the_env_plays_in_a_compare_study_next_to_built
     mine, cli = epoch_table(env.record()), pd.read_csv(played / "epochs.csv")
     numeric = [c for c in mine.columns if c != "site"]
     assert np.allclose(mine[numeric].to_numpy(float), cli[numeric].to_numpy(float), rtol=1e-8, equal_nan=True)
+
+
+@pytest.mark.parametrize("blend", ["mean", "capital"])
+def test_parallel_env_same_seed_same_rewards(blend):
+    def rewards(seed):
+        env = GeoLLMParallelEnv(env_config(), EnvParams(env_blend=blend))
+        env.reset(seed=seed)
+        acts = np.random.default_rng(1)
+        out = []
+        while env.agents:
+            _, r, _, _, _ = env.step({a: acts.uniform(-1, 1, env.action_space(a).shape).astype(np.float32)
+                                      for a in env.agents})
+            out.append([r[a] for a in sorted(r)])
+        return np.array(out)
+
+    a, b = rewards(4), rewards(4)
+    assert a.shape == (8, 4) and np.array_equal(a, b)
+    assert not np.array_equal(a, rewards(5))

@@ -23,13 +23,11 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from rlenv.gym_env import RunDriver
-from rlenv.reward import EnvParams, normalized_metrics, objective_rewards, plan_from_action, raw_metrics, epoch_state
+from rlenv.gym_env import SEED_BOUND, RunDriver
+from rlenv.reward import EnvParams, epoch_state, normalized_metrics, objective_rewards, plan_from_action, raw_metrics
 from rlenv.spaces import encode, observation_space
 from schedulers.common import normalized_metrics as simulated_norm
 from simcore.config import OBJECTIVES, Config
-
-SEED_BOUND = 2**31 - 1
 
 
 class GeoLLMParallelEnv(ParallelEnv):

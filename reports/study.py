@@ -24,6 +24,7 @@ METRICS = {  # summary.json key -> (label, unit); the first four are the paper's
     "ttft_total_s": ("TTFT total", "s"),
     "ttft_p99_s": ("TTFT p99", "s"),
     "energy_kwh": ("energy", "kWh"),
+    "embodied_carbon_kg": ("embodied carbon", "kg CO2e"),  # the hardware's share (NaN in runs written before it)
     "sla_violation_rate": ("SLA violation rate", ""),
     "slo_attainment": ("SLO attainment", ""),
     "goodput_rps": ("goodput", "req/s"),

@@ -116,6 +116,7 @@ def summary(rec: RunRecord, epochs: pd.DataFrame) -> dict:
     for key, col in SUMMARY_SUMS.items():
         out[key] = float(epochs[col].sum())
     out["it_kwh"] = float(epochs["it_kwh"].sum())
+    out["embodied_carbon_kg"] = float(epochs["embodied_carbon_kg"].sum())  # beside carbon_kg (operational)
     out["parked_share"] = float(physics.parked_share(epochs["active_nodes"].sum(), len(epochs) * rec.cfg.nodes_per_dc))
     out["requests_simulated"] = len(rec.ttft_s)
     out["cohort_size"] = C

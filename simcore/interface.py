@@ -240,8 +240,9 @@ class Scheduler(ABC):
         """Start a run: keep the static facts and the seeded RNG, then call `setup`."""
         self.info, self.rng = info, rng
         self.setup()
-        if self._warm is not None:  # pre-trained: what it learned on earlier runs replaces setup's fresh state
-            self.load_state_dict(self._warm)
+        warm = getattr(self, "_warm", None)  # (a plug-in's own __init__ may not have called ours)
+        if warm is not None:  # pre-trained: what it learned on earlier runs replaces setup's fresh state
+            self.load_state_dict(warm)
 
     def warm_start(self, state: Any, experience_epochs: int) -> None:
         """Make the next `reset` load `state` (a `state_dict()` of this class; None: start fresh) and record the

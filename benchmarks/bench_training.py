@@ -74,6 +74,8 @@ def main() -> None:
                 print(f"{name:<12} {seed:>4} {o:>10.4f} {t:>11.4f} {100 * (t / o - 1):>+7.2f}% "
                       f"{online['sla_violation_rate']:>11.4%} {trained['sla_violation_rate']:>12.4%} "
                       f"{train_s:>8.1f} {wall - train_s:>7.1f}", flush=True)
+                print(f"{'':<12} trained / online: " + ", ".join(
+                    f"{m} {trained[m] / online[m]:.3f}" for m in METRICS), flush=True)
 
 
 if __name__ == "__main__":

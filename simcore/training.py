@@ -71,6 +71,13 @@ def checkpoint_key(sched: Scheduler, days: list[Config]) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+def declared_budget(sched: Scheduler, epochs: int) -> dict:
+    """The scheduler's declared per-epoch budgets (its parameters named `*_per_epoch`: Simulate calls, gradient
+    steps, samples) and what `epochs` training epochs allow of each."""
+    per_epoch = {k: v for k, v in sched.params.to_dict().items() if k.endswith("_per_epoch")}
+    return {"per_epoch": per_epoch, "training_total": {k: v * epochs for k, v in per_epoch.items()}}
+
+
 def _save(path: Path, blob: dict) -> None:
     import torch
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
@@ -104,7 +111,7 @@ def pretrain(cfg: Config, sched: Scheduler, n_days: int, cache_dir: str | Path |
     if not sched.learns():  # nothing to carry: the days would be played for nothing
         return {**record, "learns": False, "epochs_trained": 0, "days_played": 0, "reused": False}
     key = checkpoint_key(sched, days)
-    record.update(learns=True, checkpoint=key)
+    record.update(learns=True, checkpoint=key, budget=declared_budget(sched, sum(c.epochs for c in days)))
     final = partial = None
     blob = None
     if cache_dir is not None:

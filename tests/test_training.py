@@ -198,3 +198,10 @@ def test_the_second_study_reuses_the_first_ones_checkpoints(tmp_path, capsys):
     # the same folder under the other protocol is refused, naming it
     assert experiments.main(["scale", "--schedulers", "qlearning", "--dcs-list", "4", *online]) == 2
     assert "protocol='trained', not 'online'" in capsys.readouterr().err
+
+
+def test_the_record_states_the_declared_budget_of_the_training():
+    cfg = _world(scheduler="ddqn")
+    rec = training.pretrain(cfg, create("ddqn", {"ddqn_hidden": 16, "ddqn_updates_per_epoch": 2}), 1)
+    assert rec["budget"]["per_epoch"] == {"plan_evaluations_per_epoch": 256, "ddqn_updates_per_epoch": 2}
+    assert rec["budget"]["training_total"] == {"plan_evaluations_per_epoch": 256 * 4, "ddqn_updates_per_epoch": 8}

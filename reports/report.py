@@ -199,8 +199,9 @@ def _notes(runs: pd.DataFrame, gate: float) -> list:
 def _protocol(man: dict) -> str:
     """Which protocol produced a sweep: learners online in the scored day (the paper's), or pre-trained first."""
     if man.get("protocol", "online") == "trained":
-        return (f"trained protocol (each learner first played {man.get('train_days', '?')} other days of the "
-                "bundled week, then the scored day online)")
+        n = man.get("train_days", "?")
+        return (f"trained protocol (each learner first played {n} other day{'' if n == 1 else 's'} of the bundled "
+                "week, then the scored day online)")
     return "online protocol (learners learn only inside the scored day, as the paper)"
 
 

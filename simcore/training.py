@@ -95,6 +95,17 @@ def _load(path: Path, key: str) -> dict | None:
     return blob if isinstance(blob, dict) and blob.get("key") == key else None
 
 
+def _play(cfg: Config, sched: Scheduler, progress: bool) -> None:
+    """One training day: its workload loaded and its world sized as a run's are (`simcore.run`), then played."""
+    from simcore.engine import simulate  # here: simcore.engine imports this module's neighbours, not the reverse
+    from simcore.rng import stream
+    from traces.loader import load_workload
+
+    wl = load_workload(cfg, stream(cfg.seed, "trace"))
+    sizing = getattr(wl, "sizing", None)  # the sizing rule's world (fleet, load) where the loader chose one
+    simulate(sizing.apply(cfg) if sizing is not None else cfg, sched, workload=wl, progress=progress)
+
+
 def pretrain(cfg: Config, sched: Scheduler, n_days: int, cache_dir: str | Path | None = None,
              progress: bool = False) -> dict:
     """Train `sched` on n_days other days (or load the cached state), leave it warm-started for the test day's
@@ -127,11 +138,10 @@ def pretrain(cfg: Config, sched: Scheduler, n_days: int, cache_dir: str | Path |
     done, state, epochs, wall = (0, None, 0, 0.0) if blob is None else \
         (blob["days_done"], blob["state"], blob["experience_epochs"], blob["train_wall_s"])
     resumed = done
-    from simcore.engine import simulate  # here: simcore.engine imports this module's neighbours, not the reverse
     for k in range(done, n_days):
         t0 = time.perf_counter()
         sched.warm_start(state, epochs)
-        simulate(days[k], sched, progress=progress)
+        _play(days[k], sched, progress)
         state, epochs = sched.state_dict(), epochs + days[k].epochs
         wall += time.perf_counter() - t0
         if partial is not None:

@@ -11,6 +11,7 @@ import torch
 
 import simcore.engine as engine_mod
 import simcore.training as training
+import traces.loader
 from schedulers.registry import create
 from simcore.engine import simulate
 from simcore.errors import ConfigError
@@ -57,7 +58,7 @@ def test_pretraining_never_reads_the_test_days_trace_or_signals(monkeypatch):
     reference = _state_bytes(clean.state_dict())
 
     loaded_days, loaded_starts = [], []
-    real_load, real_signals = engine_mod.load_workload, engine_mod.site_signals
+    real_load, real_signals = traces.loader.load_workload, engine_mod.site_signals
 
     def load(c, rng):
         loaded_days.append(c.trace_day)
@@ -72,6 +73,7 @@ def test_pretraining_never_reads_the_test_days_trace_or_signals(monkeypatch):
         return s
 
     monkeypatch.setattr(engine_mod, "load_workload", load)
+    monkeypatch.setattr(traces.loader, "load_workload", load)
     monkeypatch.setattr(engine_mod, "site_signals", signals)
     changed = create("qlearning")
     training.pretrain(cfg, changed, 2)

@@ -126,13 +126,3 @@ def datacenter_utilization(requests, requests_per_epoch) -> np.ndarray:
     """Share of each datacenter's serving capacity a load uses: sum_m R[..., d, m] / capacity[d, m] ([..., D])."""
     cap = np.asarray(requests_per_epoch, dtype=float)
     return (np.asarray(requests, dtype=float) / np.maximum(cap, 1e-300)).sum(axis=-1)
-
-
-def reference_peak_requests(cfg, prompt_tokens, output_tokens, model_share) -> float:
-    """Real requests in the busiest epoch that `load_scale auto` aims at (SPEC 3): `peak_utilization` of the
-    reference fleet's (`reference_dcs` datacenters) capacity per epoch, for the run's token and model mix."""
-    from simcore.profiles import load_profiles
-
-    fleet = build_fleet(cfg, cfg.reference_dcs)
-    cap = serving_capacity(cfg, fleet, load_profiles(cfg), prompt_tokens, output_tokens)
-    return float(cfg.peak_utilization * cap.mix_requests_per_epoch(model_share).sum())

@@ -47,6 +47,13 @@ class Config(Parameters):
     peak_utilization: float = param(0.95, "auto load: share of the reference fleet's serving capacity the trace day's "
                                     "busiest epoch uses (paper section 6: 95 %)",
                                     lo=0, lo_open=True, hi=MAX_PEAK_UTILIZATION)
+    load_scale_auto_max: float = param(1000.0, "load_scale auto: the most it may multiply a trace file by; above, "
+                                       "the file is taken at its own volume and the fleet sized to it (the bundled "
+                                       "traces, samples meant to be scaled, are exempt; docs/model.md 'Load')",
+                                       lo=1)
+    fleet: str = param("fixed", "nodes per datacenter: 'fixed' (nodes_per_dc) or 'auto' (sized so the trace's busiest "
+                       "epoch uses peak_utilization of the reference fleet; docs/model.md 'Load')",
+                       choices=("fixed", "auto"), flag="--fleet")
     reference_dcs: int = param(8, "auto load: datacenters of the reference fleet (load is kept when --dcs changes)",
                                lo=1, hi=MAX_DCS)
     cohort_size: str = param("auto", "real requests each simulated request stands for: 1 = exact per-request "

@@ -122,11 +122,12 @@ def summary(rec: RunRecord, epochs: pd.DataFrame) -> dict:
 
 
 def write_results(rec: RunRecord, out_dir: str | Path, extra: dict | None = None, overwrite: bool = False,
-                  staging: "Staging | None" = None) -> dict:
+                  staging: "Staging | None" = None, figures=None) -> dict:
     """Write summary.json, epochs.csv/.parquet and config.json into out_dir atomically; return the summary.
 
     :param overwrite: replace an earlier results folder at out_dir (anything else there is never replaced)
     :param staging: the `Staging` made before the run (default: made now)
+    :param figures: called with the folder being written once the tables are in it (to draw from them)
     :raises OutputError: out_dir is a file, a folder with other files, an earlier results folder without
         `overwrite`, or not writable
     """
@@ -145,6 +146,8 @@ def write_results(rec: RunRecord, out_dir: str | Path, extra: dict | None = None
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         for name, table in sorted((rec.extra_tables or {}).items()):  # scheduler-specific tables (optional)
             table.to_csv(tmp / f"{name}.csv", index=False, float_format="%.10g")
+        if figures is not None:
+            figures(tmp)
         stage.publish()
     except BaseException:
         stage.abandon()

@@ -12,7 +12,8 @@ from simcore.errors import ConfigError, TraceError
 from simcore.rng import stream
 from traces import download
 from traces.loader import (Workload, bundled_counts, burstgpt_hourly_profile, detect_format, load_workload,
-                           read_trace_csv, target_peak_requests, token_pairs, trace_names)
+                           read_trace_csv, token_pairs, trace_names)
+from simcore.sizing import TraceShape, reference_peak_requests
 
 SHARED = Path("/work/shared/data/traces")  # the unpacked originals, where this machine has them
 DAYS = ("2024-05-10", "2024-05-11", "2024-05-12", "2024-05-13", "2024-05-14", "2024-05-15", "2024-05-16")
@@ -37,6 +38,11 @@ def default():
 
 def pair_keys(prompt, output):
     return np.asarray(prompt, np.int64) * (1 << 32) + np.asarray(output, np.int64)
+
+
+def target_peak_requests(c, prompt, output, share):
+    """Real requests in the busiest epoch the load rule aims at (`simcore.sizing`) for a token and model mix."""
+    return reference_peak_requests(c, TraceShape("t", 1.0, prompt, output, share))
 
 
 def bundled_target(c):
@@ -177,7 +183,7 @@ def test_auto_load_is_independent_of_the_horizon(default, tmp_path):
     p = write(tmp_path / "two_epochs.csv", R1_HEADER + "\n" + "\n".join(rows) + "\n")
     tab = read_trace_csv(p)
     f = target_peak_requests(cfg(), tab["prompt_tokens"], tab["output_tokens"], (400 / 700, 300 / 700)) / 600
-    short, whole = load(trace=str(p), hours=0.25), load(trace=str(p), hours=1.0)
+    short, whole = (load(trace=str(p), hours=h, load_scale_auto_max=1e9) for h in (0.25, 1.0))  # the load rule
     assert short.scale == pytest.approx(f) and whole.scale == pytest.approx(f)
     assert short.cohort == whole.cohort == auto_cohort(700 * f)
     assert (short.model == 0).all() and abs(len(short) - 100 * f / short.cohort) < 5 * np.sqrt(100 * f / short.cohort)
@@ -357,7 +363,7 @@ def test_csv_load_scaling(tmp_path):
     assert np.isin(t, tripled.t_s).all()  # every original kept at its own time
     nearest = np.abs(tripled.t_s[:, None] - t[None, :]).min(axis=1)
     assert nearest.max() <= 0.5 and (np.diff(tripled.t_s) >= 0).all()
-    auto = load(trace=str(p))
+    auto = load(trace=str(p), load_scale_auto_max=1e9)  # the load rule, however far it multiplies the file
     peak = np.bincount(np.floor(t / 900).astype(int)).max()
     tab = read_trace_csv(p)  # the target is for the file's own tokens and model mix (all ChatGPT here)
     target = target_peak_requests(cfg(), tab["prompt_tokens"], tab["output_tokens"], (1.0, 0.0))

@@ -3,7 +3,8 @@
 This module owns
 - `Workload`, the arrays the engines play (one row per request, sorted by arrival time);
 - `load_workload(cfg, rng)`, which builds it from a bundled real trace or from a user's CSV, applies the load
-  factor (`cfg.load_scale`) and draws the per-request choices the trace does not hold (model class where there is
+  factor (decided by `simcore.sizing` from the trace's busiest epoch and token mix, which this module
+  describes: the loader reads traces, it does not size fleets) and draws the per-request choices the trace does not hold (model class where there is
   no model column, token pairs for the per-second bundle, origin region);
 - the CSV reader for BurstGPT (every release) and Azure LLM inference (2023, 2024) files, with its checks:
   a malformed file raises `TraceError("<path>:<line>: <reason>")` (1-based lines, header = line 1; line 0 means
@@ -17,9 +18,9 @@ Bundled traces (data and licences in `traces/data/`, see its SOURCES.md):
 - `burstgpt-profile`: BurstGPT_1's mean requests per hour of day as a piecewise-constant Poisson rate
   (repeated daily past 24 h); the same token pairs.
 
-Load factor f (SPEC 3): `auto` = peak_utilization x the serving capacity of the reference fleet (reference_dcs x
-nodes_per_dc nodes, `simcore.capacity`) in one epoch / (most arrivals in one `epoch_s` epoch of the whole trace
-day, before scaling); it depends neither on `cfg.dcs` nor on the horizon, so the scaling experiment keeps one
+Load factor f (SPEC 3; the rule is `simcore.sizing`'s): `auto` = peak_utilization x the serving capacity of the
+reference fleet (reference_dcs x nodes_per_dc nodes) in one epoch / (most arrivals in one `epoch_s` epoch of the
+whole trace day, before scaling); it depends neither on `cfg.dcs` nor on the horizon, so the scaling experiment keeps one
 workload. Each simulated request then stands for `cohort` real requests (`cfg.cohort_size`; docs/model.md). For `burstgpt-profile` the pre-scaling epoch count is the profile's
 expected count (the profile is a rate, not a draw). f < 1 thins, f > 1 multiplies:
 - per-second counts: binomial(count, f) when thinning, count x f rounded stochastically when multiplying;
@@ -108,6 +109,8 @@ class Workload:
     :param source: one line citing the data
     :param cohort: real requests each row stands for (`cfg.cohort_size`; 1 = every row is one real request)
     :param over_context: requests whose prompt exceeded their model's context window (clipped or dropped)
+    :param sizing: the `simcore.sizing.Sizing` that gave the load factor (and the fleet the run must use)
+    :param notes: one-line remarks for the user about how the trace was read (horizon past its span, ...)
     """
 
     name: str
@@ -120,6 +123,8 @@ class Workload:
     source: str
     cohort: int = 1
     over_context: int = 0
+    sizing: object = None
+    notes: tuple = ()
 
     def __post_init__(self) -> None:
         self.t_s = np.ascontiguousarray(self.t_s, dtype=np.float64)
@@ -145,40 +150,36 @@ class Workload:
 # ------------------------------------------------------------------------------------------------
 # Entry point
 # ------------------------------------------------------------------------------------------------
-def load_workload(cfg, rng: np.random.Generator) -> Workload:
-    """The requests arriving in [0, cfg.horizon_s) of trace `cfg.trace`, scaled by `cfg.load_scale`.
+def load_workload(cfg, rng: np.random.Generator, sizing=None) -> Workload:
+    """The requests arriving in [0, cfg.horizon_s) of trace `cfg.trace`, scaled by the load factor.
 
     :param cfg: the run's `simcore.config.Config`
     :param rng: the run's "trace" stream (`simcore.rng.stream(cfg.seed, "trace")`)
+    :param sizing: `(cfg, simcore.sizing.TraceShape) -> simcore.sizing.Sizing`, which decides the load factor
+        (default `simcore.sizing.size_world`); the loader reads and describes the trace, it sizes nothing. The
+        Sizing it returned is `Workload.sizing`.
     :raises ConfigError: unknown trace name, day outside the bundle, horizon past the bundled week
     :raises TraceError: a CSV trace that is missing or malformed
     """
     if cfg.trace == AZURE_2024:
-        return _azure_bundle(cfg, rng)
+        return _azure_bundle(cfg, rng, sizing)
     if cfg.trace == BURSTGPT_PROFILE:
-        return _burstgpt_profile(cfg, rng)
+        return _burstgpt_profile(cfg, rng, sizing)
     path = Path(cfg.trace)
     if path.exists() or _looks_like_path(cfg.trace):
-        return _csv_workload(cfg, rng, path)
+        return _csv_workload(cfg, rng, path, sizing)
     raise ConfigError(f"--trace {cfg.trace!r}: neither a bundled trace ({', '.join(trace_names())}) "
                       "nor an existing CSV file")
 
 
-def target_peak_requests(cfg, prompt_tokens, output_tokens, model_share) -> float:
-    """Real requests in the busiest epoch that `load_scale auto` aims at: `peak_utilization` of the reference
-    fleet's serving capacity for this token and model mix (`simcore.capacity.reference_peak_requests`)."""
-    from simcore.capacity import reference_peak_requests
+def _sized(cfg, sizing, trace_peak: float, prompt, output, model_share, bundled: bool = True):
+    """Ask the world's sizing (`simcore.sizing.size_world`, or the `sizing` the caller passed) for the load factor
+    of a trace whose unscaled busiest epoch holds `trace_peak` requests; return (factor, the Sizing)."""
+    from simcore.sizing import TraceShape, size_world
 
-    return reference_peak_requests(cfg, prompt_tokens, output_tokens, model_share)
-
-
-def load_factor(cfg, peak_epoch_requests: float, prompt_tokens, output_tokens, model_share) -> float:
-    """The factor `cfg.load_scale` stands for, given the unscaled trace day's busiest-epoch arrivals."""
-    if cfg.load_scale != "auto":
-        return float(cfg.load_scale)
-    if not peak_epoch_requests > 0:
-        raise ConfigError(f"--load-scale auto: trace {cfg.trace!r} has no request to scale")
-    return target_peak_requests(cfg, prompt_tokens, output_tokens, model_share) / float(peak_epoch_requests)
+    shape = TraceShape(cfg.trace, float(trace_peak), prompt, output, tuple(model_share), bundled)
+    s = (sizing or size_world)(cfg, shape)
+    return s.load_factor, s
 
 
 def cohort_size(cfg, day_requests: float) -> int:
@@ -287,7 +288,7 @@ def burstgpt_hourly_profile() -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # Bundled traces
 # ------------------------------------------------------------------------------------------------
-def _azure_bundle(cfg, rng: np.random.Generator) -> Workload:
+def _azure_bundle(cfg, rng: np.random.Generator, sizing) -> Workload:
     days, week = bundled_counts()
     if cfg.trace_day not in days:
         raise ConfigError(f"trace_day={cfg.trace_day}: the bundled {AZURE_2024} trace holds {days[0]}..{days[-1]}")
@@ -306,7 +307,7 @@ def _azure_bundle(cfg, rng: np.random.Generator) -> Workload:
     ep = np.arange(SECONDS_PER_DAY) // int(cfg.epoch_s)
     peak = np.bincount(ep, weights=day).max()
     prompt, output = token_pairs()
-    f = load_factor(cfg, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
+    f, sized = _sized(cfg, sizing, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
     cohort = cohort_size(cfg, float(day.sum()) * f)
     _check_size(cfg, float(counts.sum()), f, cohort)
 
@@ -318,10 +319,10 @@ def _azure_bundle(cfg, rng: np.random.Generator) -> Workload:
 
     last = days[first + n_days - 1]
     span = cfg.trace_day if n_days == 1 else f"{cfg.trace_day}..{last}"
-    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[AZURE_2024].format(days=span), cohort)
+    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[AZURE_2024].format(days=span), cohort, sized)
 
 
-def _burstgpt_profile(cfg, rng: np.random.Generator) -> Workload:
+def _burstgpt_profile(cfg, rng: np.random.Generator, sizing) -> Workload:
     per_hour = burstgpt_hourly_profile()
     horizon = cfg.horizon_s
     n_hours = int(math.ceil(horizon / SECONDS_PER_HOUR))
@@ -334,7 +335,7 @@ def _burstgpt_profile(cfg, rng: np.random.Generator) -> Workload:
     per_s = per_hour[(day_s // SECONDS_PER_HOUR).astype(int)] / SECONDS_PER_HOUR
     peak = np.bincount((day_s // cfg.epoch_s).astype(np.int64), weights=per_s).max()
     prompt, output = token_pairs()
-    f = load_factor(cfg, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
+    f, sized = _sized(cfg, sizing, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
     cohort = cohort_size(cfg, float(per_hour.sum()) * f)
     _check_size(cfg, float((rate * dur).sum()), f, cohort)
 
@@ -342,7 +343,7 @@ def _burstgpt_profile(cfg, rng: np.random.Generator) -> Workload:
     n = rng.poisson(f / cohort * rate * dur)
     t = np.repeat(start, n) + rng.random(int(n.sum())) * np.repeat(dur, n)
     t.sort()
-    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[BURSTGPT_PROFILE], cohort)
+    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[BURSTGPT_PROFILE], cohort, sized)
 
 
 _PLASTIC = 1.324717957244746  # x^3 = x + 1: the R2 sequence's base (Roberts 2018), evenly spread in 2-D
@@ -359,7 +360,8 @@ def _uniforms(rng: np.random.Generator, n: int, low_discrepancy: bool) -> np.nda
     return (rng.random(2)[None, :] + k * np.asarray(R2_STEPS)[None, :]) % 1.0
 
 
-def _with_bundled_tokens(cfg, rng, t: np.ndarray, f: float, source: str, cohort: int) -> Workload:
+def _with_bundled_tokens(cfg, rng, t: np.ndarray, f: float, source: str, cohort: int, sized,
+                         notes: tuple = ()) -> Workload:
     prompt, output = token_pairs()
     n = len(t)
     pick = rng.integers(0, len(prompt), n)  # (3) token pairs, with replacement
@@ -368,13 +370,13 @@ def _with_bundled_tokens(cfg, rng, t: np.ndarray, f: float, source: str, cohort:
     origin = np.minimum((u[:, 1] * cfg.dcs).astype(np.int16), cfg.dcs - 1)  # (5) origin, uniform over the regions
     t, model, p, o, origin, over = _fit_context(cfg, f"--trace {cfg.trace}", t, model, prompt[pick], output[pick],
                                                 origin)
-    return Workload(cfg.trace, t, model, p, o, origin, f, f"{source}; {_PAIRS_SOURCE}", cohort, over)
+    return Workload(cfg.trace, t, model, p, o, origin, f, f"{source}; {_PAIRS_SOURCE}", cohort, over, sized, notes)
 
 
 # ------------------------------------------------------------------------------------------------
 # CSV traces
 # ------------------------------------------------------------------------------------------------
-def _csv_workload(cfg, rng: np.random.Generator, path: Path) -> Workload:
+def _csv_workload(cfg, rng: np.random.Generator, path: Path, sizing) -> Workload:
     tab = read_trace_csv(path)
     horizon = cfg.horizon_s
     keep = tab["t_s"] < horizon  # timestamps are >= 0 (checked when read)
@@ -386,7 +388,8 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path) -> Workload:
     all_t, all_model = tab["t_s"], tab["model"]
     peak = np.bincount(np.floor(all_t / cfg.epoch_s).astype(np.int64)).max() if len(all_t) else 0
     share70 = float(np.mean(all_model == 1)) if all_model is not None and len(all_t) else cfg.gpt4_share
-    f = load_factor(cfg, peak, tab["prompt_tokens"], tab["output_tokens"], (1.0 - share70, share70))
+    f, sized = _sized(cfg, sizing, peak, tab["prompt_tokens"], tab["output_tokens"], (1.0 - share70, share70),
+                      bundled=False)
     span_days = max(float(all_t.max()) / SECONDS_PER_DAY, 1.0) if len(all_t) else 1.0
     cohort = cohort_size(cfg, len(all_t) * f / span_days)
     f_sim = f / cohort
@@ -417,7 +420,7 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path) -> Workload:
     origin = np.minimum((u[:, 1] * cfg.dcs).astype(np.int16), cfg.dcs - 1)
     fmt = {"burstgpt": "BurstGPT", "azure": "Azure LLM inference"}[tab["format"]]
     t, model, prompt, output, origin, over = _fit_context(cfg, f"{path}:0", t, model, prompt, output, origin)
-    return Workload(cfg.trace, t, model, prompt, output, origin, f, f"{fmt} trace CSV {path}", cohort, over)
+    return Workload(cfg.trace, t, model, prompt, output, origin, f, f"{fmt} trace CSV {path}", cohort, over, sized)
 
 
 def _fail(path, line: int, reason: str):

@@ -583,6 +583,14 @@ def _check(runs: list, run_args: list) -> None:
             site_signals(cfg)
 
 
+SWEEP_AXES = ("scheduler", "seed", "dcs", "hours")  # set per run by the sweep itself, never by --set
+
+
+def _once(items) -> tuple:
+    """The items in their order, each once (a name or value given twice is run once)."""
+    return tuple(dict.fromkeys(items))
+
+
 def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
     if a.seeds < 1:
         raise ConfigError(f"--seeds {a.seeds}: need at least 1")
@@ -591,11 +599,18 @@ def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
     seeds = tuple(range(a.first_seed, a.first_seed + a.seeds))
     root = Path(a.out)
     run_args = _run_args(a)
+    axes = SWEEP_AXES + (("weights",) if kind in ("pareto", "paper") else ()) + (
+        ("marlin_ablate",) if kind in ("ablate", "paper") else ())
+    fixed = sorted(set(_set_names(run_args)) & set(axes))
+    if fixed:
+        raise ConfigError(f"--set {', '.join(fixed)}: a sweep sets {'it' if len(fixed) == 1 else 'them'} for each "
+                          f"run; use the sweep's own flags (--schedulers, --seeds / --first-seed, --dcs / --dcs-list, "
+                          "--hours, --weights, --ablations)")
     out = []
     kinds = KINDS if kind == "paper" else (kind,)
     for k in kinds:
         if k in ("compare", "scale"):
-            names = tuple(s.strip() for s in a.schedulers.split(",") if s.strip()) if a.schedulers \
+            names = _once(s.strip() for s in a.schedulers.split(",") if s.strip()) if a.schedulers is not None \
                 else default_schedulers()
             if not names:
                 raise ConfigError("--schedulers: no scheduler named")
@@ -603,15 +618,19 @@ def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
             runs = compare_runs(names, seeds, a.dcs, a.hours)
             settings = {"schedulers": list(names), "seeds": list(seeds), "dcs": [a.dcs]}
         elif k == "scale":
-            dcs_list = _int_list(a.dcs_list, "--dcs-list")
+            dcs_list = _once(_int_list(a.dcs_list, "--dcs-list"))
+            if not dcs_list:
+                raise ConfigError("--dcs-list: no datacenter count given")
             runs = scale_runs(names, seeds, dcs_list, a.hours)
             settings = {"schedulers": list(names), "seeds": list(seeds), "dcs": list(dcs_list)}
         elif k == "ablate":
-            abl = tuple(x.strip() for x in a.ablations.split(",") if x.strip())
+            abl = _once(x.strip() for x in a.ablations.split(",") if x.strip())
+            if not abl:
+                raise ConfigError("--ablations: no ablation named")
             runs = ablate_runs(abl, seeds, a.dcs, a.hours)
             settings = {"schedulers": [ABLATION_BASE], "seeds": list(seeds), "dcs": [a.dcs], "ablations": list(abl)}
         else:
-            wl = _weights_list(a.weights)
+            wl = _once(_weights_list(a.weights))
             runs = pareto_runs(wl, seeds, a.dcs, a.hours)
             settings = {"schedulers": [ABLATION_BASE], "seeds": list(seeds), "dcs": [a.dcs],
                         "weights": [list(w) for w in wl]}

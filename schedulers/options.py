@@ -87,6 +87,7 @@ def build_config(argv: list[str]):
     args, rest = run_parser(add_help=False).parse_known_args(argv)
     values: dict = {}
     sections: dict = {}
+    shadowed: list = []  # (name, value) set earlier and overridden later: still checked
     if args.config:
         for name, value in load_json(args.config).items():
             (sections if isinstance(value, dict) else values)[name] = value
@@ -94,19 +95,37 @@ def build_config(argv: list[str]):
         name, eq, value = item.partition("=")
         if not eq:
             raise ConfigError(f"--set {item!r}: expected NAME=VALUE")
+        if name.strip() in values:
+            shadowed.append((name.strip(), values[name.strip()]))
         values[name.strip()] = value  # parsed by the parameter's type: tuples from comma-separated text
     flags = {"scheduler": args.scheduler, "dcs": args.dcs, "hours": args.hours, "seed": args.seed,
              "trace": args.trace, "start": args.start, "load_scale": args.load_scale, "cop_mode": args.cop_mode,
              "cohort_size": args.cohort_size, "weights": args.weights, "fleet": args.fleet}
-    values.update({k: v for k, v in flags.items() if v is not None})
+    for k, v in flags.items():
+        if v is not None:
+            if k in values:
+                shadowed.append((k, values[k]))
+            values[k] = v
     world = set(Config.names())
     cfg = Config.from_dict({k: v for k, v in values.items() if k in world}, where="parameters")
     for name in sections:  # a section must name a scheduler (a typo is refused); a run reads its scheduler's
         resolve(name)
-    own = {**sections.get(cfg.scheduler, {}), **{k: v for k, v in values.items() if k not in world}}
+    for name, value in shadowed:
+        if name in world:
+            cfg.check_value(name, value)
+    section = sections.get(cfg.scheduler, {})
+    own = {**section, **{k: v for k, v in values.items() if k not in world}}
+    shadowed += [(k, section[k]) for k in section if k in values]
     if rest:
         known, unknown = scheduler_parser(resolve(cfg.scheduler)).parse_known_args(rest)
         if unknown:
             raise ConfigError(f"unrecognized arguments: {' '.join(unknown)}")
-        own.update({k: v for k, v in vars(known).items() if v is not None})
+        given = {k: v for k, v in vars(known).items() if v is not None}
+        shadowed += [(k, own[k]) for k in given if k in own]
+        own.update(given)
+    late = [(k, v) for k, v in shadowed if k not in world]
+    if late:  # the scheduler's overridden values, checked against its parameters as they will be built
+        base = resolve(cfg.scheduler).Params()
+        for name, value in late:
+            base.check_value(name, value)
     return args, cfg, own

@@ -31,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from simcore import interrupts
 from simcore.errors import SimError  # noqa: F401  (documented above: what run() raises for the user's errors)
 
@@ -61,20 +63,29 @@ def run(cfg, scheduler, out: str | Path, *, overwrite: bool = False, progress: b
     :param progress: show a progress bar
     :raises SimError: bad input, an unusable `out`, or a scheduler that fails (nothing is left behind)
     """
-    from simcore.engine import simulate
-    from simcore.results import Staging, write_results
-    from simcore.rng import stream
-    from traces.loader import load_workload
+    from simcore.results import Staging
 
     stage = Staging(out, overwrite)  # before the run: refuse a bad --out now, not after hours
     try:
-        wl = load_workload(cfg, stream(cfg.seed, "trace"))
-        notes = [n for n in ((wl.sizing.note if wl.sizing is not None else ""), *wl.notes) if n]
-        world = wl.sizing.apply(cfg) if wl.sizing is not None else cfg
-        rec = simulate(world, scheduler, workload=wl, progress=progress)
-        summ = write_results(rec, out, extra={"requests_over_context": wl.over_context}, staging=stage)
+        # overflow in parameters far out of range is refused with the parameter named (finite totals, a request
+        # served within an epoch), not printed as numpy warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return _run(cfg, scheduler, out, stage, progress)
     except BaseException:
         with interrupts.held():
             stage.abandon()
         raise
+
+
+def _run(cfg, scheduler, out, stage, progress: bool) -> RunOutput:
+    from simcore.engine import simulate
+    from simcore.results import write_results
+    from simcore.rng import stream
+    from traces.loader import load_workload
+
+    wl = load_workload(cfg, stream(cfg.seed, "trace"))
+    notes = [n for n in ((wl.sizing.note if wl.sizing is not None else ""), *wl.notes) if n]
+    world = wl.sizing.apply(cfg) if wl.sizing is not None else cfg
+    rec = simulate(world, scheduler, workload=wl, progress=progress)
+    summ = write_results(rec, out, extra={"requests_over_context": wl.over_context}, staging=stage)
     return RunOutput(Path(out), summ, notes, sorted(p.name for p in Path(out).iterdir()))

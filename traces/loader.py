@@ -222,6 +222,11 @@ def _check_size(cfg, trace_requests: float, f: float, cohort: int) -> None:
         raise ConfigError(f"--cohort-size {cfg.cohort_size}: more real requests per simulated request than a run "
                           f"can count exactly ({MAX_REAL_REQUESTS:.3g})")
     expected_requests = real / cohort
+    if real >= 1 and expected_requests < 1:
+        flag, fix = ((f"--cohort-size {cfg.cohort_size}", "lower it") if cfg.cohort_size != "auto" else
+                     (f"cohort_auto_requests_per_day={cfg.cohort_auto_requests_per_day:g}", "raise it"))
+        raise ConfigError(f"{flag}: cohorts of {cohort:.3g} real requests leave {expected_requests:.2g} simulated "
+                          f"requests for the {real:.3g} real ones of the run; {fix}")
     if not expected_requests <= cfg.max_workload_requests:
         raise ConfigError(f"--load-scale {cfg.load_scale}: trace {cfg.trace!r} over {cfg.hours:g} h would hold about "
                           f"{expected_requests:.3g} simulated requests, more than max_workload_requests="
@@ -428,6 +433,8 @@ def _fail(path, line: int, reason: str):
 
 
 def _read_bytes(path: Path) -> bytes:
+    if path.exists() and not path.is_dir() and not path.is_file():  # reading a pipe or device would wait forever
+        _fail(path, 0, "is not a regular file (a pipe, socket or device); give a CSV file")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -648,6 +655,7 @@ def _first_bad(path, mask: np.ndarray, line_of, reason) -> None:
 
 def _number_column(path, s: pd.Series, label: str, line_of) -> np.ndarray:
     """Non-negative finite seconds (BurstGPT Timestamp)."""
+    _not_boolean(path, s, label, line_of, "a number")
     v = pd.to_numeric(s, errors="coerce").to_numpy(np.float64, na_value=np.nan)
     _first_bad(path, ~np.isfinite(v), line_of, lambda i: f"{label} {_shown(s.iloc[i])} is not a number")
     _first_bad(path, v < 0, line_of, lambda i: f"negative {label} {s.iloc[i]}")
@@ -656,6 +664,7 @@ def _number_column(path, s: pd.Series, label: str, line_of) -> np.ndarray:
 
 def _token_column(path, s: pd.Series, label: str, line_of) -> np.ndarray:
     """Non-negative integers that fit int32."""
+    _not_boolean(path, s, label, line_of, "a whole number")
     if pd.api.types.is_integer_dtype(s.dtype):
         v = s.to_numpy(np.int64)
     else:
@@ -667,6 +676,12 @@ def _token_column(path, s: pd.Series, label: str, line_of) -> np.ndarray:
     _first_bad(path, v < 0, line_of, lambda i: f"negative {label} {v[i]}")
     _first_bad(path, v > _INT32_MAX, line_of, lambda i: f"{label} {v[i]} is too large")
     return v.astype(np.int32)
+
+
+def _not_boolean(path, s: pd.Series, label: str, line_of, what: str) -> None:
+    """pandas reads a column of True / False as booleans, which would pass as 1 / 0: refuse them by name."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        _fail(path, line_of(0), f"{label} {_shown(s.iloc[0])} is not {what}")
 
 
 def _model_column(path, s: pd.Series, line_of) -> np.ndarray:

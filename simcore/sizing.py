@@ -123,5 +123,5 @@ def _fleet_rule(cfg, shape: TraceShape, f: float, why: str) -> Sizing:
     n = fleet_nodes(cfg, shape.peak_epoch_requests * f, shape)
     used = shape.peak_epoch_requests * f / reference_peak_requests(cfg, shape, n) * cfg.peak_utilization
     return Sizing(f, n, "fleet", f"{why}, and the fleet sized to it: {n} nodes per datacenter (was "
-                                 f"{cfg.nodes_per_dc}), its busiest epoch at {used:.0%} of the "
+                                 f"{cfg.nodes_per_dc}), its busiest epoch at {100 * used:.2g} % of the "
                                  f"{cfg.reference_dcs}-datacenter reference fleet's capacity")

@@ -27,13 +27,20 @@ expected count (the profile is a rate, not a draw). f < 1 thins, f > 1 multiplie
 - Poisson profile: the rate is multiplied by f (exact for a Poisson process either way);
 - CSV traces: thinning keeps each request with probability f; multiplying keeps every request and adds
   floor(f) - 1 replicas, plus one more with probability frac(f), each replica moved by a uniform jitter in
-  [-0.5, +0.5) s (same tokens, same model); replicas jittered outside [0, horizon) are dropped.
+  [-0.5, +0.5) s (same tokens, same model); a replica jittered before the trace's first request is mirrored
+  back after it (none arrives before the trace starts), one jittered past the horizon is dropped.
+
+Notes (`Workload.notes`, printed by `run.py`): a horizon past a CSV trace's last request (the hours after it have
+no arrivals); a bundled Azure run past 24 h (the following hours are the trace's next real days, each busier or
+quieter than the first, at the first day's load factor); a profile run past 24 h (the day repeats).
 
 Context window (`cfg.context_policy`): a prompt longer than its model's context (`cfg.model_context_tokens`,
 Llama-2: 4,096 tokens) is clipped to the window (`clip`, the default: the request keeps its arrival and output),
 or the request is dropped (`drop`), or the whole trace is refused (`refuse`, one line naming the file and the
-count). `Workload.over_context` counts the clipped or dropped requests (summary.json: `requests_over_context`);
-real long-context traces hold many. The policy applies after scaling, so it never moves the load factor.
+count of real requests). `Workload.over_context` counts the clipped or dropped real requests (rows x cohort;
+summary.json: `requests_over_context`); real long-context traces hold many. The load factor is computed from the
+trace as the policy leaves it (clipped prompts; without the dropped requests), so it is the load of the requests
+the run serves; the policy itself applies to the drawn requests after scaling.
 
 Size: a workload above `cfg.max_workload_requests` simulated requests is refused from its expected count
 (trace x load factor / cohort) before any array of that size is made; so is one standing for more real requests
@@ -108,7 +115,7 @@ class Workload:
     :param scale: the load factor that was applied (real requests per request of the trace)
     :param source: one line citing the data
     :param cohort: real requests each row stands for (`cfg.cohort_size`; 1 = every row is one real request)
-    :param over_context: requests whose prompt exceeded their model's context window (clipped or dropped)
+    :param over_context: real requests whose prompt exceeded their model's context window (clipped or dropped)
     :param sizing: the `simcore.sizing.Sizing` that gave the load factor (and the fleet the run must use)
     :param notes: one-line remarks for the user about how the trace was read (horizon past its span, ...)
     """
@@ -234,7 +241,7 @@ def _check_size(cfg, trace_requests: float, f: float, cohort: int) -> None:
                           "raise the limit)")
 
 
-def _fit_context(cfg, where: str, t, model, prompt, output, origin) -> tuple:
+def _fit_context(cfg, where: str, t, model, prompt, output, origin, cohort: int = 1) -> tuple:
     """Apply cfg.context_policy to prompts longer than their model's context window; return the (possibly
     clipped or filtered) arrays and the number of requests over the window."""
     window = np.asarray(cfg.model_context_tokens, dtype=np.int64)[model]
@@ -244,13 +251,35 @@ def _fit_context(cfg, where: str, t, model, prompt, output, origin) -> tuple:
         return t, model, prompt, output, origin, 0
     if cfg.context_policy == "refuse":
         i = int(np.argmax(np.where(over, prompt - window, -1)))
-        raise TraceError(f"{where}: {n_over} of {len(t)} requests have a prompt longer than their model's context "
+        raise TraceError(f"{where}: {n_over * cohort} of {len(t) * cohort} real requests have a prompt longer than "
+                         f"their model's context "
                          f"window (up to {int(prompt[i])} tokens > {int(window[i])} for {_MODEL_NAMES[model[i]]}); "
                          "set context_policy=clip or context_policy=drop to run it")
     if cfg.context_policy == "clip":
         return t, model, np.minimum(prompt, window).astype(np.int32), output, origin, n_over
     keep = ~over  # drop
     return t[keep], model[keep], prompt[keep], output[keep], origin[keep], n_over
+
+
+def _windows(cfg, model):
+    """Each request's context window (the smaller window where the model is not known yet)."""
+    return (np.asarray(cfg.model_context_tokens, dtype=np.int64)[model] if model is not None
+            else min(cfg.model_context_tokens))
+
+
+def _as_policy_leaves(cfg, prompt, output, model=None) -> tuple:
+    """(prompt, output, kept share) of a trace's requests as the context policy leaves them: clipped to the
+    window, or without the requests it drops (`refuse` leaves them: the run is refused later if any is over).
+    Where the model is unknown (drawn later), the smaller window applies. The load factor is computed from these,
+    so it is the load of the requests the run will really serve."""
+    window = _windows(cfg, model)
+    over = prompt > window
+    if not over.any() or cfg.context_policy == "refuse":
+        return prompt, output, 1.0
+    if cfg.context_policy == "clip":
+        return np.minimum(prompt, window).astype(np.int32), output, 1.0
+    keep = ~over
+    return prompt[keep], output[keep], float(keep.mean())
 
 
 def _looks_like_path(s: str) -> bool:
@@ -310,11 +339,17 @@ def _azure_bundle(cfg, rng: np.random.Generator, sizing) -> Workload:
     # Load factor from the whole trace day (not the run's horizon): its busiest epoch before scaling
     day = week[first].astype(np.int64)
     ep = np.arange(SECONDS_PER_DAY) // int(cfg.epoch_s)
-    peak = np.bincount(ep, weights=day).max()
-    prompt, output = token_pairs()
+    prompt, output, kept = _as_policy_leaves(cfg, *token_pairs())
+    peak = np.bincount(ep, weights=day).max() * kept  # the requests the policy keeps (expected, `drop`)
     f, sized = _sized(cfg, sizing, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
     cohort = cohort_size(cfg, float(day.sum()) * f)
     _check_size(cfg, float(counts.sum()), f, cohort)
+    notes = ()
+    if n_days > 1:  # the horizon runs on into the following real days, at this day's load factor
+        growth = ", ".join(f"{d} {week[first + k].sum() / day.sum() - 1:+.0%}" for k, d in
+                           enumerate(days[first + 1:first + n_days], start=1))
+        notes = (f"hours past 24 play the trace's next real days ({growth} requests against {cfg.trace_day}) at "
+                 f"{cfg.trace_day}'s load factor x{f:.4g}, fixed from the first day",)
 
     # (1) scaling, (2) arrival times
     counts = _scale_counts(counts, f / cohort, rng, cohort > 1)
@@ -324,7 +359,7 @@ def _azure_bundle(cfg, rng: np.random.Generator, sizing) -> Workload:
 
     last = days[first + n_days - 1]
     span = cfg.trace_day if n_days == 1 else f"{cfg.trace_day}..{last}"
-    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[AZURE_2024].format(days=span), cohort, sized)
+    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[AZURE_2024].format(days=span), cohort, sized, notes)
 
 
 def _burstgpt_profile(cfg, rng: np.random.Generator, sizing) -> Workload:
@@ -338,8 +373,8 @@ def _burstgpt_profile(cfg, rng: np.random.Generator, sizing) -> Workload:
     # Load factor from one whole day of the profile: its busiest epoch's expected arrivals
     day_s = np.arange(SECONDS_PER_DAY, dtype=np.float64)
     per_s = per_hour[(day_s // SECONDS_PER_HOUR).astype(int)] / SECONDS_PER_HOUR
-    peak = np.bincount((day_s // cfg.epoch_s).astype(np.int64), weights=per_s).max()
-    prompt, output = token_pairs()
+    prompt, output, kept = _as_policy_leaves(cfg, *token_pairs())
+    peak = np.bincount((day_s // cfg.epoch_s).astype(np.int64), weights=per_s).max() * kept
     f, sized = _sized(cfg, sizing, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
     cohort = cohort_size(cfg, float(per_hour.sum()) * f)
     _check_size(cfg, float((rate * dur).sum()), f, cohort)
@@ -348,7 +383,8 @@ def _burstgpt_profile(cfg, rng: np.random.Generator, sizing) -> Workload:
     n = rng.poisson(f / cohort * rate * dur)
     t = np.repeat(start, n) + rng.random(int(n.sum())) * np.repeat(dur, n)
     t.sort()
-    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[BURSTGPT_PROFILE], cohort, sized)
+    notes = (f"hours past 24 repeat {BURSTGPT_PROFILE}'s one day (an hour-of-day profile)",) if n_hours > 24 else ()
+    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[BURSTGPT_PROFILE], cohort, sized, notes)
 
 
 _PLASTIC = 1.324717957244746  # x^3 = x + 1: the R2 sequence's base (Roberts 2018), evenly spread in 2-D
@@ -374,8 +410,9 @@ def _with_bundled_tokens(cfg, rng, t: np.ndarray, f: float, source: str, cohort:
     model = (u[:, 0] < cfg.gpt4_share).astype(np.int8)  # (4) model class
     origin = np.minimum((u[:, 1] * cfg.dcs).astype(np.int16), cfg.dcs - 1)  # (5) origin, uniform over the regions
     t, model, p, o, origin, over = _fit_context(cfg, f"--trace {cfg.trace}", t, model, prompt[pick], output[pick],
-                                                origin)
-    return Workload(cfg.trace, t, model, p, o, origin, f, f"{source}; {_PAIRS_SOURCE}", cohort, over, sized, notes)
+                                                origin, cohort)
+    return Workload(cfg.trace, t, model, p, o, origin, f, f"{source}; {_PAIRS_SOURCE}", cohort, over * cohort, sized,
+                    notes)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -391,10 +428,11 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path, sizing) -> Workload
 
     # Load factor from the whole file (not the run's horizon): its busiest epoch before scaling
     all_t, all_model = tab["t_s"], tab["model"]
-    peak = np.bincount(np.floor(all_t / cfg.epoch_s).astype(np.int64)).max() if len(all_t) else 0
     share70 = float(np.mean(all_model == 1)) if all_model is not None and len(all_t) else cfg.gpt4_share
-    f, sized = _sized(cfg, sizing, peak, tab["prompt_tokens"], tab["output_tokens"], (1.0 - share70, share70),
-                      bundled=False)
+    p_left, o_left, _ = _as_policy_leaves(cfg, tab["prompt_tokens"], tab["output_tokens"], all_model)
+    kept_t = all_t if cfg.context_policy != "drop" else all_t[tab["prompt_tokens"] <= _windows(cfg, all_model)]
+    peak = np.bincount(np.floor(kept_t / cfg.epoch_s).astype(np.int64)).max() if len(kept_t) else 0
+    f, sized = _sized(cfg, sizing, peak, p_left, o_left, (1.0 - share70, share70), bundled=False)
     span_days = max(float(all_t.max()) / SECONDS_PER_DAY, 1.0) if len(all_t) else 1.0
     cohort = cohort_size(cfg, len(all_t) * f / span_days)
     f_sim = f / cohort
@@ -412,7 +450,9 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path, sizing) -> Workload
         is_replica = np.ones(len(sel), dtype=bool)
         is_replica[np.cumsum(copies) - copies] = False  # the first copy of each request stays where it was
         t[is_replica] += rng.random(int(is_replica.sum())) - 0.5
-        inside = (t >= 0) & (t < horizon)
+        t0 = float(all_t[0]) if len(all_t) else 0.0  # the trace's first request: no replica arrives before it
+        t = np.where(t < t0, 2.0 * t0 - t, t)  # mirrored back into the trace (the count is kept)
+        inside = t < horizon
         order = np.argsort(t[inside], kind="stable")
         sel = sel[inside][order]
         t = t[inside][order]
@@ -424,8 +464,12 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path, sizing) -> Workload
     model = model[sel] if model is not None else (u[:, 0] < cfg.gpt4_share).astype(np.int8)
     origin = np.minimum((u[:, 1] * cfg.dcs).astype(np.int16), cfg.dcs - 1)
     fmt = {"burstgpt": "BurstGPT", "azure": "Azure LLM inference"}[tab["format"]]
-    t, model, prompt, output, origin, over = _fit_context(cfg, f"{path}:0", t, model, prompt, output, origin)
-    return Workload(cfg.trace, t, model, prompt, output, origin, f, f"{fmt} trace CSV {path}", cohort, over, sized)
+    end = float(all_t[-1]) if len(all_t) else 0.0
+    notes = ((f"--hours {cfg.hours:g} runs past the trace's last request (at {end / SECONDS_PER_HOUR:.3g} h): "
+              "the hours after it have no arrivals",) if horizon - end > cfg.epoch_s else ())
+    t, model, prompt, output, origin, over = _fit_context(cfg, f"{path}:0", t, model, prompt, output, origin, cohort)
+    return Workload(cfg.trace, t, model, prompt, output, origin, f, f"{fmt} trace CSV {path}", cohort, over * cohort,
+                    sized, notes)
 
 
 def _fail(path, line: int, reason: str):

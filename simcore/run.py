@@ -87,5 +87,13 @@ def _run(cfg, scheduler, out, stage, progress: bool) -> RunOutput:
     notes = [n for n in ((wl.sizing.note if wl.sizing is not None else ""), *wl.notes) if n]
     world = wl.sizing.apply(cfg) if wl.sizing is not None else cfg
     rec = simulate(world, scheduler, workload=wl, progress=progress)
-    summ = write_results(rec, out, extra={"requests_over_context": wl.over_context}, staging=stage)
+    summ = write_results(rec, out, extra={"requests_over_context": wl.over_context}, staging=stage,
+                         figures=_timeline)
     return RunOutput(Path(out), summ, notes, sorted(p.name for p in Path(out).iterdir()))
+
+
+def _timeline(folder: Path) -> None:
+    """timeline.png, drawn from the run's own files in the folder being written (`reports.timeline`)."""
+    from reports.timeline import draw_timeline
+
+    draw_timeline(folder)

@@ -104,3 +104,16 @@ def test_a_second_sweep_on_the_same_folder_is_refused_while_the_first_runs(tmp_p
         p.communicate(timeout=120)
     failures = tmp_path / "compare" / "failures.json"
     assert failures.read_text().strip() in ("[]", "")  # the first sweep saw no false failures
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_ends_a_single_run_like_ctrl_c(tmp_path, sig, code):
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "run.py", "--scheduler", "tests.plugins:Slow", "--hours", "2", "--dcs", "4",
+                          "--set", "nodes_per_dc=12", "--load-scale", "0.001", "--no-progress", "--out", str(out)],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: any(".tmp-" in e for e in os.listdir(tmp_path)))
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == code and err.strip() == f"interrupted ({signal.Signals(sig).name}): no results written"
+    assert os.listdir(tmp_path) == []

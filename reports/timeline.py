@@ -11,6 +11,8 @@ Panels, one line per datacenter in the same colour throughout (its site in the l
    (hatched: epochs whose arrivals got no first token before the run ended);
 5. where the scheduler's own tables hold agents' capital and vetoes (MARLIN's `marlin_epochs.csv`): each agent's
    capital and the vetoes cast in each epoch.
+Epochs are placed by their own lengths (`epoch_h`); where `epochs.csv` marks drain epochs after the horizon
+(`drain` = 1), a dash-dotted line marks where the drain begins.
 
 Reads `epochs.csv`, `config.json` (the SLA), `summary.json` (the title) and any other `*.csv` with `capital_*`
 columns; never the engine.
@@ -43,10 +45,13 @@ def draw_timeline(folder: str | Path) -> Path:
     summ = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").is_file() else {}
     agents = _agents_table(folder)
 
-    epoch_h = float(ep["epoch_h"].iloc[0]) if len(ep) else 0.25
-    x_of = ep["epoch"].to_numpy() * epoch_h
-    hours = np.unique(x_of)
-    edges = np.append(hours, hours[-1] + epoch_h) if len(hours) else np.array([0.0, epoch_h])
+    # each epoch's own length (a drain's last epoch may be shorter): the x axis is cumulative hours
+    per_epoch_h = ep.groupby("epoch")["epoch_h"].first()
+    epoch_h = float(per_epoch_h.iloc[0]) if len(per_epoch_h) else 0.25
+    edges = np.concatenate(([0.0], np.cumsum(per_epoch_h.to_numpy(float)))) if len(per_epoch_h) else \
+        np.array([0.0, epoch_h])
+    start_h = dict(zip(per_epoch_h.index, edges[:-1]))
+    length_h = per_epoch_h.to_dict()
     dcs = sorted(ep["dc"].unique())
     sites = ep.drop_duplicates("dc").set_index("dc")["site"].to_dict()
     colours = plt.get_cmap("tab20" if len(dcs) > 10 else "tab10")
@@ -67,7 +72,7 @@ def draw_timeline(folder: str | Path) -> Path:
     # 1. requests routed
     ax = axes[0]
     for d in dcs:
-        steps(ax, d, by[d]["requests"] / (epoch_h * 3600.0), label=f"{d}: {sites[d]}")
+        steps(ax, d, by[d]["requests"] / (by[d]["epoch_h"] * 3600.0), label=f"{d}: {sites[d]}")
     ax.set_ylabel("requests/s\nrouted")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False, title="datacenter",
               title_fontsize=8)
@@ -125,7 +130,7 @@ def draw_timeline(folder: str | Path) -> Path:
         ax = axes[4]
         names = [c.removeprefix("capital_") for c in agents.columns if c.startswith("capital_")]
         ax2 = ax.twinx()
-        x = agents["epoch"].to_numpy() * epoch_h
+        x = agents["epoch"].map(start_h).to_numpy(float)
         vetoes = [agents[f"veto_{n}"].fillna(0).to_numpy() if f"veto_{n}" in agents else np.zeros(len(x))
                   for n in names]
         bottom = np.zeros(len(x))
@@ -140,11 +145,16 @@ def draw_timeline(folder: str | Path) -> Path:
         ax2.set_ylim(0, max(3.0, float(bottom.max()) * 1.2 if len(bottom) else 3.0))
         ax.legend(loc="upper left", bbox_to_anchor=(1.06, 1.0), fontsize=8, frameon=False)
 
-    bound = ep[ep["utilization"] >= BOUND_UTILIZATION]["epoch"].unique() * epoch_h
+    bound = ep[ep["utilization"] >= BOUND_UTILIZATION]["epoch"].unique()
+    drain = ep[ep["drain"] == 1]["epoch"].unique() if "drain" in ep else []
     for ax in axes:
-        for h in bound:
-            ax.axvspan(h, h + epoch_h, color=_CAPACITY_SHADE, alpha=0.5, lw=0, zorder=0)
+        for e in bound:
+            ax.axvspan(start_h[e], start_h[e] + length_h[e], color=_CAPACITY_SHADE, alpha=0.5, lw=0, zorder=0)
+        if len(drain):  # after the horizon: no arrivals, the backlog served
+            ax.axvline(start_h[min(drain)], color="0.3", lw=1, ls="-.")
         ax.grid(axis="y", alpha=0.3)
+    if len(drain):
+        axes[0].text(start_h[min(drain)], axes[0].get_ylim()[1], " drain", va="top", fontsize=8, color="0.3")
     axes[-1].set_xlabel("hours since the start of the run" + (
         f" (shaded: a datacenter at {BOUND_UTILIZATION:.0%} of its capacity or more)" if len(bound) else ""))
     axes[-1].set_xlim(edges[0], edges[-1])

@@ -7,7 +7,8 @@
 - Stopping: Ctrl-C, SIGTERM or SIGHUP in this process (`simcore.interrupts`: a KeyboardInterrupt) sends SIGTERM to
   every running run, whose own handler removes its half-written results (`simcore.results.Staging.abandon`), waits
   for them (`STOP_GRACE_S`, then SIGKILL) and removes any temporary folder a killed run left; no process outlives
-  the sweep.
+  the sweep. Even a sweep killed outright (SIGKILL) leaves none: each run gets SIGTERM when its parent, the fork
+  server, ends with the sweep (Linux `PR_SET_PDEATHSIG`).
 - `sweep_lock(folder)`: one sweep at a time in a folder (an `fcntl` lock on `.sweep.lock`, released by the
   kernel if the process dies); a second sweep on the same folder is refused at once with one line.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from simcore.errors import ConfigError
 
 LOCK_FILE = ".sweep.lock"
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
 STOP_GRACE_S = 30.0  # a stopped run's time to remove its temporary folder before it is killed
 PRELOAD = ("numpy", "pandas", "simpy", "simcore.run", "simcore.engine", "schedulers.options",
            "schedulers.registry", "traces.loader", "topology.sites", "reports.timeline")
@@ -36,12 +38,25 @@ def _child(conn, task, argv: list, out: str) -> None:
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupts.termination_handlers()
+    _end_with_parent()
     try:
         result = task(argv, out)
     except KeyboardInterrupt:
         os._exit(interrupts.EXIT_INTERRUPTED)
     conn.send(result)
     conn.close()
+
+
+def _end_with_parent() -> None:
+    """Linux: SIGTERM this run when its parent (the fork server, which ends when the sweep does) ends, so even a
+    sweep killed outright (SIGKILL) leaves no run behind, and each run still removes its temporary folder."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: a killed sweep's runs end when they finish
+        pass
 
 
 def _context():

@@ -117,3 +117,14 @@ def test_a_signal_ends_a_single_run_like_ctrl_c(tmp_path, sig, code):
     _, err = p.communicate(timeout=60)
     assert p.returncode == code and err.strip() == f"interrupted ({signal.Signals(sig).name}): no results written"
     assert os.listdir(tmp_path) == []
+
+
+def test_a_sweep_killed_outright_leaves_no_run_behind(tmp_path):
+    folder = tmp_path / "compare"
+    p = start_slow_sweep(tmp_path)
+    wait_for(lambda: folder.is_dir() and any(".tmp-" in e for e in os.listdir(folder)))
+    workers = descendants(p.pid)
+    p.kill()  # SIGKILL: no handler runs in the sweep itself
+    p.communicate(timeout=60)
+    wait_for(lambda: not any(alive(w) for w in workers), 60)
+    wait_for(lambda: not [e for e in os.listdir(folder) if ".tmp-" in e], 30)  # each run removed its own

@@ -129,7 +129,7 @@ class Engine:
             profiles=self.prof, capacity=self.capacity,
             evaluator=EpochEvaluator(cfg, self.lat, self.fleet, self.prof, *sample, self.capacity, rate_profile),
             token_sample=sample, cohort_size=self.C, rate_profile=rate_profile,
-            other_days=functools.partial(other_days, cfg, self.signals))
+            other_days=functools.partial(other_days, cfg, self.signals), plan_timeout_s=cfg.plan_timeout_s)
 
     # ------------------------------------------------------------------------------------------------
     def run(self) -> RunRecord:
@@ -362,7 +362,7 @@ class Engine:
             d = self.sched.route(req, live)
             if d is None:
                 d = min(int(np.searchsorted(cum[m, o], self.route_rng.random(), side="right")), self.cfg.dcs - 1)
-            elif not (isinstance(d, (int, np.integer)) and 0 <= d < self.cfg.dcs):
+            elif not 0 <= d < self.cfg.dcs:  # its type is checked by the hook's guard (simcore.interface.RETURNS)
                 from simcore.errors import PlanError
                 raise PlanError(f"scheduler {self.sched.label()}: route() returned {d!r} for request {i}, "
                                 f"not a datacenter index in [0, {self.cfg.dcs})")

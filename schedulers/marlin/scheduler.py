@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,9 +275,18 @@ class Marlin(EvaluatorScheduler):
         blob = {"version": CHECKPOINT_VERSION, "plan_shape": tuple(self.info.plan_shape),
                 "film": "no-film" not in self.ablate, "agents": [a.sac.state_dict() for a in self.agents],
                 "ema": [a.ema for a in self.agents]}
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(blob, tmp)
-        tmp.replace(path)
+        # a unique temporary name of our own, and no replacing: a file that appeared at `path` meanwhile is kept
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+        os.close(fd)
+        try:
+            torch.save(blob, tmp)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.link(tmp, path)
+        except FileExistsError:
+            raise ConfigError(f"--checkpoint {path}: a file appeared there during pre-training; it is kept and no "
+                              "checkpoint was written") from None
+        finally:
+            os.unlink(tmp)
 
     def load_checkpoint(self, path: Path) -> None:
         import torch
@@ -312,3 +323,9 @@ class MarlinMinWater(Marlin):
 
 class MarlinMinCost(Marlin):
     variant = "cost"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

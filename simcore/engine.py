@@ -216,7 +216,7 @@ class Engine:
             ttft_s=ttft, cold=np.asarray(self.r_cold), events=self.events,
             wall_s=time.perf_counter() - t_wall, prompt_node=np.asarray(self.r_pnode),
             token_node=np.asarray(self.r_node), extra_tables=self.sched.extra_results(), cohort=self.C,
-            served=served, sla_late=late)
+            served=served, sla_late=late, hindsight=self.sched.hindsight)
 
     # --- epochs ------------------------------------------------------------------------------------------
     def _epochs(self, bar):
@@ -250,7 +250,8 @@ class Engine:
                              for m in range(M)], axis=1)
         return self.epochs.observation(
             ep, free_nodes=np.bincount(self.fleet.node_dc, weights=idle, minlength=D).astype(int),
-            resident_nodes=resident.astype(int), queued_by_model=self._queued_real(), last=self.last)
+            resident_nodes=resident.astype(int), queued_by_model=self._queued_real(), last=self.last,
+            hindsight=self.sched.hindsight)
 
     def _queued_real(self) -> np.ndarray:
         """[D, M] real requests waiting for a node, by model."""
@@ -262,8 +263,10 @@ class Engine:
 
     def _start_epoch(self, ep: Epoch) -> None:
         wl, e = self.wl, ep.index
-        plan = self.sched.decide(self._observation(ep))
-        self._set_warm(e, plan, ep.forecast)
+        obs = self._observation(ep)
+        plan = self.sched.decide(obs)
+        # warm sets follow what the scheduler planned with: the forecast, or the truth for a hindsight bound
+        self._set_warm(e, plan, ep.forecast if obs.true_requests is None else obs.true_requests)
         lo, hi = ep.first, ep.stop
         if self.fluid:
             self._epoch_first_token(lo, hi)

@@ -117,6 +117,7 @@ def summary(rec: RunRecord, epochs: pd.DataFrame) -> dict:
     out["energy_wh_per_request"] = out["energy_kwh"] * 1000.0 / n_served if n_served else None
     out["sites"] = list(rec.sites)
     out["events"] = rec.events
+    out["hindsight"] = rec.hindsight  # the scheduler saw the true arrivals (a bound, not deployable)
     out["wall_s"] = round(rec.wall_s, 3)
     return out
 

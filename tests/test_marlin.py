@@ -297,7 +297,8 @@ def test_batched_updates_equal_per_agent_sac(film):
     for a in agents:
         for buf, n in ((a.current, 9), (a.cross, 40)):
             buf.add(obs=rng.normal(size=(n, 10)), x=rng.dirichlet(np.ones(4), (n, 8)).reshape(n, -1),
-                    rew=rng.normal(size=n), cond=rng.dirichlet(np.ones(4), n))
+                    rew=rng.normal(size=n), cond=rng.dirichlet(np.ones(4), n), next_obs=rng.normal(size=(n, 10)),
+                    done=(rng.random(n) < 0.3).astype(float))  # bootstrapped targets, some terminal
     updates = 12
     # all agents at once, on batches drawn in the per-agent order ...
     rng1, gen1 = np.random.default_rng(5), torch.Generator().manual_seed(5)
@@ -341,13 +342,22 @@ def test_phase1_equals_agents_learning_one_after_the_other():
     k = 6
     rng1, gen1 = np.random.default_rng(1), torch.Generator().manual_seed(1)
     rng2, gen2 = np.random.default_rng(1), torch.Generator().manual_seed(1)
-    for e in range(3):
+    pending = [None] * len(refs)
+    for e in range(4):
         obs = np.random.default_rng(10 + e).normal(size=10).astype(np.float32)
         out = phase1(agents, obs, state, scorer, k, True, rng1, gen1)
-        # Algorithm 1 as ObjectiveAgent.learn ran it: each agent samples, scores, stores, learns, cross-labels
+        # Algorithm 1 agent by agent: the last epoch's samples stored with this epoch's state as their next state
+        # (own label in B_replay, every label in B_cross), then each agent samples, scores, learns
         new_ema = []
-        for r in refs:
-            r.current.size = r.current.pos = 0
+        for i, r in enumerate(refs):
+            if pending[i] is not None:
+                obs_p, flat_p, labels = pending[i]
+                extra = dict(next_obs=np.broadcast_to(obs, (k, 10)), done=np.zeros(k))
+                r.current.add(obs=obs_p, x=flat_p, rew=labels[0][0], cond=np.broadcast_to(labels[0][1], (k, 4)),
+                              **extra)
+                for rew, w in labels[1:]:
+                    r.cross.add(obs=obs_p, x=flat_p, rew=rew, cond=np.broadcast_to(w, (k, 4)), **extra)
+        for i, r in enumerate(refs):
             with torch.no_grad():
                 w = torch.as_tensor(r.w, dtype=torch.float32)
                 a, _ = r.sac.act(torch.as_tensor(obs).expand(k, -1), w.expand(k, -1), gen2)
@@ -355,16 +365,14 @@ def test_phase1_equals_agents_learning_one_after_the_other():
             reward, norm, ev = scorer(state, plans, r.w, r.ema)
             flat = plans.reshape(k, -1).astype(np.float32)
             obs_b = np.broadcast_to(obs, (k, 10))
-            r.current.add(obs=obs_b, x=flat, rew=reward, cond=np.broadcast_to(r.w, (k, 4)))
+            pending[i] = (obs_b, flat, [(reward, r.w)] + [
+                (plan_reward(weighted_score(norm, other.w), other.ema, ev.parked_share, 0.0, cfg), other.w)
+                for other in refs])
             bs = cfg.marlin_batch_size
             n_cur = int(round(bs * cfg.marlin_current_share)) if len(r.cross) else bs
-            for _ in range(cfg.marlin_updates_per_epoch):
+            for _ in range(cfg.marlin_updates_per_epoch if len(r.current) else 0):
                 parts = [r.current.sample(n_cur, rng2)] + ([r.cross.sample(bs - n_cur, rng2)] if bs - n_cur else [])
                 r.sac.update({f: torch.as_tensor(np.concatenate([p[f] for p in parts])) for f in fields}, gen2)
-            for other in refs:
-                r.cross.add(obs=obs_b, x=flat, rew=plan_reward(weighted_score(norm, other.w), other.ema,
-                                                                 ev.parked_share, 0.0, cfg),
-                            cond=np.broadcast_to(other.w, (k, 4)))
             new_ema.append(update_ema(r.ema, float(np.mean(weighted_score(norm, r.w))), cfg.reward_ema_decay))
         for r, m in zip(refs, new_ema):
             r.ema = m
@@ -403,3 +411,45 @@ def test_phase2_batched_utilities_equal_per_agent_ones():
             np.testing.assert_allclose(getattr(fast, f), getattr(slow, f), rtol=1e-5, atol=1e-6, err_msg=f)
         vetoed |= bool(fast.veto.any())
     assert vetoed
+
+
+def test_critic_target_discounts_the_next_epoch_with_gamma():
+    """Two-step hand example. Epoch 0's state s0 earns r = 1 and leads to s1; s1 earns r = 2 and ends the day
+    (done = 1). With gamma = 0.5 and (almost) no entropy term the critics' fixed point is Q(s1) = 2 and
+    Q(s0) = 1 + 0.5 x Q(s1) = 2 whatever the plan; a one-step critic would learn Q(s0) = 1. The target critics
+    follow the critics at once (tau = 1) so the fixed point is reached in a few hundred updates."""
+    from schedulers.marlin.agents import make_agents
+    from schedulers.marlin.learner import td_target
+
+    assert td_target(1.0, 0.5, 0.0, 2.0, 0.0, 0.0) == 2.0 and td_target(1.0, 0.5, 1.0, 2.0, 0.0, 0.0) == 1.0
+    assert td_target(1.0, 0.5, 0.0, 2.0, -3.0, 0.1) == pytest.approx(1.0 + 0.5 * (2.0 + 0.3))
+
+    def fixed_point(gamma: float) -> tuple:
+        cfg = MarlinParams(**{**FAST, "marlin_gamma": gamma, "marlin_tau": 1.0, "marlin_alpha_init": 1e-9,
+                              "marlin_lr_alpha": 0.0, "marlin_lr_critic": 3e-3, "marlin_batch_size": 16})
+        torch.manual_seed(0)
+        agents = make_agents(agent_weights(1.0), 3, (1, 2, 2), cfg, film=True)
+        s0, s1 = np.array([1.0, 0.0, 0.0], dtype=np.float32), np.array([0.0, 1.0, 0.0], dtype=np.float32)
+        rng = np.random.default_rng(0)
+        for a in agents:
+            n = 8
+            plans = rng.dirichlet(np.ones(2), (n, 2)).reshape(n, -1)
+            for buf in (a.current, a.cross):
+                buf.add(obs=np.repeat([s0, s1], n // 2, axis=0), x=plans, rew=np.repeat([1.0, 2.0], n // 2),
+                        cond=np.broadcast_to(a.w, (n, 4)), next_obs=np.repeat([s1, s1], n // 2, axis=0),
+                        done=np.repeat([0.0, 1.0], n // 2))
+        gen = torch.Generator().manual_seed(0)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # small networks: one thread is fastest (as marlin_torch_threads)
+        try:
+            agents[0].stack.learn([a.draw_batches(400, rng, gen) for a in agents])
+        finally:
+            torch.set_num_threads(threads)
+        plan = torch.full((1, 4), 0.5)
+        q = [[float(a.q_value(s, plan)[0]) for s in (s0, s1)] for a in agents]
+        return np.array(q)  # [agent, state]
+
+    q = fixed_point(0.5)
+    np.testing.assert_allclose(q[:, 1], 2.0, atol=0.1)  # the last epoch: its reward
+    np.testing.assert_allclose(q[:, 0], 2.0, atol=0.15)  # 1 + gamma x 2
+    np.testing.assert_allclose(fixed_point(0.0)[:, 0], 1.0, atol=0.1)  # gamma 0: the reward alone

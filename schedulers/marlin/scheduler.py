@@ -266,6 +266,8 @@ class Marlin(EvaluatorScheduler):
                 with self._torch_threads():
                     phase1(self.agents, state_features(obs, self.info), state, self.score_feasible, self.k_opt,
                            "no-her" not in self.ablate, self.rng, self.gen)
+            for a in self.agents:  # the day's last samples have no successor state: done = 1
+                a.complete(None)
 
     def save_checkpoint(self, path: Path) -> None:
         import torch

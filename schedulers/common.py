@@ -23,10 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from schedulers.feasibility import (HeadroomParams, bounded_reward, compress_metrics, project_to_capacity,
-                                    sla_score, update_ema)  # noqa: F401 (update_ema: re-exported)
+                                    sla_score, update_ema)
 from simcore.evaluator import EpochState, Evaluation
 from simcore.interface import Observation, Scheduler
 from simcore.params import param
+
+# The reward of section 5.2 and the capacity repair live in the feasibility toolkit; these names stay for the
+# modules that import them from here (MARLIN's agents and scheduler).
+plan_reward = bounded_reward
+capacity_feasible = project_to_capacity
 
 
 def one_hot_plan(choice: np.ndarray, shape: tuple) -> np.ndarray:
@@ -104,13 +109,20 @@ class EvaluatorScheduler(Scheduler):
         reward = plan_reward(weighted_score(norm, weights), ema, ev.parked_share, sla_rate(state, ev), self.params)
         return reward, norm, ev
 
+    def score_with_incumbent(self, state: EpochState, plans: np.ndarray, weights, ema: float | None,
+                             incumbent: int):
+        """Evaluate plans [B, M, O, D] of which plans[incumbent] is the plan the learner would run anyway (what it
+        executed last, in this epoch's state): the EMA first takes the incumbent's bounded score
+        (`feasibility.update_ema`, so it starts there), then every plan's reward is computed against it.
+        Returns (reward [B], bounded normalized metrics [B, 4], Evaluation, the new EMA)."""
+        _, norm, ev = self.score_plans(state, plans, weights)
+        base = weighted_score(norm, weights)
+        rate = sla_rate(state, ev)
+        ema = update_ema(ema, float(sla_score(base[incumbent:incumbent + 1], rate[incumbent:incumbent + 1],
+                                              self.params)[0]), self.params.reward_ema_decay)
+        return plan_reward(base, ema, ev.parked_share, rate, self.params), norm, ev, ema
+
     def plan_scores(self, state: EpochState, plans: np.ndarray, weights) -> np.ndarray:
         """[B] bounded scores (`feasibility.sla_score`, lower is better; what the EMA tracks) of plans."""
         _, norm, ev = self.score_plans(state, plans, weights)
         return sla_score(weighted_score(norm, weights), sla_rate(state, ev), self.params)
-
-
-# The reward of section 5.2 and the capacity repair live in the feasibility toolkit; these names stay for the
-# modules that import them from here (MARLIN's agents and scheduler).
-plan_reward = bounded_reward
-capacity_feasible = project_to_capacity

@@ -9,7 +9,8 @@ import pytest
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from schedulers.common import normalized_metrics, weighted_score
-from schedulers.nsga2 import logits_to_plans
+from schedulers.feasibility import planned_utilization
+from schedulers.nsga2 import PlanProblem, logits_to_plans, one_hot_logits
 from schedulers.registry import create
 from schedulers.slit import plan_features
 from simcore.capacity import datacenter_utilization
@@ -192,9 +193,42 @@ def test_nsga2_warm_starts_from_last_population(engine):
     n = make("nsga2", engine)
     n.decide(observation(engine, epoch=4))
     last = n.population.copy()
-    np.testing.assert_array_equal(n.initial_population(), last)
+    init = n.initial_population()
+    np.testing.assert_array_equal(init[3:], last[:-3])  # the warm start, making room for the three seeds
     n.decide(observation(engine, epoch=5))
     assert n.population.shape == last.shape
+
+
+def test_nsga2_population_always_holds_the_incumbent_uniform_and_nearest(engine):
+    n = make("nsga2", engine)
+    d = engine.cfg.dcs
+    nearest = logits_to_plans(n.initial_population()[1], n.info.plan_shape)[0]
+    assert nearest[0, np.arange(d), np.argmin(n.info.latency_s, axis=1)].min() > 0.99
+    for e in range(4, 8):
+        plan = n.decide(observation(engine, epoch=e))
+        init = n.initial_population()  # what the next epoch starts from
+        np.testing.assert_array_equal(init[0], n.incumbent)  # the genome just chosen ...
+        np.testing.assert_allclose(logits_to_plans(init[0], n.info.plan_shape)[0], plan)  # ... is the plan run
+        np.testing.assert_array_equal(init[1], 0.0)  # the uniform plan
+        assert len(init) == n.params.nsga2_pop_size
+
+
+def test_nsga2_declares_capacity_and_sla_as_constraints(engine):
+    n = make("nsga2", engine)
+    obs = observation(engine)  # half the fleet's capacity
+    plan = n.decide(obs)
+    state = n.epoch_state(obs)
+    util = planned_utilization(plan, state.predicted, n.info.capacity.requests_per_epoch, state.queued)
+    assert util.max() <= n.headroom.target() + 1e-9  # the chosen plan keeps every site within the head-room
+    m, o, _ = n.info.plan_shape  # everything to datacenter 0: twice its capacity, so infeasible to pymoo
+    one_site = one_hot_logits(np.zeros((m, o), dtype=int), n.info.plan_shape, n.params.nsga2_logit_bound)
+    problem = PlanProblem(n.evaluator, state, n.evaluator.evaluate(state, n.uniform_plan), n.info.plan_shape,
+                          n.params.nsga2_logit_bound, n.info.capacity.requests_per_epoch, n.headroom.target(),
+                          n.params)
+    out = {}
+    problem._evaluate(np.stack([n.incumbent, one_site]), out)
+    assert out["G"].shape == (2, engine.cfg.dcs + 1)
+    assert out["G"][0].max() <= 1e-9 < out["G"][1].max()
 
 
 def test_nsga2_knee_and_weighted_picks_differ_on_a_skewed_front(engine):

@@ -19,12 +19,12 @@ linear in x:
 
 subject to: every row's requests routed (sum_d x = requests), a model only where it is hosted, and each
 datacenter's utilization u_d = sum_m (x[m, :, d] summed) / capacity[d, m] + what already waits there at most
-the fill target (`schedulers.fill.fill_target`: head-room for the within-epoch peak and the forecast's observed
-error, as the fill-* schedulers keep). Where the load does not fit under the target everywhere, a first LP
+the shared head-room target (`schedulers.feasibility.Headroom`: room for the within-epoch peak and the forecast's
+observed error, the target fill-* and MARLIN plan up to). Where the load does not fit under the target everywhere, a first LP
 finds the least total excess (slack), and the second keeps it: the oracle never buys a metric with overload.
 
 - `oracle` plans on the forecast (`Observation.predicted_requests`) and keeps head-room for the forecast's error
-  (learnt like fill-*'s, `FillScheduler.learn_error`): deployable, the best plan a linear model of the world
+  (its own plans' observed error, `Headroom.learn`): deployable, the best plan a linear model of the world
   finds on what a scheduler knows.
 - `oracle-hindsight` declares `Scheduler.hindsight`: the engine gives it the epoch's true real-request counts
   (`Observation.true_requests`, which no other scheduler receives), so it plans on the truth and keeps head-room
@@ -41,11 +41,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linprog
 
-from schedulers.fill import FillParams, FillScheduler, fill_target, mix_share
+from schedulers.feasibility import Headroom, HeadroomParams, headroom_target
+from schedulers.fill import mix_share
 from simcore import physics
 from simcore.errors import SimError
 from simcore.evaluator import EpochState
-from simcore.interface import Observation
+from simcore.interface import Observation, Scheduler
 from simcore.params import param
 from simcore.queueing import pool_queueing_wait
 
@@ -170,8 +171,8 @@ def routing_lp(requests: np.ndarray, unit_cost: np.ndarray, capacity: np.ndarray
 
 
 @dataclass(frozen=True)
-class OracleParams(FillParams):
-    """The fill target's head-room (`FillParams`) and the queueing term's pieces."""
+class OracleParams(HeadroomParams):
+    """The shared head-room (`feasibility.HeadroomParams`) and the queueing term's pieces."""
 
     oracle_queue_breakpoints: int = param(20, "oracle: pieces of the piecewise-linear queueing wait between "
                                           "utilization 0 and 1", lo=1)
@@ -180,13 +181,13 @@ class OracleParams(FillParams):
                                                "epoch waits half of it on average)", lo=0)
 
 
-class Oracle(FillScheduler):
-    """The routing LP on the forecast, with fill-*'s head-room (module docstring)."""
+class Oracle(Scheduler):
+    """The routing LP on the forecast, with the shared head-room (module docstring)."""
 
     Params = OracleParams
 
     def setup(self) -> None:
-        super().setup()
+        self.headroom = Headroom(self.params)  # the forecast's observed error -> the utilization target
         info = self.info
         cfg = info.evaluator.cfg  # the world's power fractions (Eq. 4)
         cap = info.capacity
@@ -209,6 +210,10 @@ class Oracle(FillScheduler):
     def requests(self, obs: Observation) -> np.ndarray:
         """[M, O] the requests to route: the forecast (the hindsight oracle: the truth)."""
         return np.asarray(obs.predicted_requests, dtype=float)
+
+    def target(self) -> float:
+        """The utilization each datacenter is planned up to (`Headroom.target`)."""
+        return self.headroom.target()
 
     # --- the LP's coefficients -----------------------------------------------------------------------------
     def queue_lines(self, mix: np.ndarray) -> np.ndarray:
@@ -241,7 +246,7 @@ class Oracle(FillScheduler):
         return cost, float(scale[0])
 
     def plan(self, obs: Observation) -> np.ndarray:
-        self.learn_error(obs.last)
+        self.headroom.learn(obs.last)
         info = self.info
         req = self.requests(obs)
         cap = np.asarray(info.capacity.requests_per_epoch, dtype=float)  # [D, M]
@@ -261,8 +266,7 @@ class Oracle(FillScheduler):
         empty = np.zeros_like(x)
         np.put_along_axis(empty, best[..., None], 1.0, axis=2)
         plan = np.where(rows > 0, x / np.maximum(rows, 1e-300), empty)
-        self.planned = np.einsum("mod,mo->d", plan, np.asarray(obs.predicted_requests, dtype=float))
-        self.planned_epoch = obs.epoch
+        self.headroom.record(plan, obs.predicted_requests, obs.epoch)
         return plan
 
 
@@ -279,4 +283,4 @@ class OracleHindsight(Oracle):
 
     def target(self) -> float:
         """No forecast error to cover: the truth is known; the within-epoch peak still needs head-room."""
-        return fill_target(self.params.fill_peak_to_mean, self.params.fill_error_z, 0.0)
+        return headroom_target(self.params.fill_peak_to_mean, self.params.fill_error_z, 0.0)

@@ -3,7 +3,7 @@ energy, and the hindsight privilege (only a class declaring `Scheduler.hindsight
 import numpy as np
 import pytest
 
-from schedulers.fill import fill_target
+from schedulers.feasibility import headroom_target
 from schedulers.oracle import marginal_it_kwh, queue_penalty_lines, routing_lp
 from schedulers.registry import create
 from simcore.capacity import datacenter_utilization
@@ -122,7 +122,7 @@ def test_oracle_hindsight_plans_every_datacenter_within_the_peak_head_room():
     sched.decide = spy
     eng.run()
     cap = eng.capacity.requests_per_epoch
-    target = fill_target(sched.params.fill_peak_to_mean, sched.params.fill_error_z, 0.0)
+    target = headroom_target(sched.params.fill_peak_to_mean, sched.params.fill_error_z, 0.0)
     for plan, truth in zip(plans, truths):
         load = np.einsum("mod,mo->dm", plan, truth)
         assert datacenter_utilization(load, cap).max() <= target + 1e-6

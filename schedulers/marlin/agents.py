@@ -104,6 +104,7 @@ class ObjectiveAgent:
         self.current = ReplayBuffer(params.marlin_replay_current, fields)
         self.cross = ReplayBuffer(params.marlin_replay_cross, fields)
         self.ema: float | None = None
+        self.updates = 0  # SAC gradient updates taken so far
         #: the last epoch's samples, waiting for the next state: (obs [n, F], x [n, A], [(rew [n], cond [J])] for
         #: B_replay's own label first, then every HER label for B_cross)
         self.pending: tuple | None = None
@@ -194,7 +195,7 @@ def make_agents(weights: np.ndarray, obs_size: int, plan_shape: tuple, params, f
 
 
 def phase1(agents: list, obs_vec: np.ndarray, state, scorer, k_opt: int, her: bool,
-           rng: np.random.Generator, gen: torch.Generator) -> dict:
+           rng: np.random.Generator, gen: torch.Generator, incumbent_scores: np.ndarray) -> dict:
     """One epoch of Algorithm 1 for every agent.
 
     :param agents: the J ObjectiveAgents
@@ -203,15 +204,19 @@ def phase1(agents: list, obs_vec: np.ndarray, state, scorer, k_opt: int, her: bo
     :param scorer: EvaluatorScheduler.score_plans
     :param k_opt: plans sampled per agent (line 4)
     :param her: cross-label with the other agents' objectives (line 15); False for the no-her ablation
+    :param incumbent_scores: [J] the bounded score (`feasibility.sla_score`) of the plan executed last, in this
+        state, under each agent's weights: each agent's EMA takes it first, so the EMA term of the reward is the
+        improvement over what would run anyway (`feasibility.update_ema`)
     :returns: {"plans": [J, M, O, D] proposals a_j*', "norm": [J, 4] their normalized metrics,
                "ev": their Evaluation}
     """
     params = agents[0].params
     W = np.stack([a.w for a in agents])
     n_req = max(float(state.requests.sum()), 1e-12)
-    for ag in agents:  # the last epoch's samples get this epoch's state as their next state (lines 9, 15)
-        ag.complete(obs_vec)
-    epoch, new_ema = [], []
+    for ag, inc in zip(agents, incumbent_scores):
+        ag.complete(obs_vec)  # the last epoch's samples get this epoch's state as their next state (lines 9, 15)
+        ag.ema = update_ema(ag.ema, float(inc), params.reward_ema_decay)
+    epoch = []
     for ag in agents:  # line 3: the agents are independent; run one after the other, deterministically
         plans = ag.sample_plans(obs_vec, k_opt, gen)  # lines 4-6
         reward, norm, ev = scorer(state, plans, ag.w, ag.ema)  # lines 7-8: one batched Simulate call
@@ -228,11 +233,10 @@ def phase1(agents: list, obs_vec: np.ndarray, state, scorer, k_opt: int, her: bo
         # run for all agents at once
         if params.marlin_updates_per_epoch and len(ag.current):
             epoch.append(ag.draw_batches(params.marlin_updates_per_epoch, rng, gen))
-        new_ema.append(update_ema(ag.ema, float(np.mean(weighted_score(norm, ag.w))), params.reward_ema_decay))
     if len(epoch) == len(agents):  # (all agents store alike: either every one has transitions or none has)
         agents[0].stack.learn(epoch)
-    for ag, e in zip(agents, new_ema):  # after the loop, so every agent's HER labels saw the same baselines
-        ag.ema = e
+        for ag in agents:
+            ag.updates += params.marlin_updates_per_epoch
     # lines 11-13: exploit each policy and evaluate the J deterministic proposals in one Simulate call
     props = np.stack([ag.exploit(obs_vec) for ag in agents])
     _, norm, ev = scorer(state, props, W[0])

@@ -60,6 +60,7 @@ BASELINES = HEURISTICS + RL_BASELINES
 MARLIN_VARIANTS = ("marlin", "marlin-minlatency", "marlin-mincarbon", "marlin-minwater", "marlin-mincost")
 MARLIN_ALIASES = ("marlin-balanced",)
 REFERENCE_CANDIDATES = ("uniform", "nearest", "greenest", "fill-ttft", "fill-carbon", "fill-water", "fill-cost")
+ORACLES = ("oracle", "oracle-hindsight")  # the LP oracle and its hindsight bound (family 'other': never a baseline)
 
 DEFAULT_OUT = "results/study"  # a sweep of kind K goes to DEFAULT_OUT/K
 DEFAULT_SEEDS = 5  # paper Fig. 3: >= 5 seeds (SPEC 11)
@@ -100,8 +101,9 @@ def references() -> tuple:
 
 
 def default_schedulers() -> tuple:
-    """The paper's 13 (8 baselines + 5 MARLIN variants) plus every registered reference scheduler."""
-    return BASELINES + MARLIN_VARIANTS + references()
+    """The paper's 13 (8 baselines + 5 MARLIN variants), every registered reference scheduler and the LP oracles
+    (the report's gap to `oracle-hindsight`)."""
+    return BASELINES + MARLIN_VARIANTS + references() + ORACLES
 
 
 def _safe(name: str) -> str:
@@ -484,7 +486,7 @@ def _parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     if kind in ("compare", "scale", "paper"):
         p.add_argument("--schedulers", default=None,
-                       help="comma-separated names (default: the 13 of the paper + the registered references)")
+                       help="comma-separated names (default: the 13 of the paper, the registered references and the LP oracles)")
     if kind in ("compare", "ablate", "pareto", "paper"):
         p.add_argument("--dcs", type=int, default=DEFAULT_DCS, help=f"datacenters (default {DEFAULT_DCS})")
     if kind in ("scale", "paper"):

@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports import analysis as an
-from reports import figures
+from reports import figures, oracle_gap
 from reports.experiments import DEFAULT_OUT, _Parser
 from reports.hypervolume import REF_OFFSET
 from reports.study import METRICS, OBJECTIVE_KEYS, Study, display, load
@@ -271,6 +271,7 @@ def build(study: Study, ref_offset: float = REF_OFFSET) -> tuple:
     if study.missing:
         doc.items([f"{m['kind']}/{m['run']}: {m['error']}" for m in study.missing])
     tables = {"stats.csv": stats, "hypervolume.csv": hv, "ablation.csv": abl, "reproduction.csv": rep}
+    tables.update(oracle_gap.add_section(doc, runs))  # every scheduler's gap to the LP oracle's bound (issue 18)
     return doc, tables
 
 

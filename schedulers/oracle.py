@@ -199,12 +199,11 @@ class Oracle(Scheduler):
         type_tdp = np.array([fleet.tdp_w[:n][types == t][0] if (types == t).any() else 0.0 for t in range(T)])
         self.kwh_per_request = marginal_it_kwh(cap.node_rps, info.hosts, type_nodes, type_tdp,
                                                cfg.pc_pstates[0], cfg.pc_parked)  # [M]
-        self.type_nodes = type_nodes
         m, o, d = info.plan_shape
         self.uniform_plan = np.full((m, o, d), 1.0 / d)
         self.breakpoints = np.linspace(0.0, 1.0, self.params.oracle_queue_breakpoints + 1)
         self.rate_profile = np.ones(1) if info.rate_profile is None else np.asarray(info.rate_profile, dtype=float)
-        self.last_excess = 0.0
+        self.log_rows: list = []
 
     # --- what the LP routes ----------------------------------------------------------------------------------
     def requests(self, obs: Observation) -> np.ndarray:
@@ -250,7 +249,7 @@ class Oracle(Scheduler):
         info = self.info
         req = self.requests(obs)
         cap = np.asarray(info.capacity.requests_per_epoch, dtype=float)  # [D, M]
-        state = dataclasses.replace(EpochState.from_observation(obs), requests=req)
+        state = dataclasses.replace(EpochState.from_observation(obs), predicted=req, requests=req)
         ref = info.evaluator.evaluate(state, self.uniform_plan).metrics[0]
         cost, queue_weight = self.unit_cost(obs, ref)
         mix = mix_share(req)
@@ -259,8 +258,11 @@ class Oracle(Scheduler):
         else:
             per_req = (mix[None, :] / np.maximum(cap, 1e-300)).sum(axis=1)
             waiting = np.asarray(obs.queued, dtype=float) * per_req
-        x, self.last_excess, _ = routing_lp(req, cost, cap, np.full(info.dcs, self.target()), waiting,
-                                            self.queue_lines(mix), queue_weight)
+        target = self.target()
+        x, excess, objective = routing_lp(req, cost, cap, np.full(info.dcs, target), waiting, self.queue_lines(mix),
+                                          queue_weight)
+        self.log_rows.append({"epoch": obs.epoch, "headroom_target": target, "excess_utilization": excess,
+                              "lp_objective": objective})
         rows = x.sum(axis=2, keepdims=True)
         best = np.argmin(np.where((cap > 0).T[:, None, :], cost, np.inf), axis=2)  # rows with nothing to route
         empty = np.zeros_like(x)
@@ -268,6 +270,14 @@ class Oracle(Scheduler):
         plan = np.where(rows > 0, x / np.maximum(rows, 1e-300), empty)
         self.headroom.record(plan, obs.predicted_requests, obs.epoch)
         return plan
+
+    def extra_results(self) -> dict:
+        """`oracle_epochs.csv`: per epoch, the utilization target (`headroom_target`), the least total excess over
+        it the load forced (`excess_utilization`, summed over datacenters; 0 when it fits) and the LP's
+        objective (Eq. 11's normalised weighted sum of the routing-dependent terms, `lp_objective`)."""
+        import pandas as pd
+
+        return {"oracle_epochs": pd.DataFrame(self.log_rows)}
 
 
 class OracleHindsight(Oracle):

@@ -486,7 +486,8 @@ def _parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     if kind in ("compare", "scale", "paper"):
         p.add_argument("--schedulers", default=None,
-                       help="comma-separated names (default: the 13 of the paper, the registered references and the LP oracles)")
+                       help="comma-separated names (default: the 13 of the paper, the registered references "
+                            "and the LP oracles)")
     if kind in ("compare", "ablate", "pareto", "paper"):
         p.add_argument("--dcs", type=int, default=DEFAULT_DCS, help=f"datacenters (default {DEFAULT_DCS})")
     if kind in ("scale", "paper"):

@@ -12,16 +12,17 @@ linear in x:
 - TTFT: the round trip 2 x LA_net (Eq. 2-3) per request, plus each datacenter's queueing wait, a convex
   piecewise-linear function of its utilization u_d (`queue_penalty_lines`: the M/G/c wait of the datacenter as
   one pool, over the workload's within-epoch bin rates, `simcore.queueing.pool_queueing_wait`; past full
-  capacity the fluid backlog), written as an epigraph variable per datacenter; the first-token compute is the
-  same at every site and drops out;
+  capacity the fluid backlog), written as an epigraph variable per datacenter; the first-token compute is
+  the same at every site and drops out;
 - each metric is divided by the uniform plan's (Simulate, `StaticInfo.evaluator`), as every scheduler's Eq. 11
   score is (`schedulers.common.normalized_metrics`);
 
 subject to: every row's requests routed (sum_d x = requests), a model only where it is hosted, and each
 datacenter's utilization u_d = sum_m (x[m, :, d] summed) / capacity[d, m] + what already waits there at most
 the shared head-room target (`schedulers.feasibility.Headroom`: room for the within-epoch peak and the forecast's
-observed error, the target fill-* and MARLIN plan up to). Where the load does not fit under the target everywhere, a first LP
-finds the least total excess (slack), and the second keeps it: the oracle never buys a metric with overload.
+observed error, the target fill-* and MARLIN plan up to). Where the load does not fit under the target
+everywhere, a first LP finds the least total excess (slack), and the second keeps it: the oracle never buys a
+metric with overload.
 
 - `oracle` plans on the forecast (`Observation.predicted_requests`) and keeps head-room for the forecast's error
   (its own plans' observed error, `Headroom.learn`): deployable, the best plan a linear model of the world

@@ -115,8 +115,8 @@ class MarlinParams(EvaluatorParams):
         ordered(self, "marlin_capital_min", "marlin_capital_threshold", "marlin_capital_max")
         steps = len(AGENT_NAMES) * self.marlin_updates_per_epoch
         if steps > self.gradient_steps_per_epoch:
-            raise ConfigError(f"marlin_updates_per_epoch={self.marlin_updates_per_epoch}: its {len(AGENT_NAMES)} agents "
-                              f"take {steps} gradient steps per epoch, above gradient_steps_per_epoch="
+            raise ConfigError(f"marlin_updates_per_epoch={self.marlin_updates_per_epoch}: its {len(AGENT_NAMES)} "
+                              f"agents take {steps} gradient steps per epoch, above gradient_steps_per_epoch="
                               f"{self.gradient_steps_per_epoch}")
         if simulate_plans(len(AGENT_NAMES), 1) > self.plan_evaluations_per_epoch:
             raise ConfigError(f"plan_evaluations_per_epoch={self.plan_evaluations_per_epoch}: MARLIN needs at least "

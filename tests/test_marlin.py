@@ -484,3 +484,33 @@ def test_marlin_plans_within_the_head_room_target_that_follows_its_forecast_erro
     assert log["headroom_target"].iloc[1] == pytest.approx(s.headroom.target())
     assert (log["simulate_plans"] <= s.params.plan_evaluations_per_epoch).all()
     assert list(log["gradient_steps"]) == [0, 4 * s.params.marlin_updates_per_epoch]  # epoch 0 has no transition
+
+
+def test_game_reads_discounted_utilities_in_one_epochs_reward_units():
+    """Critics that learnt discounted returns hold ~ r / (1 - gamma): agents whose proposals earn r = (-1.0, -1.2)
+    an epoch have utilities (-20, -24) at gamma 0.95. The game's utility shares and veto losses are those of the
+    one-epoch rewards (gamma 0: utilities -1.0, -1.2), not a 20x sharper softmax."""
+    class Critic:  # Q_j(plan): a constant per agent, plus a loss for the plan away from its proposal
+        def __init__(self, j, q, w):
+            self.j, self.q, self.w = j, q, w
+
+        def q_value(self, obs, plans):
+            away = (plans - torch.as_tensor(props[self.j].reshape(1, -1), dtype=torch.float32)).abs().sum(-1)
+            return self.q - 0.1 * away * self.scale
+
+    props = np.stack([np.eye(4)[[j] * 8].reshape(2, 4, 4) for j in range(2)])  # agent j: all to datacenter j
+
+    def outcome(gamma):
+        rewards = ((-1.0, [1, 0, 0, 0]), (-1.2, [0, 1, 0, 0]))
+        agents = [Critic(j, r / (1.0 - gamma), w) for j, (r, w) in enumerate(rewards)]
+        for a in agents:
+            a.scale = 1.0  # the plans differ in this epoch's reward only: the same loss at any gamma
+        params = MarlinParams(**{**FAST, "marlin_gamma": gamma, "marlin_veto_delta": 0.0})
+        return phase2(agents, np.zeros(3, dtype=np.float32), props, np.array([200.0, 200.0]), np.full(2, 0.5),
+                      params, frozenset({"no-sgd"}))
+
+    one, disc = outcome(0.0), outcome(0.95)
+    np.testing.assert_allclose(disc.utility_weights, one.utility_weights, rtol=1e-5)
+    assert one.utility_weights[0] == pytest.approx(np.exp(0.2) / (1 + np.exp(0.2)))  # softmax(-1.0, -1.2)
+    np.testing.assert_allclose(disc.delta, one.delta, rtol=1e-4)
+    assert (one.delta > 0).all()

@@ -65,7 +65,8 @@ class MarlinParams(EvaluatorParams):
                                      lo=0, lo_open=True)
     marlin_target_entropy_scale: float = param(1.0, "MARLIN: target entropy = -this x action size (SAC default 1)")
     marlin_gamma: float = param(0.95, "MARLIN: SAC discount of the next epoch's soft value in the critics' target "
-                                "(paper section 6)", lo=0, hi=1)
+                                "(paper section 6; below 1: the day has no end the critics see)", lo=0, hi=1,
+                                hi_open=True)
     marlin_tau: float = param(0.005, "MARLIN: Polyak rate of the target critics (paper section 6)",
                               lo=0, lo_open=True, hi=1)
     marlin_replay_current: int = param(20000, "MARLIN: current-epoch replay capacity per agent (paper section 6)", lo=1)

@@ -118,13 +118,14 @@ def test_perllm_bandit_shifts_after_cost_rises(engine):
         p.observe(epoch_result(e, costs))
     obs = observation(engine, per_row=1.0)
     before = p.decide(obs)
-    assert np.argmax(p.ucb()) == 0
+    assert np.all(np.argmax(p.ucb(), axis=1) == 0)  # the best arm of every origin
     assert before[:, :, 0].mean() > 0.99  # every row fits datacenter 0's capacity
     costs = np.array([5.0, 2.0, 1.5, 2.0])  # datacenter 0's observed cost rises; 2 is now the cheapest
+    p.sent = None  # the synthetic results below come from every origin to every datacenter, not from that plan
     for e in range(10, 40):
         p.observe(epoch_result(e, costs))
     after = p.decide(obs)
-    assert np.argmax(p.ucb()) == 2
+    assert np.all(np.argmax(p.ucb(), axis=1) == 2)
     assert after[:, :, 0].max() < 1e-9 and after[:, :, 2].mean() > 0.99
 
 
@@ -132,12 +133,22 @@ def test_perllm_capacity_constraint_splits_rows(engine):
     p = make("perllm", engine)
     for e in range(5):
         p.observe(epoch_result(e, np.array([1.0, 2.0, 3.0, 4.0])))
-    cap, target = engine.info.capacity.requests_per_epoch, engine.cfg.warm_target_utilization
+    cap, target = engine.info.capacity.requests_per_epoch, p.headroom.target()
     room = target * cap.min()  # requests of the scarcer model that fill one datacenter to the target
     obs = observation(engine, per_row=room / 2)  # 8 rows of at most half a datacenter each: needs four
     plan = p.decide(obs)
     load = np.einsum("mod,mo->dm", plan, obs.predicted_requests)
     assert np.all(datacenter_utilization(load, cap) <= target + 1e-6)
+
+
+def test_perllm_overflow_keeps_every_datacenter_within_the_headroom(engine):
+    p = make("perllm", engine)
+    p.sla_rate = np.array([0.0, 1.0, 1.0, 1.0])  # datacenters 1-3 slipped on the SLA: only 0 is a feasible arm
+    obs = observation(engine)  # half the fleet's capacity: twice what datacenter 0 holds
+    plan = p.decide(obs)
+    util = planned_utilization(plan, obs.predicted_requests, engine.info.capacity.requests_per_epoch, obs.queued)
+    assert util[0] == pytest.approx(p.headroom.target())  # the feasible arm is filled to the head-room ...
+    assert util.max() <= p.headroom.target() + 1e-9  # ... and the overflow goes where there is room, not onto it
 
 
 def test_perllm_unplayed_arms_first(engine):
@@ -151,7 +162,7 @@ def test_perllm_row_without_forecast_takes_the_best_arm_even_when_full(engine):
     p = make("perllm", engine)
     for e in range(5):
         p.observe(epoch_result(e, np.array([2.0, 2.0, 1.0, 2.0])))  # datacenter 2 cheapest: the best arm
-    assert np.argmax(p.ucb()) == 2
+    assert np.all(np.argmax(p.ucb(), axis=1) == 2)
     obs = observation(engine)
     pred = obs.predicted_requests.copy()
     pred[1, :2] = 0.0  # some rows forecast nothing while others do

@@ -24,6 +24,9 @@ Capacity:
 - `planned_utilization(plans [B, M, O, D] | [M, O, D], requests [M, O], capacity [D, M], queued [D] | None)
   -> [B, D] | [D]`: each datacenter's utilization (`simcore.capacity.datacenter_utilization`) of the requests
   a plan sends it plus the requests already waiting there (in the requests' model mix).
+- `fleet_utilization(requests [M, O], capacity [D, M], queued [D] | None) -> float`: the utilization every
+  datacenter would have with each model's requests spread in proportion to capacity (the highest, counting the
+  backlog): the least any plan can reach, so a ceiling below it is unattainable.
 - `project_to_capacity(plans, requests, capacity, target, queued=None)`: plans repaired so no datacenter is
   planned above `target` (pass `Headroom.target()` for the head-room-aware ceiling); where the whole fleet's load
   exceeds the target, every datacenter is brought to the fleet's own utilization. A plan within the target is
@@ -161,6 +164,16 @@ def planned_utilization(plans: np.ndarray, requests: np.ndarray, capacity: np.nd
     unit = req[None, :, :, None] / np.where(cap > 0, cap, np.inf).T[None, :, None, :]  # [1, M, O, D]
     load = _waiting(queued, req, cap)[None] + (p * unit).sum(axis=(1, 2))
     return load[0] if one else load
+
+
+def fleet_utilization(requests: np.ndarray, capacity: np.ndarray, queued: np.ndarray | None = None) -> float:
+    """The highest datacenter utilization when each model's requests are spread in proportion to the
+    datacenters' capacity for it (on top of their backlog): the whole fleet's own load."""
+    cap = np.asarray(capacity, dtype=float)
+    proportional = (cap / np.maximum(cap.sum(axis=0, keepdims=True), 1e-300)).T[:, None, :]  # [M, 1, D]
+    req = np.asarray(requests, dtype=float)
+    return float(planned_utilization(np.broadcast_to(proportional, req.shape + (cap.shape[0],)), req, cap,
+                                     queued).max())
 
 
 def project_to_capacity(plans: np.ndarray, requests: np.ndarray, capacity: np.ndarray, target: float,

@@ -49,7 +49,7 @@ from pymoo.core.problem import Problem
 from pymoo.optimize import minimize
 
 from schedulers.common import EvaluatorParams, EvaluatorScheduler, normalized_metrics, sla_rate, weighted_score
-from schedulers.feasibility import Headroom, compress_metrics, planned_utilization
+from schedulers.feasibility import Headroom, compress_metrics, fleet_utilization, planned_utilization
 from simcore.errors import ConfigError
 from simcore.interface import Observation
 from simcore.params import param
@@ -172,9 +172,7 @@ class NSGA2(EvaluatorScheduler):
         state = self.epoch_state(obs)
         reference = self.evaluator.evaluate(state, self.uniform_plan)
         cap = self.info.capacity.requests_per_epoch
-        proportional = np.broadcast_to((cap / np.maximum(cap.sum(axis=0, keepdims=True), 1e-300)).T[:, None, :],
-                                       shape)
-        fleet = float(planned_utilization(proportional, state.predicted, cap, state.queued).max())
+        fleet = fleet_utilization(state.predicted, cap, state.queued)
         problem = PlanProblem(self.evaluator, state, reference, shape, p.nsga2_logit_bound, cap,
                               max(self.headroom.target(), fleet), p)
         algorithm = PymooNSGA2(pop_size=p.nsga2_pop_size, sampling=self.initial_population(),

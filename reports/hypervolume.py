@@ -8,13 +8,15 @@ Protocol (the paper's rule, made exact):
   objective lies on the reference box's face and contributes exactly zero volume; the small offset keeps such
   points visible (their volume is then at most `REF_OFFSET` times the rest) without changing the ranking of
   points that are never worst. Pass `ref_offset=0` for the paper's literal rule.
+- `log_columns` (the report's feasible hypervolume: TTFT) are taken on the log10 scale before normalizing, so an
+  objective spanning orders of magnitude (TTFT 0.02 s .. hours) does not squeeze every other point onto 0;
 - a framework's PHV is the hypervolume dominated by its non-dominated points (pymoo's `HV` indicator). For a
   framework with a single point it is the volume of the box between that point and the reference point (the
   paper's single-point rule), which is what `box_volume` computes and what HV gives for one point.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -60,8 +62,13 @@ def hypervolume(points: np.ndarray, ref: np.ndarray) -> float:
     return float(HV(ref_point=ref)(p))
 
 
-def study_hypervolumes(groups: Mapping[str, np.ndarray], ref_offset: float = REF_OFFSET) -> dict:
-    """PHV of each group's points, normalized over all groups together (one study).
+LOG_FLOOR = 1e-12  # a value taken on the log scale is at least this (a zero would have no logarithm)
+
+
+def study_hypervolumes(groups: Mapping[str, np.ndarray], ref_offset: float = REF_OFFSET,
+                       log_columns: Sequence[int] = ()) -> dict:
+    """PHV of each group's points, normalized over all groups together (one study), the `log_columns` on the
+    log10 scale.
 
     Returns name -> {"points": n, "front": non-dominated count, "phv": hypervolume}; `groups` maps a framework
     to its raw (unnormalized) points [n, m]. Groups with no points get phv NaN.
@@ -70,11 +77,17 @@ def study_hypervolumes(groups: Mapping[str, np.ndarray], ref_offset: float = REF
     result = {k: {"points": 0, "front": 0, "phv": float("nan")} for k in groups}
     if not names:
         return result
-    allp = np.vstack([np.atleast_2d(np.asarray(groups[k], dtype=float)) for k in names])
+    def scaled(p) -> np.ndarray:
+        p = np.atleast_2d(np.asarray(p, dtype=float)).copy()
+        for c in log_columns:
+            p[:, c] = np.log10(np.maximum(p[:, c], LOG_FLOOR))
+        return p
+
+    allp = np.vstack([scaled(groups[k]) for k in names])
     lo, hi = allp.min(axis=0), allp.max(axis=0)
     ref = np.ones(allp.shape[1]) + ref_offset
     for k in names:
-        z = normalize(np.atleast_2d(groups[k]), lo, hi)
+        z = normalize(scaled(groups[k]), lo, hi)
         front = non_dominated(z)
         result[k] = {"points": len(z), "front": len(front), "phv": hypervolume(front, ref)}
     return result

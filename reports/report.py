@@ -1,16 +1,20 @@
-"""`python run.py report [DIR] [--hv-offset 0.01]`: a study folder -> report.md, report.html, figures/, tables.
+"""`python run.py report [DIR] [--hv-offset 0.01] [--sla-gate 0.01]`: a study folder -> report.md, report.html, figures/, tables.
 
 Reads only the sweep manifests and the runs' `summary.json` (`reports.study`); writes into DIR (atomically,
 temp name + rename), replacing only files of these names:
 - `report.md` (figures linked from `figures/`) and `report.html` (self-contained: the same figures embedded);
 - `figures/fig3_compare_d<D>.png`, `figures/fig4_hypervolume_d<D>.png`, `figures/fig5_scale.png`,
   `figures/fig6_ablation_d<D>.png` (each only where the study has the runs for it);
-- `stats.csv` (kind, label, family, dcs, hours, metric, n, mean, ci_low, ci_high: mean and 95 % t-interval
-  over seeds of every summary metric), `hypervolume.csv` (dcs, hours, framework, family, points, front, phv,
-  phv_pct_of_marlin), `ablation.csv` (dcs, hours, label, ablation, seeds, phv, phv_norm, phv_loss_pct and the
-  four objectives' means), `reproduction.csv` (section, claim, metric, dcs, subject_label, versus_label,
-  subject_mean, versus_mean, paper_pct, measured_pct, ci_low_pct, ci_high_pct, claimed_in_ci, verdict,
-  versus_sla_label, measured_sla_pct, verdict_sla: the same claim against the best serving its load).
+- `stats.csv` (kind, label, family, dcs, hours, metric, n, mean, ci_low, ci_high, feasible: mean and 95 %
+  interval over seeds of every summary metric, log / logit scale, and whether the scheduler serves its load at
+  that D), `hypervolume.csv` (dcs, hours, framework, family, feasible, points, feasible_points, front,
+  hv_feasible, hv_feasible_pct_of_marlin, phv, phv_pct_of_marlin: the feasible hypervolume and the paper's
+  rule), `ablation.csv` (dcs, hours, label, ablation, seeds, feasible, hv_feasible, hv_feasible_norm, phv,
+  phv_norm, phv_loss_pct and the four objectives' means), `reproduction.csv` (section, claim, metric, dcs,
+  subject (the MARLIN variant the claim is judged on), subject_label, versus_label, subject_mean, versus_mean,
+  paper_pct, measured_pct, ci_low_pct, ci_high_pct, claimed_in_ci, verdict, versus_paper_label,
+  measured_paper_pct, verdict_paper: the same claim by the paper's rule, SLA ignored).
+`--sla-gate` (default 0.01) is the share of late or unserved requests above which a scheduler is infeasible.
 How the numbers are computed: `reports.analysis` (claims, verdicts, hypervolume rule) and
 `reports.hypervolume` (normalization, reference point).
 """
@@ -91,7 +95,7 @@ color:#222;line-height:1.45;padding:0 1em}table{border-collapse:collapse;margin:
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f3f3f3}
 tr:nth-child(even) td{background:#fafafa}img{max-width:100%;border:1px solid #eee}
 td.holds{background:#d5f5e3!important}td.does-not-hold{background:#fadbd8!important}
-td.inconclusive{background:#fcf3cf!important}code{background:#f4f4f4;padding:0 3px}"""
+td.inconclusive{background:#fcf3cf!important}td.infeasible{background:#e5e7e9!important}code{background:#f4f4f4;padding:0 3px}"""
 
 
 def to_html(doc: Doc, title: str) -> str:
@@ -114,8 +118,10 @@ def to_html(doc: Doc, title: str) -> str:
                 cells = []
                 for c, v in zip(df.columns, row):
                     text = _cell(v)
-                    cls = f" class='{text.replace(' ', '-')}'" if c == "verdict" else ""
-                    cells.append(f"<td{cls}>{html.escape(text)}</td>")
+                    cls = f" class='{an.verdict_kind(text).replace(' ', '-')}'" if c == "verdict" else ""
+                    bold = text.startswith("**") and text.endswith("**") and len(text) > 4
+                    shown = f"<b>{html.escape(text[2:-2])}</b>" if bold else html.escape(text)
+                    cells.append(f"<td{cls}>{shown}</td>")
                 rows.append("<tr>" + "".join(cells) + "</tr>")
             out.append("<table>" + "".join(rows) + "</table>")
     out.append("</body></html>")
@@ -151,41 +157,57 @@ def _repro_rows(rep: pd.DataFrame) -> pd.DataFrame:
     def pct(v):
         return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.2f} %"
 
+    def name(x):
+        return display(x) if isinstance(x, str) else "(none)"
+
     rows = []
     for r in rep.itertuples(index=False):
-        if r.metric in ("phv", "ablation-phv"):
-            what = "PHV"
-        else:
-            what = METRICS[r.metric][0]
-        def name(x):
-            return display(x) if isinstance(x, str) else "(none)"
-
-        versus = f"{name(r.subject_label)} vs {name(r.versus_label)}"
-        ci = "" if pd.isna(r.ci_low_pct) else f"[{r.ci_low_pct:+.2f}, {r.ci_high_pct:+.2f}]"
+        what = "PHV" if r.metric in ("phv", "ablation-phv") else METRICS[r.metric][0]
+        judged = not (r.verdict.endswith("infeasible") or r.verdict.startswith("no "))
+        ci = "" if pd.isna(r.ci_low_pct) or not judged else f"[{r.ci_low_pct:+.2f}, {r.ci_high_pct:+.2f}]"
         paper = pct(r.paper_pct) if r.paper_pct is not None and not pd.isna(r.paper_pct) else "better (sign only)"
-        inside = "" if r.claimed_in_ci is None or pd.isna(r.claimed_in_ci) else ("yes" if r.claimed_in_ci else "no")
+        inside = "" if r.claimed_in_ci is None or pd.isna(r.claimed_in_ci) or not judged else \
+            ("yes" if r.claimed_in_ci else "no")
         rows.append({"section": r.section, "claim (paper)": r.claim,
-                     "D": "" if pd.isna(r.dcs) else int(r.dcs), "metric": what,
-                     "ours: subject vs versus": versus, "paper": paper, "ours": pct(r.measured_pct),
+                     "D": "" if pd.isna(r.dcs) else int(r.dcs), "metric": what, "subject": name(r.subject),
+                     "ours: subject vs versus": f"{name(r.subject_label)} vs {name(r.versus_label)}",
+                     "paper": paper, "ours": pct(r.measured_pct) if judged else r.verdict,
                      "ours, 95 % CI": ci, "paper's value in our CI": inside, "verdict": r.verdict,
-                     "vs the best serving its load": "" if pd.isna(r.verdict_sla) else
-                     f"{name(r.versus_sla_label)} {pct(r.measured_sla_pct)}".strip(),
-                     "verdict then": "" if pd.isna(r.verdict_sla) else r.verdict_sla})
+                     "paper's rule (SLA ignored)": "" if pd.isna(r.verdict_paper) else
+                     f"{name(r.versus_paper_label)} {pct(r.measured_paper_pct)}: {r.verdict_paper}".strip()})
     return pd.DataFrame(rows)
 
 
-def build(study: Study, ref_offset: float = REF_OFFSET) -> tuple:
+def _notes(runs: pd.DataFrame, gate: float) -> list:
+    """What every table and figure of the report assumes (the feasibility gate, the intervals)."""
+    seeds = runs.groupby(["kind", "label", "dcs"])["seed"].nunique()
+    lines = [f"Feasible first: a scheduler serves its load at a D when its mean SLA violation share (requests late "
+             f"or never served, over arrivals) is at most {gate * 100:g} % (--sla-gate). Only feasible schedulers "
+             f"are ranked or named best; infeasible ones stay in every table ({an.INFEASIBLE_MARK} after the name) "
+             "and figure (hatched), never crowned.",
+             "Bold: the best feasible mean, only where its 95 % interval and the runner-up's do not overlap; "
+             "'(tied)': the feasible schedulers whose intervals overlap the best's.",
+             "Intervals: mean over seeds and a 95 % Student-t interval, computed on the log scale for quantities "
+             "(carbon, water, cost, TTFT, ...) and the logit scale for rates (SLA violations, SLO attainment), by "
+             "the delta method, so they stay non-negative and rates within [0, 1]."]
+    if len(seeds) and seeds.min() < 3:
+        lines.append(f"Indicative only: some schedulers have {int(seeds.min())} seed(s); with fewer than 3 seeds the "
+                     "intervals are very wide (t = 12.7 at 2 seeds) or undefined, and ties are the rule.")
+    return lines
+
+
+def build(study: Study, ref_offset: float = REF_OFFSET, gate: float = an.SLA_GATE) -> tuple:
     """(Doc, {csv name: DataFrame}) of a study; figures are written into study.root / figures."""
     from reports.experiments import references
 
     root, runs = study.root, study.runs
     fig_dir = root / "figures"
-    stats = pd.concat([an.interval_table(runs[runs["kind"] == k]).assign(kind=k)
+    stats = pd.concat([an.interval_table(runs[runs["kind"] == k], gate=gate).assign(kind=k)
                        for k in dict.fromkeys(runs["kind"])] or [pd.DataFrame()], ignore_index=True)
-    hv = an.hypervolume_table(study, ref_offset)
-    abl = an.ablation_table(study, ref_offset)
+    hv = an.hypervolume_table(study, ref_offset, gate)
+    abl = an.ablation_table(study, ref_offset, gate)
     known_refs = tuple(dict.fromkeys((*references(), *runs.loc[runs["family"] == "reference", "label"])))
-    rep = an.reproduction_table(study, hv, abl, known_refs)
+    rep = an.reproduction_table(study, hv, abl, known_refs, gate)
 
     doc = Doc()
     doc.h(1, "MARLIN simulator: comparative study")
@@ -196,52 +218,46 @@ def build(study: Study, ref_offset: float = REF_OFFSET) -> tuple:
         lines.append(f"{k} ({folder.name}/): {len(sub)} of {len(man.get('runs', []))} runs finished; D = "
                      f"{', '.join(map(str, man.get('dcs', [])))}; {man.get('hours', '?'):g} h; seeds {_seeds(sub)}; "
                      f"run flags: {' '.join(man.get('run_args', [])) or '(defaults)'}")
-    doc.p(f"Study folder {root}. Objectives (all lower is better): mean TTFT, carbon, water, energy cost, from each "
-          "run's summary.json. Intervals: mean and 95 % Student-t interval over seeds.")
+    doc.p(f"Study folder {root}. Objectives (all lower is better): mean TTFT of the served requests, carbon, water, "
+          "energy cost, from each run's summary.json (the drain's included: after the horizon the fleet serves its "
+          "backlog, docs/model.md 'Drain'); SLO attainment = share of arrived requests with their first token "
+          "within the SLA (higher is better).")
     doc.items(lines)
-
-    doc.h(2, "Reproduction of the paper's claims")
-    doc.p("Each headline claim of the paper's section 6 beside our value. Metric rows: delta of the subject's mean "
-          "vs the other's, with Welch's 95 % interval of the difference; verdict 'holds' when the two 95 % "
-          "intervals do not overlap and the sign is the claimed one, 'does not hold' when they do not overlap "
-          "and the sign is the other, 'inconclusive' when they overlap; 'at most / at least' rows hold when the "
-          "whole interval of the delta is at or below the paper's value. 'best-X' is the lowest mean on the row's "
-          "metric within group X (the paper compared with its best baseline per metric). PHV rows are single "
-          "values (one front per framework), judged on the sign alone. The 'ours' rows are our stricter bar "
-          "(reference schedulers), which the paper did not run. The last two columns judge each metric claim "
-          f"again against the best of the group among the schedulers that serve their load (mean SLA violation "
-          f"share <= {an.SLA_GATE * 100:g} %): the paper's four objectives do not count requests left unserved, so "
-          "in a capacity-true world an overloading scheduler can be the 'best' on carbon, water or cost.")
-    if len(rep):
-        for col, what in (("verdict", "Verdicts"), ("verdict_sla", "Against the best serving its load")):
-            counts = rep[col].value_counts()
-            doc.p(f"{what}: " + ", ".join(f"{v} {int(counts.get(v, 0))}"
-                                         for v in ("holds", "does not hold", "inconclusive", "no data")) + ".")
-        doc.table(_repro_rows(rep))
+    doc.items(_notes(runs, gate))
 
     comp = stats[stats["kind"] == "compare"] if len(stats) else stats
     for d in sorted(comp["dcs"].unique()) if len(comp) else []:
         t = comp[comp["dcs"] == d]
         doc.h(2, f"State-of-the-art comparison (Fig. 3), D = {d}")
         path = figures.fig3_compare(t, fig_dir / f"fig3_compare_d{d}.png",
-                                    f"Fig. 3: {d} datacenters, {t['hours'].iloc[0]:g} h, mean and 95 % CI over seeds")
+                                    f"Fig. 3: {d} datacenters, {t['hours'].iloc[0]:g} h, mean and 95 % CI over seeds",
+                                    gate)
         doc.img(path, f"Fig. 3, D={d}")
         doc.table(an.wide_intervals(t))
 
     if len(hv):
         for d in sorted(hv["dcs"].unique()):
             t = hv[hv["dcs"] == d]
+            has_marlin = bool((t["framework"] == an.MARLIN_FRAMEWORK).any() and
+                              t.loc[t["framework"] == an.MARLIN_FRAMEWORK, "feasible"].iloc[0])
             doc.h(2, f"Pareto hypervolume (Fig. 4), D = {d}")
-            doc.p(f"Objectives normalized over all points of this study (0 = best, 1 = worst observed); reference "
-                  f"point = the worst observed value of each + {ref_offset:g}. MARLIN: every MARLIN run (five "
+            doc.p(f"Hypervolume of the feasible runs only (an infeasible scheduler contributes nothing: 0, listed): "
+                  f"mean TTFT on the log10 scale, every objective min-max normalized over the feasible points of "
+                  f"this D (0 = best, 1 = worst feasible), reference point = 1 + {ref_offset:g} in each. The "
+                  "paper's literal rule (every point, TTFT linear, min-max over all points, reference = the worst "
+                  "observed) is the last two columns, to compare with the paper. MARLIN: every MARLIN run (five "
                   "variants and any --weights sweep, every seed); RL baselines: one point per seed; heuristics and "
                   "references: one point, their mean over seeds (the paper's single-point rule: the box's volume).")
             path = figures.fig4_hypervolume(t, fig_dir / f"fig4_hypervolume_d{d}.png",
-                                            f"Fig. 4: PHV as % of MARLIN's, {d} datacenters")
+                                            f"Fig. 4: hypervolume of the feasible runs, {d} datacenters"
+                                            + (", % of MARLIN's" if has_marlin else " (normalized units)"))
             doc.img(path, f"Fig. 4, D={d}")
-            doc.table(pd.DataFrame({"framework": t["framework"].map(display), "family": t["family"],
-                                    "points": t["points"], "non-dominated": t["front"], "PHV": t["phv"],
-                                    "% of MARLIN": t["phv_pct_of_marlin"]}))
+            doc.table(pd.DataFrame({
+                "framework": [display(f) + ("" if ok else f" {an.INFEASIBLE_MARK}")
+                              for f, ok in zip(t["framework"], t["feasible"])],
+                "family": t["family"], "points": t["points"], "feasible points": t["feasible_points"],
+                "HV (feasible)": t["hv_feasible"], "HV, % of MARLIN": t["hv_feasible_pct_of_marlin"],
+                "paper rule: PHV": t["phv"], "paper rule: % of MARLIN": t["phv_pct_of_marlin"]}))
 
     sc = stats[stats["kind"] == "scale"] if len(stats) else stats
     if len(sc):
@@ -256,15 +272,42 @@ def build(study: Study, ref_offset: float = REF_OFFSET) -> tuple:
             t = abl[abl["dcs"] == d]
             doc.h(2, f"Ablation (Fig. 6), D = {d}")
             doc.p("MARLIN-Balanced with one switch removed at a time; each configuration's seeds are its points; "
-                  "PHV normalized over this study and divided by the full framework's.")
+                  "hypervolume of the feasible configurations (as Fig. 4) divided by the full framework's; the "
+                  "paper's rule beside it.")
             path = figures.fig6_ablation(t, fig_dir / f"fig6_ablation_d{d}.png",
-                                         f"Fig. 6: normalized PHV of MARLIN vs ablations, {d} datacenters")
+                                         f"Fig. 6: hypervolume of MARLIN vs ablations / full's, {d} datacenters")
             doc.img(path, f"Fig. 6, D={d}")
-            show = pd.DataFrame({"configuration": t["ablation"], "seeds": t["seeds"], "PHV": t["phv"],
-                                 "PHV / full": t["phv_norm"], "PHV loss (%)": t["phv_loss_pct"]})
+            show = pd.DataFrame({"configuration": [a + ("" if ok else f" {an.INFEASIBLE_MARK}")
+                                                   for a, ok in zip(t["ablation"], t["feasible"])],
+                                 "seeds": t["seeds"], "HV (feasible) / full": t["hv_feasible_norm"],
+                                 "paper rule: PHV / full": t["phv_norm"]})
             for m in OBJECTIVE_KEYS:
                 show[f"{METRICS[m][0]} ({METRICS[m][1]})"] = t[m].to_numpy()
             doc.table(show)
+
+    doc.h(2, "Reproduction of the paper's claims")
+    doc.p("Each headline claim of the paper's section 6 beside our value, judged on the MARLIN variant the paper "
+          "names (the 'subject' column: MinLatency for TTFT, MinCarbon for carbon, MinWater for water, MinCost "
+          "for cost, Balanced against the RL baselines, the heuristics and SLIT). Both sides must serve their "
+          f"load (SLA gate {gate * 100:g} %): an infeasible MARLIN side reads 'MARLIN infeasible', and 'best-X' is "
+          "the feasible scheduler of group X with the lowest mean on the row's metric. Metric rows: delta of the "
+          "subject's mean vs the other's, with Welch's 95 % interval of the difference; verdict 'holds' when the "
+          "two 95 % intervals do not overlap and the sign is the claimed one, 'does not hold' when they do not "
+          "overlap and the sign is the other, 'inconclusive' when they overlap; 'at most / at least' rows hold "
+          "when the whole interval of the delta is at or below the paper's value. Hypervolume rows are single "
+          "values on the feasible hypervolume, judged on the sign alone. The 'ours' rows are our stricter bar "
+          "(reference schedulers), which the paper did not run. The last column is the paper's rule (best of "
+          "the group, SLA ignored), kept for comparison.")
+    judged = rep[rep["verdict"] != "no data"] if len(rep) else rep
+    if len(rep):
+        counts = rep["verdict"].map(an.verdict_kind).value_counts()
+        doc.p("Verdicts: " + ", ".join(f"{v} {int(counts.get(v, 0))}" for v in an.VERDICTS) + ".")
+    if len(judged):
+        doc.table(_repro_rows(judged))
+    skipped = rep[rep["verdict"] == "no data"] if len(rep) else rep
+    if len(skipped):
+        doc.p(f"Not judged ({len(skipped)} claims, sections {', '.join(dict.fromkeys(skipped['section']))}): "
+              "their schedulers or sweeps are not in this study.")
 
     doc.h(2, "Runs")
     doc.p(f"{len(runs)} finished runs read; {len(study.missing)} listed in a manifest without results.")
@@ -275,13 +318,13 @@ def build(study: Study, ref_offset: float = REF_OFFSET) -> tuple:
     return doc, tables
 
 
-def write_report(root: str | Path, ref_offset: float = REF_OFFSET) -> dict:
+def write_report(root: str | Path, ref_offset: float = REF_OFFSET, gate: float = an.SLA_GATE) -> dict:
     """Write the report files of study folder `root`; returns name -> path."""
     study = load(root)
     root = study.root
     if study.runs.empty:
         raise ConfigError(f"report {root}: no finished run yet (no summary.json in the sweep folders)")
-    doc, tables = build(study, ref_offset)
+    doc, tables = build(study, ref_offset, gate)
     out = {}
     for name, df in tables.items():
         write_csv(root / name, df)
@@ -298,11 +341,17 @@ def main(argv: list) -> int:
     p.add_argument("--hv-offset", type=float, default=REF_OFFSET,
                    help=f"added to the worst observed value of each normalized objective to make the hypervolume's "
                         f"reference point (default {REF_OFFSET}; 0 = the paper's literal rule)")
+    p.add_argument("--sla-gate", type=float, default=an.SLA_GATE,
+                   help=f"a scheduler is SLA-feasible (ranked, named best) when at most this share of its arrived "
+                        f"requests is late or never served, mean over seeds (default {an.SLA_GATE:g} = "
+                        f"{an.SLA_GATE * 100:g} %)")
     try:
         a = p.parse_args(argv)
         if not a.hv_offset >= 0:
             raise ConfigError(f"--hv-offset {a.hv_offset}: must be >= 0")
-        files = write_report(a.dir, a.hv_offset)
+        if not 0 <= a.sla_gate <= 1:
+            raise ConfigError(f"--sla-gate {a.sla_gate}: must be a share in [0, 1] (0.01 = 1 %)")
+        files = write_report(a.dir, a.hv_offset, a.sla_gate)
     except SimError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

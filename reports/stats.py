@@ -2,7 +2,10 @@
 
 `mean_ci(values)` gives (n, mean, low, high) of the 95 % t-interval (SPEC 11: mean and 95 % confidence interval
 over seeds). With one value the interval is undefined and reported as NaN; with zero spread it collapses onto
-the mean. `diff_ci(a, b)` is Welch's interval of mean(a) - mean(b) (unequal variances), used for the measured
+the mean. A quantity that cannot be negative gets its t-interval on the log scale (`scale="log"`), a rate in
+[0, 1] on the logit scale (`scale="logit"`): the interval of the transformed mean, by the delta method
+(standard error of log m = s / (m sqrt n); of logit m = s / (m (1 - m) sqrt n)), mapped back, so it contains
+the mean and stays within the quantity's range (a plain t-interval over two seeds ran below zero for water). `diff_ci(a, b)` is Welch's interval of mean(a) - mean(b) (unequal variances), used for the measured
 deltas of the reproduction table.
 """
 from __future__ import annotations
@@ -11,7 +14,7 @@ import math
 from typing import Iterable, NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 CONFIDENCE = 0.95  # two-sided confidence level of every interval in the reports
 
@@ -32,8 +35,12 @@ def _clean(values: Iterable[float]) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
-def mean_ci(values: Iterable[float], confidence: float = CONFIDENCE) -> Interval:
-    """Mean and the t-interval `mean +- t_{(1+c)/2, n-1} * s / sqrt(n)` of the finite values."""
+SCALES = ("linear", "log", "logit")  # the scales an interval may be computed on (module docstring)
+
+
+def mean_ci(values: Iterable[float], confidence: float = CONFIDENCE, scale: str = "linear") -> Interval:
+    """Mean and the t-interval `mean +- t_{(1+c)/2, n-1} * s / sqrt(n)` of the finite values, on `scale`
+    ('linear'; 'log' for a non-negative quantity; 'logit' for a rate in [0, 1]: module docstring)."""
     a = _clean(values)
     n = len(a)
     if n == 0:
@@ -44,8 +51,21 @@ def mean_ci(values: Iterable[float], confidence: float = CONFIDENCE) -> Interval
     sem = float(a.std(ddof=1)) / math.sqrt(n)
     if sem == 0.0:
         return Interval(n, m, m, m)
-    low, high = stats.t.interval(confidence, n - 1, loc=m, scale=sem)
-    return Interval(n, m, float(low), float(high))
+    if scale == "linear":
+        low, high = stats.t.interval(confidence, n - 1, loc=m, scale=sem)
+        return Interval(n, m, float(low), float(high))
+    t = float(stats.t.ppf((1.0 + confidence) / 2.0, n - 1))
+    if scale == "log":
+        if m <= 0:
+            return Interval(n, m, 0.0, 0.0) if m == 0 else Interval(n, m, math.nan, math.nan)
+        h = t * sem / m
+        return Interval(n, m, m * float(np.exp(-h)), m * float(np.exp(min(h, 700.0))))
+    if scale == "logit":
+        if not 0.0 < m < 1.0:
+            return Interval(n, m, math.nan, math.nan)
+        z, h = math.log(m / (1.0 - m)), t * sem / (m * (1.0 - m))
+        return Interval(n, m, float(special.expit(z - h)), float(special.expit(z + h)))
+    raise ValueError(f"scale {scale!r}: one of {', '.join(SCALES)}")
 
 
 def diff_ci(a: Iterable[float], b: Iterable[float], confidence: float = CONFIDENCE) -> Interval:

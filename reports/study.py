@@ -24,13 +24,24 @@ METRICS = {  # summary.json key -> (label, unit); the first four are the paper's
     "ttft_total_s": ("TTFT total", "s"),
     "ttft_p99_s": ("TTFT p99", "s"),
     "energy_kwh": ("energy", "kWh"),
+    "embodied_carbon_kg": ("embodied carbon", "kg CO2e"),  # the hardware's share (NaN in runs written before it)
     "sla_violation_rate": ("SLA violation rate", ""),
+    "slo_attainment": ("SLO attainment", ""),
+    "goodput_rps": ("goodput", "req/s"),
     "requests_served": ("requests served", ""),
+    "requests_unserved": ("requests unserved", ""),
+    "drain_h": ("drain", "h"),
+    "energy_wh_per_request": ("energy per request", "Wh"),
+    "carbon_g_per_request": ("carbon per request", "g"),
+    "water_ml_per_request": ("water per request", "mL"),
+    "cost_usd_per_1k_requests": ("cost per 1k requests", "USD"),
     "wall_s": ("wall time", "s"),
 }
 # The four objectives of the figures, the hypervolume and the claims. Mean TTFT rather than total: the total
 # also falls when a scheduler leaves requests unserved at the horizon, the mean does not reward that.
 OBJECTIVE_KEYS = ("ttft_mean_s", "carbon_kg", "water_l", "cost_usd")
+RATES = ("sla_violation_rate", "slo_attainment")  # shares in [0, 1]; every other metric is a non-negative quantity
+HIGHER_IS_BETTER = ("slo_attainment", "goodput_rps", "requests_served")
 
 DISPLAY = {
     "marlin": "MARLIN-Balanced", "marlin-balanced": "MARLIN-Balanced", "marlin-minlatency": "MARLIN-MinLatency",

@@ -35,6 +35,7 @@ class Fleet:
     node_types: tuple  # ((gpu type, gpus), ...)
     nodes_per_type: np.ndarray  # [D, T]
     load_s: np.ndarray  # [M, T] LA_load of each model on each node type
+    embodied_kg: np.ndarray | None = None  # [N] embodied carbon = GPUs x gpu_embodied_kg (host share included)
 
 
 def build_fleet(cfg, dcs: int | None = None) -> Fleet:
@@ -56,7 +57,7 @@ def build_fleet(cfg, dcs: int | None = None) -> Fleet:
     load = physics.weight_load_latency_s(np.asarray(cfg.model_weights_gb)[:, None],
                                          np.asarray(cfg.load_bw_gb_per_s)[t_gpu][None, :])
     return Fleet(np.repeat(np.arange(n_dc), cfg.nodes_per_dc), node_type, gpus, mem.astype(float),
-                 tdp.astype(float), types, counts, load)
+                 tdp.astype(float), types, counts, load, (gpus * np.asarray(cfg.gpu_embodied_kg)[gi]).astype(float))
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,15 @@ class Config(Parameters):
     ei_waste_kwh_per_l: float = param(0.0006, "energy intensity of wastewater treatment, kWh/L", lo=0)
     water_factors: str = param("macknick2012", "per-fuel water factors for GI_d (Macknick et al. 2012 medians)",
                                choices=("macknick2012",))
+    # --- embodied carbon (docs/model.md 'Embodied carbon'; figures: simcore/data/SOURCES.md) ---------------
+    gpu_embodied_kg: tuple = param((318.0, 318.0), "embodied (manufacturing) carbon of one GPU with its share of the "
+                                   "host server, kg CO2e, per GPU type (Chien et al. 2023: 318 for an A100; the H100 "
+                                   "entry is the same figure, an assumption: simcore/data/SOURCES.md)",
+                                   lo=0, length="gpu_types")
+    service_life_years: float = param(4.0, "service life the embodied carbon is amortised over, years, by node-hours "
+                                      "powered (parked nodes count: the hardware exists)", lo=0, lo_open=True)
+    objective_embodied: bool = param(False, "count embodied carbon in the carbon objective (Eq. 11's w2 term, "
+                                     "life-cycle carbon) of the evaluator and the RL environment's reward")
     # --- predictor (section 5.1) ----------------------------------------------------------------
     predictor_window_epochs: int = param(8, "tw: past epochs the predictor regresses on", lo=1)
     predictor_ewma_alpha: float = param(0.5, "EWMA weight of the newest epoch in the predictor's regression",

@@ -133,7 +133,18 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------
     def run(self) -> RunRecord:
-        t_wall = time.perf_counter()
+        self.start()
+        return self.finish()
+
+    def start(self, gate=None) -> None:
+        """Set the run up and start its epoch process (nothing is played until the SimPy environment runs).
+
+        :param gate: None, or `gate(obs)` -> a SimPy event the epoch process waits for after building each
+            epoch's observation and before asking the scheduler for the plan (`simcore.stepping` drives a run
+            epoch by epoch through it)
+        """
+        self.t_wall = time.perf_counter()
+        self.gate = gate
         cfg, wl, fl = self.cfg, self.wl, self.fleet
         self.env = simpy.Environment()
         self.sched.reset(self.info, stream(cfg.seed, "scheduler"))
@@ -202,11 +213,17 @@ class Engine:
         if self.fluid:
             self._init_pools()
 
-        bar = None
+        self.bar = None
         if self.progress:
             from tqdm import tqdm
-            bar = tqdm(total=cfg.epochs, desc=f"{self.sched.label()} D={D}", unit="epoch")
-        self.env.run(until=self.env.process(self._epochs(bar)))
+            self.bar = tqdm(total=cfg.epochs, desc=f"{self.sched.label()} D={D}", unit="epoch")
+        self.epoch_process = self.env.process(self._epochs(self.bar))
+
+    def finish(self) -> RunRecord:
+        """Play the run to its end, the drain included (from wherever `start` or a driver left it), and return
+        its record."""
+        cfg, wl, bar = self.cfg, self.wl, self.bar
+        self.env.run(until=self.epoch_process)
         if self.fluid:
             self._resolve_at_horizon()
         self._close_epoch(self.last_epoch)
@@ -225,9 +242,9 @@ class Engine:
             load_scale=wl.scale, sites=self.info.sites, epoch_rows=self.epoch_rows, req_epoch=self.r_epoch,
             req_dc=np.asarray(self.r_dc, dtype=np.int16), req_failed=self.failed,
             ttft_s=ttft, cold=np.asarray(self.r_cold), events=self.events,
-            wall_s=time.perf_counter() - t_wall, prompt_node=np.asarray(self.r_pnode),
+            wall_s=time.perf_counter() - self.t_wall, prompt_node=np.asarray(self.r_pnode),
             token_node=np.asarray(self.r_node), extra_tables=self.sched.extra_results(), cohort=self.C,
-            served=served, sla_late=late, queued_at_horizon=self.queued_at_horizon,
+            served=served, sla_late=late, queued_at_horizon=self.queued_at_horizon, over_context=wl.over_context,
             drain_h=((self.last_epoch - cfg.epochs) * cfg.epoch_s + self.epoch_len_s) / S_PER_HOUR
             if self.last_epoch >= cfg.epochs else 0.0, hindsight=self.sched.hindsight)
 
@@ -237,7 +254,10 @@ class Engine:
         for ep in self.epochs:
             e = ep.index
             self.events += 1
-            self._start_epoch(ep)
+            obs = self._observation(ep)
+            if self.gate is not None:  # an outside driver chooses when the epoch starts (`simcore.stepping`)
+                yield self.gate(obs)
+            self._start_epoch(ep, obs)
             yield from self._play_epoch()
             if e < cfg.epochs - 1:
                 self._close_epoch(e)
@@ -300,9 +320,8 @@ class Engine:
             return np.bincount(key, weights=self.pW, minlength=D * M).reshape(D, M)
         return np.asarray(self.dcm_queued, dtype=float)
 
-    def _start_epoch(self, ep: Epoch) -> None:
+    def _start_epoch(self, ep: Epoch, obs: Observation) -> None:
         wl, e = self.wl, ep.index
-        obs = self._observation(ep)
         plan = self.sched.decide(obs)
         # warm sets follow what the scheduler planned with: the forecast, or the truth for a hindsight bound
         planned_with = ep.forecast if obs.true_requests is None else obs.true_requests
@@ -461,6 +480,10 @@ class Engine:
         it = physics.datacenter_it_kwh(node_kwh, fl.node_dc, cfg.dcs)
         met = physics.datacenter_epoch_metrics(it, s.cop[e], s.tou_usd_per_kwh[e], s.gi_l_per_kwh,
                                                s.ci_kg_per_kwh[e], cfg)
+        # every node is powered all epoch, parked or not: its share of the embodied carbon
+        met["embodied_carbon_kg"] = physics.embodied_carbon_kg(
+            np.bincount(fl.node_dc, weights=fl.embodied_kg, minlength=cfg.dcs), length_s / S_PER_HOUR,
+            cfg.service_life_years)
         for n in np.flatnonzero(~active).tolist():
             self.res[n], self.res_w[n] = 0, 0.0
         self.util_acc = [0.0] * len(self.util_acc)
@@ -514,7 +537,8 @@ class Engine:
         self.last = EpochResult(
             epoch=e, requests=requests, ttft_sum_s=tsum, ttft_count=tcnt, sla_violations=viol,
             energy_kwh=met["total_kwh"], carbon_kg=met["carbon_kg"], water_l=met["water_l"],
-            cost_usd=met["cost_usd"], parked_share=parked_share, utilization=util, capacity_requests=cap_mix)
+            cost_usd=met["cost_usd"], parked_share=parked_share, utilization=util, capacity_requests=cap_mix,
+            embodied_carbon_kg=met["embodied_carbon_kg"])
         self.sched.observe(self.last)
 
     def _model_share(self) -> tuple:

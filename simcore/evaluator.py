@@ -104,6 +104,11 @@ class EpochEvaluator:
         count_t = np.bincount(types, minlength=T).astype(float)
         hosts = np.asarray(profiles.hosts, dtype=bool)  # [M, T]
         self.cum_tdp_w = np.concatenate([[0.0], np.cumsum(fleet.tdp_w[:N])])
+        # objective_embodied: the carbon objective is life-cycle carbon, the fleet's embodied share of the epoch
+        # added to every plan's operational carbon (every node is powered, parked or not: the same for any plan)
+        self.embodied_kg = (float(physics.embodied_carbon_kg(fleet.embodied_kg.sum(), cfg.epoch_s / 3600.0,
+                                                             cfg.service_life_years))
+                            if cfg.objective_embodied else 0.0)
         share = hosts * count_t[None, :] * self.cap.node_rps
         self.type_share = share / np.maximum(share.sum(axis=1, keepdims=True), 1e-300)  # [M, T] of requests
 
@@ -262,7 +267,7 @@ class EpochEvaluator:
                                                state.ci_kg_per_kwh, cfg)
         return Evaluation(
             ttft_total_s=ttft_total, ttft_mean_s=ttft_total / np.maximum(n_req, 1e-12),
-            carbon_kg=met["carbon_kg"].sum(axis=1), water_l=met["water_l"].sum(axis=1),
+            carbon_kg=met["carbon_kg"].sum(axis=1) + self.embodied_kg, water_l=met["water_l"].sum(axis=1),
             cost_usd=met["cost_usd"].sum(axis=1), energy_kwh=met["total_kwh"].sum(axis=1),
             sla_violations=sla, parked_share=physics.parked_share(active.sum(axis=1), N * active.shape[1]),
             dc_energy_kwh=met["total_kwh"], dc_requests=R.sum(axis=2))

@@ -170,7 +170,8 @@ class EpochResult:
     TTFT figures cover the requests that got their first token by the epoch's end; `sla_violations` counts those
     served past the SLA and those still waiting whose wait already exceeds it. Counts are real requests.
     `utilization` is the share of each datacenter's serving capacity (`capacity_requests`, for the epoch's
-    model mix) its served requests used.
+    model mix) its served requests used. `carbon_kg` is operational (Eq. 10); `embodied_carbon_kg` is the
+    epoch's amortised share of the hardware's manufacturing carbon (`physics.embodied_carbon_kg`).
     """
 
     epoch: int
@@ -185,6 +186,7 @@ class EpochResult:
     parked_share: np.ndarray
     utilization: np.ndarray | None = None
     capacity_requests: np.ndarray | None = None
+    embodied_carbon_kg: np.ndarray | None = None  # the epoch's share of the hardware's embodied carbon
 
 
 @dataclass(frozen=True)
@@ -321,4 +323,5 @@ class RunRecord:
     sla_late: np.ndarray | None = None  # real requests of the row whose TTFT exceeded sla_ttft_s
     queued_at_horizon: float = 0.0  # real requests without a first token at the horizon (the drain's backlog)
     drain_h: float = 0.0  # hours the drain ran after the horizon (0 without it, or with nothing to drain)
+    over_context: int = 0  # simulated requests whose prompt exceeded their model's context window
     hindsight: bool = False  # the scheduler saw each epoch's true arrivals (`Scheduler.hindsight`): a bound

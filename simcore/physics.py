@@ -153,6 +153,19 @@ def total_carbon_kg(grid_kg, water_kg):
     return grid_kg + water_kg
 
 
+HOURS_PER_YEAR = 8760.0  # 365 x 24: the service life's hours
+
+
+def embodied_carbon_kg(embodied_kg, powered_h, service_life_years):
+    """Embodied carbon (not a paper equation; its future work, section 7): the manufacturing carbon of hardware,
+    amortised linearly over its service life by the hours it is powered: embodied_kg x powered_h /
+    (service_life_years x 8760). A node powered for one epoch carries epoch_h / life_h of its embodied carbon,
+    parked or busy (the hardware exists either way). Valid for a fleet replaced at the end of its service life;
+    it ignores end-of-life credits and the datacenter building's own embodied carbon.
+    """
+    return embodied_kg * powered_h / (service_life_years * HOURS_PER_YEAR)
+
+
 # --- composition, shared by both engines ---------------------------------------------------------------------
 def datacenter_epoch_metrics(it_kwh, cop, tou_usd_per_kwh, gi_l_per_kwh, ci_kg_per_kwh, cfg) -> dict:
     """Eq. 6-10 for one epoch, from each datacenter's IT energy (any array shape, elementwise).

@@ -25,7 +25,7 @@ SMALL_W, LARGE_W = 1 * (700 + 150), 2 * (700 + 150)  # node TDP: GPUs x (GPU TDP
 def world(**changes) -> Config:
     base = dict(dcs=4, hours=0.5, nodes_per_dc=2, gpu_types=("H100-80GB",), gpu_counts=(1, 2), gpu_mem_gb=(80.0,),
                 gpu_tdp_w=(700.0,), gpu_hbm_tb_per_s=(3.35,), gpu_tflops=(989.0,), load_bw_gb_per_s=(14.0,),
-                max_batch=1, cohort_size="1", load_scale="1")
+                gpu_embodied_kg=(318.0,), max_batch=1, cohort_size="1", load_scale="1")
     return Config(**{**base, **changes})
 
 

@@ -84,7 +84,11 @@ def test_epoch_table_adds_up_to_the_summary(which, request):
         assert s[key] == pytest.approx(ep[col].sum(), rel=1e-12)
     parts = ep["it_kwh"].sum() + ep["cooling_kwh"].sum() + ep["infra_kwh"].sum()
     assert s["energy_kwh"] == pytest.approx(parts, rel=1e-9)
-    assert s["energy_wh_per_request"] == pytest.approx(s["energy_kwh"] * 1000.0 / s["requests_served"])
+    to_serve = s["requests_arrived"] - s["requests_failed"]  # per request: over the arrivals, not the served
+    assert s["energy_wh_per_request"] == pytest.approx(s["energy_kwh"] * 1000.0 / to_serve)
+    assert s["carbon_g_per_request"] == pytest.approx(s["carbon_kg"] * 1000.0 / to_serve)
+    assert s["water_ml_per_request"] == pytest.approx(s["water_l"] * 1000.0 / to_serve)
+    assert s["cost_usd_per_1k_requests"] == pytest.approx(s["cost_usd"] * 1000.0 / to_serve)
     # the TTFT sum of the rows is the summary's total
     assert ep["ttft_sum_s"].sum() == pytest.approx(s["ttft_total_s"], rel=1e-9)
 
@@ -96,7 +100,35 @@ def test_exact_ttft_statistics_are_plain_statistics(exact):
     assert s["ttft_mean_s"] == pytest.approx(t.mean(), rel=1e-12)
     assert s["ttft_p50_s"] == pytest.approx(np.percentile(t, 50), rel=1e-12)
     assert s["ttft_p99_s"] == pytest.approx(np.percentile(t, 99), rel=1e-12)
-    assert s["sla_violation_rate"] == pytest.approx(np.mean(t > rec.cfg.sla_ttft_s))
+    # over the requests to serve: the late ones and the ones never served (the horizon cut left a queue)
+    late = int((t > rec.cfg.sla_ttft_s).sum())
+    unserved = s["requests_unserved"]
+    to_serve = s["requests_arrived"] - s["requests_failed"]
+    assert unserved > 0 and late > 0
+    assert s["sla_violation_rate"] == pytest.approx((late + unserved) / to_serve)
+    assert s["slo_attainment"] == pytest.approx(1.0 - (late + unserved) / to_serve)
+    assert s["goodput_rps"] == pytest.approx((len(t) - late) / rec.cfg.horizon_s)
+
+
+def test_serving_less_raises_the_violation_rate(exact):
+    """A request dropped from the served ones (its first token erased) is a violation, never a saving."""
+    s = summary(exact, epoch_table(exact))
+    on_time = np.flatnonzero(~np.isnan(exact.ttft_s) & (exact.ttft_s <= exact.cfg.sla_ttft_s))[:100]
+    ttft = exact.ttft_s.copy()
+    ttft[on_time] = np.nan
+    served = exact.served.copy()
+    served[on_time] = 0.0
+    less = dataclasses.replace(exact, ttft_s=ttft, served=served)
+    s2 = summary(less, epoch_table(less))
+    assert s2["requests_unserved"] == s["requests_unserved"] + 100
+    assert s2["sla_violation_rate"] == pytest.approx(s["sla_violation_rate"] + 100 / (s["requests_arrived"]
+                                                                                    - s["requests_failed"]))
+    assert s2["goodput_rps"] == pytest.approx(s["goodput_rps"] - 100 / exact.cfg.horizon_s)
+
+
+def test_requests_over_context_counts_real_requests(cohorts):
+    rec = dataclasses.replace(cohorts, over_context=3)  # three cohorts of 10 real requests each
+    assert summary(rec, epoch_table(rec))["requests_over_context"] == 30
 
 
 def test_weighted_quantile_by_hand():

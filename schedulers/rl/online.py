@@ -22,12 +22,10 @@ from simcore.evaluator import EpochState
 from simcore.interface import EpochResult
 
 
-def observed_reward(sched, state: EpochState, result: EpochResult, weights, ema: float | None):
-    """(reward, weighted score) of the measured epoch, or None when no request arrived.
-
-    :param sched: the EvaluatorScheduler (its evaluator, uniform plan and parameters)
-    :param state: the EpochState the plan was chosen in
-    """
+def measured_metrics(evaluator, uniform_plan: np.ndarray, state: EpochState, result: EpochResult):
+    """(measured metrics [4], the uniform plan's [4]) of an epoch that really ran (TTFT total s, carbon kg, water
+    L, cost USD; see the module docstring), or None when no request arrived. Also the RL environment's reward
+    (`rlenv.reward`)."""
     total = float(np.sum(result.requests))
     if total <= 0:
         return None
@@ -35,10 +33,26 @@ def observed_reward(sched, state: EpochState, result: EpochResult, weights, ema:
     mix = mix / mix.sum() if mix.sum() > 0 else np.full(mix.shape, 1.0 / mix.size)
     real = EpochState(state.predicted, mix * total, state.ci_kg_per_kwh, state.gi_l_per_kwh,
                       state.tou_usd_per_kwh, state.cop, state.resident_nodes)
-    ref = sched.evaluator.evaluate(real, sched.uniform_plan).metrics[0]
+    ref = evaluator.evaluate(real, uniform_plan).metrics[0]
     ttft_mean = float(np.sum(result.ttft_sum_s)) / max(float(np.sum(result.ttft_count)), 1.0)
-    measured = np.array([ttft_mean * total, np.sum(result.carbon_kg), np.sum(result.water_l),
-                         np.sum(result.cost_usd)])
+    carbon = np.sum(result.carbon_kg)
+    if evaluator.cfg.objective_embodied and result.embodied_carbon_kg is not None:  # life-cycle, as the evaluator
+        carbon += np.sum(result.embodied_carbon_kg)
+    measured = np.array([ttft_mean * total, carbon, np.sum(result.water_l), np.sum(result.cost_usd)])
+    return measured, ref
+
+
+def observed_reward(sched, state: EpochState, result: EpochResult, weights, ema: float | None):
+    """(reward, weighted score) of the measured epoch, or None when no request arrived.
+
+    :param sched: the EvaluatorScheduler (its evaluator, uniform plan and parameters)
+    :param state: the EpochState the plan was chosen in
+    """
+    got = measured_metrics(sched.evaluator, sched.uniform_plan, state, result)
+    if got is None:
+        return None
+    total = float(np.sum(result.requests))
+    measured, ref = got
     norm = compress_metrics(measured / np.maximum(ref, 1e-12), sched.params.reward_norm_clip)
     score = float(weighted_score(norm, weights))
     sla_rate = float(np.sum(result.sla_violations)) / total

@@ -2,6 +2,7 @@
 
     python run.py compare [--schedulers a,b,c] [--seeds 5] [--dcs 8] [--hours 24]      # Fig. 3 (+ Fig. 4 points)
     python run.py scale   [--schedulers a,b,c] [--seeds 5] [--dcs-list 4,6,8,10,12]    # Fig. 5
+                          [--load paper|fixed]
     python run.py ablate  [--ablations no-veto,...] [--seeds 5] [--dcs 8]              # Fig. 6
     python run.py pareto  [--weights "w1,w2,w3,w4;..."] [--seeds 5] [--dcs 8]          # MARLIN's --weights sweep
     python run.py paper   [...]                                                        # all four, one folder
@@ -28,6 +29,12 @@ Before any run starts the whole sweep is checked: every scheduler and parameter,
 built once), and the folder: new, empty, or one this program's sweep wrote (`sweep.json`'s mark), and not in use
 by another sweep (a lock). Ctrl-C, SIGTERM and SIGHUP stop the running runs, which remove their half-written
 folders; no process is left behind (`reports.executors`).
+
+Load in `scale` (`--load`): `paper` (default), the paper's rule at every D: the trace day's busiest epoch at
+`peak_utilization` (95 %) of that fleet's own capacity, i.e. each run of D datacenters gets
+`--set reference_dcs=D` (`load_scale auto`; docs/model.md 'Load'); `fixed`, the 8-DC fleet's load for every D
+(`reference_dcs` as set, default 8), so D = 4 is twice overloaded for every scheduler and D = 12 two-thirds idle.
+A numeric `--load-scale` sets the load itself and goes with `--load fixed` only.
 
 Executors: `local` (default), `--workers` runs at a time (default: the machine's cores), each in its own
 process, so a plug-in that ends its process (`os._exit`) fails its own run only; `ray`, one Ray task per run on the cluster that `ray.init(address="auto")` finds, else on a
@@ -60,12 +67,14 @@ BASELINES = HEURISTICS + RL_BASELINES
 MARLIN_VARIANTS = ("marlin", "marlin-minlatency", "marlin-mincarbon", "marlin-minwater", "marlin-mincost")
 MARLIN_ALIASES = ("marlin-balanced",)
 REFERENCE_CANDIDATES = ("uniform", "nearest", "greenest", "fill-ttft", "fill-carbon", "fill-water", "fill-cost")
+ORACLES = ("oracle", "oracle-hindsight")  # the LP oracle and its hindsight bound (family 'other': never a baseline)
 
 DEFAULT_OUT = "results/study"  # a sweep of kind K goes to DEFAULT_OUT/K
 DEFAULT_SEEDS = 5  # paper Fig. 3: >= 5 seeds (SPEC 11)
 DEFAULT_DCS = 8  # paper section 6: 8 datacenters
 DEFAULT_HOURS = 24.0  # paper section 6: 24 hours
 DEFAULT_DCS_LIST = (4, 6, 8, 10, 12)  # paper Fig. 5
+LOAD_RULES = ("paper", "fixed")  # scale's --load: each D at the paper's 95 % rule, or the 8-DC load for every D
 DEFAULT_PARETO_WEIGHTS = (  # MARLIN-Balanced re-weighted towards each pair of objectives (TTFT, carbon, water, cost)
     (0.4, 0.4, 0.1, 0.1), (0.4, 0.1, 0.4, 0.1), (0.4, 0.1, 0.1, 0.4),
     (0.1, 0.4, 0.4, 0.1), (0.1, 0.4, 0.1, 0.4), (0.1, 0.1, 0.4, 0.4),
@@ -100,8 +109,9 @@ def references() -> tuple:
 
 
 def default_schedulers() -> tuple:
-    """The paper's 13 (8 baselines + 5 MARLIN variants) plus every registered reference scheduler."""
-    return BASELINES + MARLIN_VARIANTS + references()
+    """The paper's 13 (8 baselines + 5 MARLIN variants), every registered reference scheduler and the LP oracles
+    (the report's gap to `oracle-hindsight`)."""
+    return BASELINES + MARLIN_VARIANTS + references() + ORACLES
 
 
 def _safe(name: str) -> str:
@@ -126,6 +136,7 @@ class RunSpec:
     weights: tuple | None = None
     ablate: tuple = ()
     same_as: str | None = None  # `paper`: the identical run of another sweep ("../compare/<run>"), linked not re-run
+    reference_dcs: int | None = None  # scale's `--load paper`: the auto load's reference fleet is this run's own D
 
     def argv(self, run_args: list) -> list:
         a = ["--scheduler", self.scheduler, "--dcs", str(self.dcs), "--seed", str(self.seed),
@@ -134,6 +145,8 @@ class RunSpec:
             a += ["--weights", ",".join(_fmt(w) for w in self.weights)]
         if self.ablate:
             a += ["--ablate", ",".join(self.ablate)]
+        if self.reference_dcs is not None:
+            a += ["--set", f"reference_dcs={self.reference_dcs}"]
         return a + ["--no-progress"]
 
 
@@ -151,8 +164,14 @@ def compare_runs(schedulers, seeds, dcs: int, hours: float) -> list:
     return [RunSpec(f"{_safe(s)}-d{dcs}-s{k}", s, dcs, k, hours, s) for s in schedulers for k in seeds]
 
 
-def scale_runs(schedulers, seeds, dcs_list, hours: float) -> list:
-    return [r for d in dcs_list for r in compare_runs(schedulers, seeds, d, hours)]
+def scale_runs(schedulers, seeds, dcs_list, hours: float, load: str = "paper") -> list:
+    """The runs of `scale`; `load` 'paper' gives each D the paper's load for its own fleet (`--set reference_dcs=D`
+    where D is not already the default reference fleet's), 'fixed' the reference fleet's for every D."""
+    from simcore.config import Config
+
+    default = Config().reference_dcs
+    return [replace(r, reference_dcs=d if load == "paper" and d != default else None)
+            for d in dcs_list for r in compare_runs(schedulers, seeds, d, hours)]
 
 
 def ablate_runs(ablations, seeds, dcs: int, hours: float, base: str = ABLATION_BASE) -> list:
@@ -307,10 +326,10 @@ def _merge_manifest(sweep: Sweep) -> dict:
         old = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path}: unreadable sweep manifest ({e}); choose another --out") from None
-    for key in ("kind", "hours", "run_args"):
-        if old.get(key) != new[key]:
+    for key in ("kind", "hours", "run_args", "load"):
+        if old.get(key) != new.get(key):
             raise ConfigError(f"{sweep.path}: holds a {old.get('kind')} sweep with {key}={old.get(key)!r}, "
-                              f"not {new[key]!r}; choose another --out")
+                              f"not {new.get(key)!r}; choose another --out")
     names = {r["name"] for r in new["runs"]}
     new["runs"] = [r for r in old.get("runs", []) if r["name"] not in names] + new["runs"]
     for key, value in new.items():
@@ -494,12 +513,16 @@ def _parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     if kind in ("compare", "scale", "paper"):
         p.add_argument("--schedulers", default=None,
-                       help="comma-separated names (default: the 13 of the paper + the registered references)")
+                       help="comma-separated names (default: the 13 of the paper, the registered references "
+                            "and the LP oracles)")
     if kind in ("compare", "ablate", "pareto", "paper"):
         p.add_argument("--dcs", type=int, default=DEFAULT_DCS, help=f"datacenters (default {DEFAULT_DCS})")
     if kind in ("scale", "paper"):
         p.add_argument("--dcs-list", default=",".join(map(str, DEFAULT_DCS_LIST)),
                        help="datacenter counts (default 4,6,8,10,12)")
+        p.add_argument("--load", default="paper", choices=LOAD_RULES,
+                       help="scale's load: 'paper' (default) each D's busiest epoch at 95 %% of that fleet's "
+                            "capacity; 'fixed' the 8-DC load for every D")
     if kind in ("ablate", "paper"):
         p.add_argument("--ablations", default=",".join(MARLIN_ABLATIONS),
                        help=f"MARLIN switches, each run alone against the full framework (default all: "
@@ -620,8 +643,9 @@ def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
             dcs_list = _once(_int_list(a.dcs_list, "--dcs-list"))
             if not dcs_list:
                 raise ConfigError("--dcs-list: no datacenter count given")
-            runs = scale_runs(names, seeds, dcs_list, a.hours)
-            settings = {"schedulers": list(names), "seeds": list(seeds), "dcs": list(dcs_list)}
+            _check_load(a.load, run_args)
+            runs = scale_runs(names, seeds, dcs_list, a.hours, a.load)
+            settings = {"schedulers": list(names), "seeds": list(seeds), "dcs": list(dcs_list), "load": a.load}
         elif k == "ablate":
             abl = _once(x.strip() for x in a.ablations.split(",") if x.strip())
             if not abl:
@@ -642,8 +666,21 @@ def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
     return out
 
 
+def _check_load(load: str, run_args: list) -> None:
+    """`--load paper` sets each run's reference fleet itself: refuse a sweep that also sets it, or sets a
+    numeric load (which the paper's rule would not apply to)."""
+    if load != "paper":
+        return
+    if "reference_dcs" in _set_names(run_args):
+        raise ConfigError("--load paper sets reference_dcs to each run's D; use --load fixed to set it yourself")
+    scale = dict(zip(run_args[::2], run_args[1::2])).get("--load-scale")
+    if scale is not None and scale != "auto":
+        raise ConfigError(f"--load-scale {scale}: a fixed multiplier goes with --load fixed (--load paper is the "
+                          "auto load at each D)")
+
+
 def _identity(r: RunSpec) -> tuple:
-    return r.scheduler, r.dcs, r.seed, r.hours, r.weights, tuple(r.ablate)
+    return r.scheduler, r.dcs, r.seed, r.hours, r.weights, tuple(r.ablate), r.reference_dcs
 
 
 def main(argv: list) -> int:

@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports import analysis as an
-from reports import figures
+from reports import figures, oracle_gap
 from reports.experiments import DEFAULT_OUT, _Parser
 from reports.hypervolume import REF_OFFSET
 from reports.study import METRICS, OBJECTIVE_KEYS, Study, display, load
@@ -320,6 +320,7 @@ def build(study: Study, ref_offset: float = REF_OFFSET, gate: float = an.SLA_GAT
     if study.missing:
         doc.items([f"{m['kind']}/{m['run']}: {m['error']}" for m in study.missing])
     tables = dict(zip(REPORT_TABLES, (stats, hv, abl, rep)))
+    tables.update(oracle_gap.add_section(doc, runs))  # every scheduler's gap to the LP oracle's bound (issue 18)
     return doc, tables
 
 
@@ -329,7 +330,7 @@ def write_report(root: str | Path, ref_offset: float = REF_OFFSET, gate: float =
     root = study.root
     if study.runs.empty:
         raise ConfigError(f"report {root}: no finished run yet (no summary.json in the sweep folders)")
-    for name in (*REPORT_TABLES, "report.md", "report.html"):  # refuse before any figure is drawn
+    for name in (*REPORT_TABLES, oracle_gap.TABLE, "report.md", "report.html"):  # refuse before any figure is drawn
         check_replaceable(root / name)
     doc, tables = build(study, ref_offset, gate)
     out = {}

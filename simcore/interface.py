@@ -198,6 +198,8 @@ class Observation:
     :param queued_by_model: [D, M] `queued` by model (None where not known)
     :param carbon_kg_per_it_kwh, water_l_per_it_kwh, cost_usd_per_it_kwh: [D] carbon, water and cost that one kWh
         of IT energy causes at each datacenter this epoch, cooling and infrastructure included (Eq. 6-10)
+    :param true_requests: [M, origin] the real requests that will arrive in this epoch: None for every
+        scheduler except one whose class declares `Scheduler.hindsight` (a bound, not a deployable scheduler)
     """
 
     epoch: int
@@ -215,6 +217,7 @@ class Observation:
     carbon_kg_per_it_kwh: Optional[np.ndarray] = None
     water_l_per_it_kwh: Optional[np.ndarray] = None
     cost_usd_per_it_kwh: Optional[np.ndarray] = None
+    true_requests: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,10 @@ class Scheduler(ABC):
     name: str = ""
     #: the class's parameters: a frozen dataclass of `simcore.params.param` fields (none by default)
     Params: ClassVar[type[Parameters]] = Parameters
+    #: privileged: the engine gives this class the epoch's true arrivals (`Observation.true_requests`) at each
+    #: epoch start. Only for bounds that no deployment could run (the LP oracle's `oracle-hindsight`); every
+    #: other scheduler sees the forecast alone. `summary.json` records it (`hindsight`).
+    hindsight: ClassVar[bool] = False
 
     def __init__(self, params: Parameters | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -384,3 +391,4 @@ class RunRecord:
     queued_at_horizon: float = 0.0  # real requests without a first token at the horizon (the drain's backlog)
     drain_h: float = 0.0  # hours the drain ran after the horizon (0 without it, or with nothing to drain)
     over_context: int = 0  # simulated requests whose prompt exceeded their model's context window
+    hindsight: bool = False  # the scheduler saw each epoch's true arrivals (`Scheduler.hindsight`): a bound

@@ -138,6 +138,7 @@ def summary(rec: RunRecord, epochs: pd.DataFrame) -> dict:
     out["requests_over_context"] = rec.over_context * C
     out["sites"] = list(rec.sites)
     out["events"] = rec.events
+    out["hindsight"] = rec.hindsight  # the scheduler saw the true arrivals (a bound, not deployable)
     out["wall_s"] = round(rec.wall_s, 3)
     return out
 

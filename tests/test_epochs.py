@@ -94,7 +94,7 @@ def test_marlin_pretrains_on_the_iterators_other_days():
             yield epochs
 
     params = {"marlin_pretrain_days": 2, "marlin_updates_per_epoch": 1, "marlin_actor_hidden": 16,
-              "marlin_critic_hidden": 16, "plan_evaluations_per_epoch": 9}
+              "marlin_critic_hidden": 16, "plan_evaluations_per_epoch": 17}
     sched = create("marlin", params)
     sched.reset(dataclasses.replace(eng.info, other_days=other_days), stream(cfg.seed, "scheduler"))
     assert days == ["2024-05-12", "2024-05-11"]  # the days before the run's 2024-05-13, nearest first

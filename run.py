@@ -1,5 +1,8 @@
 #!/usr/bin/env python
-"""Command line: parse flags -> Config -> simulate -> results folder. No simulation logic lives here.
+"""Command line: parse flags -> Config -> `simcore.run.run` -> print. No simulation logic lives here.
+
+Installed (`pip install -e .`), the command is `marlin-sim` (entry point `run:main`); in the repository
+`python run.py` is the same command.
 
     python run.py --scheduler nearest --dcs 12 [--hours 24] [--seed 0] [--trace azure-code-2024]
                   [--start 2023-07-03] [--load-scale auto] [--weights 0.25,0.25,0.25,0.25] [--out DIR]
@@ -11,13 +14,12 @@
 Any user error (bad flag, unknown scheduler, malformed trace, invalid plan, a plug-in scheduler that raises,
 an unusable --out) ends with one line on stderr and exit code 2, and leaves no results folder behind; an
 unexpected internal error ends with one line naming a crash log that holds the traceback (exit code 1); Ctrl-C
-ends with one line and exit code 130. A run never replaces anything it did not write (see `simcore.results`).
+ends with one line and exit code 130, SIGTERM / SIGHUP likewise with 143 / 129. A run never replaces anything it did not write (see `simcore.results`).
 The current folder is on the import path, as with `python -m`, so `--scheduler mypkg.mod:Class` finds a
 package in the folder the command is run from.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import signal
@@ -26,101 +28,34 @@ import tempfile
 import time
 import traceback
 
-from simcore.errors import ConfigError, SimError
+from schedulers.options import build_config, run_parser  # noqa: F401  (build_config: also this module's API)
+from simcore import interrupts
+from simcore.errors import SimError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+SWEEPS = ("compare", "scale", "ablate", "pareto", "paper")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + message
-        raise ConfigError(message)
+SUBCOMMANDS = (  # name -> what it does (the module that owns it parses its own flags: `SUBCOMMAND --help`)
+    ("compare", "sweep: every scheduler x seeds at one D (paper Fig. 3, 4)"),
+    ("scale", "sweep: schedulers x seeds x D values (Fig. 5)"),
+    ("ablate", "sweep: MARLIN against each of its ablation switches (Fig. 6)"),
+    ("pareto", "sweep: MARLIN-Balanced under several weight vectors"),
+    ("paper", "all four sweeps into one folder"),
+    ("report", "a sweep folder -> report.md, report.html, figures, CSV tables"),
+    ("predictor-report", "accuracy and speed of the workload predictors (paper section 5.1)"),
+)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="run.py", description="MARLIN geo-distributed LLM inference simulator")
-    p.add_argument("--scheduler", default=None, help="scheduler name (see --list-schedulers) or pkg.mod:Class")
-    p.add_argument("--dcs", type=int, default=None, help="number of datacenters, 4..12 (default 8)")
-    p.add_argument("--hours", type=float, default=None, help="simulated hours (default 24)")
-    p.add_argument("--seed", type=int, default=None, help="the one seed (default 0)")
-    p.add_argument("--trace", default=None, help="azure-code-2024 (default), burstgpt-profile, or a CSV path")
-    p.add_argument("--start", default=None, help="UTC date of epoch 0 for grid signals (default 2023-07-03)")
-    p.add_argument("--load-scale", default=None, help="'auto' (default) or an arrival-rate multiplier")
-    p.add_argument("--cohort-size", default=None, help="real requests per simulated request: 'auto' (default) or "
-                   "a whole number; 1 = exact per-request simulation")
-    p.add_argument("--weights", default=None, help="w1,w2,w3,w4 for TTFT, carbon, water, cost (sum 1)")
-    p.add_argument("--cop", dest="cop_mode", default=None, choices=("annual", "hourly"), help="COP model")
-    p.add_argument("--out", default=None, help="results folder (default results/<scheduler>-d<D>-s<seed>); must be "
-                   "new, empty, or an earlier results folder (with --overwrite)")
-    p.add_argument("--no-drain", dest="drain", action="store_false", default=None,
-                   help="stop at the horizon: no drain of the backlog (docs/model.md 'Drain')")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier results folder at --out")
-    p.add_argument("--train-days", dest="train_days", default=None,
-                   help="the trained protocol: pre-train a learner on this many other days of the bundled week "
-                   "(default 0: the paper's online protocol; simcore.training)")
-    p.add_argument("--checkpoint-dir", default=None, help="cache of pre-trained states: reused when the scheduler, "
-                   "its parameters, the seed, the days and D match; an interrupted training resumes from it")
-    p.add_argument("--config", default=None, help="JSON file of parameters: the world's by name, the scheduler's "
-                   "by name or in a section named after the scheduler (as config.json records them)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="set one parameter, the world's or the scheduler's (see --list-params)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--list-schedulers", action="store_true", help="list registered schedulers and exit")
-    p.add_argument("--list-params", action="store_true", help="list the world's parameters with their defaults "
-                   "and exit; with --scheduler NAME, that scheduler's")
-    return p
-
-
-def _scheduler_parser(cls: type) -> argparse.ArgumentParser:
-    """The flags a scheduler's parameters declare (`param(..., flag="--ablate")`), read as text."""
-    p = _Parser(prog="run.py", add_help=False)
-    for f in dataclasses.fields(cls.Params):
-        flag = f.metadata["allowed"].flag
-        if flag:
-            p.add_argument(flag, dest=f.name, default=None, metavar="VALUE")
-    return p
-
-
-def build_config(argv: list[str]):
-    """The command line -> (its flags, the world's Config, the scheduler's parameter values by name).
-
-    Defaults <- --config file <- --set <- explicit flags. A name the world's Config has sets the world; any other
-    name is the scheduler's (its `Params` refuses names it does not have). A --config section named after a
-    scheduler holds that scheduler's parameters (one file may hold several; a run reads its own scheduler's).
-    Flags the scheduler's parameters declare (MARLIN's --ablate) are read once the scheduler is known.
-    """
-    from schedulers.registry import resolve
-    from simcore.config import Config, load_json
-
-    args, rest = _parser().parse_known_args(argv)
-    values: dict = {}
-    sections: dict = {}
-    if args.config:
-        for name, value in load_json(args.config).items():
-            (sections if isinstance(value, dict) else values)[name] = value
-    for item in args.set:
-        name, eq, value = item.partition("=")
-        if not eq:
-            raise ConfigError(f"--set {item!r}: expected NAME=VALUE")
-        values[name.strip()] = value  # parsed by the parameter's type: tuples from comma-separated text
-    flags = {"scheduler": args.scheduler, "dcs": args.dcs, "hours": args.hours, "seed": args.seed,
-             "trace": args.trace, "start": args.start, "load_scale": args.load_scale, "cop_mode": args.cop_mode,
-             "cohort_size": args.cohort_size, "weights": args.weights, "drain": args.drain,
-             "train_days": args.train_days}
-    values.update({k: v for k, v in flags.items() if v is not None})
-    world = set(Config.names())
-    cfg = Config.from_dict({k: v for k, v in values.items() if k in world}, where="parameters")
-    sections.pop("training", None)  # config.json's record of a run's pre-training, not a parameter
-    for name in sections:  # a section must name a scheduler (a typo is refused); a run reads its scheduler's
-        resolve(name)
-    own = {**sections.get(cfg.scheduler, {}), **{k: v for k, v in values.items() if k not in world}}
-    if rest:
-        known, unknown = _scheduler_parser(resolve(cfg.scheduler)).parse_known_args(rest)
-        if unknown:
-            raise ConfigError(f"unrecognized arguments: {' '.join(unknown)}")
-        own.update({k: v for k, v in vars(known).items() if v is not None})
-    return args, cfg, own
+def _help_text() -> str:
+    """`--help`: the run's flags, then every subcommand, then where each scheduler's own flags are listed."""
+    p = run_parser()
+    subs = "\n".join(f"  {name:<18} {what}" for name, what in SUBCOMMANDS)
+    name = p.prog
+    return (f"{p.format_help()}\nsubcommands ({name} SUBCOMMAND --help for its flags):\n{subs}\n\n"
+            f"a scheduler's own parameters and the flags they declare: {name} --list-params --scheduler NAME\n")
 
 
 def _table(s: dict) -> str:
@@ -134,6 +69,7 @@ def _table(s: dict) -> str:
             ("SLA violations (late or unserved)", f"{s['sla_violation_rate']:.4%} of arrived requests"),
             ("energy (kWh)", f"{s['energy_kwh']:.1f}"), ("cost (USD)", f"{s['cost_usd']:.2f}"),
             ("water (L)", f"{s['water_l']:.1f}"), ("carbon (kg CO2e)", f"{s['carbon_kg']:.1f}"),
+            ("embodied carbon (kg CO2e)", f"{s['embodied_carbon_kg']:.1f}"),
             ("wall time (s)", f"{s['wall_s']:.1f}")]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
@@ -176,11 +112,8 @@ def _line_break_on_terminal() -> None:
 
 
 def _ignore_sigint() -> None:
-    """A second Ctrl-C while cleaning up must not interrupt the clean-up."""
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: signals are not ours to set
-        pass
+    """A second Ctrl-C (or SIGTERM, SIGHUP) while cleaning up must not interrupt the clean-up."""
+    interrupts.ignore_stops()
 
 
 def _crash_log(argv: list[str]) -> str:
@@ -206,7 +139,7 @@ def _list_params(scheduler: str | None) -> None:
 
 
 def _simulate(argv: list[str]) -> int:
-    args = _parser().parse_known_args(argv)[0]
+    args = run_parser(add_help=False).parse_known_args(argv)[0]
     if args.list_schedulers:
         from schedulers.registry import available
         for name, target in available().items():
@@ -217,34 +150,21 @@ def _simulate(argv: list[str]) -> int:
         return 0
     args, cfg, params = build_config(argv)
     from schedulers.registry import create
-    from simcore.engine import simulate
-    from simcore.results import Staging, write_results
-    from simcore.rng import stream
-    from simcore.training import pretrain
-    from traces.loader import load_workload
+    from simcore.run import run
 
     out = args.out or f"results/{cfg.scheduler.replace(':', '_').replace('/', '_')}-d{cfg.dcs}-s{cfg.seed}"
-    sched = create(cfg.scheduler, params)
-    stage = Staging(out, args.overwrite)  # before the run: refuse a bad --out now, not after hours
+    result = run(cfg, create(cfg.scheduler, params), out, overwrite=args.overwrite, progress=not args.no_progress,
+                 checkpoint_dir=args.checkpoint_dir)
     try:
-        training = pretrain(cfg, sched, cfg.train_days, args.checkpoint_dir, progress=not args.no_progress)
-        wl = load_workload(cfg, stream(cfg.seed, "trace"))
-        rec = simulate(cfg, sched, workload=wl, progress=not args.no_progress)
-        rec.training = training
-        summ = write_results(rec, out, staging=stage)
-    except BaseException as e:
-        if isinstance(e, KeyboardInterrupt):
-            _ignore_sigint()
-        stage.abandon()
-        raise
-    try:
-        _emit(_table(summ))
-        _emit(f"results: {out}/ (summary.json, epochs.csv, epochs.parquet, config.json)")
-    except KeyboardInterrupt:  # the results are complete: say so, do not claim otherwise
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+        _emit(_table(result.summary))
+        _emit(f"results: {out}/ ({', '.join(f for f in result.files if not f.startswith('.'))})")
+    except KeyboardInterrupt as e:  # the results are complete: say so, do not claim otherwise
         _ignore_sigint()
         _line_break_on_terminal()
-        print(f"interrupted: the results are complete in {out}/", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"{interrupts.word(e)}: the results are complete in {out}/", file=sys.stderr)
+        return interrupts.exit_code(e)
     return 0
 
 
@@ -255,16 +175,20 @@ def main(argv: list[str] | None = None) -> int:
     if cwd not in sys.path:  # as `python -m` does: `--scheduler mypkg.mod:Class` from the current folder
         sys.path.insert(1, cwd)
     previous = signal.getsignal(signal.SIGINT)
+    replaced = interrupts.termination_handlers()
     try:
         if argv[:1] == ["predictor-report"]:  # accuracy and speed of the workload predictors (section 5.1)
             from reports.predictor_report import main as report
             return report(argv[1:])
-        if argv[:1] and argv[0] in ("compare", "scale", "ablate", "pareto", "paper"):  # sweeps (paper section 6)
+        if argv[:1] and argv[0] in SWEEPS:  # sweeps (paper section 6)
             from reports.experiments import main as sweep
             return sweep(argv)
         if argv[:1] == ["report"]:  # a sweep folder -> report.md / report.html
             from reports.report import main as study_report
             return study_report(argv[1:])
+        if "-h" in argv or "--help" in argv:
+            _emit(_help_text())
+            return 0
         return _simulate(argv)
     except _StopOutput:
         return 0
@@ -272,11 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         _close_progress_bars()
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         _ignore_sigint()
         _line_break_on_terminal()
-        print("interrupted: no results written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"{interrupts.word(e)}: no results written", file=sys.stderr)
+        return interrupts.exit_code(e)
     except Exception as e:
         _close_progress_bars()
         try:
@@ -287,11 +211,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_INTERNAL_ERROR
     finally:
-        if not command_line:  # called in-process (tests, notebooks): give Ctrl-C back
-            try:
-                signal.signal(signal.SIGINT, previous)
-            except (ValueError, TypeError):
-                pass
+        if not command_line:  # called in-process (tests, notebooks): give the signals back
+            interrupts.restore({signal.SIGINT: previous, **replaced})
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python run.py compare [--schedulers a,b,c] [--seeds 5] [--dcs 8] [--hours 24]      # Fig. 3 (+ Fig. 4 points)
     python run.py scale   [--schedulers a,b,c] [--seeds 5] [--dcs-list 4,6,8,10,12]    # Fig. 5
+                          [--load paper|fixed]
     python run.py ablate  [--ablations no-veto,...] [--seeds 5] [--dcs 8]              # Fig. 6
     python run.py pareto  [--weights "w1,w2,w3,w4;..."] [--seeds 5] [--dcs 8]          # MARLIN's --weights sweep
     python run.py paper   [...]                                                        # all four, one folder
@@ -14,16 +15,29 @@ weights, ablations, the run flags, and one entry per run with its folder name), 
 failed in the last attempt, by name, with the error), and one ordinary results folder per run
 (`<scheduler>-d<D>-s<seed>`, `marlin-<ablation|full>-d<D>-s<seed>`, `marlin-w<w1>_<w2>_<w3>_<w4>-d<D>-s<seed>`).
 
-Each run is exactly `python run.py --scheduler X --dcs D --seed S --hours H <run flags> --out FOLDER --no-progress`:
-the worker calls `run.main` in its own process (not a subprocess), so a run's files are those of the command
-line (the same seed gives the same files; only `wall_s` differs). A run whose `summary.json` exists is never
-re-run, so an interrupted sweep resumes where it stopped; a folder without `summary.json` (nothing we wrote:
-results are renamed into place only when complete) is moved aside to `.<name>.incomplete-<time>` and re-run,
-never deleted. A failing run is reported by name and does not stop the others. In `paper`, a run of `scale`
-or `ablate` identical to one of `compare` (same scheduler, D, seed, hours, flags) is a symbolic link to it.
+Each run is `python run.py --scheduler X --dcs D --seed S --hours H <run flags> --out FOLDER`, made as the
+command line makes it: its flags read by `schedulers.options.build_config`, then the one library call of a run,
+`simcore.run.run` (the same seed gives the same files; only `wall_s` differs). A run whose `summary.json`
+exists is never re-run, so an interrupted sweep resumes where it stopped; a folder without `summary.json`
+(nothing we wrote: results are renamed into place only when complete) is moved aside to
+`.<name>.incomplete-<time>` and re-run, never deleted. A failing run is reported by name and does not stop the
+others. In `paper`, a run of `scale` or `ablate` identical to one of `compare` (same scheduler, D, seed, hours,
+flags) is a symbolic link to it.
 
-Executors: `local` (default), a process pool of `--workers` processes (default: the machine's cores; 1 runs
-in this process); `ray`, one Ray task per run on the cluster that `ray.init(address="auto")` finds, else on a
+Before any run starts the whole sweep is checked: every scheduler and parameter, every distinct configuration
+(as its runs will read it), each distinct world's trace, load and start date (its workload and grid signals are
+built once), and the folder: new, empty, or one this program's sweep wrote (`sweep.json`'s mark), and not in use
+by another sweep (a lock). Ctrl-C, SIGTERM and SIGHUP stop the running runs, which remove their half-written
+folders; no process is left behind (`reports.executors`).
+
+Load in `scale` (`--load`): `paper` (default), the paper's rule at every D: the trace day's busiest epoch at
+`peak_utilization` (95 %) of that fleet's own capacity, i.e. each run of D datacenters gets
+`--set reference_dcs=D` (`load_scale auto`; docs/model.md 'Load'); `fixed`, the 8-DC fleet's load for every D
+(`reference_dcs` as set, default 8), so D = 4 is twice overloaded for every scheduler and D = 12 two-thirds idle.
+A numeric `--load-scale` sets the load itself and goes with `--load fixed` only.
+
+Executors: `local` (default), `--workers` runs at a time (default: the machine's cores), each in its own
+process, so a plug-in that ends its process (`os._exit`) fails its own run only; `ray`, one Ray task per run on the cluster that `ray.init(address="auto")` finds, else on a
 local Ray with `--workers` CPUs. A Ray task writes its results in a temporary folder on its node and returns
 the files, which this process writes into the sweep folder (no shared file system needed). Ray is an optional
 extra: `pip install marlin-sim[ray]`.
@@ -32,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import sys
@@ -42,6 +55,7 @@ import traceback
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from reports.executors import LOCK_FILE, run_in_processes, sweep_lock
 from schedulers.marlin.scheduler import ABLATIONS as MARLIN_ABLATIONS
 from simcore.config import OBJECTIVES
 from simcore.errors import ConfigError, SimError
@@ -53,12 +67,14 @@ BASELINES = HEURISTICS + RL_BASELINES
 MARLIN_VARIANTS = ("marlin", "marlin-minlatency", "marlin-mincarbon", "marlin-minwater", "marlin-mincost")
 MARLIN_ALIASES = ("marlin-balanced",)
 REFERENCE_CANDIDATES = ("uniform", "nearest", "greenest", "fill-ttft", "fill-carbon", "fill-water", "fill-cost")
+ORACLES = ("oracle", "oracle-hindsight")  # the LP oracle and its hindsight bound (family 'other': never a baseline)
 
 DEFAULT_OUT = "results/study"  # a sweep of kind K goes to DEFAULT_OUT/K
 DEFAULT_SEEDS = 5  # paper Fig. 3: >= 5 seeds (SPEC 11)
 DEFAULT_DCS = 8  # paper section 6: 8 datacenters
 DEFAULT_HOURS = 24.0  # paper section 6: 24 hours
 DEFAULT_DCS_LIST = (4, 6, 8, 10, 12)  # paper Fig. 5
+LOAD_RULES = ("paper", "fixed")  # scale's --load: each D at the paper's 95 % rule, or the 8-DC load for every D
 DEFAULT_PARETO_WEIGHTS = (  # MARLIN-Balanced re-weighted towards each pair of objectives (TTFT, carbon, water, cost)
     (0.4, 0.4, 0.1, 0.1), (0.4, 0.1, 0.4, 0.1), (0.4, 0.1, 0.1, 0.4),
     (0.1, 0.4, 0.4, 0.1), (0.1, 0.4, 0.1, 0.4), (0.1, 0.1, 0.4, 0.4),
@@ -72,6 +88,7 @@ CHECKPOINTS = "checkpoints"  # OUT/checkpoints: pre-trained states, shared by th
 MANIFEST = "sweep.json"
 FAILURES = "failures.json"
 SUMMARY = "summary.json"
+WRITTEN_BY = "marlin-sim sweep"  # sweep.json's mark: the folder is a sweep folder this program wrote
 
 
 def family(name: str) -> str:
@@ -96,8 +113,9 @@ def references() -> tuple:
 
 
 def default_schedulers() -> tuple:
-    """The paper's 13 (8 baselines + 5 MARLIN variants) plus every registered reference scheduler."""
-    return BASELINES + MARLIN_VARIANTS + references()
+    """The paper's 13 (8 baselines + 5 MARLIN variants), every registered reference scheduler and the LP oracles
+    (the report's gap to `oracle-hindsight`)."""
+    return BASELINES + MARLIN_VARIANTS + references() + ORACLES
 
 
 def _safe(name: str) -> str:
@@ -122,6 +140,7 @@ class RunSpec:
     weights: tuple | None = None
     ablate: tuple = ()
     same_as: str | None = None  # `paper`: the identical run of another sweep ("../compare/<run>"), linked not re-run
+    reference_dcs: int | None = None  # scale's `--load paper`: the auto load's reference fleet is this run's own D
 
     def argv(self, run_args: list) -> list:
         a = ["--scheduler", self.scheduler, "--dcs", str(self.dcs), "--seed", str(self.seed),
@@ -130,6 +149,8 @@ class RunSpec:
             a += ["--weights", ",".join(_fmt(w) for w in self.weights)]
         if self.ablate:
             a += ["--ablate", ",".join(self.ablate)]
+        if self.reference_dcs is not None:
+            a += ["--set", f"reference_dcs={self.reference_dcs}"]
         return a + ["--no-progress"]
 
 
@@ -147,8 +168,14 @@ def compare_runs(schedulers, seeds, dcs: int, hours: float) -> list:
     return [RunSpec(f"{_safe(s)}-d{dcs}-s{k}", s, dcs, k, hours, s) for s in schedulers for k in seeds]
 
 
-def scale_runs(schedulers, seeds, dcs_list, hours: float) -> list:
-    return [r for d in dcs_list for r in compare_runs(schedulers, seeds, d, hours)]
+def scale_runs(schedulers, seeds, dcs_list, hours: float, load: str = "paper") -> list:
+    """The runs of `scale`; `load` 'paper' gives each D the paper's load for its own fleet (`--set reference_dcs=D`
+    where D is not already the default reference fleet's), 'fixed' the reference fleet's for every D."""
+    from simcore.config import Config
+
+    default = Config().reference_dcs
+    return [replace(r, reference_dcs=d if load == "paper" and d != default else None)
+            for d in dcs_list for r in compare_runs(schedulers, seeds, d, hours)]
 
 
 def ablate_runs(ablations, seeds, dcs: int, hours: float, base: str = ABLATION_BASE) -> list:
@@ -169,17 +196,16 @@ def pareto_runs(weights_list, seeds, dcs: int, hours: float, base: str = ABLATIO
 
 
 # --- running one ------------------------------------------------------------------------------------------------
-def run_cli(argv: list, out: str) -> str | None:
-    """`python run.py <argv> --out out` in this process; None on success, else the error line it printed."""
-    import run as cli  # the repository's command line: the very code path a user's run takes
+def run_one(argv: list, out: str) -> None:
+    """One sweep member: its flags read as the command line reads them (`schedulers.options`), then the one
+    library call every run is (`simcore.run.run`): the same code path and files as `run.py <argv> --out out`.
+    Raises what the run raises."""
+    from schedulers.options import build_config
+    from schedulers.registry import create
+    from simcore.run import run
 
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        rc = cli.main([*argv, "--out", str(out)])
-    if rc != 0:
-        lines = err.getvalue().strip().splitlines()
-        return lines[-1].removeprefix("error: ") if lines else f"exit code {rc}"
-    return None
+    args, cfg, params = build_config(argv)
+    run(cfg, create(cfg.scheduler, params), out, progress=False, checkpoint_dir=args.checkpoint_dir)
 
 
 def _describe(e: BaseException) -> str:
@@ -188,13 +214,24 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}{at}"
 
 
-def local_task(argv: list, out: str) -> tuple:
-    """Worker of the local executor: (error or None, seconds). Never raises, so one run cannot stop the others."""
-    t0 = time.perf_counter()
+def run_error(argv: list, out: str) -> str | None:
+    """Run one member; None on success, else one line saying why it failed. Never raises an error of the run
+    (a SimError is the user's one line; anything else, a bug, is named with where it was raised)."""
     try:
-        error = run_cli(argv, out)
-    except Exception as e:  # a bug in a scheduler: report it by run name, keep the sweep going
-        error = _describe(e)
+        run_one(argv, out)
+    except SimError as e:
+        return " ".join(str(e).split())
+    except SystemExit as e:  # sys.exit outside a guarded hook (a plug-in's import, its constructor's callees)
+        return f"the run called sys.exit({e.code!r})"
+    except Exception as e:
+        return _describe(e)
+    return None
+
+
+def local_task(argv: list, out: str) -> tuple:
+    """(error or None, seconds) of one member run in this process."""
+    t0 = time.perf_counter()
+    error = run_error(argv, out)
     return error, time.perf_counter() - t0
 
 
@@ -203,10 +240,7 @@ def files_task(argv: list) -> tuple:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="marlin-run-") as tmp:
         out = Path(tmp) / "run"
-        try:
-            error = run_cli(argv, str(out))
-        except Exception as e:
-            error = _describe(e)
+        error = run_error(argv, str(out))
         files = {} if error else {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
     return error, time.perf_counter() - t0, files
 
@@ -273,8 +307,8 @@ class Sweep:
     settings: dict = field(default_factory=dict)  # schedulers, seeds, dcs, weights, ablations (manifest only)
 
     def manifest(self) -> dict:
-        return {"kind": self.kind, **self.settings, "hours": self.hours, "run_args": list(self.run_args),
-                "protocol": self.protocol, "runs": [asdict(r) for r in self.runs]}
+        return {"written_by": WRITTEN_BY, "kind": self.kind, **self.settings, "hours": self.hours,
+                "run_args": list(self.run_args), "protocol": self.protocol, "runs": [asdict(r) for r in self.runs]}
 
     @property
     def protocol(self) -> str:
@@ -301,10 +335,10 @@ def _merge_manifest(sweep: Sweep) -> dict:
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path}: unreadable sweep manifest ({e}); choose another --out") from None
     old.setdefault("protocol", DEFAULT_PROTOCOL)  # manifests written before protocols were online ones
-    for key in ("kind", "protocol", "hours", "run_args"):
-        if old.get(key) != new[key]:
+    for key in ("kind", "protocol", "hours", "run_args", "load"):
+        if old.get(key) != new.get(key):
             raise ConfigError(f"{sweep.path}: holds a {old.get('kind')} sweep with {key}={old.get(key)!r}, "
-                              f"not {new[key]!r}; choose another --out")
+                              f"not {new.get(key)!r}; choose another --out")
     names = {r["name"] for r in new["runs"]}
     new["runs"] = [r for r in old.get("runs", []) if r["name"] not in names] + new["runs"]
     for key, value in new.items():
@@ -314,12 +348,44 @@ def _merge_manifest(sweep: Sweep) -> dict:
     return new
 
 
+def check_folder(path: Path) -> None:
+    """Refuse (ConfigError) a sweep folder that holds files no sweep wrote: it must be new, empty, or hold a
+    sweep manifest this program wrote (its `written_by` mark, or the kind and runs of manifests written before
+    the mark), so a sweep never replaces a user's own `failures.json` or `sweep.json`."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir():
+        raise ConfigError(f"{path}: is a file, not a sweep folder; choose another --out")
+    entries = set(os.listdir(path)) - {LOCK_FILE}
+    if entries and not _is_sweep_manifest(path / MANIFEST):
+        shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
+        raise ConfigError(f"{path}: holds files no sweep wrote ({shown}); choose another --out")
+
+
+def _is_sweep_manifest(path: Path) -> bool:
+    try:
+        m = json.loads(path.read_text()) if path.is_file() and not path.is_symlink() else None
+    except (OSError, ValueError):
+        return False
+    if not isinstance(m, dict):
+        return False
+    return m.get("written_by") == WRITTEN_BY or (m.get("kind") in KINDS and isinstance(m.get("runs"), list))
+
+
 def execute(sweep: Sweep, workers: int, executor: str = "local", progress: bool = True) -> Outcome:
-    """Run every unfinished run of `sweep` into its folder; write sweep.json first and failures.json last."""
+    """Run every unfinished run of `sweep` into its folder; write sweep.json first and failures.json last.
+
+    One sweep at a time per folder (`reports.executors.sweep_lock`); each local run in its own process."""
+    check_folder(sweep.path)
+    sweep.path.mkdir(parents=True, exist_ok=True)
+    with sweep_lock(sweep.path):
+        return _execute(sweep, workers, executor, progress)
+
+
+def _execute(sweep: Sweep, workers: int, executor: str, progress: bool) -> Outcome:
     from tqdm import tqdm
 
     t0 = time.perf_counter()
-    sweep.path.mkdir(parents=True, exist_ok=True)
     write_json(sweep.path / MANIFEST, _merge_manifest(sweep))
     res = Outcome()
     pending = []
@@ -350,11 +416,9 @@ def execute(sweep: Sweep, workers: int, executor: str = "local", progress: bool 
     try:
         if executor == "ray":
             _run_ray(sweep, pending, workers, done)
-        elif workers <= 1 or len(pending) <= 1:
-            for r in pending:
-                done(r, *local_task(r.argv(sweep.run_args), str(sweep.path / r.name)))
         else:
-            _run_pool(sweep, pending, workers, done)
+            tasks = [(r, r.argv(sweep.run_args), str(sweep.path / r.name)) for r in pending]
+            run_in_processes(tasks, min(workers, max(len(pending), 1)), local_task, done)
     finally:
         bar.close()
         res.wall_s = time.perf_counter() - t0
@@ -365,37 +429,17 @@ def execute(sweep: Sweep, workers: int, executor: str = "local", progress: bool 
 def run_days(r: RunSpec, run_args: list) -> int:
     """Days a run will play: its test day, and its training days unless it learns nothing or its trained state is
     cached already (`simcore.training`)."""
-    import run as cli
+    from schedulers.options import build_config
     from schedulers.registry import create, resolve
     from simcore.training import checkpoint_key, training_days
 
-    _, cfg, params = cli.build_config(r.argv(run_args))
+    _, cfg, params = build_config(r.argv(run_args))
     if cfg.train_days == 0 or not resolve(cfg.scheduler).learns():
         return 1
     argv = r.argv(run_args)
     cache = Path(argv[argv.index("--checkpoint-dir") + 1]) if "--checkpoint-dir" in argv else None
     key = checkpoint_key(create(cfg.scheduler, params), training_days(cfg, cfg.train_days))
     return 1 + (0 if cache is not None and (cache / f"{key}.pt").is_file() else cfg.train_days)
-
-
-def _run_pool(sweep: Sweep, pending: list, workers: int, done) -> None:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # spawn, not fork: a forked child would inherit torch's and tqdm's threads from a parent that used them
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=multiprocessing.get_context("spawn"))
-    try:
-        futures = {pool.submit(local_task, r.argv(sweep.run_args), str(sweep.path / r.name)): r for r in pending}
-        for fut in as_completed(futures):
-            try:
-                error, seconds = fut.result()
-            except Exception as e:  # the worker process itself died (e.g. out of memory)
-                error, seconds = _describe(e), 0.0
-            done(futures[fut], error, seconds)
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
 
 
 def _import_ray():
@@ -483,7 +527,9 @@ def _weights_list(text: str) -> tuple:
 
 
 def _parser(kind: str) -> argparse.ArgumentParser:
-    p = _Parser(prog=f"run.py {kind}", description=__doc__.split("\n")[0])
+    from schedulers.options import prog
+
+    p = _Parser(prog=f"{prog()} {kind}", description=__doc__.split("\n")[0])
     p.add_argument("--out", default=DEFAULT_OUT, help=f"study folder; this sweep goes to OUT/<kind> (default {DEFAULT_OUT})")
     p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help=f"seeds per configuration (default {DEFAULT_SEEDS})")
     p.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
@@ -494,12 +540,16 @@ def _parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     if kind in ("compare", "scale", "paper"):
         p.add_argument("--schedulers", default=None,
-                       help="comma-separated names (default: the 13 of the paper + the registered references)")
+                       help="comma-separated names (default: the 13 of the paper, the registered references "
+                            "and the LP oracles)")
     if kind in ("compare", "ablate", "pareto", "paper"):
         p.add_argument("--dcs", type=int, default=DEFAULT_DCS, help=f"datacenters (default {DEFAULT_DCS})")
     if kind in ("scale", "paper"):
         p.add_argument("--dcs-list", default=",".join(map(str, DEFAULT_DCS_LIST)),
                        help="datacenter counts (default 4,6,8,10,12)")
+        p.add_argument("--load", default="paper", choices=LOAD_RULES,
+                       help="scale's load: 'paper' (default) each D's busiest epoch at 95 %% of that fleet's "
+                            "capacity; 'fixed' the 8-DC load for every D")
     if kind in ("ablate", "paper"):
         p.add_argument("--ablations", default=",".join(MARLIN_ABLATIONS),
                        help=f"MARLIN switches, each run alone against the full framework (default all: "
@@ -557,11 +607,15 @@ def _run_args_for(scheduler: str, run_args: list) -> list:
 
 
 def _check(runs: list, run_args: list) -> None:
-    """Refuse a bad sweep before running anything: unknown schedulers or parameters, bad flags (through run.py's
-    own code path)."""
-    import run as cli
+    """Refuse a bad sweep before running anything: unknown schedulers or parameters, bad flags (read as the
+    command line reads them), and a trace, start date or load that no run could use (each distinct world's
+    workload and grid signals are built once here, as its runs will build them)."""
+    from schedulers.options import build_config
     from schedulers.registry import create, resolve
     from simcore.config import Config
+    from simcore.rng import stream
+    from topology.sites import site_signals
+    from traces.loader import load_workload
 
     names = list(dict.fromkeys(r.scheduler for r in runs))
     known = set(Config.names()).union(*(resolve(name).Params.names() for name in names))
@@ -569,13 +623,29 @@ def _check(runs: list, run_args: list) -> None:
     if unknown:
         raise ConfigError(f"--set: unknown parameter(s) {', '.join(unknown)} (neither the world's nor one of "
                           f"{', '.join(names)}'s)")
-    seen = set()
+    seen, worlds, sites = set(), set(), set()
     for r in runs:  # every distinct configuration once (scheduler, weights, ablations, D)
         key = (r.scheduler, r.dcs, r.weights, r.ablate)
-        if key not in seen:
-            seen.add(key)
-            _, cfg, params = cli.build_config(r.argv(run_args))
-            create(cfg.scheduler, params)
+        if key in seen:
+            continue
+        seen.add(key)
+        _, cfg, params = build_config(r.argv(run_args))
+        create(cfg.scheduler, params)
+        world = replace(cfg, scheduler=Config().scheduler, weights=Config().weights, dcs=Config().dcs)
+        if world not in worlds:  # the workload does not depend on the scheduler or D (only its origins do)
+            worlds.add(world)
+            load_workload(world, stream(world.seed, "trace"))
+        if (cfg.dcs, cfg.start, cfg.hours) not in sites:
+            sites.add((cfg.dcs, cfg.start, cfg.hours))
+            site_signals(cfg)
+
+
+SWEEP_AXES = ("scheduler", "seed", "dcs", "hours")  # set per run by the sweep itself, never by --set
+
+
+def _once(items) -> tuple:
+    """The items in their order, each once (a name or value given twice is run once)."""
+    return tuple(dict.fromkeys(items))
 
 
 def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
@@ -588,11 +658,18 @@ def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
     seeds = tuple(range(a.first_seed, a.first_seed + a.seeds))
     root = Path(a.out)
     run_args = _run_args(a)
+    axes = SWEEP_AXES + (("weights",) if kind in ("pareto", "paper") else ()) + (
+        ("marlin_ablate",) if kind in ("ablate", "paper") else ())
+    fixed = sorted(set(_set_names(run_args)) & set(axes))
+    if fixed:
+        raise ConfigError(f"--set {', '.join(fixed)}: a sweep sets {'it' if len(fixed) == 1 else 'them'} for each "
+                          f"run; use the sweep's own flags (--schedulers, --seeds / --first-seed, --dcs / --dcs-list, "
+                          "--hours, --weights, --ablations)")
     out = []
     kinds = KINDS if kind == "paper" else (kind,)
     for k in kinds:
         if k in ("compare", "scale"):
-            names = tuple(s.strip() for s in a.schedulers.split(",") if s.strip()) if a.schedulers \
+            names = _once(s.strip() for s in a.schedulers.split(",") if s.strip()) if a.schedulers is not None \
                 else default_schedulers()
             if not names:
                 raise ConfigError("--schedulers: no scheduler named")
@@ -600,15 +677,20 @@ def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
             runs = compare_runs(names, seeds, a.dcs, a.hours)
             settings = {"schedulers": list(names), "seeds": list(seeds), "dcs": [a.dcs]}
         elif k == "scale":
-            dcs_list = _int_list(a.dcs_list, "--dcs-list")
-            runs = scale_runs(names, seeds, dcs_list, a.hours)
-            settings = {"schedulers": list(names), "seeds": list(seeds), "dcs": list(dcs_list)}
+            dcs_list = _once(_int_list(a.dcs_list, "--dcs-list"))
+            if not dcs_list:
+                raise ConfigError("--dcs-list: no datacenter count given")
+            _check_load(a.load, run_args)
+            runs = scale_runs(names, seeds, dcs_list, a.hours, a.load)
+            settings = {"schedulers": list(names), "seeds": list(seeds), "dcs": list(dcs_list), "load": a.load}
         elif k == "ablate":
-            abl = tuple(x.strip() for x in a.ablations.split(",") if x.strip())
+            abl = _once(x.strip() for x in a.ablations.split(",") if x.strip())
+            if not abl:
+                raise ConfigError("--ablations: no ablation named")
             runs = ablate_runs(abl, seeds, a.dcs, a.hours)
             settings = {"schedulers": [ABLATION_BASE], "seeds": list(seeds), "dcs": [a.dcs], "ablations": list(abl)}
         else:
-            wl = _weights_list(a.weights)
+            wl = _once(_weights_list(a.weights))
             runs = pareto_runs(wl, seeds, a.dcs, a.hours)
             settings = {"schedulers": [ABLATION_BASE], "seeds": list(seeds), "dcs": [a.dcs],
                         "weights": [list(w) for w in wl]}
@@ -624,17 +706,35 @@ def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
     return out
 
 
+def _check_load(load: str, run_args: list) -> None:
+    """`--load paper` sets each run's reference fleet itself: refuse a sweep that also sets it, or sets a
+    numeric load (which the paper's rule would not apply to)."""
+    if load != "paper":
+        return
+    if "reference_dcs" in _set_names(run_args):
+        raise ConfigError("--load paper sets reference_dcs to each run's D; use --load fixed to set it yourself")
+    scale = dict(zip(run_args[::2], run_args[1::2])).get("--load-scale")
+    if scale is not None and scale != "auto":
+        raise ConfigError(f"--load-scale {scale}: a fixed multiplier goes with --load fixed (--load paper is the "
+                          "auto load at each D)")
+
+
 def _identity(r: RunSpec) -> tuple:
-    return r.scheduler, r.dcs, r.seed, r.hours, r.weights, tuple(r.ablate)
+    return r.scheduler, r.dcs, r.seed, r.hours, r.weights, tuple(r.ablate), r.reference_dcs
 
 
 def main(argv: list) -> int:
-    """`python run.py {compare|scale|ablate|pareto|paper} ...`: 0 all runs done, 1 some failed, 2 bad input."""
+    """`run.py {compare|scale|ablate|pareto|paper} ...`: 0 all runs done, 1 some failed, 2 bad input, 130 / 143 /
+    129 stopped by Ctrl-C / SIGTERM / SIGHUP (finished runs kept, no process or half-written folder left)."""
+    from schedulers.options import command
+    from simcore import interrupts
+
     kind = argv[0]
     try:
         a = _parser(kind).parse_args(argv[1:])
         sweeps = sweeps_from_args(kind, a)
-        for sw in sweeps:  # a folder holding a different sweep is refused before anything runs
+        for sw in sweeps:  # a folder holding a different sweep, or files no sweep wrote, is refused before any run
+            check_folder(sw.path)
             _merge_manifest(sw)
         failed = 0
         for sw in sweeps:
@@ -647,10 +747,11 @@ def main(argv: list) -> int:
             for p in res.set_aside:
                 print(f"  an incomplete folder was kept as {p}")
     except SimError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished runs are kept; the same command resumes the sweep", file=sys.stderr)
-        return 130
-    print(f"report: python run.py report {a.out}")
+    except KeyboardInterrupt as e:
+        interrupts.ignore_stops()
+        print(f"{interrupts.word(e)}: finished runs are kept; the same command resumes the sweep", file=sys.stderr)
+        return interrupts.exit_code(e)
+    print(f"report: {command()} report {a.out}")
     return 1 if failed else 0

@@ -13,6 +13,8 @@ An axis turns logarithmic when its values span more than `LOG_RATIO` (e.g. TTFT 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -65,11 +67,25 @@ def _short(v: float, _pos=None) -> str:
 
 
 def _save(fig, path: Path) -> Path:
+    """Save atomically under a unique temporary name; a file of that name no report wrote is never replaced."""
+    from simcore.results import check_replaceable, record_written
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    check_replaceable(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp made it private; give it a new file's mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    record_written(path)
     return path
 
 

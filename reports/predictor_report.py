@@ -194,6 +194,27 @@ def format_table(r: dict) -> str:
     return "\n".join(lines)
 
 
+WRITTEN_BY = "marlin-sim predictor-report"  # the mark of a report file this command wrote (it may replace it)
+
+
+def check_out_file(out: str | Path) -> None:
+    """Refuse (ConfigError) an --out this command may not write: a missing folder, or anything already there
+    that is not a report it wrote (a user's file, a folder, a link, a pipe)."""
+    p = Path(out)
+    if not p.resolve().parent.is_dir():
+        raise ConfigError(f"--out {out}: folder does not exist")
+    if not os.path.lexists(p):
+        return
+    mine = False
+    if p.is_file() and not p.is_symlink():
+        try:
+            mine = json.loads(p.read_text()).get("written_by") == WRITTEN_BY
+        except (OSError, ValueError, AttributeError):
+            mine = False
+    if not mine:
+        raise ConfigError(f"--out {out}: a file or folder this command did not write is there; choose a new name")
+
+
 def write_json_atomic(obj: dict, path: str | Path) -> None:
     """Write obj as JSON to path via a temp file in the same folder and a rename."""
     p = Path(path)
@@ -201,6 +222,9 @@ def write_json_atomic(obj: dict, path: str | Path) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(obj, indent=2) + "\n")
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, p)
     except BaseException:
         try:
@@ -211,22 +235,24 @@ def write_json_atomic(obj: dict, path: str | Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m reports.predictor_report",
+    ap = argparse.ArgumentParser(prog="marlin-sim predictor-report",
                                  description="EWMA-regression predictor vs MLP baseline on the bundled trace")
     ap.add_argument("--dcs", type=int, default=Config.dcs, help="origin regions (4..12)")
     ap.add_argument("--seed", type=int, default=Config.seed, help="seed of the trace and MLP streams")
-    ap.add_argument("--out", default=None, help="also write the report as JSON to this file")
+    ap.add_argument("--out", default=None, help="also write the report as JSON to this file (a new file, or one "
+                    "this command wrote)")
     args = ap.parse_args(argv)
     try:
-        if args.out is not None and not Path(args.out).resolve().parent.is_dir():
-            raise ConfigError(f"--out {args.out}: folder does not exist")
+        if args.out is not None:
+            check_out_file(args.out)
         r = predictor_report(Config(dcs=args.dcs, seed=args.seed))
     except SimError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_table(r))
     if args.out is not None:
-        write_json_atomic(r, args.out)
+        check_out_file(args.out)  # again: the file may have appeared while the report ran
+        write_json_atomic({"written_by": WRITTEN_BY, **r}, args.out)
     return 0
 
 

@@ -31,11 +31,14 @@ from pathlib import Path
 import pandas as pd
 
 from reports import analysis as an
-from reports import figures
+from reports import figures, oracle_gap
 from reports.experiments import DEFAULT_OUT, _Parser
 from reports.hypervolume import REF_OFFSET
 from reports.study import METRICS, OBJECTIVE_KEYS, Study, display, load
 from simcore.errors import ConfigError, SimError
+from simcore.results import check_replaceable, record_written
+
+REPORT_TABLES = ("stats.csv", "hypervolume.csv", "ablation.csv", "reproduction.csv")
 
 
 # --- a document as blocks, rendered twice -----------------------------------------------------------------------
@@ -130,6 +133,8 @@ def to_html(doc: Doc, title: str) -> str:
 
 # --- writing ----------------------------------------------------------------------------------------------------
 def write_text(path: Path, text: str) -> None:
+    """Write a report file atomically; a file of that name that no report wrote is never replaced."""
+    check_replaceable(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
@@ -141,6 +146,7 @@ def write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    record_written(path)
 
 
 def write_csv(path: Path, df: pd.DataFrame) -> None:
@@ -323,7 +329,8 @@ def build(study: Study, ref_offset: float = REF_OFFSET, gate: float = an.SLA_GAT
     doc.p(f"{len(runs)} finished runs read; {len(study.missing)} listed in a manifest without results.")
     if study.missing:
         doc.items([f"{m['kind']}/{m['run']}: {m['error']}" for m in study.missing])
-    tables = {"stats.csv": stats, "hypervolume.csv": hv, "ablation.csv": abl, "reproduction.csv": rep}
+    tables = dict(zip(REPORT_TABLES, (stats, hv, abl, rep)))
+    tables.update(oracle_gap.add_section(doc, runs))  # every scheduler's gap to the LP oracle's bound (issue 18)
     return doc, tables
 
 
@@ -333,6 +340,8 @@ def write_report(root: str | Path, ref_offset: float = REF_OFFSET, gate: float =
     root = study.root
     if study.runs.empty:
         raise ConfigError(f"report {root}: no finished run yet (no summary.json in the sweep folders)")
+    for name in (*REPORT_TABLES, oracle_gap.TABLE, "report.md", "report.html"):  # refuse before any figure is drawn
+        check_replaceable(root / name)
     doc, tables = build(study, ref_offset, gate)
     out = {}
     for name, df in tables.items():

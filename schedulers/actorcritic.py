@@ -11,17 +11,26 @@ Adapted to this problem:
   learned state-independent log std (clamped to [actorcritic_min_log_std, actorcritic_max_log_std]); a sample
   is a Gaussian draw of the logits, turned into a plan by a softmax over each (model, origin) row
   (`schedulers.rl.nets.logits_to_plan`). The mean head starts at zero, so the first mean plan is uniform;
-- state: `schedulers.rl.nets.state_features`;
-- samples: each epoch `actorcritic_samples_per_epoch` plans (capped at plan_evaluations_per_epoch, MARLIN's
-  budget) are drawn from the policy and scored in one batched Simulate call with the shared reward of MARLIN's
-  agents (schedulers.common.plan_reward, the run's weights). These are the A2C rollouts: the synchronous
+- state: `schedulers.rl.nets.state_features` with the committed backlog per datacenter (issue 18: without it the
+  policy could not see the queue its night-time plans built);
+- feasibility toolkit: every plan the actor proposes is projected onto the head-room target
+  (`feasibility.project_to_capacity` at this learner's `Headroom` target) before Simulate scores it and before
+  it is executed: a repair that is part of the environment, so the policy gradient of the Gaussian over logits
+  is unchanged (the paper's actor-critic acts in a constrained environment; it does not need to learn the
+  constraint by failing it live);
+- samples: each epoch `actorcritic_samples_per_epoch` plans (with the incumbent, capped at
+  plan_evaluations_per_epoch, MARLIN's budget) are drawn from the policy and scored in one batched Simulate call
+  with the toolkit's bounded signal (`feasibility.bounded_reward`, the run's weights; its EMA starts from and
+  follows the incumbent, the mean plan, scored in the same call). These are the A2C rollouts: the synchronous
   "workers" are the Simulate copies of the epoch;
 - returns: one-step, R = r (a contextual bandit, gamma = 0): the plan does not change the next epoch's forecast
   or grid signals, so the epoch's reward is the whole consequence the critic has to predict. The measured
   epoch is not used: the executed plan is the policy's mean, not a sample of it (on-policy learning);
-- update: `actorcritic_updates_per_epoch` steps (default 1, as A2C); the critic is fitted first, then the
-  advantages R - V(s) use it, standardized over the batch (as in common A2C/PPO implementations);
-- acting: the mean plan (softmax of the mean logits);
+- update: `actorcritic_updates_per_epoch` steps (default 64: one critic and one actor gradient step each, the
+  declared budget gradient_steps_per_epoch = 128 per epoch that MARLIN's four agents get; one step per epoch
+  left the policy untrained); the critic is fitted first, then the advantages R - V(s) use it, standardized
+  over the batch (as in common A2C/PPO implementations);
+- acting: the mean plan (softmax of the mean logits), projected onto the head-room target;
 - determinism: networks initialized under torch.random.fork_rng with a seed from the scheduler's generator,
   samples drawn with a torch.Generator seeded from it; one torch thread.
 """
@@ -33,9 +42,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from schedulers.common import EvaluatorParams, EvaluatorScheduler, update_ema, weighted_score
+from schedulers.common import EvaluatorParams, EvaluatorScheduler
+from schedulers.feasibility import Headroom, project_to_capacity
 from schedulers.rl.nets import feature_size, logits_to_plan, mlp, state_features
 from schedulers.rl.online import torch_seeds, torch_threads
+from simcore.errors import ConfigError
 from simcore.interface import Observation
 from simcore.params import ordered, param
 
@@ -57,11 +68,13 @@ class ActorCriticParams(EvaluatorParams):
 
     actorcritic_hidden: int = param(64, "Actor-Critic: hidden units of the actor's and the critic's two hidden layers",
                                     lo=1)
-    actorcritic_lr_actor: float = param(1e-2, "Actor-Critic: Adam learning rate of the actor", lo=0, lo_open=True)
-    actorcritic_lr_critic: float = param(1e-2, "Actor-Critic: Adam learning rate of the critic", lo=0, lo_open=True)
+    actorcritic_lr_actor: float = param(1e-3, "Actor-Critic: Adam learning rate of the actor", lo=0, lo_open=True)
+    actorcritic_lr_critic: float = param(1e-3, "Actor-Critic: Adam learning rate of the critic", lo=0, lo_open=True)
     actorcritic_samples_per_epoch: int = param(256, "Actor-Critic: plans sampled from the policy and simulated per "
                                                "epoch (capped at plan_evaluations_per_epoch)", lo=1)
-    actorcritic_updates_per_epoch: int = param(1, "Actor-Critic: gradient steps per epoch on the epoch's samples", lo=0)
+    actorcritic_updates_per_epoch: int = param(64, "Actor-Critic: updates per epoch on the epoch's samples, each one "
+                                               "critic and one actor gradient step (2 x this <= "
+                                               "gradient_steps_per_epoch)", lo=0)
     actorcritic_entropy_coef: float = param(1e-3, "Actor-Critic: weight of the policy-entropy bonus", lo=0)
     actorcritic_init_log_std: float = param(0.0, "Actor-Critic: initial log std of the Gaussian over plan logits")
     actorcritic_min_log_std: float = param(-3.0, "Actor-Critic: lower clamp of the log std")
@@ -71,18 +84,21 @@ class ActorCriticParams(EvaluatorParams):
 
     def validate(self) -> None:
         ordered(self, "actorcritic_min_log_std", "actorcritic_max_log_std")
+        if 2 * self.actorcritic_updates_per_epoch > self.gradient_steps_per_epoch:
+            raise ConfigError(f"2 x actorcritic_updates_per_epoch = {2 * self.actorcritic_updates_per_epoch} "
+                              f"exceeds gradient_steps_per_epoch {self.gradient_steps_per_epoch}")
 
 
 class ActorCritic(EvaluatorScheduler):
     """A2C: Gaussian actor over plan logits, critic V(s), one-step returns from Simulate samples."""
 
     Params = ActorCriticParams
-    learned = ("actor", "critic", "actor_opt", "critic_opt", "ema")  # `simcore.training`
+    learned = ("actor", "critic", "actor_opt", "critic_opt", "grad_steps", "ema", "headroom")  # simcore.training
 
     def setup(self) -> None:
         super().setup()
         p = self.params
-        n_feat, n_act = feature_size(self.info), int(np.prod(self.info.plan_shape))
+        n_feat, n_act = feature_size(self.info, backlog=True), int(np.prod(self.info.plan_shape))
         net_seed, sample_seed = torch_seeds(self.rng)
         self.gen = torch.Generator().manual_seed(sample_seed)
         with torch_threads(p.actorcritic_torch_threads), torch.random.fork_rng(devices=[]):
@@ -91,8 +107,12 @@ class ActorCritic(EvaluatorScheduler):
             self.critic = mlp([n_feat, p.actorcritic_hidden, p.actorcritic_hidden, 1])
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=p.actorcritic_lr_actor)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=p.actorcritic_lr_critic)
-        self.n_samples = max(1, min(p.actorcritic_samples_per_epoch, p.plan_evaluations_per_epoch))
+        # the incumbent (the mean plan) is scored with the samples, within the Simulate budget
+        self.n_samples = max(1, min(p.actorcritic_samples_per_epoch, p.plan_evaluations_per_epoch - 1))
         self.ema: float | None = None
+        self.headroom = Headroom(p)
+        self.grad_steps = 0
+        self.epoch_spend = (0, 0)  # (plans simulated, gradient steps) of the last epoch: the declared budgets
         self.history: list = []  # per epoch: (mean sampled reward, critic value) for inspection
 
     def log_std(self) -> torch.Tensor:
@@ -124,27 +144,36 @@ class ActorCritic(EvaluatorScheduler):
         actor_loss.backward()
         nn.utils.clip_grad_norm_(self.actor.parameters(), p.actorcritic_grad_clip)
         self.actor_opt.step()
+        self.grad_steps += 2
 
     # --- one epoch --------------------------------------------------------------------------------------------
     def plan(self, obs: Observation) -> np.ndarray:
         p = self.params
         shape = self.info.plan_shape
+        self.headroom.learn(obs.last)
         state = self.epoch_state(obs)
-        x1 = torch.as_tensor(state_features(obs, self.info))[None]
+        cap, target = self.info.capacity.requests_per_epoch, self.headroom.target()
+
+        def feasible(plans: np.ndarray) -> np.ndarray:
+            return project_to_capacity(plans, state.predicted, cap, target, obs.queued)
+
+        x1 = torch.as_tensor(state_features(obs, self.info, backlog=True))[None]
         x = x1.expand(self.n_samples, -1)
+        steps0 = self.grad_steps
         with torch_threads(p.actorcritic_torch_threads):
             with torch.no_grad():  # rollouts: sample plans from pi(. | s)
                 mean = self.actor.mean(x1)
                 noise = torch.randn((self.n_samples, mean.shape[-1]), generator=self.gen)
                 logits = mean + self.log_std().exp() * noise
-            plans = logits_to_plan(logits.double(), shape).numpy()
-            reward, norm, _ = self.score_plans(state, plans, self.info.weights, self.ema)  # one Simulate call
-            self.ema = update_ema(self.ema, float(np.mean(weighted_score(norm, self.info.weights))),
-                                  p.reward_ema_decay)
-            ret = torch.as_tensor(reward, dtype=torch.float32)
+                incumbent = logits_to_plan(mean.double(), shape).numpy()
+            plans = feasible(np.concatenate([incumbent, logits_to_plan(logits.double(), shape).numpy()]))
+            reward, _, _, self.ema = self.score_with_incumbent(state, plans, self.info.weights, self.ema, 0)
+            ret = torch.as_tensor(reward[1:], dtype=torch.float32)  # one Simulate call; index 0 the incumbent
             for _ in range(p.actorcritic_updates_per_epoch):
                 self.update(x, logits, ret)
             with torch.no_grad():
-                mean_plan = logits_to_plan(self.actor.mean(x1)[0].double(), shape).numpy()
-                self.history.append((float(reward.mean()), float(self.critic(x1)[0, 0])))
+                mean_plan = feasible(logits_to_plan(self.actor.mean(x1)[0].double(), shape).numpy())
+                self.history.append((float(reward[1:].mean()), float(self.critic(x1)[0, 0])))
+        self.headroom.record(mean_plan, obs.predicted_requests, obs.epoch)
+        self.epoch_spend = (len(plans), self.grad_steps - steps0)
         return mean_plan

@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 
 from schedulers.registry import create, resolve
@@ -20,15 +22,25 @@ def check_scheduler(name: str) -> None:
     checker.check_scheduler(lambda: create(name, {k: v for k, v in SMALL_BUDGET.items() if k in own}), name)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        print(f"error: {message} (usage: python -m schedulers.checker NAME_OR_pkg.mod:Class)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m schedulers.checker NAME_OR_pkg.mod:Class", file=sys.stderr)
-        return 2
+    p = _Parser(prog="python -m schedulers.checker",
+                description="Check a scheduler against the interface every scheduler passes (simcore.checker): "
+                            "prints 'ok' (exit 0) or the first rule it breaks (exit 2).")
+    p.add_argument("scheduler", help="a registered name (marlin-sim --list-schedulers) or pkg.mod:Class, found "
+                                     "from the current folder or PYTHONPATH")
+    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    if os.getcwd() not in sys.path:  # as `python -m` does, also when called as a function
+        sys.path.insert(1, os.getcwd())
     try:
-        check_scheduler(argv[0])
+        check_scheduler(a.scheduler)
     except (AssertionError, SimError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     print("ok")
     return 0

@@ -7,16 +7,28 @@ steps); the double-Q target y = r + gamma Q_target(s', argmax_a' Q_online(s', a'
 and the target network evaluating the next action; Huber loss; epsilon-greedy behaviour with a linear decay.
 
 Adapted to this problem:
-- actions: the K named candidate plans of `schedulers.rl.discrete` (shared with Q-Learning);
-- state: `schedulers.rl.nets.state_features` (forecast mix and volume, per-datacenter signals, idle share, time);
-- reward: the shared reward of MARLIN's agents (schedulers.common.plan_reward) with the run's weights;
+- actions: the K named candidate plans of `schedulers.rl.discrete` (shared with Q-Learning), every one of them
+  capacity-aware: built by filling datacenters up to the head-room target and projected onto it (feasibility
+  toolkit: `Headroom` for the target from this learner's observed forecast error, `fill_plan`,
+  `project_to_capacity`). Restricting the actions to feasible ones is action masking, which DQN allows: the
+  network still scores a fixed, finite action set;
+- state: `schedulers.rl.nets.state_features` with the backlog (forecast mix and volume, per-datacenter signals,
+  idle share, committed backlog, time);
+- reward: the feasibility toolkit's bounded signal (`feasibility.bounded_reward` via
+  `EvaluatorScheduler.score_with_incumbent`, the run's weights): compressed metrics, so targets stay within a
+  few units and the Huber loss sees real gradients (issue 18 measured targets of 1e4-5e5 before), an SLA step
+  that puts every violating plan below every feasible one, and an EMA over the incumbent's score;
 - experience per epoch (Dyna-style, as MARLIN's agents learn on Simulate):
   1. model-based: the K candidates are scored in one batched Simulate call (K <= plan_evaluations_per_epoch)
      and K transitions (s, k, r_k, s'_model) enter the replay buffer; the model's next state is the same
      observation with the clock advanced one epoch (forecast and signals persist);
   2. real: the executed plan's measured reward (`observe`, normalized like Simulate's, see rl.online) enters
      the buffer as (s, a, r, s') at the next epoch start, when the real s' is known;
-  then `ddqn_updates_per_epoch` minibatch steps, then the epsilon-greedy action on the online network.
+  then `ddqn_updates_per_epoch` minibatch steps (the declared gradient-step budget,
+  `gradient_steps_per_epoch`), then the action.
+- exploration only in Simulate (issue 18): every action is tried in Simulate every epoch (step 1), so the live
+  action is greedy by default (`ddqn_epsilon_start` = `ddqn_epsilon_end` = 0); a positive epsilon explores
+  in the live system, as DQN's Atari agents had to, and charges it to the scored day.
 - discount `ddqn_gamma` (default 0.5): the plan barely moves the next state, so a short horizon.
 - determinism: the networks are initialized under torch.random.fork_rng with a seed drawn from the scheduler's
   generator; minibatches and exploration draw from that generator; one torch thread.
@@ -31,10 +43,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from schedulers.common import EvaluatorParams, EvaluatorScheduler, update_ema, weighted_score
+from schedulers.common import EvaluatorParams, EvaluatorScheduler
+from schedulers.feasibility import Headroom
 from schedulers.rl.discrete import candidate_names, candidate_plans
 from schedulers.rl.nets import ReplayBuffer, feature_size, mlp, state_features
 from schedulers.rl.online import linear_epsilon, observed_reward, torch_seeds, torch_threads
+from simcore.errors import ConfigError
 from simcore.interface import EpochResult, Observation
 from simcore.params import param
 
@@ -49,26 +63,33 @@ class DDQNParams(EvaluatorParams):
                               lo=0, hi=1)
     ddqn_buffer_size: int = param(20000, "DDQN: replay buffer capacity (transitions)", lo=1)
     ddqn_batch_size: int = param(64, "DDQN: minibatch size", lo=1)
-    ddqn_updates_per_epoch: int = param(16, "DDQN: gradient steps per epoch", lo=0)
+    ddqn_updates_per_epoch: int = param(128, "DDQN: gradient steps per epoch (<= gradient_steps_per_epoch)", lo=0)
     ddqn_target_sync_steps: int = param(100, "DDQN: gradient steps between hard copies online -> target network", lo=1)
     ddqn_grad_clip: float = param(10.0, "DDQN: gradient-norm clip", lo=0, lo_open=True)
-    ddqn_epsilon_start: float = param(0.5, "DDQN: epsilon-greedy exploration at epoch 0", lo=0, hi=1)
-    ddqn_epsilon_end: float = param(0.02, "DDQN: epsilon after the decay", lo=0, hi=1)
+    ddqn_epsilon_start: float = param(0.0, "DDQN: epsilon-greedy exploration in the live system at epoch 0 (0: "
+                                      "explore only in Simulate, where every action is scored each epoch)",
+                                      lo=0, hi=1)
+    ddqn_epsilon_end: float = param(0.0, "DDQN: live epsilon after the decay", lo=0, hi=1)
     ddqn_epsilon_decay_epochs: int = param(48, "DDQN: epochs of the linear epsilon decay", lo=1)
     ddqn_torch_threads: int = param(1, "DDQN: torch CPU threads (small nets: 1 is fastest)", lo=1)
+
+    def validate(self) -> None:
+        if self.ddqn_updates_per_epoch > self.gradient_steps_per_epoch:
+            raise ConfigError(f"ddqn_updates_per_epoch = {self.ddqn_updates_per_epoch} exceeds "
+                              f"gradient_steps_per_epoch {self.gradient_steps_per_epoch}")
 
 
 class DDQN(EvaluatorScheduler):
     """Double DQN over K candidate plans; replay fed by Simulate (Dyna) and by the measured epochs."""
 
     Params = DDQNParams
-    learned = ("q_net", "target_net", "optimizer", "buffer", "grad_steps", "ema")  # `simcore.training`
+    learned = ("q_net", "target_net", "optimizer", "buffer", "grad_steps", "ema", "headroom")  # simcore.training
 
     def setup(self) -> None:
         super().setup()
         p = self.params
         self.names = candidate_names(self.info)
-        n_feat, k = feature_size(self.info), len(self.names)
+        n_feat, k = feature_size(self.info, backlog=True), len(self.names)
         net_seed, _ = torch_seeds(self.rng)
         with torch_threads(p.ddqn_torch_threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(net_seed)
@@ -82,6 +103,8 @@ class DDQN(EvaluatorScheduler):
         self.last: tuple | None = None  # (features, action, EpochState) of the executed plan
         self.pending: tuple | None = None  # (features, action, measured reward) waiting for its s'
         self.actions: list = []
+        self.headroom = Headroom(p)  # the candidates' capacity target, from the observed forecast error
+        self.epoch_spend = (0, 0)  # (plans simulated, gradient steps) of the last epoch: the declared budgets
 
     # --- learning ---------------------------------------------------------------------------------------------
     def train_step(self) -> float:
@@ -110,18 +133,21 @@ class DDQN(EvaluatorScheduler):
     # --- one epoch --------------------------------------------------------------------------------------------
     def plan(self, obs: Observation) -> np.ndarray:
         p = self.params
-        x = state_features(obs, self.info)
+        x = state_features(obs, self.info, backlog=True)
+        self.headroom.learn(obs.last)
+        steps0 = self.grad_steps
         if self.pending is not None:  # last epoch's real transition, completed with the real next state
             x0, a0, r0 = self.pending
             self.buffer.add(obs=x0[None], act=np.array([a0]), rew=np.array([r0]), next_obs=x[None])
             self.pending = None
         # Dyna: every candidate simulated in one call -> K transitions with the model's next state
         state = self.epoch_state(obs)
-        plans = candidate_plans(obs, self.info)
+        plans = candidate_plans(obs, self.info, self.headroom.target())
         k = len(plans)
-        reward, norm, _ = self.score_plans(state, plans, self.info.weights, self.ema)
-        self.ema = update_ema(self.ema, float(np.mean(weighted_score(norm, self.info.weights))), p.reward_ema_decay)
-        x_model = state_features(dataclasses.replace(obs, time_s=obs.time_s + self.info.epoch_s), self.info)
+        incumbent = 0 if self.last is None else self.last[1]  # the action run last epoch (uniform before any)
+        reward, _, _, self.ema = self.score_with_incumbent(state, plans, self.info.weights, self.ema, incumbent)
+        x_model = state_features(dataclasses.replace(obs, time_s=obs.time_s + self.info.epoch_s), self.info,
+                                 backlog=True)
         self.buffer.add(obs=np.broadcast_to(x, (k, len(x))), act=np.arange(k), rew=reward,
                         next_obs=np.broadcast_to(x_model, (k, len(x))))
         with torch_threads(p.ddqn_torch_threads):
@@ -137,6 +163,8 @@ class DDQN(EvaluatorScheduler):
                     a = int(self.q_net(torch.as_tensor(x)[None]).argmax(dim=1)[0])
         self.last = (x, a, state)
         self.actions.append(a)
+        self.headroom.record(plans[a], obs.predicted_requests, obs.epoch)
+        self.epoch_spend = (k, self.grad_steps - steps0)
         return plans[a]
 
     def observe(self, result: EpochResult) -> None:

@@ -20,7 +20,8 @@ Per epoch:
   A datacenter's utilization is `simcore.capacity.datacenter_utilization` (sum over models of requests /
   capacity[d, m]; both models share the nodes) and it takes requests until it reaches the fill target. Requests
   already waiting there (`obs.queued`) count first, assumed to have the forecast's model mix;
-- the fill target leaves head-room for what the forecast cannot see (`fill_target`):
+- the fill target leaves head-room for what the forecast cannot see (`schedulers.feasibility.headroom_target`
+  and `Headroom`, the shared toolkit this module's machinery moved to):
 
       target = 1 / (fill_peak_to_mean x (1 + fill_error_z x sigma))
 
@@ -28,8 +29,9 @@ Per epoch:
     epoch's mean rate, and a datacenter whose busiest minute exceeds its capacity queues past the SLA;
   * the epoch's arrivals are not the forecast: sigma is the forecast's observed relative error, the error of
     each finished epoch's per-datacenter arrivals (`obs.last.requests`) against the loads this scheduler
-    planned for it (plan x forecast), ||arrived - planned|| / ||planned|| (`forecast_error`), averaged as an
-    exponentially weighted mean of its square (`fill_error_ewma_alpha`), starting from `fill_error_prior`;
+    planned for it (plan x forecast), ||arrived - planned|| / ||planned|| (`feasibility.forecast_error`),
+    averaged as an exponentially weighted mean of its square (`fill_error_ewma_alpha`), starting from
+    `fill_error_prior`;
     `fill_error_z` standard deviations of it are held free. The target drops after an epoch the forecast
     missed and rises back as it hits again;
 - overflow: when the forecast does not fit under the target everywhere, every datacenter is filled to the
@@ -51,8 +53,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from schedulers.feasibility import Headroom, HeadroomParams
 from simcore.interface import EpochResult, Observation, Scheduler
-from simcore.params import Parameters, param
 
 
 def mix_share(pred: np.ndarray) -> np.ndarray:
@@ -76,28 +78,6 @@ def queued_utilization(queued: np.ndarray, pred: np.ndarray, cap: np.ndarray) ->
     """[D] utilization the requests waiting in each datacenter already commit, taking them to have the
     forecast's model mix (`request_utilization`; only models d hosts can be waiting there)."""
     return np.asarray(queued, dtype=float) * request_utilization(pred, cap)
-
-
-def fill_target(peak_to_mean: float, error_z: float, error_sd: float) -> float:
-    """Utilization a datacenter is filled to: its busiest minute (`peak_to_mean` x the epoch's mean rate) must
-    still fit its capacity when the epoch brings 1 + error_z x error_sd times the forecast.
-
-    :param peak_to_mean: busiest minute's arrival rate over the epoch's mean (>= 1)
-    :param error_z: standard deviations of forecast error held free
-    :param error_sd: the forecast's relative error (standard deviation, `forecast_error`)
-    """
-    return 1.0 / (peak_to_mean * (1.0 + error_z * error_sd))
-
-
-def forecast_error(planned: np.ndarray, arrived: np.ndarray) -> float | None:
-    """Relative error of an epoch's per-datacenter arrivals against the loads planned for them,
-    ||arrived - planned|| / ||planned|| (|r - 1| when every datacenter got r times its plan); None when nothing
-    was planned."""
-    planned = np.asarray(planned, dtype=float)
-    norm = float(np.linalg.norm(planned))
-    if norm <= 0:
-        return None
-    return float(np.linalg.norm(np.asarray(arrived, dtype=float) - planned)) / norm
 
 
 def common_level(pred: np.ndarray, cap: np.ndarray, used: np.ndarray) -> float:
@@ -153,19 +133,8 @@ def fill_plan(pred: np.ndarray, order: np.ndarray, cap: np.ndarray, target: floa
 
 
 @dataclass(frozen=True)
-class FillParams(Parameters):
-    """The fill target's head-room (`fill_target`, `FillScheduler.learn_error`)."""
-
-    fill_peak_to_mean: float = param(1.25, "fill: the busiest minute's arrival rate over its epoch's mean that a "
-                                     "filled datacenter must still serve (bundled Azure code day: median 1.16, 90th "
-                                     "percentile 1.26 over its 96 epochs); the fill target is 1 / (this x forecast "
-                                     "head-room)", lo=1)
-    fill_error_z: float = param(2.0, "fill: forecast head-room, in standard deviations of the observed relative "
-                                "forecast error (1 + this x error)", lo=0)
-    fill_error_prior: float = param(0.1, "fill: relative forecast error (standard deviation) assumed before any "
-                                    "epoch has been observed", lo=0)
-    fill_error_ewma_alpha: float = param(0.25, "fill: weight of the newest epoch's squared forecast error in the "
-                                         "running estimate of its variance", lo=0, lo_open=True, hi=1)
+class FillParams(HeadroomParams):
+    """The fill target's head-room (`schedulers.feasibility.Headroom`): the shared head-room parameters."""
 
 
 class FillScheduler(Scheduler):
@@ -178,24 +147,27 @@ class FillScheduler(Scheduler):
     Params = FillParams
 
     def setup(self) -> None:
-        self.error_var = self.params.fill_error_prior ** 2  # running mean of the squared relative error
-        self.planned = None  # [D] requests the last plan sent to each datacenter (plan x forecast)
-        self.planned_epoch = None
+        self.headroom = Headroom(self.params)  # the forecast's observed error -> the fill target
+
+    @property
+    def error_var(self) -> float:
+        return self.headroom.error_var
+
+    @property
+    def planned(self):
+        return self.headroom.planned
+
+    @property
+    def planned_epoch(self):
+        return self.headroom.planned_epoch
 
     def target(self) -> float:
-        """The fill target for the forecast error seen so far (`fill_target`)."""
-        p = self.params
-        return fill_target(p.fill_peak_to_mean, p.fill_error_z, float(np.sqrt(self.error_var)))
+        """The fill target for the forecast error seen so far (`feasibility.headroom_target`)."""
+        return self.headroom.target()
 
     def learn_error(self, last: EpochResult | None) -> None:
-        """Fold the finished epoch's forecast error (its arrivals against this scheduler's plan for it) into the
-        running mean of the squared error."""
-        if last is None or self.planned is None or last.epoch != self.planned_epoch:
-            return
-        e = forecast_error(self.planned, last.requests)
-        if e is not None:
-            a = self.params.fill_error_ewma_alpha
-            self.error_var = (1.0 - a) * self.error_var + a * e * e
+        """Fold the finished epoch's forecast error into the head-room (`feasibility.Headroom.learn`)."""
+        self.headroom.learn(last)
 
     def rank(self, obs: Observation) -> np.ndarray:
         """[O, D] datacenters of each origin, best first."""
@@ -215,8 +187,7 @@ class FillScheduler(Scheduler):
         pred = np.asarray(obs.predicted_requests, dtype=float)
         plan = fill_plan(pred, self.rank(obs), self.info.capacity.requests_per_epoch, self.target(), obs.queued,
                          self.row_order(obs))
-        self.planned = np.einsum("mod,mo->d", plan, pred)
-        self.planned_epoch = obs.epoch
+        self.headroom.record(plan, pred, obs.epoch)
         return plan
 
 

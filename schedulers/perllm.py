@@ -13,15 +13,25 @@ arms' statistics are learned online from the observed outcome of past decisions,
   * observed SLA: the datacenter's measured SLA-violation share last epoch is at most `perllm_max_sla_rate`;
   * capacity: the datacenter's utilization of its serving capacity (`StaticInfo.capacity`, computed once per
     run; `simcore.capacity.datacenter_utilization`, both models sharing the nodes), counting what is already
-    queued there and the rows placed before, stays within `warm_target_utilization` (the load the engine sizes
-    its warm set for); a row larger than what is left is split, the rest going to the next feasible arm (rows
-    are placed largest first).
-  A row with no feasible datacenter goes to the nearest one.
-- Bandit: one arm per datacenter. Its reward, observed in `observe` for every datacenter that served requests,
-  is the negative weighted cost per request with the run's weights (`StaticInfo.weights`) over (TTFT, carbon, water,
-  cost), each per-request metric divided by the fleet's per-request mean of that epoch (so 1 = average, and
-  the four are comparable). UCB index = mean reward + perllm_ucb_c x sqrt(ln N / n_d); an arm never played
-  has an infinite index (explored first).
+    queued there and the rows placed before, stays within the head-room target of the feasibility toolkit
+    (`feasibility.Headroom`: room for the forecast's observed error and within-epoch peaks); a row larger than
+    what is left is split, the rest going to the next feasible arm (rows are placed largest first).
+  Overflow (what no feasible arm has room for) and rows with no feasible datacenter first go to the best arm
+  (or the nearest datacenter), and then the whole plan is projected onto the head-room target
+  (`feasibility.project_to_capacity`): the excess moves to the datacenters with room, and where the whole fleet
+  is past the target every datacenter runs at the fleet's own utilization. So capacity, the constraint that
+  defines CS-UCB's feasible set, holds on every placement, overflow included (issue 18: the overflow went to
+  the top-ranked site unchecked, 3.3-7.2x its capacity); the softer SLA constraints give way to it.
+- Bandit: one arm per (origin, datacenter) pair, PerLLM's (service, server) pair: the service's latency to a
+  server is part of what the arm yields. Its reward, observed in `observe` for every pair that carried requests,
+  is the negative weighted cost per request with the run's weights (`StaticInfo.weights`) over (TTFT, carbon,
+  water, cost), each per-request metric divided by the fleet's per-request mean of that epoch (so 1 = average,
+  and the four are comparable). The engine measures per datacenter, so a pair's TTFT is the datacenter's
+  measured mean TTFT less the mean network round trip of the requests the plan sent it, plus this origin's
+  round trip (Eq. 2); carbon, water and cost per request are the datacenter's. UCB index = mean reward +
+  perllm_ucb_c x sqrt(ln N_o / n_od), N_o the origin's plays; an arm never played has an infinite index
+  (explored first). (Issue 18: with one arm per datacenter, every origin chased the same far, clean site and the
+  TTFT term could not tell them apart.)
 
 Adapted, and why: PerLLM's servers are edge and cloud machines with per-request decisions; here a decision is
 a plan per epoch, so one epoch plays several arms (one per row) and each played arm gets one reward. The grid's
@@ -35,15 +45,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from schedulers.common import forecast_or_ones
+from schedulers.feasibility import Headroom, HeadroomParams, project_to_capacity
 from schedulers.fill import queued_utilization
 from schedulers.helix import first_token_compute_table
 from simcore import physics
 from simcore.interface import EpochResult, Observation, Scheduler
-from simcore.params import Parameters, param
+from simcore.params import param
 
 
 @dataclass(frozen=True)
-class PerLLMParams(Parameters):
+class PerLLMParams(HeadroomParams):
+    """The bandit, the SLA constraints, and the shared head-room of the capacity constraint."""
+
     perllm_ucb_c: float = param(0.5, "PerLLM: UCB exploration coefficient (reward units: weighted metric per request "
                                 "relative to the fleet mean)", lo=0)
     perllm_discount: float = param(0.9, "PerLLM: discount of past arm statistics per epoch (discounted UCB for hourly "
@@ -58,13 +71,15 @@ class PerLLM(Scheduler):
     """Constraint satisfaction + (discounted) UCB bandit over datacenters."""
 
     Params = PerLLMParams
-    learned = ("n", "r_sum", "sla_rate")  # the bandit's discounted counts and rewards (`simcore.training`)
+    learned = ("n", "r_sum", "sla_rate", "headroom")  # the bandit's counts and rewards, head-room (simcore.training)
 
     def setup(self) -> None:
         info = self.info
         D = info.dcs
-        self.n = np.zeros(D)  # discounted play counts
-        self.r_sum = np.zeros(D)  # discounted reward sums
+        self.n = np.zeros(info.plan_shape[1:])  # discounted play counts per (origin, datacenter)
+        self.r_sum = np.zeros(info.plan_shape[1:])  # discounted reward sums
+        self.rtt = physics.round_trip_s(np.asarray(info.latency_s, dtype=float))  # [O, D]
+        self.sent = None  # [O, D] requests the last plan sent from each origin to each datacenter
         self.sla_rate = np.zeros(D)  # last observed SLA-violation share per datacenter
         hosts = np.asarray(info.hosts, dtype=bool)  # [M, T]
         present = np.asarray(info.nodes_per_type) > 0  # [D, T]
@@ -74,29 +89,38 @@ class PerLLM(Scheduler):
         ttft = physics.round_trip_s(np.asarray(info.latency_s))[None, :, :] + fastest[:, None, None]  # [M, O, D]
         self.sla_ok = ttft <= self.params.perllm_sla_margin * info.sla_ttft_s
         self.capacity = np.asarray(info.capacity.requests_per_epoch, dtype=float)  # [D, M] requests per epoch
+        self.headroom = Headroom(self.params)
 
     # --- bandit ------------------------------------------------------------------------------------------
     def ucb(self) -> np.ndarray:
-        """[D] UCB index of every datacenter (inf for arms not yet played)."""
-        total = max(self.n.sum(), 1.0)
+        """[O, D] UCB index of every (origin, datacenter) arm (inf for arms not yet played)."""
+        total = np.maximum(self.n.sum(axis=1, keepdims=True), 1.0)
         mean = self.r_sum / np.maximum(self.n, 1e-12)
-        bonus = self.params.perllm_ucb_c * np.sqrt(np.log(max(total, np.e)) / np.maximum(self.n, 1e-12))
+        bonus = self.params.perllm_ucb_c * np.sqrt(np.log(np.maximum(total, np.e)) / np.maximum(self.n, 1e-12))
         return np.where(self.n > 0, mean + bonus, np.inf)
 
     def arm_rewards(self, result: EpochResult) -> tuple[np.ndarray, np.ndarray]:
-        """(reward [D], played [D]): the negative weighted per-request cost relative to the fleet mean."""
+        """(reward [O, D], played [O, D]): the negative weighted per-request cost relative to the fleet mean."""
         req = np.asarray(result.requests, dtype=float)
-        played = req > 0
+        served = req > 0
+        o_n = self.rtt.shape[0]
+        sent = np.ones((o_n, len(req))) if self.sent is None else self.sent  # no plan known: every origin alike
+        played = (sent > 0) & served[None, :]
         if not played.any():
-            return np.zeros_like(req), played
+            return np.zeros_like(sent), played
         ttft = np.asarray(result.ttft_sum_s) / np.maximum(np.asarray(result.ttft_count, float), 1.0)
-        per_req = np.stack([ttft, np.asarray(result.carbon_kg) / np.maximum(req, 1.0),
+        # the datacenter's own part of TTFT (queueing and compute): its mean less the mean round trip it was sent
+        mean_rtt = (sent * self.rtt).sum(axis=0) / np.maximum(sent.sum(axis=0), 1e-300)
+        ttft_od = np.maximum(ttft - mean_rtt, 0.0)[None, :] + self.rtt  # [O, D]
+        per_req = np.stack([np.asarray(result.carbon_kg) / np.maximum(req, 1.0),
                             np.asarray(result.water_l) / np.maximum(req, 1.0),
-                            np.asarray(result.cost_usd) / np.maximum(req, 1.0)], axis=1)  # [D, 4]
+                            np.asarray(result.cost_usd) / np.maximum(req, 1.0)], axis=1)  # [D, 3]
         # fleet mean per request of this epoch (request-weighted), so each metric is unitless and ~1
-        ref = (per_req[played] * req[played, None]).sum(axis=0) / req[played].sum()
-        norm = per_req / np.where(np.abs(ref) > 1e-12, np.abs(ref), 1.0)
-        reward = -(norm * np.asarray(self.info.weights, dtype=float)).sum(axis=1)
+        ref_ttft = float((ttft[served] * req[served]).sum() / req[served].sum())
+        ref = (per_req[served] * req[served, None]).sum(axis=0) / req[served].sum()
+        w = np.asarray(self.info.weights, dtype=float)
+        site = (per_req / np.where(np.abs(ref) > 1e-12, np.abs(ref), 1.0) * w[1:]).sum(axis=1)  # [D]
+        reward = -(w[0] * ttft_od / (ref_ttft if ref_ttft > 1e-12 else 1.0) + site[None, :])
         return np.where(played, reward, 0.0), played
 
     def observe(self, result: EpochResult) -> None:
@@ -115,11 +139,13 @@ class PerLLM(Scheduler):
 
     def plan(self, obs: Observation) -> np.ndarray:
         m_n, o_n, d_n = self.info.plan_shape
+        self.headroom.learn(obs.last)
+        target = self.headroom.target()
         pred = forecast_or_ones(obs.predicted_requests)  # one unit per row still lets the arms be chosen
         index = self.ucb()
         feas = self.feasible()
-        # utilization each datacenter may still take: the fill target less what its queue already commits
-        room = self.info.warm_target_utilization - queued_utilization(obs.queued, pred, self.capacity)
+        # utilization each datacenter may still take: the head-room target less what its queue already commits
+        room = target - queued_utilization(obs.queued, pred, self.capacity)
         plan = np.zeros((m_n, o_n, d_n))
         # largest rows first (ties: model, origin order) so big demands get the best arms intact
         order = sorted(((-pred[m, o], m, o) for m in range(m_n) for o in range(o_n)))
@@ -127,7 +153,7 @@ class PerLLM(Scheduler):
             left = -neg
             arms = np.flatnonzero(feas[m, o])
             # best UCB first; ties (e.g. several unplayed arms) broken by the seeded RNG, then lower latency
-            arms = sorted(arms, key=lambda d: (-index[d], self.rng.random(), self.info.latency_s[o, d]))
+            arms = sorted(arms, key=lambda d: (-index[o, d], self.rng.random(), self.info.latency_s[o, d]))
             if left <= 0:  # no forecast for this row: its best arm, taking no capacity
                 plan[m, o, arms[0] if len(arms) else int(np.argmin(self.info.latency_s[o]))] = 1.0
                 continue
@@ -143,4 +169,7 @@ class PerLLM(Scheduler):
             if left > 0:  # the constraints cannot hold the whole row: the rest to the best arm (or nearest)
                 d = arms[0] if len(arms) else int(np.argmin(self.info.latency_s[o]))
                 plan[m, o, d] += left
-        return plan / plan.sum(axis=2, keepdims=True)
+        plan = project_to_capacity(plan / plan.sum(axis=2, keepdims=True), pred, self.capacity, target, obs.queued)
+        self.headroom.record(plan, obs.predicted_requests, obs.epoch)
+        self.sent = np.einsum("mod,mo->od", plan, pred)
+        return plan

@@ -6,14 +6,18 @@ Kept from the original: a table Q(s, a) over a discrete state and a discrete act
 Q(s, a) += alpha [r + gamma max_a' Q(s', a') - Q(s, a)], and epsilon-greedy behaviour.
 
 Adapted to this problem:
-- actions: the K named candidate plans of `schedulers.rl.discrete` (uniform, nearest, greenest, cheapest,
-  weighted-best, each single datacenter, ...), rebuilt every epoch from the epoch's signals;
+- actions: the K named candidate plans of `schedulers.rl.discrete` (uniform, capacity-proportional and seven
+  fill-style plans: nearest, greenest, driest, cheapest, weighted, ... first), rebuilt every epoch from the
+  epoch's signals. Every candidate is capacity-aware (feasibility toolkit: filled up to, then projected onto,
+  the head-room target of this learner's `Headroom`), i.e. the table's actions are masked to feasible plans,
+  which tabular Q-learning allows: the action set stays fixed and finite;
 - state: (forecast load bin, hour-of-day bin, index of the lowest-carbon datacenter); the load is the forecast
   total divided by the fleet's serving capacity per epoch for the forecast's model mix (`StaticInfo.capacity`,
   summed over the datacenters), i.e. the share of the fleet's capacity the forecast would use, binned at
   `qlearning_load_edges`; the hour is UTC, in `qlearning_hour_bins` equal bins. |S| = (edges + 1) x bins x D;
-- reward: the shared reward of MARLIN's agents (schedulers.common.plan_reward: EMA + ECO + metric - penalty)
-  with the run's weights self.info.weights, the EMA over this learner's mean simulated score;
+- reward: the feasibility toolkit's bounded signal (`feasibility.bounded_reward`, shared with MARLIN's agents:
+  EMA + ECO + metric - penalty on compressed metrics, every SLA-violating plan below every feasible one) with the
+  run's weights self.info.weights, the EMA over the incumbent's score (`score_with_incumbent`);
 - experience, twice per epoch:
   1. model-based (Dyna planning): every candidate is scored in one batched Simulate call (K <=
      plan_evaluations_per_epoch, the budget MARLIN has), and each (s, k) is updated with its simulated reward.
@@ -22,8 +26,11 @@ Adapted to this problem:
      (s, a) with step `qlearning_observed_alpha`, completed at the next epoch start when the real s' is known.
 - discount: `qlearning_gamma` (default 0.5). The plan hardly changes the next epoch's state (only the resident
   warm set), so a short horizon; 0 turns the method into a contextual bandit.
+- exploration only in Simulate (issue 18): every action is scored in Simulate every epoch (step 1), so the
+  live action is greedy by default (`qlearning_epsilon_start` = `qlearning_epsilon_end` = 0); a positive
+  epsilon explores in the live system and charges it to the scored day;
 - the table starts at 0; ties in argmax go to the lowest action index (uniform first); exploration draws from
-  the scheduler's seeded generator, so the same seed gives the same plans.
+  the scheduler's seeded generator, so the same seed gives the same plans. Tabular: no gradient steps.
 """
 from __future__ import annotations
 
@@ -31,7 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from schedulers.common import EvaluatorParams, EvaluatorScheduler, update_ema, weighted_score
+from schedulers.common import EvaluatorParams, EvaluatorScheduler
+from schedulers.feasibility import Headroom
 from schedulers.fill import mix_share
 from schedulers.rl.discrete import candidate_names, candidate_plans
 from schedulers.rl.online import linear_epsilon, observed_reward
@@ -61,8 +69,10 @@ class QLearningParams(EvaluatorParams):
                                    "bandit; a plan barely moves the next epoch's state)", lo=0, hi=1)
     qlearning_observed_alpha: float = param(0.3, "Q-Learning: step size of the update from the measured epoch "
                                             "(observe); 0 = learn from Simulate only", lo=0, hi=1)
-    qlearning_epsilon_start: float = param(0.2, "Q-Learning: epsilon-greedy exploration at epoch 0", lo=0, hi=1)
-    qlearning_epsilon_end: float = param(0.02, "Q-Learning: epsilon after the decay", lo=0, hi=1)
+    qlearning_epsilon_start: float = param(0.0, "Q-Learning: epsilon-greedy exploration in the live system at "
+                                           "epoch 0 (0: explore only in Simulate, where every action is scored "
+                                           "each epoch)", lo=0, hi=1)
+    qlearning_epsilon_end: float = param(0.0, "Q-Learning: live epsilon after the decay", lo=0, hi=1)
     qlearning_epsilon_decay_epochs: int = param(48, "Q-Learning: epochs of the linear epsilon decay", lo=1)
     qlearning_load_edges: tuple = param((0.15, 0.35, 0.65), "Q-Learning: state bin edges of the forecast load = "
                                         "predicted requests / the fleet's serving capacity per epoch",
@@ -77,7 +87,7 @@ class QLearning(EvaluatorScheduler):
     """Tabular Q-learning over K candidate plans with Dyna updates from Simulate and real updates from observe."""
 
     Params = QLearningParams
-    learned = ("q", "ema")  # pre-training carries the Q-table and the reward baseline (`simcore.training`)
+    learned = ("q", "ema", "headroom")  # carried by pre-training: the Q-table, reward baseline, head-room
 
     def setup(self) -> None:
         super().setup()
@@ -90,6 +100,8 @@ class QLearning(EvaluatorScheduler):
         self.last: tuple | None = None  # (state index, action, EpochState) of the executed plan
         self.pending: tuple | None = None  # (state index, action, measured reward) waiting for its s'
         self.actions: list = []  # chosen action index per epoch (for tests and inspection)
+        self.headroom = Headroom(p)  # the candidates' capacity target, from the observed forecast error
+        self.epoch_spend = (0, 0)  # (plans simulated, gradient steps) of the last epoch: the declared budgets
 
     # --- state ----------------------------------------------------------------------------------------------
     def discretize(self, obs: Observation, time_s: float | None = None) -> tuple:
@@ -109,15 +121,16 @@ class QLearning(EvaluatorScheduler):
     def plan(self, obs: Observation) -> np.ndarray:
         p = self.params
         s = self.discretize(obs)
+        self.headroom.learn(obs.last)
         if self.pending is not None:  # the real transition of last epoch, now that its next state is known
             s0, a0, r0 = self.pending
             self.update(s0, np.array([a0]), np.array([r0]), s, p.qlearning_observed_alpha)
             self.pending = None
         # Dyna planning: all K candidates in one Simulate call; model next state = clock + one epoch
         state = self.epoch_state(obs)
-        plans = candidate_plans(obs, self.info)
-        reward, norm, _ = self.score_plans(state, plans, self.info.weights, self.ema)
-        self.ema = update_ema(self.ema, float(np.mean(weighted_score(norm, self.info.weights))), p.reward_ema_decay)
+        plans = candidate_plans(obs, self.info, self.headroom.target())
+        incumbent = 0 if self.last is None else self.last[1]  # the action run last epoch (uniform before any)
+        reward, _, _, self.ema = self.score_with_incumbent(state, plans, self.info.weights, self.ema, incumbent)
         s_model = self.discretize(obs, obs.time_s + self.info.epoch_s)
         self.update(s, np.arange(len(plans)), reward, s_model, p.qlearning_alpha)
         # act epsilon-greedily on the table
@@ -129,6 +142,8 @@ class QLearning(EvaluatorScheduler):
             a = int(np.argmax(self.q[s]))
         self.last = (s, a, state)
         self.actions.append(a)
+        self.headroom.record(plans[a], obs.predicted_requests, obs.epoch)
+        self.epoch_spend = (len(plans), 0)
         return plans[a]
 
     def observe(self, result: EpochResult) -> None:

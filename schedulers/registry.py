@@ -37,6 +37,8 @@ BUILTIN = {
     "marlin-mincarbon": "schedulers.marlin.scheduler:MarlinMinCarbon",
     "marlin-minwater": "schedulers.marlin.scheduler:MarlinMinWater",
     "marlin-mincost": "schedulers.marlin.scheduler:MarlinMinCost",
+    "oracle": "schedulers.oracle:Oracle",
+    "oracle-hindsight": "schedulers.oracle:OracleHindsight",
 }
 
 

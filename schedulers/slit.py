@@ -8,11 +8,11 @@ TTFT/carbon/water/cost: SLIT is the sustainability-first framework the paper com
 slit_weights to the run's --weights to make it follow them).
 
 Each epoch, within the Simulate budget (slit_train_samples + slit_verify <= plan_evaluations_per_epoch):
-1. samples: `slit_train_samples` plans scored on the epoch evaluator (normalized metrics, 1.0 = the uniform
-   plan in the same state): a share `slit_explore_share` drawn at random (softmax of uniform logits), the rest
+1. samples: `slit_train_samples` plans scored on the epoch evaluator (bounded normalized metrics, 1.0 = the
+   uniform plan in the same state, `feasibility.compress_metrics`, and the SLA-violation share): a share `slit_explore_share` drawn at random (softmax of uniform logits), the rest
    Gaussian perturbations (std `slit_sample_sigma`) of the incumbent plan's logits, so the surrogate is accurate
    where the GA will search;
-2. surrogate: a ridge regression (closed form, numpy) from plan features to the four normalized metrics,
+2. surrogate: a ridge regression (closed form, numpy) from plan features to the four metrics and the SLA share,
    refitted every epoch on the samples of the last `slit_memory_epochs` epochs (online refinement). Features
    are built to carry across epochs: each datacenter's share of each model's requests, the same shares weighted
    by the datacenter's current carbon intensity, grid water intensity, price and 1/COP (each relative to the
@@ -21,9 +21,25 @@ Each epoch, within the Simulate budget (slit_train_samples + slit_verify <= plan
    its serving capacity and its square (capacity binds: waits grow with the excess);
 3. GA on the surrogate: pymoo's single-objective GA (tournament selection, SBX, polynomial mutation) over
    per-row logit genomes (softmax -> plan), `slit_pop_size` x `slit_generations`, the fitness the surrogate's
-   weighted score; seeded with the incumbent and the best sampled plans;
+   bounded score with the SLA (`feasibility.sla_score` of the predicted weighted metrics and predicted SLA
+   share: a plan predicted to violate the SLA ranks below every plan predicted to meet it); seeded with the
+   incumbent and the best sampled plans;
 4. verification: the `slit_verify` best distinct GA candidates are scored on the evaluator; the plan is the
-   best evaluator-verified plan of the epoch (candidates and samples), which becomes the next incumbent.
+   best evaluator-verified plan of the epoch (candidates and samples) by the same bounded score with the SLA,
+   which becomes the next incumbent.
+
+Feasibility toolkit (issue 18), in a GA's own two ways:
+- fitness: SLIT's fitness is its framework's objective, so the SLA enters it there, as the toolkit's bounded
+  score (`feasibility.sla_score`) on its own weights: the paper's SLIT schedules under a latency SLO, and with
+  TTFT weighted 0.1 and no SLA term the GA planned sites to 0.9-1.1 of their capacity at the peak. The
+  surrogate learns Simulate's SLA-violation share as a fifth target;
+- repair: a genome decodes to its softmax plan projected onto the head-room target
+  (`feasibility.project_to_capacity` at this scheduler's `feasibility.Headroom` target; where the whole fleet
+  is past it, the fleet's own level), a repair operator, the standard way a GA keeps to a hard constraint.
+  Simulate scores the epoch's forecast, which cannot show the within-epoch peaks and the forecast's error;
+  the head-room is what covers them (an SLA term alone, measured on the forecast, left 10.9 % violations over
+  the default day). Samples, the GA's population and the verified candidates are all decoded this way. The
+  uniform plan is among every epoch's samples.
 
 Adapted, and why: SLIT's surrogate and GA work on its own job model; here the decision is a plan per epoch, so
 the genome is the plan and the surrogate's inputs are plan features. A linear-in-features ridge is used as the
@@ -38,7 +54,8 @@ from pymoo.algorithms.soo.nonconvex.ga import GA
 from pymoo.core.problem import Problem
 from pymoo.optimize import minimize
 
-from schedulers.common import EvaluatorParams, EvaluatorScheduler, normalized_metrics, weighted_score
+from schedulers.common import EvaluatorParams, EvaluatorScheduler, normalized_metrics, sla_rate, weighted_score
+from schedulers.feasibility import Headroom, compress_metrics, project_to_capacity, sla_score
 from schedulers.nsga2 import SEED_HIGH, logits_to_plans
 from simcore.capacity import datacenter_utilization
 from simcore.errors import ConfigError
@@ -102,17 +119,26 @@ class SurrogateProblem(Problem):
     :param shape: plan shape (M, O, D)
     :param weights: objective weights (TTFT, carbon, water, cost)
     :param bound: logit bound of the genome
+    :param params: SLITParams (the SLA set point and penalty, the bounded signal's clip)
+    :param decode: genomes [B, n] -> repaired plans [B, M, O, D] (`SLIT.decode`)
     """
 
-    def __init__(self, surrogate, state, latency_s, capacity, shape: tuple, weights, bound: float) -> None:
+    def __init__(self, surrogate, state, latency_s, capacity, shape: tuple, weights, bound: float, params,
+                 decode) -> None:
         n = int(np.prod(shape))
         super().__init__(n_var=n, n_obj=1, xl=np.full(n, -bound), xu=np.full(n, bound), elementwise=False)
         self.surrogate, self.state, self.lat, self.shape, self.weights = surrogate, state, latency_s, shape, weights
-        self.cap = capacity
+        self.cap, self.params, self.decode = capacity, params, decode
 
     def _evaluate(self, x, out, *args, **kwargs):
-        feats = plan_features(logits_to_plans(x, self.shape), self.state, self.lat, self.cap)
-        out["F"] = weighted_score(self.surrogate.predict(feats), self.weights)[:, None]
+        feats = plan_features(self.decode(x), self.state, self.lat, self.cap)
+        out["F"] = slit_score(self.surrogate.predict(feats), self.weights, self.params)[:, None]
+
+
+def slit_score(y: np.ndarray, weights, params) -> np.ndarray:
+    """[B] SLIT's fitness of targets y [B, 5] (four bounded normalized metrics, the SLA share): the toolkit's
+    bounded score with the SLA (`feasibility.sla_score`) on SLIT's weights."""
+    return sla_score(weighted_score(y[:, :4], weights), y[:, 4], params)
 
 
 @dataclass(frozen=True)
@@ -146,7 +172,7 @@ class SLIT(EvaluatorScheduler):
     """GA over plans on a ridge surrogate of Simulate, trained online on evaluator samples."""
 
     Params = SLITParams
-    learned = ("incumbent", "memory")  # the last plan and the surrogate's samples (`simcore.training`)
+    learned = ("incumbent", "memory", "headroom")  # last plan, surrogate samples, head-room (simcore.training)
 
     def setup(self) -> None:
         super().setup()
@@ -159,22 +185,35 @@ class SLIT(EvaluatorScheduler):
         self.memory: list[tuple[np.ndarray, np.ndarray]] = []  # (features, normalized metrics) per epoch
         self.surrogate = RidgeSurrogate(p.slit_ridge_alpha)
         self.evaluations = 0
+        self.headroom = Headroom(p)
+        self.epoch_spend = (0, 0)  # (plans simulated, gradient steps) of the last epoch
 
     # --- steps ---------------------------------------------------------------------------------------------
     def sample_genomes(self, n: int) -> np.ndarray:
-        """Training genomes: random ones and perturbations of the incumbent (step 1)."""
+        """Training genomes: the incumbent, the uniform plan (a plan that spreads the load is always among the
+        candidates, so the SLA can always be met where the fleet can meet it), random ones and perturbations of
+        the incumbent (step 1)."""
         p = self.params
         bound = p.slit_logit_bound
         n_rand = int(round(n * p.slit_explore_share))
         rand = self.rng.uniform(-bound, bound, size=(n_rand, self.n_var))
         near = self.incumbent[None, :] + self.rng.normal(0.0, p.slit_sample_sigma, size=(n - n_rand, self.n_var))
-        return np.clip(np.vstack([self.incumbent[None, :], rand, near])[:n], -bound, bound)
+        uniform = np.zeros((1, self.n_var))
+        return np.clip(np.vstack([self.incumbent[None, :], uniform, rand, near])[:n], -bound, bound)
+
+    def decode(self, genomes: np.ndarray) -> np.ndarray:
+        """Genomes [B, n] -> plans [B, M, O, D]: the softmax of each row, repaired onto the head-room target for
+        this epoch's forecast and backlog (`feasibility.project_to_capacity`)."""
+        return project_to_capacity(logits_to_plans(genomes, self.info.plan_shape), self.state.predicted, self.cap,
+                                   self.headroom.target(), self.state.queued)
 
     def evaluate(self, state, reference, genomes: np.ndarray) -> np.ndarray:
-        """Normalized metrics [B, 4] of genomes on Simulate (counts against the budget)."""
+        """[B, 5] targets of genomes on Simulate: bounded normalized metrics [B, 4] and the SLA share (counts
+        against the budget)."""
         self.evaluations += len(genomes)
-        ev = self.evaluator.evaluate(state, logits_to_plans(genomes, self.info.plan_shape))
-        return normalized_metrics(ev, reference)
+        ev = self.evaluator.evaluate(state, self.decode(genomes))
+        norm = compress_metrics(normalized_metrics(ev, reference), self.params.reward_norm_clip)
+        return np.hstack([norm, sla_rate(state, ev)[:, None]])
 
     def fit_surrogate(self) -> RidgeSurrogate:
         x = np.vstack([f for f, _ in self.memory])
@@ -184,22 +223,24 @@ class SLIT(EvaluatorScheduler):
     def plan(self, obs: Observation) -> np.ndarray:
         p, shape = self.params, self.info.plan_shape
         self.evaluations = 0
-        state = self.epoch_state(obs)
+        self.headroom.learn(obs.last)
+        state = self.state = self.epoch_state(obs)
         reference = self.evaluator.evaluate(state, self.uniform_plan)
         # 1-2: sample, remember, refit
         g_train = self.sample_genomes(p.slit_train_samples)
         y_train = self.evaluate(state, reference, g_train)
-        self.memory.append((plan_features(logits_to_plans(g_train, shape), state, self.lat, self.cap), y_train))
+        self.memory.append((plan_features(self.decode(g_train), state, self.lat, self.cap), y_train))
         self.memory = self.memory[-p.slit_memory_epochs:]
         self.fit_surrogate()
         # 3: GA on the surrogate, seeded with the incumbent and the best samples
-        true_train = weighted_score(y_train, self.weights)
+        true_train = slit_score(y_train, self.weights, p)
         order = np.argsort(true_train, kind="stable")
         n_seed = min(p.slit_pop_size // 2, len(order))
         rand = self.rng.uniform(-p.slit_logit_bound, p.slit_logit_bound,
                                 size=(p.slit_pop_size - n_seed, self.n_var))
         x0 = np.vstack([g_train[order[:n_seed]], rand])
-        problem = SurrogateProblem(self.surrogate, state, self.lat, self.cap, shape, self.weights, p.slit_logit_bound)
+        problem = SurrogateProblem(self.surrogate, state, self.lat, self.cap, shape, self.weights, p.slit_logit_bound,
+                                   p, self.decode)
         # no duplicate elimination: genomes are continuous, exact duplicates are rare, and pymoo's pairwise
         # check would cost more than the surrogate itself
         res = minimize(problem, GA(pop_size=p.slit_pop_size, sampling=x0, eliminate_duplicates=False),
@@ -211,13 +252,16 @@ class SLIT(EvaluatorScheduler):
         cand = pop_x[np.argsort(pop_f, kind="stable")[: p.slit_verify]]
         if len(cand):
             y_cand = self.evaluate(state, reference, cand)
-            self.memory[-1] = (np.vstack([self.memory[-1][0], plan_features(logits_to_plans(cand, shape), state,
+            self.memory[-1] = (np.vstack([self.memory[-1][0], plan_features(self.decode(cand), state,
                                                                              self.lat, self.cap)]),
                                np.vstack([self.memory[-1][1], y_cand]))
             g_all, score = np.vstack([g_train, cand]), np.concatenate([true_train,
-                                                                       weighted_score(y_cand, self.weights)])
+                                                                       slit_score(y_cand, self.weights, p)])
         else:
             g_all, score = g_train, true_train
         best = int(np.argmin(score))
         self.incumbent = g_all[best].copy()
-        return logits_to_plans(self.incumbent, shape)[0]
+        plan = self.decode(self.incumbent[None])[0]
+        self.headroom.record(plan, obs.predicted_requests, obs.epoch)
+        self.epoch_spend = (self.evaluations, 0)
+        return plan

@@ -118,6 +118,7 @@ def serving_capacity(cfg, fleet, profiles, prompt_tokens, output_tokens) -> Capa
             x = profiles.exec_s_array(m, t, p, o, max(int(batch[m, t]), 1))
             service[m, t] = x.mean()
             scv[m, t] = x.var() / max(x.mean() ** 2, 1e-300)
+    _check_service(cfg, batch, service)
     rps = np.where(batch > 0, batch / service, 0.0)
     per_epoch = (fleet.nodes_per_type[:, None, :] * rps[None, :, :]).sum(axis=2) * cfg.epoch_s  # [D, M]
     return Capacity(batch.astype(int), service, rps, per_epoch, float(cfg.epoch_s), scv)
@@ -129,11 +130,14 @@ def datacenter_utilization(requests, requests_per_epoch) -> np.ndarray:
     return (np.asarray(requests, dtype=float) / np.maximum(cap, 1e-300)).sum(axis=-1)
 
 
-def reference_peak_requests(cfg, prompt_tokens, output_tokens, model_share) -> float:
-    """Real requests in the busiest epoch that `load_scale auto` aims at (SPEC 3): `peak_utilization` of the
-    reference fleet's (`reference_dcs` datacenters) capacity per epoch, for the run's token and model mix."""
-    from simcore.profiles import load_profiles
+def _check_service(cfg, batch, service) -> None:
+    """Refuse (ConfigError) a world where some model is served by no node type within one epoch (parameters out of
+    any physical range: a run would simulate no request served)."""
+    from simcore.config import MODELS, furthest_from_default
+    from simcore.errors import ConfigError
 
-    fleet = build_fleet(cfg, cfg.reference_dcs)
-    cap = serving_capacity(cfg, fleet, load_profiles(cfg), prompt_tokens, output_tokens)
-    return float(cfg.peak_utilization * cap.mix_requests_per_epoch(model_share).sum())
+    for m, model in enumerate(MODELS[:len(batch)]):
+        fastest = np.where(batch[m] > 0, service[m], np.inf).min()
+        if not fastest <= cfg.epoch_s:
+            raise ConfigError(f"{model}: a mean request takes {fastest:.3g} s on the fastest node type, more than one "
+                              f"{cfg.epoch_s:g}-s epoch; furthest from their defaults: {furthest_from_default(cfg)}")

@@ -7,6 +7,7 @@ builds the CLI overrides from these fields (and the chosen scheduler's) and writ
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ class Config(Parameters):
     train_days: int = param(0, "pre-training (the trained protocol): a learner first plays this many other days of "
                             "the bundled week, each with its own arrivals and signals (simcore.training); 0 = the "
                             "paper's online protocol", lo=0, hi=6, flag="--train-days")
+    plan_timeout_s: float = param(600.0, "a scheduler's plan() that has not returned after this long ends the run "
+                                  "(one line naming it; a stuck plug-in must not hang a run or a sweep)",
+                                  lo=0, lo_open=True)
     # --- workload (docs/model.md 'Workload', 'Load', 'Cohorts') -----------------------------------
     trace: str = param("azure-code-2024", "bundled trace name (azure-code-2024, burstgpt-profile) or a CSV path",
                        flag="--trace")
@@ -50,6 +54,13 @@ class Config(Parameters):
     peak_utilization: float = param(0.95, "auto load: share of the reference fleet's serving capacity the trace day's "
                                     "busiest epoch uses (paper section 6: 95 %)",
                                     lo=0, lo_open=True, hi=MAX_PEAK_UTILIZATION)
+    load_scale_auto_max: float = param(1000.0, "load_scale auto: the most it may multiply a trace file by; above, "
+                                       "the file is taken at its own volume and the fleet sized to it (the bundled "
+                                       "traces, samples meant to be scaled, are exempt; docs/model.md 'Load')",
+                                       lo=1)
+    fleet: str = param("fixed", "nodes per datacenter: 'fixed' (nodes_per_dc) or 'auto' (sized so the trace's busiest "
+                       "epoch uses peak_utilization of the reference fleet; docs/model.md 'Load')",
+                       choices=("fixed", "auto"), flag="--fleet")
     reference_dcs: int = param(8, "auto load: datacenters of the reference fleet (load is kept when --dcs changes)",
                                lo=1, hi=MAX_DCS)
     cohort_size: str = param("auto", "real requests each simulated request stands for: 1 = exact per-request "
@@ -161,6 +172,8 @@ class Config(Parameters):
     def validate(self) -> None:
         """Refuse values that contradict each other (each field alone was checked against what it declares)."""
         c = self
+        if c.epochs < 1:
+            raise ConfigError(f"--hours {c.hours:g}: must be at least one {c.epoch_s:g}-s epoch")
         if abs(c.hours * 3600.0 / c.epoch_s - c.epochs) > 1e-9:
             raise ConfigError(f"--hours {c.hours}: must be a whole number of {c.epoch_s:g}-s epochs")
         sums_to_one(c, "weights")
@@ -190,6 +203,32 @@ class Config(Parameters):
                               f"(pc_pstates={','.join(map(str, c.pc_pstates))})")
 
 
+def furthest_from_default(cfg, n: int = 2) -> str:
+    """The `n` numeric parameters of `cfg` furthest from their defaults (by orders of magnitude), as
+    'name=value (default d)': where a result is absurd (infinite totals, no request served), the likely cause."""
+    scored = []
+    for f in dataclasses.fields(cfg):
+        value, default = getattr(cfg, f.name), f.default
+        pairs = zip(value, default) if isinstance(value, tuple) and isinstance(default, tuple) else [(value, default)]
+        for v, d in pairs:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not isinstance(d, (int, float)) or v == d:
+                continue
+            if v == 0 or d == 0:
+                score = 1.0
+            else:
+                score = abs(math.log10(abs(v) / abs(d)))
+            scored.append((score, f.name, value, default))
+            break
+    scored.sort(key=lambda x: -x[0])
+    shown = [f"{name}={_text(v)} (default {_text(d)})" for _, name, v, d in scored[:n]]
+    return ", ".join(shown) if shown else "no parameter differs from its default"
+
+
+def _text(v) -> str:
+    return ",".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v) if isinstance(v, tuple) else (
+        f"{v:g}" if isinstance(v, float) else str(v))
+
+
 def _auto_or(value: str, flag: str, parse, ok, what: str) -> None:
     """A setting that is 'auto' or a number: refuse text that `parse` cannot read or whose value fails
     `ok(value, text)`, naming the flag and what it takes."""
@@ -207,6 +246,8 @@ def _auto_or(value: str, flag: str, parse, ok, what: str) -> None:
 def load_json(path: str | Path) -> dict:
     """Read a JSON file of parameter overrides (flat, by field name)."""
     p = Path(path)
+    if p.exists() and not p.is_dir() and not p.is_file():  # reading a pipe or device would wait forever
+        raise ConfigError(f"{p}: is not a regular file (a pipe, socket or device); give a JSON file")
     try:
         d = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:

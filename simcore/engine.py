@@ -129,7 +129,7 @@ class Engine:
             profiles=self.prof, capacity=self.capacity,
             evaluator=EpochEvaluator(cfg, self.lat, self.fleet, self.prof, *sample, self.capacity, rate_profile),
             token_sample=sample, cohort_size=self.C, rate_profile=rate_profile,
-            other_days=functools.partial(other_days, cfg))
+            other_days=functools.partial(other_days, cfg), plan_timeout_s=cfg.plan_timeout_s)
 
     # ------------------------------------------------------------------------------------------------
     def run(self) -> RunRecord:
@@ -246,7 +246,7 @@ class Engine:
             token_node=np.asarray(self.r_node), extra_tables=self.sched.extra_results(), cohort=self.C,
             served=served, sla_late=late, queued_at_horizon=self.queued_at_horizon, over_context=wl.over_context,
             drain_h=((self.last_epoch - cfg.epochs) * cfg.epoch_s + self.epoch_len_s) / S_PER_HOUR
-            if self.last_epoch >= cfg.epochs else 0.0)
+            if self.last_epoch >= cfg.epochs else 0.0, hindsight=self.sched.hindsight)
 
     # --- epochs ------------------------------------------------------------------------------------------
     def _epochs(self, bar):
@@ -309,7 +309,8 @@ class Engine:
                              for m in range(M)], axis=1)
         return self.epochs.observation(
             ep, free_nodes=np.bincount(self.fleet.node_dc, weights=idle, minlength=D).astype(int),
-            resident_nodes=resident.astype(int), queued_by_model=self._queued_real(), last=self.last)
+            resident_nodes=resident.astype(int), queued_by_model=self._queued_real(), last=self.last,
+            hindsight=self.sched.hindsight)
 
     def _queued_real(self) -> np.ndarray:
         """[D, M] real requests waiting for a node, by model."""
@@ -322,7 +323,9 @@ class Engine:
     def _start_epoch(self, ep: Epoch, obs: Observation) -> None:
         wl, e = self.wl, ep.index
         plan = self.sched.decide(obs)
-        self._set_warm(e, np.einsum("mod,mo->dm", plan, ep.forecast))
+        # warm sets follow what the scheduler planned with: the forecast, or the truth for a hindsight bound
+        planned_with = ep.forecast if obs.true_requests is None else obs.true_requests
+        self._set_warm(e, np.einsum("mod,mo->dm", plan, planned_with))
         lo, hi = ep.first, ep.stop
         if self.fluid:
             self._epoch_first_token(lo, hi)
@@ -362,7 +365,7 @@ class Engine:
             d = self.sched.route(req, live)
             if d is None:
                 d = min(int(np.searchsorted(cum[m, o], self.route_rng.random(), side="right")), self.cfg.dcs - 1)
-            elif not (isinstance(d, (int, np.integer)) and 0 <= d < self.cfg.dcs):
+            elif not 0 <= d < self.cfg.dcs:  # its type is checked by the hook's guard (simcore.interface.RETURNS)
                 from simcore.errors import PlanError
                 raise PlanError(f"scheduler {self.sched.label()}: route() returned {d!r} for request {i}, "
                                 f"not a datacenter index in [0, {self.cfg.dcs})")

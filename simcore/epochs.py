@@ -71,10 +71,10 @@ class Epochs:
 
     def observation(self, epoch: Epoch, free_nodes: np.ndarray | None = None,
                     resident_nodes: np.ndarray | None = None, queued_by_model: np.ndarray | None = None,
-                    last: EpochResult | None = None) -> Observation:
+                    last: EpochResult | None = None, hindsight: bool = False) -> Observation:
         """What a scheduler sees at the start of `epoch`: the forecast and the sites' signals, and the fleet's state
         as given; by default an idle fleet (every node free, nothing resident or waiting), all that an offline
-        learner replaying a day knows."""
+        learner replaying a day knows. `hindsight` adds the epoch's true arrivals (`Scheduler.hindsight`)."""
         cfg, s, e = self.cfg, self.signals, epoch.index
         D = cfg.dcs
         per_kwh = physics.datacenter_epoch_metrics(np.ones(D), s.cop[e], s.tou_usd_per_kwh[e], s.gi_l_per_kwh,
@@ -86,7 +86,8 @@ class Epochs:
             queued=np.zeros(D, dtype=int) if queued_by_model is None else queued_by_model.sum(axis=1),
             queued_by_model=queued_by_model, ci_kg_per_kwh=s.ci_kg_per_kwh[e], gi_l_per_kwh=s.gi_l_per_kwh,
             tou_usd_per_kwh=s.tou_usd_per_kwh[e], cop=s.cop[e], carbon_kg_per_it_kwh=per_kwh["carbon_kg"],
-            water_l_per_it_kwh=per_kwh["water_l"], cost_usd_per_it_kwh=per_kwh["cost_usd"], last=last)
+            water_l_per_it_kwh=per_kwh["water_l"], cost_usd_per_it_kwh=per_kwh["cost_usd"], last=last,
+            true_requests=self.counts[e].astype(float) if hindsight else None)
 
 
 def arrivals(cfg: Config, workload: Workload) -> tuple[np.ndarray, np.ndarray]:

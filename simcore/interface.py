@@ -30,7 +30,11 @@ Every hook a subclass writes is guarded (`Scheduler.__init_subclass__`): an exce
 from __future__ import annotations
 
 import copy
+import contextlib
 import functools
+import math
+import signal
+import threading
 import types
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -46,18 +50,69 @@ PLAN_ROW_TOLERANCE = 1e-6  # rows of a plan must sum to 1 within this
 HOOKS = ("setup", "plan", "route", "observe", "extra_results", "execution")  # the methods a subclass writes (guarded)
 
 
+def _is_route(value) -> bool:
+    return value is None or (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)))
+
+
+# what a hook must return (where its caller reads the value): the check and the words of the message
+RETURNS = {
+    "route": (_is_route, "None or a datacenter index (an int)"),
+    "extra_results": (lambda v: isinstance(v, dict), "a dict of table name -> pandas DataFrame"),
+    "execution": (lambda v: isinstance(v, Execution), "a simcore.execution.Execution (WHOLE or split_execution)"),
+}
+
+
 def _guarded(method: str, fn: Callable) -> Callable:
-    """`fn` with any exception except a SimError turned into a SchedulerError naming scheduler and method."""
+    """`fn` with any exception except a SimError, and a `sys.exit` inside it, turned into a SchedulerError naming
+    scheduler and method; a return value of the wrong type (`RETURNS`) likewise."""
+    expect = RETURNS.get(method)
+
     @functools.wraps(fn)
     def hook(self, *args, **kwargs):
         try:
-            return fn(self, *args, **kwargs)
+            value = fn(self, *args, **kwargs)
         except SimError:
             raise
+        except SystemExit as e:  # a plug-in ending the process would take the whole run (or sweep) with it
+            raise SchedulerError(f"scheduler {self.label()}: {method}() called sys.exit({e.code!r})") from None
         except Exception as e:
             raise SchedulerError(f"scheduler {self.label()}: {method}() raised {type(e).__name__}: {e}") from e
+        if expect is not None and not expect[0](value):
+            raise SchedulerError(f"scheduler {self.label()}: {method}() returned {_shown(value)}, not {expect[1]}")
+        return value
     hook.__guarded__ = True
     return hook
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60] + '...' if len(text) > 60 else text}"
+
+
+class _PlanTimeout(BaseException):
+    """Raised inside a plan() past its deadline (a BaseException: a plug-in's `except Exception` cannot eat it)."""
+
+
+def _raise_timeout(signum, frame) -> None:
+    raise _PlanTimeout()
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """Raise _PlanTimeout in this block after `seconds` (SIGALRM; only in the main thread, and only where no one
+    else uses SIGALRM: elsewhere the block runs unbounded)."""
+    usable = (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+              and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and math.isfinite(seconds))
+    if not usable:
+        yield
+        return
+    signal.signal(signal.SIGALRM, _raise_timeout)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
 
 @dataclass(frozen=True)
@@ -86,6 +141,7 @@ class StaticInfo:
         exact runs, whose Poisson arrivals the M/G/c wait covers)
     :param other_days: `other_days(n)`: the `simcore.epochs.Epochs` of this run's n training days (other days of
         the bundled week, each with its own arrivals and signals; `simcore.epochs.other_days`)
+    :param plan_timeout_s: a `plan()` that has not returned after this long ends the run (`Scheduler.decide`)
     """
 
     dcs: int
@@ -106,6 +162,7 @@ class StaticInfo:
     cohort_size: int = 1
     rate_profile: Any = None
     other_days: Optional[Callable[[int], Iterator]] = None
+    plan_timeout_s: float = 600.0
 
     @property
     def plan_shape(self) -> tuple:
@@ -149,6 +206,8 @@ class Observation:
     :param queued_by_model: [D, M] `queued` by model (None where not known)
     :param carbon_kg_per_it_kwh, water_l_per_it_kwh, cost_usd_per_it_kwh: [D] carbon, water and cost that one kWh
         of IT energy causes at each datacenter this epoch, cooling and infrastructure included (Eq. 6-10)
+    :param true_requests: [M, origin] the real requests that will arrive in this epoch: None for every
+        scheduler except one whose class declares `Scheduler.hindsight` (a bound, not a deployable scheduler)
     """
 
     epoch: int
@@ -166,6 +225,7 @@ class Observation:
     carbon_kg_per_it_kwh: Optional[np.ndarray] = None
     water_l_per_it_kwh: Optional[np.ndarray] = None
     cost_usd_per_it_kwh: Optional[np.ndarray] = None
+    true_requests: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +280,10 @@ class Scheduler(ABC):
     Params: ClassVar[type[Parameters]] = Parameters
     #: a learner's learned state: names of attributes `setup` builds and the run then changes (empty: learns nothing)
     learned: ClassVar[tuple[str, ...]] = ()
+    #: privileged: the engine gives this class the epoch's true arrivals (`Observation.true_requests`) at each
+    #: epoch start. Only for bounds that no deployment could run (the LP oracle's `oracle-hindsight`); every
+    #: other scheduler sees the forecast alone. `summary.json` records it (`hindsight`).
+    hindsight: ClassVar[bool] = False
 
     def __init__(self, params: Parameters | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -269,8 +333,15 @@ class Scheduler(ABC):
             setattr(self, name, value)
 
     def decide(self, obs: Observation) -> np.ndarray:
-        """The plan for this epoch, validated (a bad plan raises PlanError naming the scheduler)."""
-        return validate_plan(self.plan(obs), self.info.plan_shape, self.label())
+        """The plan for this epoch, validated (a bad plan raises PlanError naming the scheduler); a plan() that
+        does not return within `info.plan_timeout_s` raises SchedulerError."""
+        with _deadline(self.info.plan_timeout_s):
+            try:
+                plan = self.plan(obs)
+            except _PlanTimeout:
+                raise SchedulerError(f"scheduler {self.label()}: plan() did not return within plan_timeout_s="
+                                     f"{self.info.plan_timeout_s:g} s") from None
+        return validate_plan(plan, self.info.plan_shape, self.label())
 
     def label(self) -> str:
         return self.name or type(self).__name__
@@ -308,9 +379,12 @@ class Scheduler(ABC):
 def validate_plan(plan: Any, shape: tuple, who: str) -> np.ndarray:
     """Check a plan's shape, finiteness, sign and row sums; return it as a float array."""
     try:
-        p = np.asarray(plan, dtype=float)
-    except (TypeError, ValueError):
-        raise PlanError(f"scheduler {who}: plan is not a numeric array") from None
+        raw = np.asarray(plan)
+        if raw.dtype.kind not in "biuf":  # complex, object, text: never silently cast (numpy drops imaginary parts)
+            raise TypeError(raw.dtype)
+        p = raw.astype(float)
+    except (TypeError, ValueError, OverflowError):
+        raise PlanError(f"scheduler {who}: plan is not an array of real numbers") from None
     if p.shape != tuple(shape):
         raise PlanError(f"scheduler {who}: plan has shape {p.shape}, expected {tuple(shape)} "
                         "(model, origin, datacenter)")
@@ -357,3 +431,4 @@ class RunRecord:
     drain_h: float = 0.0  # hours the drain ran after the horizon (0 without it, or with nothing to drain)
     over_context: int = 0  # simulated requests whose prompt exceeded their model's context window
     training: dict | None = None  # pre-training's record (`simcore.training.pretrain`), config.json's 'training'
+    hindsight: bool = False  # the scheduler saw each epoch's true arrivals (`Scheduler.hindsight`): a bound

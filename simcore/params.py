@@ -100,6 +100,18 @@ class Parameters:
                 raise ConfigError(f"{_label(f, v)}: must be {_describe(f)}") from None
         return cls(**vals)
 
+    def check_value(self, name: str, value: Any) -> None:
+        """Check one value for parameter `name` alone (parsed as `from_dict` parses it; a tuple's length against
+        this instance's fields), without building: a value a later setting overrides is still refused if bad."""
+        f = next((f for f in dataclasses.fields(self) if f.name == name), None)
+        if f is None:
+            return
+        try:
+            parsed = _parse(f, value)
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{_label(f, value)}: must be {_describe(f)}") from None
+        _check_field(f, parsed, self)
+
     @classmethod
     def help_table(cls) -> list[tuple[str, Any, str]]:
         """(name, default, help) of every parameter, for docs and `run.py --list-params`."""

@@ -6,8 +6,8 @@ parameters in a section named after it: `run.py --config config.json` repeats th
 a temporary sibling folder that is renamed into place only when complete, so a failed run leaves nothing.
 
 A run never deletes or replaces anything it did not write (`Staging`, before the run): the results folder must be
-new, an empty folder, or an earlier results folder (recognized by its manifest `.marlin-results.json`, or, for
-folders written before manifests, by holding only result files), and an earlier one is replaced only with
+new, an empty folder, or an earlier results folder (recognized by its manifest `.marlin-results.json`, marked
+`written_by: "marlin-sim run"` and listing every file of the folder; never by file names), and an earlier one is replaced only with
 `overwrite=True` (`--overwrite`). The temporary folder is made before the simulation, so an unwritable place is
 found before any work is done.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,13 +24,15 @@ import numpy as np
 import pandas as pd
 
 from simcore import physics
-from simcore.errors import OutputError
+from simcore.errors import ConfigError, OutputError, SchedulerError
 from simcore.folders import make_dirs, remove_made_dirs
 from simcore.interface import RunRecord
 
 MANIFEST = ".marlin-results.json"  # the files a run wrote; marks its folder as a results folder
 RESULT_FILES = ("summary.json", "config.json", "epochs.csv", "epochs.parquet")
-LEGACY_EXTRA_FILES = ("marlin_epochs.csv",)  # extra tables of folders written before manifests existed
+RUN_FIGURES = ("timeline.png",)  # drawn by the run from its own files (`reports.timeline`)
+_TABLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a scheduler's extra table: a plain file name
+RUN_MARK = "marlin-sim run"  # the manifest's `written_by`: this folder is a run's results folder
 SUMMARY_SUMS = {"energy_kwh": "total_kwh", "cost_usd": "cost_usd", "water_l": "water_l", "carbon_kg": "carbon_kg"}
 
 
@@ -135,16 +138,18 @@ def summary(rec: RunRecord, epochs: pd.DataFrame) -> dict:
     out["requests_over_context"] = rec.over_context * C
     out["sites"] = list(rec.sites)
     out["events"] = rec.events
+    out["hindsight"] = rec.hindsight  # the scheduler saw the true arrivals (a bound, not deployable)
     out["wall_s"] = round(rec.wall_s, 3)
     return out
 
 
 def write_results(rec: RunRecord, out_dir: str | Path, extra: dict | None = None, overwrite: bool = False,
-                  staging: "Staging | None" = None) -> dict:
+                  staging: "Staging | None" = None, figures=None) -> dict:
     """Write summary.json, epochs.csv/.parquet and config.json into out_dir atomically; return the summary.
 
     :param overwrite: replace an earlier results folder at out_dir (anything else there is never replaced)
     :param staging: the `Staging` made before the run (default: made now)
+    :param figures: called with the folder being written once the tables are in it (to draw from them)
     :raises OutputError: out_dir is a file, a folder with other files, an earlier results folder without
         `overwrite`, or not writable
     """
@@ -155,6 +160,7 @@ def write_results(rec: RunRecord, out_dir: str | Path, extra: dict | None = None
         summ = summary(rec, epochs)
         if extra:
             summ.update(extra)
+        check_finite(rec.cfg, summ)
         tmp = stage.tmp
         epochs.to_csv(tmp / "epochs.csv", index=False, float_format="%.10g")
         epochs.to_parquet(tmp / "epochs.parquet", index=False)
@@ -163,13 +169,45 @@ def write_results(rec: RunRecord, out_dir: str | Path, extra: dict | None = None
         if rec.training is not None:  # how the scheduler was trained before this run (a record, not a parameter)
             config["training"] = rec.training
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        for name, table in sorted((rec.extra_tables or {}).items()):  # scheduler-specific tables (optional)
-            table.to_csv(tmp / f"{name}.csv", index=False, float_format="%.10g")
+        for name, table in sorted(check_extra_tables(rec.scheduler, rec.extra_tables).items()):
+            table.to_csv(tmp / f"{name}.csv", index=False, float_format="%.10g")  # the scheduler's own tables
+        if figures is not None:
+            figures(tmp)
         stage.publish()
     except BaseException:
         stage.abandon()
         raise
     return summ
+
+
+def check_finite(cfg, summ: dict) -> None:
+    """Refuse (ConfigError) a run whose totals overflowed (a parameter pushed a product past a float's range):
+    its results would be `inf`, not figures."""
+    from simcore.config import furthest_from_default
+
+    bad = [k for k in (*SUMMARY_SUMS, "it_kwh") if not np.isfinite(summ[k])]
+    if bad:
+        raise ConfigError(f"the run's {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not finite: a parameter is "
+                          f"out of any physical range; furthest from their defaults: {furthest_from_default(cfg)}")
+
+
+def check_extra_tables(scheduler: str, tables) -> dict:
+    """A scheduler's `extra_results()`: a dict of table name -> DataFrame, each name a plain file name (letters,
+    digits, `_ . -`, not starting with a dot, so `<name>.csv` lands in the results folder and nowhere else) that
+    is none of the run's own files; else SchedulerError, one line naming the scheduler."""
+    if tables is None:
+        return {}
+    where = f"scheduler {scheduler}: extra_results()"
+    if not isinstance(tables, dict):
+        raise SchedulerError(f"{where} returned a {type(tables).__name__}, not a dict of name -> DataFrame")
+    own = set(RESULT_FILES) | set(RUN_FIGURES) | {MANIFEST}
+    for name, table in tables.items():
+        if not (isinstance(name, str) and _TABLE_NAME.fullmatch(name)) or f"{name}.csv" in own:
+            raise SchedulerError(f"{where}: table name {name!r} must be a plain file name (letters, digits, _ . -; "
+                                 f"at most 100) and none of the run's own files ({', '.join(sorted(own))})")
+        if not isinstance(table, pd.DataFrame):
+            raise SchedulerError(f"{where}: table {name!r} is a {type(table).__name__}, not a pandas DataFrame")
+    return tables
 
 
 def check_out_dir(out: str | Path, overwrite: bool = False) -> None:
@@ -204,17 +242,17 @@ def check_out_dir(out: str | Path, overwrite: bool = False) -> None:
 
 
 def foreign_entries(p: Path, entries: list[str]) -> list[str]:
-    """The entries of a folder that no run wrote (all of them unless it is a results folder): a results folder
-    is known by its manifest's list of files or, written before manifests, by its standard result files."""
+    """The entries of a folder that no run wrote (all of them unless it is a results folder): a results folder is
+    known by its manifest (`MANIFEST`, marked `written_by: RUN_MARK`) and holds only the files it lists. File
+    names alone prove nothing: a user's own `summary.json` and `config.json` are the user's."""
+    written = set()
     if MANIFEST in entries:
         try:
-            written = set(json.loads((p / MANIFEST).read_text())["files"]) | {MANIFEST}
-        except (OSError, ValueError, KeyError, TypeError):
+            m = json.loads((p / MANIFEST).read_text())
+            if m.get("written_by") == RUN_MARK:
+                written = {f for f in m["files"] if isinstance(f, str)} | {MANIFEST}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             written = set()
-    elif {"summary.json", "config.json"} <= set(entries):
-        written = set(RESULT_FILES) | set(LEGACY_EXTRA_FILES)
-    else:
-        written = set()
     return [e for e in entries if e not in written or not (p / e).is_file() or (p / e).is_symlink()]
 
 
@@ -242,7 +280,7 @@ class Staging:
     def publish(self) -> None:
         """Move the finished folder into place (re-checking the target: it may have changed during the run)."""
         files = sorted(os.listdir(self.tmp))
-        (self.tmp / MANIFEST).write_text(json.dumps({"written_by": "marlin-sim run", "files": files}, indent=2)
+        (self.tmp / MANIFEST).write_text(json.dumps({"written_by": RUN_MARK, "files": files}, indent=2)
                                          + "\n")
         check_out_dir(self.out, self.overwrite)
         umask = os.umask(0)
@@ -273,3 +311,43 @@ def replace_dir(src: Path, dst: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(src, dst)
+
+
+# --- single files a command writes into a folder it shares with the user (report files, figures) -------------
+WRITTEN_FILES = ".marlin-files.json"  # in such a folder: the files this program wrote there (it may replace them)
+
+
+def written_here(folder: str | Path) -> set:
+    """The names of the files this program recorded writing in `folder`."""
+    try:
+        names = json.loads((Path(folder) / WRITTEN_FILES).read_text())["files"]
+        return {n for n in names if isinstance(n, str)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def check_replaceable(path: str | Path) -> None:
+    """Refuse (OutputError, one line) to write `path` over anything this program did not write there: a file not
+    recorded in its folder's `WRITTEN_FILES`, a folder, a link, a pipe."""
+    p = Path(path)
+    if not os.path.lexists(p):
+        return
+    if p.is_symlink() or not p.is_file():
+        raise OutputError(f"{p}: is not a regular file this program wrote; move it or choose another folder")
+    if p.name not in written_here(p.parent):
+        raise OutputError(f"{p}: a file this program did not write is there; move it or choose another folder")
+
+
+def record_written(path: str | Path) -> None:
+    """Add `path` to its folder's record of the files this program wrote there (so a later run may replace it)."""
+    p = Path(path)
+    names = sorted(written_here(p.parent) | {p.name})
+    doc = json.dumps({"written_by": "marlin-sim", "files": names}, indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{WRITTEN_FILES}.tmp-", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(doc)
+        os.replace(tmp, p.parent / WRITTEN_FILES)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -131,3 +131,74 @@ class WithParams(Scheduler):
         near = np.asarray(self.info.latency_s) < self.params.threshold_s
         w = np.where(near, self.params.spread[0], self.params.spread[1]) + 1e-12
         return np.broadcast_to(w / w.sum(axis=1, keepdims=True), self.info.plan_shape)
+
+
+# --- issue 20: plug-ins that end the process, hang, or return the wrong kind of value -------------------------
+class _Even(Scheduler):
+    def plan(self, obs):
+        return np.full(self.info.plan_shape, 1.0 / self.info.dcs)
+
+
+class ExitsInPlan(Scheduler):
+    def plan(self, obs):
+        import sys
+        sys.exit(3)
+
+
+class HardExit(Scheduler):
+    """Ends its own process without any clean-up: in a sweep, only its own run may fail."""
+
+    def plan(self, obs):
+        import os
+        os._exit(7)
+
+
+class Stuck(Scheduler):
+    def plan(self, obs):
+        import time
+        while True:
+            try:
+                time.sleep(60)
+            except Exception:  # a plug-in that swallows exceptions must still be stopped
+                pass
+
+
+class Slow(_Even):
+    """Takes a second per epoch: a sweep of it is still running when the tests send it a signal."""
+
+    def plan(self, obs):
+        import time
+        time.sleep(1.0)
+        return super().plan(obs)
+
+
+class ComplexPlan(Scheduler):
+    def plan(self, obs):
+        return np.full(self.info.plan_shape, 1.0 / self.info.dcs + 1j)
+
+
+class TableOutside(_Even):
+    def extra_results(self):
+        import pandas as pd
+        return {"../victim": pd.DataFrame({"a": [1]})}
+
+
+class TableEpochs(_Even):
+    def extra_results(self):
+        import pandas as pd
+        return {"epochs": pd.DataFrame({"a": [1]})}
+
+
+class ExtraNotADict(_Even):
+    def extra_results(self):
+        return [1, 2]
+
+
+class ExecutionText(_Even):
+    def execution(self):
+        return "whole"
+
+
+class RouteTrue(_Even):
+    def route(self, request, live):
+        return True

@@ -9,9 +9,10 @@ import pytest
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from schedulers.common import normalized_metrics, weighted_score
-from schedulers.nsga2 import logits_to_plans
+from schedulers.feasibility import compress_metrics, planned_utilization
+from schedulers.nsga2 import PlanProblem, logits_to_plans, one_hot_logits
 from schedulers.registry import create
-from schedulers.slit import plan_features
+from schedulers.slit import plan_features, slit_score
 from simcore.capacity import datacenter_utilization
 from simcore.config import Config
 from simcore.engine import Engine
@@ -117,13 +118,14 @@ def test_perllm_bandit_shifts_after_cost_rises(engine):
         p.observe(epoch_result(e, costs))
     obs = observation(engine, per_row=1.0)
     before = p.decide(obs)
-    assert np.argmax(p.ucb()) == 0
+    assert np.all(np.argmax(p.ucb(), axis=1) == 0)  # the best arm of every origin
     assert before[:, :, 0].mean() > 0.99  # every row fits datacenter 0's capacity
     costs = np.array([5.0, 2.0, 1.5, 2.0])  # datacenter 0's observed cost rises; 2 is now the cheapest
+    p.sent = None  # the synthetic results below come from every origin to every datacenter, not from that plan
     for e in range(10, 40):
         p.observe(epoch_result(e, costs))
     after = p.decide(obs)
-    assert np.argmax(p.ucb()) == 2
+    assert np.all(np.argmax(p.ucb(), axis=1) == 2)
     assert after[:, :, 0].max() < 1e-9 and after[:, :, 2].mean() > 0.99
 
 
@@ -131,12 +133,22 @@ def test_perllm_capacity_constraint_splits_rows(engine):
     p = make("perllm", engine)
     for e in range(5):
         p.observe(epoch_result(e, np.array([1.0, 2.0, 3.0, 4.0])))
-    cap, target = engine.info.capacity.requests_per_epoch, engine.cfg.warm_target_utilization
+    cap, target = engine.info.capacity.requests_per_epoch, p.headroom.target()
     room = target * cap.min()  # requests of the scarcer model that fill one datacenter to the target
     obs = observation(engine, per_row=room / 2)  # 8 rows of at most half a datacenter each: needs four
     plan = p.decide(obs)
     load = np.einsum("mod,mo->dm", plan, obs.predicted_requests)
     assert np.all(datacenter_utilization(load, cap) <= target + 1e-6)
+
+
+def test_perllm_overflow_keeps_every_datacenter_within_the_headroom(engine):
+    p = make("perllm", engine)
+    p.sla_rate = np.array([0.0, 1.0, 1.0, 1.0])  # datacenters 1-3 slipped on the SLA: only 0 is a feasible arm
+    obs = observation(engine)  # half the fleet's capacity: twice what datacenter 0 holds
+    plan = p.decide(obs)
+    util = planned_utilization(plan, obs.predicted_requests, engine.info.capacity.requests_per_epoch, obs.queued)
+    assert util[0] == pytest.approx(p.headroom.target())  # the feasible arm is filled to the head-room ...
+    assert util.max() <= p.headroom.target() + 1e-9  # ... and the overflow goes where there is room, not onto it
 
 
 def test_perllm_unplayed_arms_first(engine):
@@ -150,7 +162,7 @@ def test_perllm_row_without_forecast_takes_the_best_arm_even_when_full(engine):
     p = make("perllm", engine)
     for e in range(5):
         p.observe(epoch_result(e, np.array([2.0, 2.0, 1.0, 2.0])))  # datacenter 2 cheapest: the best arm
-    assert np.argmax(p.ucb()) == 2
+    assert np.all(np.argmax(p.ucb(), axis=1) == 2)
     obs = observation(engine)
     pred = obs.predicted_requests.copy()
     pred[1, :2] = 0.0  # some rows forecast nothing while others do
@@ -192,9 +204,42 @@ def test_nsga2_warm_starts_from_last_population(engine):
     n = make("nsga2", engine)
     n.decide(observation(engine, epoch=4))
     last = n.population.copy()
-    np.testing.assert_array_equal(n.initial_population(), last)
+    init = n.initial_population()
+    np.testing.assert_array_equal(init[3:], last[:-3])  # the warm start, making room for the three seeds
     n.decide(observation(engine, epoch=5))
     assert n.population.shape == last.shape
+
+
+def test_nsga2_population_always_holds_the_incumbent_uniform_and_nearest(engine):
+    n = make("nsga2", engine)
+    d = engine.cfg.dcs
+    nearest = logits_to_plans(n.initial_population()[1], n.info.plan_shape)[0]
+    assert nearest[0, np.arange(d), np.argmin(n.info.latency_s, axis=1)].min() > 0.99
+    for e in range(4, 8):
+        plan = n.decide(observation(engine, epoch=e))
+        init = n.initial_population()  # what the next epoch starts from
+        np.testing.assert_array_equal(init[0], n.incumbent)  # the genome just chosen ...
+        np.testing.assert_allclose(logits_to_plans(init[0], n.info.plan_shape)[0], plan)  # ... is the plan run
+        np.testing.assert_array_equal(init[1], 0.0)  # the uniform plan
+        assert len(init) == n.params.nsga2_pop_size
+
+
+def test_nsga2_declares_capacity_and_sla_as_constraints(engine):
+    n = make("nsga2", engine)
+    obs = observation(engine)  # half the fleet's capacity
+    plan = n.decide(obs)
+    state = n.epoch_state(obs)
+    util = planned_utilization(plan, state.predicted, n.info.capacity.requests_per_epoch, state.queued)
+    assert util.max() <= n.headroom.target() + 1e-9  # the chosen plan keeps every site within the head-room
+    m, o, _ = n.info.plan_shape  # everything to datacenter 0: twice its capacity, so infeasible to pymoo
+    one_site = one_hot_logits(np.zeros((m, o), dtype=int), n.info.plan_shape, n.params.nsga2_logit_bound)
+    problem = PlanProblem(n.evaluator, state, n.evaluator.evaluate(state, n.uniform_plan), n.info.plan_shape,
+                          n.params.nsga2_logit_bound, n.info.capacity.requests_per_epoch, n.headroom.target(),
+                          n.params)
+    out = {}
+    problem._evaluate(np.stack([n.incumbent, one_site]), out)
+    assert out["G"].shape == (2, engine.cfg.dcs + 1)
+    assert out["G"][0].max() <= 1e-9 < out["G"][1].max()
 
 
 def test_nsga2_knee_and_weighted_picks_differ_on_a_skewed_front(engine):
@@ -225,8 +270,8 @@ def test_slit_surrogate_accurate_on_carbon_water_cost_and_plan_beats_uniform(eng
     rng = np.random.default_rng(123)  # held-out plans, not seen in training
     g = np.vstack([rng.uniform(-4, 4, (100, s.n_var)), s.incumbent + rng.normal(0, 1, (100, s.n_var))])
     plans = logits_to_plans(g, s.info.plan_shape)
-    y = normalized_metrics(s.evaluator.evaluate(state, plans), ref)
-    y_hat = s.surrogate.predict(plan_features(plans, state, s.lat, s.cap))
+    y = compress_metrics(normalized_metrics(s.evaluator.evaluate(state, plans), ref), s.params.reward_norm_clip)
+    y_hat = s.surrogate.predict(plan_features(plans, state, s.lat, s.cap))[:, :4]  # the 5th: the stressed SLA
     err = np.mean(np.abs(y_hat - y) / y, axis=0)  # per objective (TTFT, carbon, water, cost)
     print(f"\nSLIT surrogate mean relative error per objective: {np.round(err, 3)}")
     # carbon, water, cost (SLIT's weights: 0.4, 0.4, 0.1) are near linear in the plan features; TTFT (weight 0.1)
@@ -239,7 +284,27 @@ def test_slit_surrogate_accurate_on_carbon_water_cost_and_plan_beats_uniform(eng
     assert np.mean(np.abs(weighted_score(y_hat, w) - score)) < 0.1 * np.std(score) + 0.02
     chosen = normalized_metrics(s.evaluator.evaluate(state, plan), ref)
     assert weighted_score(chosen, s.weights)[0] < 1.0  # beats uniform on SLIT's carbon+water weighted score
-    assert chosen[0, 1] < 1.0 and chosen[0, 2] < 1.0
+    assert chosen[0, 1] + chosen[0, 2] < 2.0  # carbon and water together (its 0.4 + 0.4) below uniform's
+
+
+def test_slit_fitness_carries_the_sla(engine):
+    s = make("slit", engine)
+    # a plan as good as uniform that meets the SLA, and one ten times better on every metric that violates it
+    y = np.array([[1.0, 1.0, 1.0, 1.0, 0.0], [0.1, 0.1, 0.1, 0.1, 0.5]])
+    fit = slit_score(y, s.weights, s.params)
+    assert fit[0] == pytest.approx(1.0) and fit[1] > fit[0]
+
+
+def test_slit_genomes_decode_within_the_headroom(engine):
+    s = make("slit", engine)
+    obs = observation(engine)  # half the fleet's capacity: every site can stay within the head-room
+    plan = s.decide(obs)
+    one_site = np.full((1, s.n_var), -s.params.slit_logit_bound)
+    one_site.reshape(1, *s.info.plan_shape)[..., 0] = s.params.slit_logit_bound  # everything to datacenter 0
+    cap = s.info.capacity.requests_per_epoch
+    for p in (plan, s.decode(one_site)[0]):
+        util = planned_utilization(p, obs.predicted_requests, cap, obs.queued)
+        assert util.max() <= s.headroom.target() + 1e-9
 
 
 # --- all four ------------------------------------------------------------------------------------------------

@@ -314,7 +314,7 @@ def test_prompts_beyond_the_context_window(policy, tmp_path, capsys):
                             "--trace", trace, "--load-scale", "1", "--set", f"context_policy={policy}",
                             "--no-progress", "--out", str(out)], capsys)
     if policy == "refuse":
-        assert_one_line(rc, err, f"{trace}:0: 20 of 80 requests have a prompt longer")
+        assert_one_line(rc, err, f"{trace}:0: 20 of 80 real requests have a prompt longer")
         assert not out.exists()
         return
     assert rc == 0, err

@@ -7,7 +7,8 @@ depend on the defaults); the head-room tests use the head-room parameters writte
 import numpy as np
 import pytest
 
-from schedulers.fill import common_level, fill_target, forecast_error
+from schedulers.feasibility import forecast_error, headroom_target
+from schedulers.fill import common_level
 from schedulers.registry import create
 from simcore import physics
 from simcore.capacity import Capacity, datacenter_utilization
@@ -111,16 +112,6 @@ def test_overflow_level_counts_queued_work():
     np.testing.assert_allclose(plan[0, 0], [1 / 3, 1 / 3, 1 / 3])
 
 
-def test_fill_target_and_forecast_error_by_hand():
-    # 1 / (1.25 x (1 + 2 x 0.1)) = 2/3
-    assert fill_target(1.25, 2.0, 0.1) == pytest.approx(2 / 3)
-    assert fill_target(1.0, 0.0, 0.5) == 1.0
-    # every datacenter 10 % over its plan; a datacenter that got 30 with nothing planned: ||(0, 30)|| / 100
-    assert forecast_error([100.0, 200.0, 0.0], [110.0, 220.0, 0.0]) == pytest.approx(0.1)
-    assert forecast_error([100.0, 0.0], [100.0, 30.0]) == pytest.approx(0.3)
-    assert forecast_error([0.0, 0.0], [5.0, 0.0]) is None
-
-
 def test_headroom_fill_by_hand():
     # before any epoch is seen the error is the prior 0.1: target 2/3. Datacenter 1 holds 2/3 x 200 = 133.3 of
     # model 0, datacenter 2 2/3 x 100 = 66.7: origin 0 (100) all to 1; origin 1: 33.3 to 1, 66.7 to 2
@@ -218,4 +209,4 @@ def test_engine_run_learns_the_forecast_error():
         assert e < 0.3
         var = (1 - p.fill_error_ewma_alpha) * var + p.fill_error_ewma_alpha * e * e
     assert s.error_var == pytest.approx(var)
-    assert s.target() == pytest.approx(fill_target(p.fill_peak_to_mean, p.fill_error_z, np.sqrt(var)))
+    assert s.target() == pytest.approx(headroom_target(p.fill_peak_to_mean, p.fill_error_z, np.sqrt(var)))

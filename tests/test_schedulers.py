@@ -46,7 +46,7 @@ def test_registry_resolution():
 PAPER_SCHEDULERS = {
     "uniform", "nearest", "greenest", "fill-ttft", "fill-carbon", "fill-water", "fill-cost", "splitwise", "helix",
     "perllm", "nsga2", "slit", "qlearning", "ddqn", "actorcritic", "marlin", "marlin-balanced", "marlin-minlatency",
-    "marlin-mincarbon", "marlin-minwater", "marlin-mincost"}
+    "marlin-mincarbon", "marlin-minwater", "marlin-mincost", "oracle", "oracle-hindsight"}
 ALIASES = {"marlin": "marlin-balanced"}
 
 

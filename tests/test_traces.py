@@ -12,7 +12,8 @@ from simcore.errors import ConfigError, TraceError
 from simcore.rng import stream
 from traces import download
 from traces.loader import (Workload, bundled_counts, burstgpt_hourly_profile, detect_format, load_workload,
-                           read_trace_csv, target_peak_requests, token_pairs, trace_names)
+                           read_trace_csv, token_pairs, trace_names)
+from simcore.sizing import TraceShape, reference_peak_requests
 
 SHARED = Path("/work/shared/data/traces")  # the unpacked originals, where this machine has them
 DAYS = ("2024-05-10", "2024-05-11", "2024-05-12", "2024-05-13", "2024-05-14", "2024-05-15", "2024-05-16")
@@ -39,10 +40,16 @@ def pair_keys(prompt, output):
     return np.asarray(prompt, np.int64) * (1 << 32) + np.asarray(output, np.int64)
 
 
+def target_peak_requests(c, prompt, output, share):
+    """Real requests in the busiest epoch the load rule aims at (`simcore.sizing`) for a token and model mix."""
+    return reference_peak_requests(c, TraceShape("t", 1.0, prompt, output, share))
+
+
 def bundled_target(c):
-    """Real requests in the busiest epoch that auto load aims at for the bundled traces' token pairs and mix."""
+    """Real requests in the busiest epoch that auto load aims at for the bundled traces' token pairs and mix, the
+    prompts as the default context policy leaves them (clipped to the 4,096-token window)."""
     prompt, output = token_pairs()
-    return target_peak_requests(c, prompt, output, (1.0 - c.gpt4_share, c.gpt4_share))
+    return target_peak_requests(c, np.minimum(prompt, 4096), output, (1.0 - c.gpt4_share, c.gpt4_share))
 
 
 def auto_cohort(real_per_day, c=None):
@@ -105,7 +112,7 @@ def test_default_auto_factor_and_size(default):
     peak = day.reshape(96, 900).sum(axis=1).max()  # busiest 15-minute epoch, before scaling
     assert peak == PEAK_0513
     assert default.scale == pytest.approx(target / peak)
-    assert 2_350 < default.scale < 2_480  # about 2,414 real requests per trace request
+    assert 2_350 < default.scale < 2_480  # about 2,433 real requests per trace request
     real = DAY_TOTALS[3] * default.scale  # about 7.1e9 real requests in the day
     assert 6.9e9 < real < 7.3e9
     assert default.cohort == auto_cohort(real) and 5_800 < default.cohort < 6_000
@@ -124,8 +131,10 @@ def test_default_arrays(default):
     clipped = np.minimum(prompt, 4096)
     assert np.isin(pair_keys(w.prompt_tokens, w.output_tokens), pair_keys(clipped, output)).all()
     assert w.prompt_tokens.max() == 4096
-    assert abs(w.over_context / len(w) - (prompt > 4096).mean()) < 0.005  # 5.8 % of the real prompts are longer
-    assert w.over_context <= (w.prompt_tokens == 4096).sum()
+    # 5.8 % of the real prompts are longer; counted in real requests (rows x cohort)
+    assert w.over_context % w.cohort == 0
+    assert abs(w.over_context / (len(w) * w.cohort) - (prompt > 4096).mean()) < 0.005
+    assert w.over_context <= (w.prompt_tokens == 4096).sum() * w.cohort
     assert not w.failed.any()  # no Azure 2023 request generated 0 tokens
     # GPT-4-class share, drawn with gpt4_share = 0.153
     assert abs(w.model.mean() - 0.153) < 0.003
@@ -177,7 +186,7 @@ def test_auto_load_is_independent_of_the_horizon(default, tmp_path):
     p = write(tmp_path / "two_epochs.csv", R1_HEADER + "\n" + "\n".join(rows) + "\n")
     tab = read_trace_csv(p)
     f = target_peak_requests(cfg(), tab["prompt_tokens"], tab["output_tokens"], (400 / 700, 300 / 700)) / 600
-    short, whole = load(trace=str(p), hours=0.25), load(trace=str(p), hours=1.0)
+    short, whole = (load(trace=str(p), hours=h, load_scale_auto_max=1e9) for h in (0.25, 1.0))  # the load rule
     assert short.scale == pytest.approx(f) and whole.scale == pytest.approx(f)
     assert short.cohort == whole.cohort == auto_cohort(700 * f)
     assert (short.model == 0).all() and abs(len(short) - 100 * f / short.cohort) < 5 * np.sqrt(100 * f / short.cohort)
@@ -357,7 +366,7 @@ def test_csv_load_scaling(tmp_path):
     assert np.isin(t, tripled.t_s).all()  # every original kept at its own time
     nearest = np.abs(tripled.t_s[:, None] - t[None, :]).min(axis=1)
     assert nearest.max() <= 0.5 and (np.diff(tripled.t_s) >= 0).all()
-    auto = load(trace=str(p))
+    auto = load(trace=str(p), load_scale_auto_max=1e9)  # the load rule, however far it multiplies the file
     peak = np.bincount(np.floor(t / 900).astype(int)).max()
     tab = read_trace_csv(p)  # the target is for the file's own tokens and model mix (all ChatGPT here)
     target = target_peak_requests(cfg(), tab["prompt_tokens"], tab["output_tokens"], (1.0, 0.0))
@@ -453,3 +462,79 @@ def test_download_errors_exit_2_with_one_line(tmp_path, capsys):
     assert "unrecognized header" in err and err.count("\n") == 1
     assert not out.exists()  # a failed download leaves no folder it made
     assert download.candidate_urls(1)[0] == "https://github.com/HPMLL/BurstGPT/releases/download/v1.1/BurstGPT_1.csv"
+
+
+# --- issue 20: a user's trace taken at its word ------------------------------------------------------------------
+def small_burstgpt(tmp_path, n=400, start_s=0.0, prompt=500, name="b400.csv"):
+    """n ChatGPT requests spread over a day after `start_s`."""
+    t = start_s + np.arange(n) * (86_400.0 - start_s) / n
+    rows = [f"{x:.3f},ChatGPT,{prompt},100,{prompt + 100},Conversation log" for x in t]
+    return write(tmp_path / name, R1_HEADER + "\n" + "\n".join(rows) + "\n"), t
+
+
+def test_a_small_trace_is_taken_at_its_volume_and_the_fleet_sized_to_it(tmp_path):
+    from simcore.sizing import TraceShape, reference_peak_requests
+
+    p, t = small_burstgpt(tmp_path)
+    w = load(trace=str(p))  # --load-scale auto would multiply it ~1e7-fold: past load_scale_auto_max
+    assert w.scale == 1.0 and len(w) == 400 and w.sizing.rule == "fleet"
+    assert "load_scale_auto_max=1000" in w.sizing.note and "nodes per datacenter" in w.sizing.note
+    # the fleet the busiest epoch (ten requests of 500 + 100 tokens) would use at 95 %: less than one node of each
+    # type, so the smallest fleet that has every type
+    assert w.sizing.nodes_per_dc == 6
+    tab = read_trace_csv(p)
+    peak = np.bincount(np.floor(t / 900).astype(int)).max()
+    per_node = target_peak_requests(cfg(), tab["prompt_tokens"], tab["output_tokens"], (1.0, 0.0)) / 1000
+    assert peak / per_node < 6
+    # --fleet auto with a load a fleet of 1000-ish nodes needs: nodes = peak x factor / (95 % of a node's share)
+    big = load(trace=str(p), fleet="auto", load_scale="3e8")
+    want = peak * 3e8 / per_node
+    assert big.scale == 3e8 and big.sizing.nodes_per_dc == round(want) and 100 < want < 100_000
+    used = peak * 3e8 / reference_peak_requests(cfg(nodes_per_dc=big.sizing.nodes_per_dc),
+                                                TraceShape("t", 1.0, tab["prompt_tokens"], tab["output_tokens"],
+                                                           (1.0, 0.0))) * 0.95
+    assert abs(used - 0.95) < 0.01
+    # the load rule where the factor is within the bound, as before
+    within = load(trace=str(p), load_scale_auto_max=1e9)
+    assert within.sizing.rule == "load" and within.sizing.nodes_per_dc == 1000 and within.scale > 1e6
+
+
+def test_hours_past_the_trace_say_so(tmp_path):
+    p, _ = small_burstgpt(tmp_path, start_s=0.0)
+    short = tmp_path / "short.csv"
+    short.write_text(p.read_text().splitlines()[0] + "\n" + "\n".join(p.read_text().splitlines()[1:41]) + "\n")
+    w = load(trace=str(short), load_scale="1", hours=24.0)  # 40 requests over the first 2.34 h
+    assert len(w.notes) == 1 and "past the trace's last request (at 2.34 h)" in w.notes[0]
+    assert load(trace=str(short), load_scale="1", hours=2.0).notes == ()
+    day2 = load(hours=48.0)
+    growth = DAY_TOTALS[4] / DAY_TOTALS[3] - 1  # 2024-05-14 holds 9 % more requests than 2024-05-13
+    assert round(growth * 100) == 9 and "2024-05-14 +9%" in day2.notes[0] and "load factor" in day2.notes[0]
+    assert load(hours=24.0).notes == ()
+
+
+def test_no_replica_arrives_before_the_traces_first_request(tmp_path):
+    p, t = small_burstgpt(tmp_path, n=200, start_s=3_600.0)
+    w = load(trace=str(p), load_scale="3", cohort_size="1")
+    assert w.t_s.min() >= t[0]
+    assert len(w) == 600  # every replica kept (none past the 24-h horizon: the last request is 1.8 min before it)
+
+
+@pytest.mark.parametrize("policy", ["clip", "drop"])
+def test_the_load_factor_is_that_of_the_prompts_the_policy_leaves(tmp_path, policy):
+    rows = [f"{i * 2.0},ChatGPT,{9000 if i % 4 == 0 else 1000},100,0,x" for i in range(400)]
+    p = write(tmp_path / "long.csv", R1_HEADER + "\n" + "\n".join(rows) + "\n")
+    w = load(trace=str(p), context_policy=policy, load_scale_auto_max=1e12)
+    prompt = np.array([9000 if i % 4 == 0 else 1000 for i in range(400)])
+    if policy == "clip":
+        left, peak = np.minimum(prompt, 4096), 400
+    else:
+        left, peak = prompt[prompt <= 4096], 300
+    assert w.scale == pytest.approx(target_peak_requests(cfg(), left, np.full(len(left), 100), (1.0, 0.0)) / peak)
+    assert w.over_context % w.cohort == 0 and w.over_context > 0  # counted in real requests
+
+
+def test_the_refuse_message_counts_real_requests(tmp_path):
+    rows = [f"{i * 2.0},ChatGPT,{9000 if i % 4 == 0 else 1000},100,0,x" for i in range(400)]
+    p = write(tmp_path / "long.csv", R1_HEADER + "\n" + "\n".join(rows) + "\n")
+    with pytest.raises(TraceError, match=r"300 of 1200 real requests have a prompt longer"):
+        load(trace=str(p), context_policy="refuse", load_scale="3", cohort_size="1")

@@ -21,13 +21,30 @@ LEARNERS = ("qlearning", "ddqn", "actorcritic", "slit", "perllm", "marlin")
 SMALL = {"ddqn": {"ddqn_hidden": 16, "ddqn_updates_per_epoch": 2},
          "actorcritic": {"actorcritic_hidden": 16},
          "marlin": {"marlin_actor_hidden": 16, "marlin_critic_hidden": 16, "marlin_batch_size": 16,
-                    "marlin_updates_per_epoch": 1, "plan_evaluations_per_epoch": 9}}
+                    "marlin_updates_per_epoch": 1, "plan_evaluations_per_epoch": 17}}
 
 
 def _state_bytes(state) -> bytes:
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()
+
+
+def _same(a, b) -> bool:
+    """Whether two learned states hold the same values (arrays, tensors, modules, optimizers, plain objects)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and np.array_equal(a, b)
+    if isinstance(a, (torch.nn.Module, torch.optim.Optimizer)):
+        return type(a) is type(b) and _same(a.state_dict(), b.state_dict())
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if hasattr(a, "__dict__") and not isinstance(a, type):
+        return type(a) is type(b) and _same(vars(a), vars(b))
+    return a == b
 
 
 def _world(**changes):
@@ -90,19 +107,21 @@ def test_pretraining_never_reads_the_test_days_trace_or_signals(monkeypatch):
 @pytest.mark.parametrize("name", LEARNERS)
 def test_every_learner_carries_what_it_learned_into_the_test_day(name):
     """After training, the test day's run starts from the trained state (not setup's fresh one) and plays
-    differently from an untrained run; the trained state survives `reset`."""
+    differently from an untrained run wherever it has a choice; the trained state survives `reset`."""
     cfg = _world(scheduler=name)
     trained = create(name, SMALL.get(name, {}))
     record = training.pretrain(cfg, trained, 1)
     assert record["learns"] and record["epochs_trained"] == cfg.epochs and record["days_played"] == 1
-    state = _state_bytes(trained.state_dict())
+    state = trained.state_dict()
     engine = engine_mod.Engine(cfg, trained)
     trained.reset(engine.info, np.random.default_rng(0))  # what the test day's run does first
-    assert _state_bytes(trained.state_dict()) == state
+    assert _same(trained.state_dict(), state)
     fresh = create(name, SMALL.get(name, {}))
     fresh.reset(engine.info, np.random.default_rng(0))
-    assert _state_bytes(fresh.state_dict()) != state
-    assert _plans(cfg, create(name, SMALL.get(name, {}))) != _plans(cfg, trained)
+    assert not _same(fresh.state_dict(), state)
+    online, warm = _plans(cfg, create(name, SMALL.get(name, {}))), _plans(cfg, trained)
+    if len({str(p) for p in online + warm}) > 1:  # (where this small world leaves it a choice at all)
+        assert online != warm
 
 
 def _plans(cfg, sched) -> list:
@@ -150,14 +169,14 @@ def test_a_cached_checkpoint_is_loaded_and_an_interrupted_training_resumes(tmp_p
     rec = training.pretrain(cfg, resumed, 2, tmp_path)
     assert (rec["resumed_from_day"], rec["days_played"], rec["reused"]) == (1, 1, False)
     assert not list(tmp_path.glob("*.partial.pt")) and len(list(tmp_path.glob("*.pt"))) == 1
-    assert _state_bytes(resumed.state_dict()) == _state_bytes(straight.state_dict())
+    assert _same(resumed.state_dict(), straight.state_dict())
 
     monkeypatch.setattr(engine_mod, "simulate", lambda *a, **k: pytest.fail("trained again"))
     again = create("qlearning")
     rec = training.pretrain(cfg, again, 2, tmp_path)
     assert rec["reused"] and rec["days_played"] == 0 and rec["epochs_trained"] == 2 * cfg.epochs
     assert again.experience_epochs == 2 * cfg.epochs
-    assert _state_bytes(again._warm) == _state_bytes(straight.state_dict())
+    assert _same(again._warm, straight.state_dict())
 
 
 def test_the_key_names_scheduler_parameters_seed_days_and_d():
@@ -187,7 +206,7 @@ def test_the_second_study_reuses_the_first_ones_checkpoints(tmp_path, capsys):
     assert experiments.main(["compare", "--schedulers", "qlearning,uniform", "--dcs", "4", *common]) == 0
     (ck,) = (tmp_path / "checkpoints").glob("*.pt")
     stamp = ck.stat().st_mtime_ns
-    assert experiments.main(["scale", "--schedulers", "qlearning", "--dcs-list", "4", *common]) == 0
+    assert experiments.main(["scale", "--schedulers", "qlearning", "--dcs-list", "4", "--load", "fixed", *common]) == 0
     first = json.loads((tmp_path / "compare" / "qlearning-d4-s0" / "config.json").read_text())["training"]
     second = json.loads((tmp_path / "scale" / "qlearning-d4-s0" / "config.json").read_text())["training"]
     assert (first["days_played"], first["reused"]) == (1, False)
@@ -198,12 +217,14 @@ def test_the_second_study_reuses_the_first_ones_checkpoints(tmp_path, capsys):
     manifest = json.loads((tmp_path / "scale" / "sweep.json").read_text())
     assert (manifest["protocol"], manifest["train_days"]) == ("trained", 1)
     # the same folder under the other protocol is refused, naming it
-    assert experiments.main(["scale", "--schedulers", "qlearning", "--dcs-list", "4", *online]) == 2
+    assert experiments.main(["scale", "--schedulers", "qlearning", "--dcs-list", "4", "--load", "fixed", *online]) == 2
     assert "protocol='trained', not 'online'" in capsys.readouterr().err
 
 
 def test_the_record_states_the_declared_budget_of_the_training():
     cfg = _world(scheduler="ddqn")
     rec = training.pretrain(cfg, create("ddqn", {"ddqn_hidden": 16, "ddqn_updates_per_epoch": 2}), 1)
-    assert rec["budget"]["per_epoch"] == {"plan_evaluations_per_epoch": 256, "ddqn_updates_per_epoch": 2}
-    assert rec["budget"]["training_total"] == {"plan_evaluations_per_epoch": 256 * 4, "ddqn_updates_per_epoch": 8}
+    assert rec["budget"]["per_epoch"] == {"plan_evaluations_per_epoch": 256, "gradient_steps_per_epoch": 128,
+                                          "ddqn_updates_per_epoch": 2}
+    assert rec["budget"]["training_total"] == {"plan_evaluations_per_epoch": 256 * 4,
+                                               "gradient_steps_per_epoch": 128 * 4, "ddqn_updates_per_epoch": 8}

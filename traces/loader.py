@@ -3,7 +3,8 @@
 This module owns
 - `Workload`, the arrays the engines play (one row per request, sorted by arrival time);
 - `load_workload(cfg, rng)`, which builds it from a bundled real trace or from a user's CSV, applies the load
-  factor (`cfg.load_scale`) and draws the per-request choices the trace does not hold (model class where there is
+  factor (decided by `simcore.sizing` from the trace's busiest epoch and token mix, which this module
+  describes: the loader reads traces, it does not size fleets) and draws the per-request choices the trace does not hold (model class where there is
   no model column, token pairs for the per-second bundle, origin region);
 - the CSV reader for BurstGPT (every release) and Azure LLM inference (2023, 2024) files, with its checks:
   a malformed file raises `TraceError("<path>:<line>: <reason>")` (1-based lines, header = line 1; line 0 means
@@ -17,22 +18,29 @@ Bundled traces (data and licences in `traces/data/`, see its SOURCES.md):
 - `burstgpt-profile`: BurstGPT_1's mean requests per hour of day as a piecewise-constant Poisson rate
   (repeated daily past 24 h); the same token pairs.
 
-Load factor f (SPEC 3): `auto` = peak_utilization x the serving capacity of the reference fleet (reference_dcs x
-nodes_per_dc nodes, `simcore.capacity`) in one epoch / (most arrivals in one `epoch_s` epoch of the whole trace
-day, before scaling); it depends neither on `cfg.dcs` nor on the horizon, so the scaling experiment keeps one
+Load factor f (SPEC 3; the rule is `simcore.sizing`'s): `auto` = peak_utilization x the serving capacity of the
+reference fleet (reference_dcs x nodes_per_dc nodes) in one epoch / (most arrivals in one `epoch_s` epoch of the
+whole trace day, before scaling); it depends neither on `cfg.dcs` nor on the horizon, so the scaling experiment keeps one
 workload. Each simulated request then stands for `cohort` real requests (`cfg.cohort_size`; docs/model.md). For `burstgpt-profile` the pre-scaling epoch count is the profile's
 expected count (the profile is a rate, not a draw). f < 1 thins, f > 1 multiplies:
 - per-second counts: binomial(count, f) when thinning, count x f rounded stochastically when multiplying;
 - Poisson profile: the rate is multiplied by f (exact for a Poisson process either way);
 - CSV traces: thinning keeps each request with probability f; multiplying keeps every request and adds
   floor(f) - 1 replicas, plus one more with probability frac(f), each replica moved by a uniform jitter in
-  [-0.5, +0.5) s (same tokens, same model); replicas jittered outside [0, horizon) are dropped.
+  [-0.5, +0.5) s (same tokens, same model); a replica jittered before the trace's first request is mirrored
+  back after it (none arrives before the trace starts), one jittered past the horizon is dropped.
+
+Notes (`Workload.notes`, printed by `run.py`): a horizon past a CSV trace's last request (the hours after it have
+no arrivals); a bundled Azure run past 24 h (the following hours are the trace's next real days, each busier or
+quieter than the first, at the first day's load factor); a profile run past 24 h (the day repeats).
 
 Context window (`cfg.context_policy`): a prompt longer than its model's context (`cfg.model_context_tokens`,
 Llama-2: 4,096 tokens) is clipped to the window (`clip`, the default: the request keeps its arrival and output),
 or the request is dropped (`drop`), or the whole trace is refused (`refuse`, one line naming the file and the
-count). `Workload.over_context` counts the clipped or dropped requests (summary.json: `requests_over_context`);
-real long-context traces hold many. The policy applies after scaling, so it never moves the load factor.
+count of real requests). `Workload.over_context` counts the clipped or dropped real requests (rows x cohort;
+summary.json: `requests_over_context`); real long-context traces hold many. The load factor is computed from the
+trace as the policy leaves it (clipped prompts; without the dropped requests), so it is the load of the requests
+the run serves; the policy itself applies to the drawn requests after scaling.
 
 Size: a workload above `cfg.max_workload_requests` simulated requests is refused from its expected count
 (trace x load factor / cohort) before any array of that size is made; so is one standing for more real requests
@@ -107,7 +115,9 @@ class Workload:
     :param scale: the load factor that was applied (real requests per request of the trace)
     :param source: one line citing the data
     :param cohort: real requests each row stands for (`cfg.cohort_size`; 1 = every row is one real request)
-    :param over_context: requests whose prompt exceeded their model's context window (clipped or dropped)
+    :param over_context: real requests whose prompt exceeded their model's context window (clipped or dropped)
+    :param sizing: the `simcore.sizing.Sizing` that gave the load factor (and the fleet the run must use)
+    :param notes: one-line remarks for the user about how the trace was read (horizon past its span, ...)
     """
 
     name: str
@@ -120,6 +130,8 @@ class Workload:
     source: str
     cohort: int = 1
     over_context: int = 0
+    sizing: object = None
+    notes: tuple = ()
 
     def __post_init__(self) -> None:
         self.t_s = np.ascontiguousarray(self.t_s, dtype=np.float64)
@@ -145,40 +157,36 @@ class Workload:
 # ------------------------------------------------------------------------------------------------
 # Entry point
 # ------------------------------------------------------------------------------------------------
-def load_workload(cfg, rng: np.random.Generator) -> Workload:
-    """The requests arriving in [0, cfg.horizon_s) of trace `cfg.trace`, scaled by `cfg.load_scale`.
+def load_workload(cfg, rng: np.random.Generator, sizing=None) -> Workload:
+    """The requests arriving in [0, cfg.horizon_s) of trace `cfg.trace`, scaled by the load factor.
 
     :param cfg: the run's `simcore.config.Config`
     :param rng: the run's "trace" stream (`simcore.rng.stream(cfg.seed, "trace")`)
+    :param sizing: `(cfg, simcore.sizing.TraceShape) -> simcore.sizing.Sizing`, which decides the load factor
+        (default `simcore.sizing.size_world`); the loader reads and describes the trace, it sizes nothing. The
+        Sizing it returned is `Workload.sizing`.
     :raises ConfigError: unknown trace name, day outside the bundle, horizon past the bundled week
     :raises TraceError: a CSV trace that is missing or malformed
     """
     if cfg.trace == AZURE_2024:
-        return _azure_bundle(cfg, rng)
+        return _azure_bundle(cfg, rng, sizing)
     if cfg.trace == BURSTGPT_PROFILE:
-        return _burstgpt_profile(cfg, rng)
+        return _burstgpt_profile(cfg, rng, sizing)
     path = Path(cfg.trace)
     if path.exists() or _looks_like_path(cfg.trace):
-        return _csv_workload(cfg, rng, path)
+        return _csv_workload(cfg, rng, path, sizing)
     raise ConfigError(f"--trace {cfg.trace!r}: neither a bundled trace ({', '.join(trace_names())}) "
                       "nor an existing CSV file")
 
 
-def target_peak_requests(cfg, prompt_tokens, output_tokens, model_share) -> float:
-    """Real requests in the busiest epoch that `load_scale auto` aims at: `peak_utilization` of the reference
-    fleet's serving capacity for this token and model mix (`simcore.capacity.reference_peak_requests`)."""
-    from simcore.capacity import reference_peak_requests
+def _sized(cfg, sizing, trace_peak: float, prompt, output, model_share, bundled: bool = True):
+    """Ask the world's sizing (`simcore.sizing.size_world`, or the `sizing` the caller passed) for the load factor
+    of a trace whose unscaled busiest epoch holds `trace_peak` requests; return (factor, the Sizing)."""
+    from simcore.sizing import TraceShape, size_world
 
-    return reference_peak_requests(cfg, prompt_tokens, output_tokens, model_share)
-
-
-def load_factor(cfg, peak_epoch_requests: float, prompt_tokens, output_tokens, model_share) -> float:
-    """The factor `cfg.load_scale` stands for, given the unscaled trace day's busiest-epoch arrivals."""
-    if cfg.load_scale != "auto":
-        return float(cfg.load_scale)
-    if not peak_epoch_requests > 0:
-        raise ConfigError(f"--load-scale auto: trace {cfg.trace!r} has no request to scale")
-    return target_peak_requests(cfg, prompt_tokens, output_tokens, model_share) / float(peak_epoch_requests)
+    shape = TraceShape(cfg.trace, float(trace_peak), prompt, output, tuple(model_share), bundled)
+    s = (sizing or size_world)(cfg, shape)
+    return s.load_factor, s
 
 
 def cohort_size(cfg, day_requests: float) -> int:
@@ -221,6 +229,11 @@ def _check_size(cfg, trace_requests: float, f: float, cohort: int) -> None:
         raise ConfigError(f"--cohort-size {cfg.cohort_size}: more real requests per simulated request than a run "
                           f"can count exactly ({MAX_REAL_REQUESTS:.3g})")
     expected_requests = real / cohort
+    if real >= 1 and expected_requests < 1:
+        flag, fix = ((f"--cohort-size {cfg.cohort_size}", "lower it") if cfg.cohort_size != "auto" else
+                     (f"cohort_auto_requests_per_day={cfg.cohort_auto_requests_per_day:g}", "raise it"))
+        raise ConfigError(f"{flag}: cohorts of {cohort:.3g} real requests leave {expected_requests:.2g} simulated "
+                          f"requests for the {real:.3g} real ones of the run; {fix}")
     if not expected_requests <= cfg.max_workload_requests:
         raise ConfigError(f"--load-scale {cfg.load_scale}: trace {cfg.trace!r} over {cfg.hours:g} h would hold about "
                           f"{expected_requests:.3g} simulated requests, more than max_workload_requests="
@@ -228,7 +241,7 @@ def _check_size(cfg, trace_requests: float, f: float, cohort: int) -> None:
                           "raise the limit)")
 
 
-def _fit_context(cfg, where: str, t, model, prompt, output, origin) -> tuple:
+def _fit_context(cfg, where: str, t, model, prompt, output, origin, cohort: int = 1) -> tuple:
     """Apply cfg.context_policy to prompts longer than their model's context window; return the (possibly
     clipped or filtered) arrays and the number of requests over the window."""
     window = np.asarray(cfg.model_context_tokens, dtype=np.int64)[model]
@@ -238,13 +251,35 @@ def _fit_context(cfg, where: str, t, model, prompt, output, origin) -> tuple:
         return t, model, prompt, output, origin, 0
     if cfg.context_policy == "refuse":
         i = int(np.argmax(np.where(over, prompt - window, -1)))
-        raise TraceError(f"{where}: {n_over} of {len(t)} requests have a prompt longer than their model's context "
+        raise TraceError(f"{where}: {n_over * cohort} of {len(t) * cohort} real requests have a prompt longer than "
+                         f"their model's context "
                          f"window (up to {int(prompt[i])} tokens > {int(window[i])} for {_MODEL_NAMES[model[i]]}); "
                          "set context_policy=clip or context_policy=drop to run it")
     if cfg.context_policy == "clip":
         return t, model, np.minimum(prompt, window).astype(np.int32), output, origin, n_over
     keep = ~over  # drop
     return t[keep], model[keep], prompt[keep], output[keep], origin[keep], n_over
+
+
+def _windows(cfg, model):
+    """Each request's context window (the smaller window where the model is not known yet)."""
+    return (np.asarray(cfg.model_context_tokens, dtype=np.int64)[model] if model is not None
+            else min(cfg.model_context_tokens))
+
+
+def _as_policy_leaves(cfg, prompt, output, model=None) -> tuple:
+    """(prompt, output, kept share) of a trace's requests as the context policy leaves them: clipped to the
+    window, or without the requests it drops (`refuse` leaves them: the run is refused later if any is over).
+    Where the model is unknown (drawn later), the smaller window applies. The load factor is computed from these,
+    so it is the load of the requests the run will really serve."""
+    window = _windows(cfg, model)
+    over = prompt > window
+    if not over.any() or cfg.context_policy == "refuse":
+        return prompt, output, 1.0
+    if cfg.context_policy == "clip":
+        return np.minimum(prompt, window).astype(np.int32), output, 1.0
+    keep = ~over
+    return prompt[keep], output[keep], float(keep.mean())
 
 
 def _looks_like_path(s: str) -> bool:
@@ -287,7 +322,7 @@ def burstgpt_hourly_profile() -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # Bundled traces
 # ------------------------------------------------------------------------------------------------
-def _azure_bundle(cfg, rng: np.random.Generator) -> Workload:
+def _azure_bundle(cfg, rng: np.random.Generator, sizing) -> Workload:
     days, week = bundled_counts()
     if cfg.trace_day not in days:
         raise ConfigError(f"trace_day={cfg.trace_day}: the bundled {AZURE_2024} trace holds {days[0]}..{days[-1]}")
@@ -304,11 +339,17 @@ def _azure_bundle(cfg, rng: np.random.Generator) -> Workload:
     # Load factor from the whole trace day (not the run's horizon): its busiest epoch before scaling
     day = week[first].astype(np.int64)
     ep = np.arange(SECONDS_PER_DAY) // int(cfg.epoch_s)
-    peak = np.bincount(ep, weights=day).max()
-    prompt, output = token_pairs()
-    f = load_factor(cfg, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
+    prompt, output, kept = _as_policy_leaves(cfg, *token_pairs())
+    peak = np.bincount(ep, weights=day).max() * kept  # the requests the policy keeps (expected, `drop`)
+    f, sized = _sized(cfg, sizing, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
     cohort = cohort_size(cfg, float(day.sum()) * f)
     _check_size(cfg, float(counts.sum()), f, cohort)
+    notes = ()
+    if n_days > 1:  # the horizon runs on into the following real days, at this day's load factor
+        growth = ", ".join(f"{d} {week[first + k].sum() / day.sum() - 1:+.0%}" for k, d in
+                           enumerate(days[first + 1:first + n_days], start=1))
+        notes = (f"hours past 24 play the trace's next real days ({growth} requests against {cfg.trace_day}) at "
+                 f"{cfg.trace_day}'s load factor x{f:.4g}, fixed from the first day",)
 
     # (1) scaling, (2) arrival times
     counts = _scale_counts(counts, f / cohort, rng, cohort > 1)
@@ -318,10 +359,10 @@ def _azure_bundle(cfg, rng: np.random.Generator) -> Workload:
 
     last = days[first + n_days - 1]
     span = cfg.trace_day if n_days == 1 else f"{cfg.trace_day}..{last}"
-    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[AZURE_2024].format(days=span), cohort)
+    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[AZURE_2024].format(days=span), cohort, sized, notes)
 
 
-def _burstgpt_profile(cfg, rng: np.random.Generator) -> Workload:
+def _burstgpt_profile(cfg, rng: np.random.Generator, sizing) -> Workload:
     per_hour = burstgpt_hourly_profile()
     horizon = cfg.horizon_s
     n_hours = int(math.ceil(horizon / SECONDS_PER_HOUR))
@@ -332,9 +373,9 @@ def _burstgpt_profile(cfg, rng: np.random.Generator) -> Workload:
     # Load factor from one whole day of the profile: its busiest epoch's expected arrivals
     day_s = np.arange(SECONDS_PER_DAY, dtype=np.float64)
     per_s = per_hour[(day_s // SECONDS_PER_HOUR).astype(int)] / SECONDS_PER_HOUR
-    peak = np.bincount((day_s // cfg.epoch_s).astype(np.int64), weights=per_s).max()
-    prompt, output = token_pairs()
-    f = load_factor(cfg, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
+    prompt, output, kept = _as_policy_leaves(cfg, *token_pairs())
+    peak = np.bincount((day_s // cfg.epoch_s).astype(np.int64), weights=per_s).max() * kept
+    f, sized = _sized(cfg, sizing, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
     cohort = cohort_size(cfg, float(per_hour.sum()) * f)
     _check_size(cfg, float((rate * dur).sum()), f, cohort)
 
@@ -342,7 +383,8 @@ def _burstgpt_profile(cfg, rng: np.random.Generator) -> Workload:
     n = rng.poisson(f / cohort * rate * dur)
     t = np.repeat(start, n) + rng.random(int(n.sum())) * np.repeat(dur, n)
     t.sort()
-    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[BURSTGPT_PROFILE], cohort)
+    notes = (f"hours past 24 repeat {BURSTGPT_PROFILE}'s one day (an hour-of-day profile)",) if n_hours > 24 else ()
+    return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[BURSTGPT_PROFILE], cohort, sized, notes)
 
 
 _PLASTIC = 1.324717957244746  # x^3 = x + 1: the R2 sequence's base (Roberts 2018), evenly spread in 2-D
@@ -359,7 +401,8 @@ def _uniforms(rng: np.random.Generator, n: int, low_discrepancy: bool) -> np.nda
     return (rng.random(2)[None, :] + k * np.asarray(R2_STEPS)[None, :]) % 1.0
 
 
-def _with_bundled_tokens(cfg, rng, t: np.ndarray, f: float, source: str, cohort: int) -> Workload:
+def _with_bundled_tokens(cfg, rng, t: np.ndarray, f: float, source: str, cohort: int, sized,
+                         notes: tuple = ()) -> Workload:
     prompt, output = token_pairs()
     n = len(t)
     pick = rng.integers(0, len(prompt), n)  # (3) token pairs, with replacement
@@ -367,14 +410,15 @@ def _with_bundled_tokens(cfg, rng, t: np.ndarray, f: float, source: str, cohort:
     model = (u[:, 0] < cfg.gpt4_share).astype(np.int8)  # (4) model class
     origin = np.minimum((u[:, 1] * cfg.dcs).astype(np.int16), cfg.dcs - 1)  # (5) origin, uniform over the regions
     t, model, p, o, origin, over = _fit_context(cfg, f"--trace {cfg.trace}", t, model, prompt[pick], output[pick],
-                                                origin)
-    return Workload(cfg.trace, t, model, p, o, origin, f, f"{source}; {_PAIRS_SOURCE}", cohort, over)
+                                                origin, cohort)
+    return Workload(cfg.trace, t, model, p, o, origin, f, f"{source}; {_PAIRS_SOURCE}", cohort, over * cohort, sized,
+                    notes)
 
 
 # ------------------------------------------------------------------------------------------------
 # CSV traces
 # ------------------------------------------------------------------------------------------------
-def _csv_workload(cfg, rng: np.random.Generator, path: Path) -> Workload:
+def _csv_workload(cfg, rng: np.random.Generator, path: Path, sizing) -> Workload:
     tab = read_trace_csv(path)
     horizon = cfg.horizon_s
     keep = tab["t_s"] < horizon  # timestamps are >= 0 (checked when read)
@@ -384,9 +428,11 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path) -> Workload:
 
     # Load factor from the whole file (not the run's horizon): its busiest epoch before scaling
     all_t, all_model = tab["t_s"], tab["model"]
-    peak = np.bincount(np.floor(all_t / cfg.epoch_s).astype(np.int64)).max() if len(all_t) else 0
     share70 = float(np.mean(all_model == 1)) if all_model is not None and len(all_t) else cfg.gpt4_share
-    f = load_factor(cfg, peak, tab["prompt_tokens"], tab["output_tokens"], (1.0 - share70, share70))
+    p_left, o_left, _ = _as_policy_leaves(cfg, tab["prompt_tokens"], tab["output_tokens"], all_model)
+    kept_t = all_t if cfg.context_policy != "drop" else all_t[tab["prompt_tokens"] <= _windows(cfg, all_model)]
+    peak = np.bincount(np.floor(kept_t / cfg.epoch_s).astype(np.int64)).max() if len(kept_t) else 0
+    f, sized = _sized(cfg, sizing, peak, p_left, o_left, (1.0 - share70, share70), bundled=False)
     span_days = max(float(all_t.max()) / SECONDS_PER_DAY, 1.0) if len(all_t) else 1.0
     cohort = cohort_size(cfg, len(all_t) * f / span_days)
     f_sim = f / cohort
@@ -404,7 +450,9 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path) -> Workload:
         is_replica = np.ones(len(sel), dtype=bool)
         is_replica[np.cumsum(copies) - copies] = False  # the first copy of each request stays where it was
         t[is_replica] += rng.random(int(is_replica.sum())) - 0.5
-        inside = (t >= 0) & (t < horizon)
+        t0 = float(all_t[0]) if len(all_t) else 0.0  # the trace's first request: no replica arrives before it
+        t = np.where(t < t0, 2.0 * t0 - t, t)  # mirrored back into the trace (the count is kept)
+        inside = t < horizon
         order = np.argsort(t[inside], kind="stable")
         sel = sel[inside][order]
         t = t[inside][order]
@@ -416,8 +464,12 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path) -> Workload:
     model = model[sel] if model is not None else (u[:, 0] < cfg.gpt4_share).astype(np.int8)
     origin = np.minimum((u[:, 1] * cfg.dcs).astype(np.int16), cfg.dcs - 1)
     fmt = {"burstgpt": "BurstGPT", "azure": "Azure LLM inference"}[tab["format"]]
-    t, model, prompt, output, origin, over = _fit_context(cfg, f"{path}:0", t, model, prompt, output, origin)
-    return Workload(cfg.trace, t, model, prompt, output, origin, f, f"{fmt} trace CSV {path}", cohort, over)
+    end = float(all_t[-1]) if len(all_t) else 0.0
+    notes = ((f"--hours {cfg.hours:g} runs past the trace's last request (at {end / SECONDS_PER_HOUR:.3g} h): "
+              "the hours after it have no arrivals",) if horizon - end > cfg.epoch_s else ())
+    t, model, prompt, output, origin, over = _fit_context(cfg, f"{path}:0", t, model, prompt, output, origin, cohort)
+    return Workload(cfg.trace, t, model, prompt, output, origin, f, f"{fmt} trace CSV {path}", cohort, over * cohort,
+                    sized, notes)
 
 
 def _fail(path, line: int, reason: str):
@@ -425,6 +477,8 @@ def _fail(path, line: int, reason: str):
 
 
 def _read_bytes(path: Path) -> bytes:
+    if path.exists() and not path.is_dir() and not path.is_file():  # reading a pipe or device would wait forever
+        _fail(path, 0, "is not a regular file (a pipe, socket or device); give a CSV file")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -645,6 +699,7 @@ def _first_bad(path, mask: np.ndarray, line_of, reason) -> None:
 
 def _number_column(path, s: pd.Series, label: str, line_of) -> np.ndarray:
     """Non-negative finite seconds (BurstGPT Timestamp)."""
+    _not_boolean(path, s, label, line_of, "a number")
     v = pd.to_numeric(s, errors="coerce").to_numpy(np.float64, na_value=np.nan)
     _first_bad(path, ~np.isfinite(v), line_of, lambda i: f"{label} {_shown(s.iloc[i])} is not a number")
     _first_bad(path, v < 0, line_of, lambda i: f"negative {label} {s.iloc[i]}")
@@ -653,6 +708,7 @@ def _number_column(path, s: pd.Series, label: str, line_of) -> np.ndarray:
 
 def _token_column(path, s: pd.Series, label: str, line_of) -> np.ndarray:
     """Non-negative integers that fit int32."""
+    _not_boolean(path, s, label, line_of, "a whole number")
     if pd.api.types.is_integer_dtype(s.dtype):
         v = s.to_numpy(np.int64)
     else:
@@ -664,6 +720,12 @@ def _token_column(path, s: pd.Series, label: str, line_of) -> np.ndarray:
     _first_bad(path, v < 0, line_of, lambda i: f"negative {label} {v[i]}")
     _first_bad(path, v > _INT32_MAX, line_of, lambda i: f"{label} {v[i]} is too large")
     return v.astype(np.int32)
+
+
+def _not_boolean(path, s: pd.Series, label: str, line_of, what: str) -> None:
+    """pandas reads a column of True / False as booleans, which would pass as 1 / 0: refuse them by name."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        _fail(path, line_of(0), f"{label} {_shown(s.iloc[0])} is not {what}")
 
 
 def _model_column(path, s: pd.Series, line_of) -> np.ndarray:

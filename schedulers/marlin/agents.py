@@ -17,14 +17,18 @@ Design choices where the paper is silent (each is documented where it is made):
 - FiLM (Algorithm 1 lines 6 and 12) sits inside the actor MLP, conditioned on [the weight vector, State_e];
   the critics also take the weight vector. That makes each agent a goal-conditioned learner, which is what lets
   HER's relabelled transitions (same state and plan, another agent's weights and reward) train it.
-- Contextual-bandit view: a plan hardly changes the next epoch's state (the workload and the grid do not react
-  to it; only the warm set carries over, and the reward already prices its cold starts), so each sample is a
-  one-step transition (done = 1, target = r). marlin_gamma is kept for the shared SAC update, which bootstraps
-  only transitions that carry a next state; MARLIN stores none.
-- Replay: B_replay (capacity marlin_replay_current) holds the current epoch's samples and is emptied at the next
-  epoch; at the end of an epoch HER copies its transitions into B_cross (capacity marlin_replay_cross), once with
-  the agent's own weights and once relabelled with each other agent's weights. Updates draw marlin_current_share
-  (30 %) of a batch from B_replay and the rest (70 %) from B_cross.
+- Returns over epochs (the paper: "Q_j estimates the long-term importance"): a sample of epoch e is the
+  transition (State_e, plan, r, State_e+1), its critic target SAC's bootstrapped r + gamma (Q'(State_e+1, a')
+  - alpha log pi(a'|State_e+1)) (`learner.td_target`, marlin_gamma 0.95, the target critics Q'). State_e+1 is
+  known only when epoch e + 1 starts, so an epoch's samples wait there (`ObjectiveAgent.pending`) and are
+  completed and stored at the next epoch's start (`ObjectiveAgent.complete`): the updates of epoch e learn from
+  the transitions of the epochs before it. The last epoch of a pre-training day is stored with done = 1 (the
+  next day is not its successor).
+- Replay: B_replay (capacity marlin_replay_current, 20,000 as in section 6) is a ring of the agent's own most
+  recent transitions, no longer emptied each epoch (at k_opt = 62 samples per epoch it holds the last ~320
+  epochs); HER copies each transition into B_cross (capacity marlin_replay_cross, 5,000), once with the agent's
+  own weights and once relabelled with each other agent's weights (4 x 62 per epoch: its last ~20 epochs).
+  Updates draw marlin_current_share (30 %) of a batch from B_replay and the rest (70 %) from B_cross.
 """
 from __future__ import annotations
 
@@ -96,10 +100,14 @@ class ObjectiveAgent:
                       action_scale=params.marlin_logit_scale)
         self.sac = AgentNets(actor, critic, self.to_plan_flat, hp)  # its tensors join the AgentStack (make_agents)
         self.stack: AgentStack | None = None
-        fields = {"obs": (obs_size,), "x": (act_size,), "rew": (), "cond": (J,)}
+        fields = {"obs": (obs_size,), "x": (act_size,), "rew": (), "cond": (J,), "next_obs": (obs_size,), "done": ()}
         self.current = ReplayBuffer(params.marlin_replay_current, fields)
         self.cross = ReplayBuffer(params.marlin_replay_cross, fields)
         self.ema: float | None = None
+        self.updates = 0  # SAC gradient updates taken so far
+        #: the last epoch's samples, waiting for the next state: (obs [n, F], x [n, A], [(rew [n], cond [J])] for
+        #: B_replay's own label first, then every HER label for B_cross)
+        self.pending: tuple | None = None
 
     def to_plan_flat(self, logits: torch.Tensor) -> torch.Tensor:
         return logits_to_plan(logits, self.plan_shape).flatten(start_dim=-3)
@@ -129,29 +137,51 @@ class ObjectiveAgent:
         return self.sac.critic.min_q(o, plans.float(), c)
 
     # --- learning -------------------------------------------------------------------------------------------
+    def complete(self, next_obs: np.ndarray | None) -> None:
+        """Store the pending transitions with their next state `next_obs` [F] (None: the day ended, done = 1):
+        the own-label ones into B_replay, every label (own included) into B_cross (HER, line 15)."""
+        if self.pending is None:
+            return
+        obs, x, labels = self.pending
+        n = len(obs)
+        done = np.full(n, 1.0 if next_obs is None else 0.0, dtype=np.float32)
+        nxt = np.broadcast_to(obs[0] if next_obs is None else next_obs, obs.shape)
+        (rew, cond), *_ = labels
+        self.current.add(obs=obs, x=x, rew=rew, cond=np.broadcast_to(cond, (n, J)), next_obs=nxt, done=done)
+        for rew, cond in labels[1:]:
+            self.cross.add(obs=obs, x=x, rew=rew, cond=np.broadcast_to(cond, (n, J)), next_obs=nxt, done=done)
+        self.pending = None
+
     def draw_batches(self, updates: int, rng: np.random.Generator, gen: torch.Generator) -> dict:
         """The batches of `updates` SAC updates, drawn 30/70 from the current-epoch and cross-epoch buffers, and
         each update's actor sampling noise: {"obs": [U, B, F], "x", "rew", "cond", "noise": [U, B, A]}.
 
         Draws from `rng` and `gen` in the order one-update-at-a-time learning would (per update: the current
-        buffer's indices, the cross buffer's indices, then the actor's noise), so learning all agents at once
-        (AgentStack.learn) sees the same batches and noise as learning each agent in turn."""
+        buffer's indices, the cross buffer's indices, the next action's noise (SAC.update samples it first, where
+        gamma > 0), then the actor's noise), so learning all agents at once (AgentStack.learn) sees the same
+        batches and noise as learning each agent in turn."""
         params = self.params
         n_cur = int(round(params.marlin_batch_size * params.marlin_current_share)) if len(self.cross) else \
             params.marlin_batch_size
         n_cross = params.marlin_batch_size - n_cur
         act_size = int(np.prod(self.plan_shape))
         noise = torch.empty((updates, params.marlin_batch_size, act_size))
+        boot = self.sac.hp.gamma > 0
+        noise_next = torch.empty((updates, params.marlin_batch_size, act_size)) if boot else None
         i_cur = np.empty((updates, n_cur), dtype=np.int64)
         i_cross = np.empty((updates, n_cross), dtype=np.int64)
         for u in range(updates):
             i_cur[u] = rng.integers(0, self.current.size, size=n_cur)  # = ReplayBuffer.sample's draw
             if n_cross:
                 i_cross[u] = rng.integers(0, self.cross.size, size=n_cross)
+            if boot:
+                torch.randn((params.marlin_batch_size, act_size), generator=gen, out=noise_next[u])
             torch.randn((params.marlin_batch_size, act_size), generator=gen, out=noise[u])  # = squashed_sample's
         out = {k: np.concatenate([self.current.data[k][i_cur], self.cross.data[k][i_cross]], axis=1)
                for k in self.current.data}
         out["noise"] = noise
+        if boot:
+            out["noise_next"] = noise_next
         return out
 
 
@@ -165,7 +195,7 @@ def make_agents(weights: np.ndarray, obs_size: int, plan_shape: tuple, params, f
 
 
 def phase1(agents: list, obs_vec: np.ndarray, state, scorer, k_opt: int, her: bool,
-           rng: np.random.Generator, gen: torch.Generator) -> dict:
+           rng: np.random.Generator, gen: torch.Generator, incumbent_scores: np.ndarray) -> dict:
     """One epoch of Algorithm 1 for every agent.
 
     :param agents: the J ObjectiveAgents
@@ -174,37 +204,39 @@ def phase1(agents: list, obs_vec: np.ndarray, state, scorer, k_opt: int, her: bo
     :param scorer: EvaluatorScheduler.score_plans
     :param k_opt: plans sampled per agent (line 4)
     :param her: cross-label with the other agents' objectives (line 15); False for the no-her ablation
+    :param incumbent_scores: [J] the bounded score (`feasibility.sla_score`) of the plan executed last, in this
+        state, under each agent's weights: each agent's EMA takes it first, so the EMA term of the reward is the
+        improvement over what would run anyway (`feasibility.update_ema`)
     :returns: {"plans": [J, M, O, D] proposals a_j*', "norm": [J, 4] their normalized metrics,
                "ev": their Evaluation}
     """
     params = agents[0].params
     W = np.stack([a.w for a in agents])
     n_req = max(float(state.requests.sum()), 1e-12)
+    for ag, inc in zip(agents, incumbent_scores):
+        ag.complete(obs_vec)  # the last epoch's samples get this epoch's state as their next state (lines 9, 15)
+        ag.ema = update_ema(ag.ema, float(inc), params.reward_ema_decay)
     epoch = []
     for ag in agents:  # line 3: the agents are independent; run one after the other, deterministically
-        ag.current.size = ag.current.pos = 0  # B_replay holds the current epoch only
         plans = ag.sample_plans(obs_vec, k_opt, gen)  # lines 4-6
         reward, norm, ev = scorer(state, plans, ag.w, ag.ema)  # lines 7-8: one batched Simulate call
         flat = plans.reshape(k_opt, -1).astype(np.float32)
-        obs_b = np.broadcast_to(obs_vec, (k_opt, len(obs_vec)))
-        ag.current.add(obs=obs_b, x=flat, rew=reward, cond=np.broadcast_to(ag.w, (k_opt, J)))  # line 9
-        # SAC update of theta_j and Q_j: its batches and noise drawn now, the updates run for all agents at once
-        epoch.append((ag.draw_batches(params.marlin_updates_per_epoch, rng, gen), flat, obs_b, norm, ev))
-    if params.marlin_updates_per_epoch:
-        agents[0].stack.learn([e[0] for e in epoch])
-    new_ema = []
-    for ag, (_, flat, obs_b, norm, ev) in zip(agents, epoch):
-        # line 15 (HER): the epoch's transitions go to B_cross under every agent's objective (own one included),
-        # the relabelled reward computed from the same normalized metrics with the other agent's weights and EMA
-        # (after learning: an agent's updates draw from its B_cross as it was before this epoch)
+        obs_b = np.ascontiguousarray(np.broadcast_to(obs_vec, (k_opt, len(obs_vec))))
+        # lines 9 and 15 (HER), completed at the next epoch: the own label for B_replay, then the same metrics
+        # relabelled with every agent's weights and EMA (own one included) for B_cross
         sla_rate = ev.sla_violations / n_req
-        goals = agents if her else [ag]
-        for other in goals:
-            r = plan_reward(weighted_score(norm, other.w), other.ema, ev.parked_share, sla_rate, params)
-            ag.cross.add(obs=obs_b, x=flat, rew=r, cond=np.broadcast_to(other.w, (k_opt, J)))
-        new_ema.append(update_ema(ag.ema, float(np.mean(weighted_score(norm, ag.w))), params.reward_ema_decay))
-    for ag, e in zip(agents, new_ema):  # after the loop, so every agent's HER labels saw the same baselines
-        ag.ema = e
+        labels = [(reward, ag.w)] + [
+            (plan_reward(weighted_score(norm, other.w), other.ema, ev.parked_share, sla_rate, params), other.w)
+            for other in (agents if her else [ag])]
+        ag.pending = (obs_b, flat, labels)
+        # SAC update of theta_j and Q_j on the stored transitions: its batches and noise drawn now, the updates
+        # run for all agents at once
+        if params.marlin_updates_per_epoch and len(ag.current):
+            epoch.append(ag.draw_batches(params.marlin_updates_per_epoch, rng, gen))
+    if len(epoch) == len(agents):  # (all agents store alike: either every one has transitions or none has)
+        agents[0].stack.learn(epoch)
+        for ag in agents:
+            ag.updates += params.marlin_updates_per_epoch
     # lines 11-13: exploit each policy and evaluate the J deterministic proposals in one Simulate call
     props = np.stack([ag.exploit(obs_vec) for ag in agents])
     _, norm, ev = scorer(state, props, W[0])

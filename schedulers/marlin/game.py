@@ -5,7 +5,12 @@ projection, vetoes), `capital_update` (Perf, Bonus, the capital EMA) and `projec
 
 Interpretations where the paper is silent or ill-posed (each is also noted at the line that implements it):
 - Utilities q_j = Q_j(a_j*) are critic values and can be negative, so q_j / q_tot is not a weight. We use
-  softmax(q / marlin_blend_temperature): positive, summing to 1, and ordered like the utilities.
+  softmax(q (1 - gamma) / marlin_blend_temperature): positive, summing to 1, and ordered like the utilities.
+  The critics' targets are discounted returns (marlin_gamma), ~ 1 / (1 - gamma) = 20 epochs of reward; the
+  factor (1 - gamma) puts them back in one epoch's reward units, so the temperature means what it did for
+  one-step critics instead of turning small differences between agents' returns into a winner-take-all blend.
+  Likewise a veto's relative loss is (q_j - Q_j(a~)) / (|q_j| (1 - gamma)): the plans differ in this epoch's
+  reward (the next state's value is the same for both), measured against one epoch's utility.
 - Variants: the run's weight vector w_bar (one objective at marlin_variant_dominant, or equal) scales each
   agent's capital into its *effective* capital E_j = C_j x J x w_bar_j (Balanced: E = C, the paper exactly).
   E sets the critic weights (line 6), who may veto (line 12) and how hard (line 15); Q_tot (line 7) is
@@ -83,8 +88,10 @@ def phase2(agents: list, obs_vec: np.ndarray, proposals: np.ndarray, capital: np
     with torch.no_grad():
         # lines 1-3: every agent's critic scores its own proposal
         q = torch.diagonal(q_all(P)).double().numpy()
-    # lines 4-5: utility shares; softmax, because Q values may be negative (see the module docstring)
-    z = q / params.marlin_blend_temperature
+    # lines 4-5: utility shares; softmax, because Q values may be negative; in one epoch's reward units (the
+    # critics' targets are discounted returns; see the module docstring)
+    per_epoch = 1.0 - params.marlin_gamma
+    z = q * per_epoch / params.marlin_blend_temperature
     u = np.exp(z - z.max())
     u = u / u.sum()
     # line 6: critic weights from (effective) capital, joined with the utility shares
@@ -116,7 +123,7 @@ def phase2(agents: list, obs_vec: np.ndarray, proposals: np.ndarray, capital: np
             if q_plan is None:
                 q_plan = q_all(torch.as_tensor(plan.reshape(1, -1), dtype=torch.float32))[:, 0].double().numpy()
             # line 13: the loss is one-sided (individual rationality: a gain is no reason to veto)
-            delta[j] = max(0.0, q[j] - q_plan[j]) / max(abs(q[j]), TINY)
+            delta[j] = max(0.0, q[j] - q_plan[j]) / max(abs(q[j]) * per_epoch, TINY)
             # lines 12, 14: enough capital and enough utility loss
             if "no-veto" in ablate or E[j] < params.marlin_capital_threshold or delta[j] <= params.marlin_veto_delta:
                 continue

@@ -9,9 +9,11 @@ The algorithm is `schedulers.rl.sac.SAC.update`, agent by agent, with the same b
 beforehand in the same order, `ObjectiveAgent.draw_batches`). Per update and agent: critic step on
 mean((Q1 - r)^2) + mean((Q2 - r)^2); then, with the updated critics, actor step on mean(alpha logp - min(Q1, Q2))
 (alpha = the temperature before this update's temperature step) and temperature step on
--mean(log_alpha (logp + target entropy)); then Polyak averaging of the target critics. MARLIN stores one-step
-transitions (done = 1), so the target is the reward and the target critics are only kept up to date (they are part
-of the checkpoint), as in SAC.update. No parameter is shared between agents, so each agent's gradients, Adam
+-mean(log_alpha (logp + target entropy)); then Polyak averaging of the target critics. The critics' target is
+SAC's bootstrapped one (`td_target`): r + gamma (1 - done) (min(Q1', Q2')(s', a') - alpha log pi(a'|s')), the
+target critics Q' scoring an action a' the actor samples in the next epoch's state s' (`_next_value`), so
+marlin_gamma discounts the epochs that follow and the target critics are what the critics regress on.
+No parameter is shared between agents, so each agent's gradients, Adam
 moments and steps are its own update's (Adam is elementwise: one Adam over stacked tensors is J separate Adams).
 
 Speed: the forward and backward passes are written out (no autograd graph); gradients go straight into one flat
@@ -36,6 +38,12 @@ import torch
 from torch import nn
 
 from schedulers.rl.sac import LOG_STD_MAX, LOG_STD_MIN, SAC, SACHyper, TwinQ, squashed_sample
+
+
+def td_target(rew, gamma: float, done, next_q, next_logp, alpha):
+    """SAC's soft bootstrapped target: r + gamma (1 - done) (Q'(s', a') - alpha log pi(a'|s')) (elementwise; a
+    transition with done = 1 is scored by its reward alone)."""
+    return rew + gamma * (1.0 - done) * (next_q - alpha * next_logp)
 
 
 class AgentNets:
@@ -210,21 +218,54 @@ class AgentStack:
             self._ws_key = key
         return self._ws
 
+    def _logp_base(self, noise: torch.Tensor) -> torch.Tensor:
+        """The part of a squashed sample's log-probability free of the networks: sum(-noise^2 / 2) - A (log(2 pi)
+        / 2 + 2 log 2 + log(action scale))."""
+        return noise.square().sum(-1).mul_(-0.5).sub_(
+            self.A * (0.5 * math.log(2 * math.pi) + 2.0 * math.log(2.0) + math.log(self.hp.action_scale)))
+
+    def _next_value(self, next_obs: torch.Tensor, cond: torch.Tensor, noise: torch.Tensor) -> tuple:
+        """(min(Q1', Q2')(s', a'), log pi(a'|s')) [J, B] for a' sampled by each agent's actor in the next state
+        with `noise` (SAC.update's `self.act(next_obs, cond)` then `critic_target.min_q`), target critics."""
+        a, c, A, Ha = self.actor.p, self.target.p, self.A, self.Ha
+        J, B, _ = next_obs.shape
+        hi = torch.relu(torch.baddbmm(a["inp_b"], next_obs, a["inp_w"]))
+        if self.film:
+            fb = torch.baddbmm(a["film_b"], torch.cat([cond, next_obs], dim=-1), a["film_w"])
+            hi = (1.0 + fb[..., :Ha]) * hi + fb[..., Ha:]
+        hd = torch.baddbmm(a["head_b"], torch.relu(torch.baddbmm(a["mid_b"], hi, a["mid_w"])), a["head_w"])
+        ls = hd[..., A:].clamp(LOG_STD_MIN, LOG_STD_MAX)
+        u = hd[..., :A] + ls.exp() * noise
+        logp = (self._logp_base(noise) - ls.sum(-1) + 2.0 * u.sum(-1)
+                + 2.0 * torch.nn.functional.softplus(-2.0 * u).sum(-1))
+        plan = torch.softmax((self.hp.action_scale * torch.tanh(u)).view(J, B, -1, self.plan_shape[-1]), dim=-1)
+        z = torch.cat([next_obs, plan.reshape(J, B, A), cond], dim=-1)
+        z = z[:, None].expand(J, 2, B, z.shape[-1]).reshape(2 * J, B, z.shape[-1])
+        h = torch.relu(torch.baddbmm(c["l0_b"], z, c["l0_w"]))
+        h = torch.relu(torch.baddbmm(c["l1_b"], h, c["l1_w"]))
+        q = (torch.bmm(h, _t(c["l2_w"])) + c["l2_b"]).view(J, 2, B)
+        return torch.minimum(q[:, 0], q[:, 1]), logp
+
     @torch.no_grad()
     def update(self, z: torch.Tensor, co: torch.Tensor, obs: torch.Tensor, rew: torch.Tensor,
-               noise: torch.Tensor, logp_base: torch.Tensor) -> None:
+               noise: torch.Tensor, logp_base: torch.Tensor, nxt: dict | None = None) -> None:
         """One SAC update of every agent on its own batch of B transitions.
 
         :param z: [J, B, F + A + C] the critics' input [obs, x, cond] (x: the plan executed)
         :param co: [J, B, C + F] the FiLM input [cond, obs]
         :param obs: [J, B, F]
-        :param rew: [J, B] rewards (the one-step targets)
+        :param rew: [J, B] rewards
         :param noise: [J, B, A] each agent's actor sampling noise of this update
-        :param logp_base: [J, B] the part of the sample's log-probability that does not depend on the actor:
-            sum(-noise^2 / 2) - A (log(2 pi) / 2 + 2 log 2 + log(action scale)) (`learn` computes it)
+        :param logp_base: [J, B] the part of the sample's log-probability that does not depend on the actor
+            (`_logp_base`)
+        :param nxt: the next states for the bootstrapped target (`td_target`): {"next_obs": [J, B, F], "done":
+            [J, B], "cond": [J, B, C], "noise": [J, B, A] the next action's sampling noise}; None: target = r
         """
         hp, F, A, Ha = self.hp, self.F, self.A, self.Ha
         J, B = rew.shape
+        if nxt is not None:
+            next_q, next_logp = self._next_value(nxt["next_obs"], nxt["cond"], nxt["noise"])
+            rew = td_target(rew, hp.gamma, nxt["done"], next_q, next_logp, self.log_alpha.exp()[:, None])
         w = self._workspace(J, B, z.shape[-1])
         c, gc = self.critic.p, self.critic.g
         zz, h0, h1, d0, d1, q, dq = w["zz"], w["h0"], w["h1"], w["d0"], w["d1"], w["q"], w["dq"]
@@ -327,12 +368,14 @@ class AgentStack:
 
     def learn(self, batches: list) -> None:
         """Run the updates drawn for every agent: batches[j] = {"obs": [U, B, F], "x": [U, B, A], "rew": [U, B],
-        "cond": [U, B, C], "noise": [U, B, A]} (numpy arrays or tensors, float32), U the same for all agents."""
+        "cond": [U, B, C], "noise": [U, B, A]} and, for bootstrapped targets, "next_obs": [U, B, F], "done":
+        [U, B], "noise_next": [U, B, A] (numpy arrays or tensors, float32), U the same for all agents."""
         d = {k: torch.stack([torch.as_tensor(b[k]) for b in batches], dim=1) for k in batches[0]}
         z = torch.cat([d["obs"], d["x"], d["cond"]], dim=-1)
         co = torch.cat([d["cond"], d["obs"]], dim=-1)
-        A = self.A
-        base = d["noise"].square().sum(-1).mul_(-0.5).sub_(
-            A * (0.5 * math.log(2 * math.pi) + 2.0 * math.log(2.0) + math.log(self.hp.action_scale)))
+        base = self._logp_base(d["noise"])
+        boot = "noise_next" in d and self.hp.gamma > 0
         for u in range(len(z)):
-            self.update(z[u], co[u], d["obs"][u], d["rew"][u], d["noise"][u], base[u])
+            nxt = {"next_obs": d["next_obs"][u], "done": d["done"][u], "cond": d["cond"][u],
+                   "noise": d["noise_next"][u]} if boot else None
+            self.update(z[u], co[u], d["obs"][u], d["rew"][u], d["noise"][u], base[u], nxt)

@@ -2,14 +2,22 @@
 
 Owns: `Marlin` (per epoch: phase 1 of `agents`, phase 2 of `game`, Simulate of the consensus, the capital
 update, one row of the per-epoch log `marlin_epochs.csv`), the variants' weight vectors, the ablation
-switches (`marlin_ablate`) and what pre-training carries (`learned`: the agents and their capital; the
+switches (`marlin_ablate`) and what pre-training carries (`learned`: the agents, their capital and the head-room; the
 pre-training itself is every learner's, `simcore.training`). Its parameters: `MarlinParams`.
 
 Feasible set (Algorithm 2 line 11; the paper's problem is solved "given resource constraints"): every plan MARLIN
 simulates or executes, an agent's sample, its proposal or the consensus, is first repaired so that no datacenter
-is planned above `marlin_capacity_ceiling` of its serving capacity (`common.capacity_feasible`; the forecast and
-the requests already waiting count). The agents' actions, what their critics and the game score, stay the plans
-their actors produce: the repair is part of executing a plan (`Marlin.feasible`).
+is planned above the shared head-room target (`feasibility.project_to_capacity` to `feasibility.Headroom.target`:
+1 / (fill_peak_to_mean x (1 + fill_error_z x the observed forecast error of MARLIN's own plans)), the ceiling
+fill-* plan up to; the forecast and the requests already waiting count). The agents' actions, what their critics
+and the game score, stay the plans their actors produce: the repair is part of executing a plan
+(`Marlin.feasible`).
+
+Budgets per scored epoch (declared in the parameters, recorded in config.json, used per epoch in
+marlin_epochs.csv): Simulate, `plan_evaluations_per_epoch` (256) covers every plan scored, the J x k_opt samples,
+the J proposals, the consensus, the incumbent and the uniform reference each scoring call evaluates
+(`Marlin.simulate_plans`); gradient steps, J x marlin_updates_per_epoch (4 x 32) <= `gradient_steps_per_epoch`
+(128). Pre-training (`--pretrain-days`) learns on other days before the scored one and is not charged to it.
 
 Ablations, each removing its component:
   no-film       the actor's FiLM layer is the identity (the actor ignores the weight vector)
@@ -30,7 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from schedulers.common import EvaluatorParams, EvaluatorScheduler, capacity_feasible
+from schedulers.common import EvaluatorParams, EvaluatorScheduler
+from schedulers.feasibility import Headroom, project_to_capacity, sla_score
 from simcore.config import OBJECTIVES
 from simcore.errors import ConfigError
 from simcore.interface import Observation
@@ -53,8 +62,9 @@ class MarlinParams(EvaluatorParams):
     marlin_alpha_init: float = param(0.01, "MARLIN: initial SAC entropy temperature (reward units ~ 1)",
                                      lo=0, lo_open=True)
     marlin_target_entropy_scale: float = param(1.0, "MARLIN: target entropy = -this x action size (SAC default 1)")
-    marlin_gamma: float = param(0.95, "MARLIN: SAC discount (paper section 6); MARLIN stores one-step transitions "
-                                "(bandit view)", lo=0, hi=1)
+    marlin_gamma: float = param(0.95, "MARLIN: SAC discount of the next epoch's soft value in the critics' target "
+                                "(paper section 6; below 1: the day has no end the critics see)", lo=0, hi=1,
+                                hi_open=True)
     marlin_tau: float = param(0.005, "MARLIN: Polyak rate of the target critics (paper section 6)",
                               lo=0, lo_open=True, hi=1)
     marlin_replay_current: int = param(20000, "MARLIN: current-epoch replay capacity per agent (paper section 6)", lo=1)
@@ -63,7 +73,8 @@ class MarlinParams(EvaluatorParams):
     marlin_current_share: float = param(0.3, "MARLIN: share of a batch drawn from the current-epoch buffer (30/70)",
                                         lo=0, hi=1)
     marlin_batch_size: int = param(64, "MARLIN: SAC batch size", lo=1)
-    marlin_updates_per_epoch: int = param(32, "MARLIN: SAC gradient updates per agent per epoch", lo=0)
+    marlin_updates_per_epoch: int = param(32, "MARLIN: SAC gradient updates per agent per epoch (the 4 agents "
+                                          "together within gradient_steps_per_epoch)", lo=0)
     marlin_logit_scale: float = param(6.0, "MARLIN: actions are logits in [-this, this] (tanh-squashed); plan = "
                                       "softmax",
                                       lo=0, lo_open=True)
@@ -89,10 +100,6 @@ class MarlinParams(EvaluatorParams):
     marlin_veto_delta: float = param(0.05, "MARLIN: delta_thresh, relative utility loss that justifies a veto", lo=0)
     marlin_veto_capital_scale: float = param(100.0, "MARLIN: veto strength = min(veto_max, delta x capital / this)",
                                              lo=0, lo_open=True)
-    marlin_capacity_ceiling: float = param(0.9, "MARLIN: highest forecast utilization (share of serving capacity) a "
-                                           "plan may give a datacenter; every plan MARLIN simulates or executes is "
-                                           "repaired to it (the paper's feasible set; default = "
-                                           "warm_target_utilization, the fill schedulers' target)", lo=0, lo_open=True)
     marlin_ablate: tuple = param((), "MARLIN ablations: any of " + ",".join(ABLATIONS),
                                  choices=ABLATIONS, length=ANY_LENGTH, item=str, flag="--ablate")
     marlin_pretrain_days: int = param(0, "MARLIN: replaced by --train-days (every learner pre-trains, simcore.training); "
@@ -111,6 +118,20 @@ class MarlinParams(EvaluatorParams):
         if self.marlin_checkpoint:
             raise ConfigError("--checkpoint (marlin_checkpoint) is replaced by --checkpoint-dir DIR: the pre-trained "
                               "states of every learner, cached by scheduler, parameters, seed, days and D")
+        steps = len(AGENT_NAMES) * self.marlin_updates_per_epoch
+        if steps > self.gradient_steps_per_epoch:
+            raise ConfigError(f"marlin_updates_per_epoch={self.marlin_updates_per_epoch}: its {len(AGENT_NAMES)} "
+                              f"agents take {steps} gradient steps per epoch, above gradient_steps_per_epoch="
+                              f"{self.gradient_steps_per_epoch}")
+        if simulate_plans(len(AGENT_NAMES), 1) > self.plan_evaluations_per_epoch:
+            raise ConfigError(f"plan_evaluations_per_epoch={self.plan_evaluations_per_epoch}: MARLIN needs at least "
+                              f"{simulate_plans(len(AGENT_NAMES), 1)} (one sample per agent)")
+
+
+def simulate_plans(agents: int, k_opt: int) -> int:
+    """Plans Simulate scores in one epoch of MARLIN: each agent's k_opt samples, the agents' proposals, the
+    consensus and the incumbent, plus the uniform reference each of the agents + 3 scoring calls evaluates."""
+    return agents * k_opt + agents + 2 + (agents + 3)
 
 
 def variant_weights(variant: str | None, dominant: float) -> np.ndarray:
@@ -128,7 +149,9 @@ class Marlin(EvaluatorScheduler):
 
     variant: str | None = None
     Params = MarlinParams
-    learned = ("agents", "capital")  # networks, optimizers, buffers, EMA baselines, capital (`simcore.training`)
+    # what pre-training carries (`simcore.training`): networks, optimizers, buffers, EMA baselines, capital and the
+    # head-room learned from MARLIN's own plans
+    learned = ("agents", "capital", "headroom")
 
     # --- setup ------------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -154,8 +177,11 @@ class Marlin(EvaluatorScheduler):
             torch.manual_seed(net_seed)
             self.agents = make_agents(W, feature_size(self.info), self.info.plan_shape, p,
                                       film="no-film" not in self.ablate)
-        # phase 1 samples per agent: the shared Simulate budget less the J proposals and the consensus
-        self.k_opt = max(1, (p.plan_evaluations_per_epoch - len(self.agents) - 1) // len(self.agents))
+        # phase 1 samples per agent: the most the Simulate budget allows beside the other plans scored
+        J = len(self.agents)
+        self.k_opt = (p.plan_evaluations_per_epoch - simulate_plans(J, 0)) // J
+        self.headroom = Headroom(p)  # the observed error of MARLIN's own plans -> the capacity ceiling
+        self.incumbent = self.uniform_plan  # the plan MARLIN would run anyway: the last one executed
 
     @contextlib.contextmanager
     def _torch_threads(self):
@@ -174,12 +200,14 @@ class Marlin(EvaluatorScheduler):
         from schedulers.marlin.game import capital_update, phase2
         from schedulers.rl.nets import state_features
 
+        self.headroom.learn(obs.last)
         obs = self._forecast(obs)
         state = self.epoch_state(obs)  # Algorithm 1 lines 1-2: State_e with the forecast I_e
         obs_vec = state_features(obs, self.info)
+        steps_before = self.agents[0].updates
         with self._torch_threads():
             p1 = phase1(self.agents, obs_vec, state, self.score_feasible, self.k_opt, "no-her" not in self.ablate,
-                        self.rng, self.gen)
+                        self.rng, self.gen, self.incumbent_scores(state))
             game = phase2(self.agents, obs_vec, p1["plans"], self.capital, self.variant_w, self.params, self.ablate)
         # Algorithm 2 line 11's feasible set includes capacity; line 19: Simulate the consensus; 20-24: capital
         plan = self.feasible(state, game.plan)
@@ -189,12 +217,26 @@ class Marlin(EvaluatorScheduler):
             self.capital, _, _ = capital_update(self.capital, p1["norm"], blend_norm[0], self.params)
         moved = np.abs(plan - game.plan).sum(axis=2) * state.predicted / 2  # requests the repair moved
         self._log(obs.epoch, p1["norm"], blend_norm[0], game, capital_before,
-                  float(moved.sum() / max(float(state.predicted.sum()), 1e-12)))
+                  float(moved.sum() / max(float(state.predicted.sum()), 1e-12)),
+                  (self.agents[0].updates - steps_before) * len(self.agents))
+        self.incumbent = plan
+        self.headroom.record(plan, obs.predicted_requests, obs.epoch)
         return plan
+
+    def incumbent_scores(self, state) -> np.ndarray:
+        """[J] the bounded score (`feasibility.sla_score`) of the incumbent, the plan MARLIN executed last (the
+        uniform plan before any), in this epoch's state under each agent's weights: what each agent's EMA term
+        tracks (one Simulate call)."""
+        from schedulers.common import sla_rate, weighted_score
+
+        _, norm, ev = self.score_feasible(state, self.incumbent[None], self.variant_w)
+        rate = sla_rate(state, ev)
+        return np.array([float(sla_score(weighted_score(norm, a.w), rate, self.params)[0]) for a in self.agents])
 
     # --- the capacity-feasible set ------------------------------------------------------------------------------
     def feasible(self, state, plans: np.ndarray) -> np.ndarray:
-        """Plans repaired to the capacity ceiling for the epoch's forecast (`common.capacity_feasible`).
+        """Plans repaired to the head-room target for the epoch's forecast (`feasibility.project_to_capacity` to
+        `Headroom.target()`: room for the forecast's observed error and the within-epoch peak, as fill-* keep).
 
         An agent's action stays the plan its actor produced (what its critic and the game score); the repair is
         part of executing it, like the balancer inside a datacenter. Without it, the optimum of an objective that
@@ -203,8 +245,8 @@ class Marlin(EvaluatorScheduler):
         agents' exploration keeps crossing and that their critics, fitting it with a few samples, spread into a
         slope over all plans (tests/test_marlin.py::test_mincarbon_sends_most_load_to_the_green_cheap_datacenter).
         """
-        return capacity_feasible(plans, state.predicted, self.info.capacity.requests_per_epoch,
-                                 self.params.marlin_capacity_ceiling, state.queued)
+        return project_to_capacity(plans, state.predicted, self.info.capacity.requests_per_epoch,
+                                   self.headroom.target(), state.queued)
 
     def score_feasible(self, state, plans: np.ndarray, weights, ema: float | None = None):
         """`score_plans` of the plans as executed: repaired to the capacity ceiling first."""
@@ -220,8 +262,9 @@ class Marlin(EvaluatorScheduler):
 
     # --- the per-epoch log --------------------------------------------------------------------------------------
     def _log(self, epoch: int, prop_norm: np.ndarray, blend_norm: np.ndarray, game, capital_before,
-             repaired: float) -> None:
-        row = {"epoch": epoch, "capacity_repair": repaired}
+             repaired: float, gradient_steps: int) -> None:
+        row = {"epoch": epoch, "capacity_repair": repaired, "headroom_target": self.headroom.target(),
+               "simulate_plans": simulate_plans(len(self.agents), self.k_opt), "gradient_steps": gradient_steps}
         for j, a in enumerate(AGENT_NAMES):
             for k, m in enumerate(OBJECTIVES):
                 row[f"proposal_{a}_{m}"] = float(prop_norm[j, k])
@@ -235,10 +278,19 @@ class Marlin(EvaluatorScheduler):
             row[f"utility_{a}"] = float(game.utilities[j])
         self.log_rows.append(row)
 
+    def state_dict(self):
+        """The learned state at the end of a day: the day's last samples are stored first, with no successor
+        state (done = 1), as a day replay ends."""
+        for a in self.agents:
+            a.complete(None)
+        return super().state_dict()
+
     def extra_results(self) -> dict:
         """`marlin_epochs.csv`: per epoch, the share of the forecast requests the capacity repair moved off the
-        consensus (`capacity_repair`), every proposal's normalized metrics (1.0 = the uniform plan), the
-        consensus's, the vetoes, each agent's capital at the start of the game, blend weights and utilities."""
+        consensus (`capacity_repair`), the head-room target it repaired to (`headroom_target`), the plans Simulate
+        scored (`simulate_plans`) and the gradient steps taken (`gradient_steps`, all agents), every proposal's
+        bounded normalized metrics (1.0 = the uniform plan), the consensus's, the vetoes, each agent's capital at
+        the start of the game, blend weights and utilities."""
         return {"marlin_epochs": pd.DataFrame(self.log_rows)}
 
 

@@ -2,40 +2,47 @@
 
 Q-learning and DQN choose among a finite set of actions, but a plan is continuous ([M, O, D] fractions). The two
 baselines therefore act over a fixed, documented list of K candidate plans. The *names* (the actions) are fixed
-for a run, so a Q-value of action k keeps one meaning across epochs; the plans behind the "-now" actions are
-rebuilt every epoch from the epoch's signals (e.g. "greenest" is the lowest-carbon datacenter of this epoch).
+for a run, so a Q-value of action k keeps one meaning across epochs; the plans behind them are rebuilt every
+epoch from the epoch's signals, forecast and backlog (e.g. "fill-carbon" fills this epoch's lowest-carbon
+datacenters first).
 
-    uniform            every row split equally over the datacenters
-    nearest            each origin to its lowest-latency datacenter (Eq. 2)
-    nearest2           each origin split evenly over its two lowest-latency datacenters
-    greenest           everything to the lowest carbon intensity CI_d of the epoch (as the `greenest` reference)
-    cheapest           everything to the lowest cost per IT kWh of the epoch (price x PUE, Eq. 6-7)
-    driest             everything to the lowest water per IT kWh of the epoch (evaporation, blowdown, grid; Eq. 8)
-    green-half         split evenly over the ceil(D/2) datacenters with the lowest carbon per IT kWh
-    weighted-best      everything to the datacenter with the lowest run-weighted sum of carbon, water and cost per
-                       IT kWh (each divided by its fleet mean; the run's weights w2..w4)
-    weighted-nearest   each origin to the datacenter with the lowest run-weighted sum of latency (w1) and the
-                       three intensities above (each divided by its fleet mean)
-    split-by-model     the small model (latency-bound chat) to `nearest`, the large model to `weighted-best`
-    dc-<d>             everything to datacenter d (one action per datacenter)
+Every candidate is capacity-aware, built with the feasibility toolkit: the `fill-*` ones fill datacenters in a
+preference order up to the head-room target (`schedulers.fill.fill_plan`, the target the learner's own
+`feasibility.Headroom` gives from its observed forecast error), and every candidate is then projected onto that
+target (`feasibility.project_to_capacity`). This is action masking in the sense DQN allows: the action set is
+fixed, and no action plans a datacenter past its head-room (issue 18: the former set held 12 one-datacenter
+plans out of 18, each overloading that site at the peak, so the learners had mostly infeasible choices).
 
-K = 10 + D. Per-kWh intensities are the observation's (`Observation.carbon_kg_per_it_kwh` etc., Eq. 6-10), so
-no equation is re-written here. Ties go to the lowest datacenter index (numpy argmin / stable argsort).
+    uniform                every row split equally over the datacenters
+    proportional           every row split in proportion to each datacenter's capacity for its model
+    fill-ttft              nearest first, per origin (Eq. 2); rows with the closest best site placed first
+    fill-carbon            lowest carbon per IT kWh first (Eq. 6-10, `Observation.carbon_kg_per_it_kwh`)
+    fill-water             lowest water per IT kWh first
+    fill-cost              lowest cost per IT kWh first
+    fill-weighted          lowest run-weighted sum of carbon, water and cost per IT kWh first (each divided by
+                           its fleet mean; the run's weights w2..w4)
+    fill-weighted-nearest  per origin, lowest run-weighted sum of latency (w1) and the three intensities above
+    fill-split-by-model    the small model (latency-bound chat) by `fill-ttft`'s order, the others by
+                           `fill-weighted`'s
+
+K = 9 for every D. Ties go to the lowest datacenter index (stable argsort).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from schedulers.common import one_hot_plan
+from schedulers.common import forecast_or_ones
+from schedulers.feasibility import project_to_capacity
+from schedulers.fill import fill_plan
 from simcore.interface import Observation, StaticInfo
 
-BASE_NAMES = ("uniform", "nearest", "nearest2", "greenest", "cheapest", "driest", "green-half", "weighted-best",
-              "weighted-nearest", "split-by-model")
+BASE_NAMES = ("uniform", "proportional", "fill-ttft", "fill-carbon", "fill-water", "fill-cost", "fill-weighted",
+              "fill-weighted-nearest", "fill-split-by-model")
 
 
 def candidate_names(info: StaticInfo) -> tuple:
     """The K action names of a run, in action-index order."""
-    return BASE_NAMES + tuple(f"dc-{d}" for d in range(info.dcs))
+    return BASE_NAMES
 
 
 def per_kwh_intensities(obs: Observation) -> np.ndarray:
@@ -48,41 +55,35 @@ def _relative(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.abs(x).mean(axis=-1, keepdims=True), 1e-12)
 
 
-def candidate_plans(obs: Observation, info: StaticInfo) -> np.ndarray:
-    """The K candidate plans [K, M, O, D] of this epoch, in `candidate_names` order."""
+def candidate_plans(obs: Observation, info: StaticInfo, target: float) -> np.ndarray:
+    """The K candidate plans [K, M, O, D] of this epoch, in `candidate_names` order, each within the head-room
+    `target` (share of a datacenter's capacity) wherever the fleet can hold the forecast under it."""
     shape = info.plan_shape
     m_n, o_n, d_n = shape
     w = np.asarray(info.weights, dtype=float)
     lat = np.asarray(info.latency_s, dtype=float)  # [O, D]
+    cap = np.asarray(info.capacity.requests_per_epoch, dtype=float)  # [D, M]
+    pred = forecast_or_ones(obs.predicted_requests)
     inten = per_kwh_intensities(obs)  # [3, D]
+    rows = [(m, o) for m in range(m_n) for o in range(o_n)]
+    best_lat = lat.min(axis=1)
+    near_rows = [(m, o) for _, m, o in sorted((best_lat[o], m, o) for m, o in rows)]
 
-    def everything_to(d: int) -> np.ndarray:
-        return one_hot_plan(np.full((m_n, o_n), int(d)), shape)
+    def fill(order: np.ndarray, row_order=None) -> np.ndarray:
+        return fill_plan(pred, order, cap, target, obs.queued, row_order)
 
-    def per_origin(choice_o: np.ndarray) -> np.ndarray:
-        return one_hot_plan(np.broadcast_to(choice_o, (m_n, o_n)), shape)
+    def same_for_all(score: np.ndarray) -> np.ndarray:
+        return np.tile(np.argsort(score, kind="stable"), (o_n, 1))
 
-    def split_over(sets: np.ndarray) -> np.ndarray:
-        """[O, D] 0/1 membership -> plan splitting each origin evenly over its members."""
-        rows = sets / sets.sum(axis=1, keepdims=True)
-        return np.broadcast_to(rows, shape).copy()
-
-    nearest = np.argmin(lat, axis=1)
-    order = np.argsort(lat, axis=1, kind="stable")
-    near2 = np.zeros((o_n, d_n))
-    near2[np.arange(o_n)[:, None], order[:, :min(2, d_n)]] = 1.0
-    green_rank = np.argsort(inten[0], kind="stable")[: (d_n + 1) // 2]
-    half = np.zeros((o_n, d_n))
-    half[:, green_rank] = 1.0
+    near_order = np.argsort(lat, axis=1, kind="stable")
     site_score = (w[1:, None] * _relative(inten)).sum(axis=0)  # [D] weighted carbon, water, cost
-    best = int(np.argmin(site_score))
-    near_score = w[0] * _relative(lat) + site_score[None, :]  # [O, D]
-    split = per_origin(nearest)
-    split[1:] = everything_to(best)[1:]  # models 1.. (the large model) to weighted-best
-
-    plans = [np.full(shape, 1.0 / d_n), per_origin(nearest), split_over(near2),
-             everything_to(int(np.argmin(obs.ci_kg_per_kwh))), everything_to(int(np.argmin(inten[2]))),
-             everything_to(int(np.argmin(inten[1]))), split_over(half), everything_to(best),
-             per_origin(np.argmin(near_score, axis=1)), split]
-    plans += [everything_to(d) for d in range(d_n)]
-    return np.stack(plans)
+    weighted_order = same_for_all(site_score)
+    split = fill(weighted_order)
+    split[0] = fill(near_order, near_rows)[0]  # model 0 (the small, latency-bound one) nearest first
+    proportional = np.broadcast_to((cap / np.maximum(cap.sum(axis=0, keepdims=True), 1e-300)).T[:, None, :],
+                                   shape).copy()
+    plans = [np.full(shape, 1.0 / d_n), proportional, fill(near_order, near_rows),
+             fill(same_for_all(inten[0])), fill(same_for_all(inten[1])), fill(same_for_all(inten[2])),
+             fill(weighted_order), fill(np.argsort(w[0] * _relative(lat) + site_score[None, :], axis=1,
+                                                    kind="stable")), split]
+    return project_to_capacity(np.stack(plans), pred, cap, target, obs.queued)

@@ -10,14 +10,17 @@ from torch import nn
 from simcore.interface import Observation, StaticInfo
 
 S_PER_DAY = 86400.0
+BACKLOG_FEATURE_CLIP = 10.0  # a backlog of 10 epochs of capacity is as bad as it gets for the networks' input
 
 
-def state_features(obs: Observation, info: StaticInfo) -> np.ndarray:
+def state_features(obs: Observation, info: StaticInfo, backlog: bool = False) -> np.ndarray:
     """A fixed-length float32 vector describing the epoch (the agents' State_e).
 
     Forecast requests per (model, origin) as shares and total on a log scale; per datacenter: carbon intensity,
     grid water intensity, price, COP (each scaled by its mean over the datacenters), idle-node share; the time
-    of day as sine and cosine.
+    of day as sine and cosine. With `backlog`, per datacenter also the utilization its waiting requests already
+    commit (`obs.queued` in the forecast's model mix over its capacity, `fill.queued_utilization`; clipped at
+    10), which a plan must leave room for.
     """
     pred = np.asarray(obs.predicted_requests, dtype=float)
     total = pred.sum()
@@ -26,13 +29,17 @@ def state_features(obs: Observation, info: StaticInfo) -> np.ndarray:
            for x in (obs.ci_kg_per_kwh, obs.gi_l_per_kwh, obs.tou_usd_per_kwh, obs.cop)]
     idle = np.asarray(obs.free_nodes, dtype=float) / max(info.nodes_per_dc, 1)
     phase = 2 * np.pi * (obs.time_s % S_PER_DAY) / S_PER_DAY
-    return np.concatenate([shares, [np.log1p(total) / 10.0], *rel, idle,
-                           [np.sin(phase), np.cos(phase)]]).astype(np.float32)
+    parts = [shares, [np.log1p(total) / 10.0], *rel, idle, [np.sin(phase), np.cos(phase)]]
+    if backlog:
+        from schedulers.fill import queued_utilization
+        parts.append(np.minimum(queued_utilization(obs.queued, pred, info.capacity.requests_per_epoch),
+                                BACKLOG_FEATURE_CLIP))
+    return np.concatenate(parts).astype(np.float32)
 
 
-def feature_size(info: StaticInfo) -> int:
+def feature_size(info: StaticInfo, backlog: bool = False) -> int:
     m, o, d = info.plan_shape
-    return m * o + 1 + 5 * d + 2
+    return m * o + 1 + 5 * d + 2 + (d if backlog else 0)
 
 
 def logits_to_plan(logits, shape: tuple):

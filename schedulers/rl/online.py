@@ -8,6 +8,7 @@ first, the measured metrics are normalized exactly as `EvaluatorScheduler.score_
 by Simulate's metrics of the uniform plan in the epoch's state, here with the forecast's (model, origin) mix
 rescaled to the number of requests that really arrived (the engine reports requests per datacenter only).
 TTFT: the measured mean over the requests that got a first token, times all requests (the evaluator's total).
+The normalized metrics are bounded as Simulate's are (`feasibility.compress_metrics`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import contextlib
 import numpy as np
 
 from schedulers.common import plan_reward, weighted_score
+from schedulers.feasibility import compress_metrics
 from simcore.evaluator import EpochState
 from simcore.interface import EpochResult
 
@@ -51,7 +53,7 @@ def observed_reward(sched, state: EpochState, result: EpochResult, weights, ema:
         return None
     total = float(np.sum(result.requests))
     measured, ref = got
-    norm = measured / np.maximum(ref, 1e-12)
+    norm = compress_metrics(measured / np.maximum(ref, 1e-12), sched.params.reward_norm_clip)
     score = float(weighted_score(norm, weights))
     sla_rate = float(np.sum(result.sla_violations)) / total
     reward = plan_reward(np.array([score]), ema, np.array([float(np.mean(result.parked_share))]),

@@ -78,15 +78,31 @@ def declared_budget(sched: Scheduler, epochs: int) -> dict:
     return {"per_epoch": per_epoch, "training_total": {k: v * epochs for k, v in per_epoch.items()}}
 
 
-def _save(path: Path, blob: dict) -> None:
+def _save(path: Path, blob: dict, replace: bool) -> None:
+    """Write a checkpoint through a temporary file of our own (unique name, never a user's file); `replace` only a
+    file this training wrote itself (its partial state), else link it into place without replacing anything."""
+    import tempfile
+
     import torch
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    torch.save(blob, tmp)
-    tmp.replace(path)  # atomic: a reader sees the old file or the new one, never half of one
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(blob, tmp)
+        if replace:
+            os.replace(tmp, path)  # atomic: a reader sees the old file or the new one, never half of one
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # another run of the same key finished first: its state is the same
+                pass
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _load(path: Path, key: str) -> dict | None:
-    """A checkpoint written for `key`, or None when the file is unreadable or was written for another key."""
+    """A checkpoint written for `key`, or None when the file is unreadable or was written for another key (torch's
+    full unpickler: a checkpoint folder is trusted as the run's own, like its results folder)."""
     import torch
     try:
         blob = torch.load(path, map_location="cpu", weights_only=False)
@@ -129,6 +145,11 @@ def pretrain(cfg: Config, sched: Scheduler, n_days: int, cache_dir: str | Path |
         folder = Path(cache_dir)
         folder.mkdir(parents=True, exist_ok=True)
         final, partial = folder / f"{key}.pt", folder / f"{key}.partial.pt"
+        for path in (final, partial):  # a file of that name this training did not write is kept and refused
+            if path.exists() and _load(path, key) is None:
+                raise ConfigError(f"--checkpoint-dir {folder}: {path.name} is not a checkpoint of this training "
+                                  "(unreadable, or written for another key); it is kept: move it or choose another "
+                                  "--checkpoint-dir")
         blob = _load(final, key) if final.exists() else None
         if blob is not None:
             sched.warm_start(blob["state"], blob["experience_epochs"])
@@ -146,10 +167,10 @@ def pretrain(cfg: Config, sched: Scheduler, n_days: int, cache_dir: str | Path |
         wall += time.perf_counter() - t0
         if partial is not None:
             _save(partial, {"key": key, "format": FORMAT_VERSION, "days_done": k + 1, "state": state,
-                            "experience_epochs": epochs, "train_wall_s": wall})
+                            "experience_epochs": epochs, "train_wall_s": wall}, replace=True)
     if final is not None:
         _save(final, {"key": key, "format": FORMAT_VERSION, "days_done": n_days, "state": state,
-                      "experience_epochs": epochs, "train_wall_s": wall, "days": record["days"]})
+                      "experience_epochs": epochs, "train_wall_s": wall, "days": record["days"]}, replace=False)
         partial.unlink(missing_ok=True)  # ours: written above or by the interrupted run of this same key
     sched.warm_start(state, epochs)
     return {**record, "epochs_trained": epochs, "days_played": n_days - resumed, "resumed_from_day": resumed,

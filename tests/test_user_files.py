@@ -107,14 +107,21 @@ def test_a_plugins_table_never_lands_outside_out_or_on_the_runs_own_files(tmp_pa
 
 
 def test_a_checkpoints_temporary_file_is_unique_and_its_own(tmp_path, capsys):
+    """Pre-training's checkpoint folder: the user's files there are kept; a file at the checkpoint's own name that
+    this training did not write is refused in one line and kept."""
     pytest.importorskip("torch")
-    ck = tmp_path / "ck.pt"
-    (tmp_path / "ck.pt.tmp").write_text("the user's own file")
-    rc, _, err = main_here([*TINY, "--scheduler", "marlin", "--pretrain-days", "1", "--checkpoint", ck,
-                            "--set", "marlin_updates_per_epoch=1", "--out", tmp_path / "out"], capsys)
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "notes.pt.tmp").write_text("the user's own file")
+    args = [*TINY, "--scheduler", "qlearning", "--train-days", "1", "--checkpoint-dir", ck]
+    rc, _, err = main_here([*args, "--out", tmp_path / "out"], capsys)
     assert rc == 0, err
-    assert (tmp_path / "ck.pt.tmp").read_text() == "the user's own file" and ck.stat().st_size > 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt", "ck.pt.tmp", "out"]
+    (saved,) = [p for p in ck.iterdir() if p.name != "notes.pt.tmp"]
+    assert saved.suffix == ".pt" and saved.stat().st_size > 0 and (ck / "notes.pt.tmp").read_text() == "the user's own file"
+    saved.write_text("not a checkpoint")
+    rc, _, err = main_here([*args, "--out", tmp_path / "out2"], capsys)
+    assert_one_line(rc, err, f"{saved.name} is not a checkpoint of this training")
+    assert saved.read_text() == "not a checkpoint" and not (tmp_path / "out2").exists()
 
 
 # --- item 4: nonsense is refused with the parameter named --------------------------------------------------------

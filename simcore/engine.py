@@ -8,9 +8,15 @@ requests are routed. Requests are then played as SimPy events, in one of two nod
 
     arrival at the datacenter (trace arrival + one-way network transfer, Eq. 2)
       -> weighted round-robin balancer over the warm set, spilling to cold nodes (ref. [26])
-      -> admission if the node's memory holds it (Eq. 1) and its batch is not full, else the node's FIFO queue
-      -> weight load if the model is not resident (LA_load) -> first token (TTFT, Eq. 3) -> completion
-      (KV released, queued requests admitted)
+      -> admission if the node's memory holds it (Eq. 1) and its batch is not full, else the pool's FIFO queue
+         (served by the first of its nodes with room)
+      -> weight load if the model is not resident (LA_load) -> its prefill pass, after the node's pending ones
+         (the GPU's decode steps wait) -> first token (TTFT, Eq. 3) -> decode steps shared with the node's batch
+         -> completion (KV released, queued requests admitted)
+
+A node is a continuous-batching server (docs/model.md 'Exact mode'): its decode clock counts the decode steps
+run, each step timed by the node's batch, and stands still during prefill passes; a request is done when the
+clock has run its output tokens. One event per node completion, whatever the batch.
 
 **Cohorts (cohort_size = C > 1)**: each simulated request stands for C real requests, those that reached its
 datacenter pool since the pool's previous cohort. A pool (datacenter x model, or x phase under split execution)
@@ -33,6 +39,7 @@ is vectorized.
 from __future__ import annotations
 
 import bisect
+import heapq
 import functools
 import math
 import time
@@ -45,10 +52,11 @@ from simcore import physics
 from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity
 from simcore.config import MODELS, Config
 from simcore.epochs import Epoch, Epochs, other_days
+from simcore.errors import ConfigError
 from simcore.evaluator import EpochEvaluator
 from simcore.interface import EpochResult, Observation, Request, RunRecord, Scheduler, StaticInfo
 from simcore.profiles import load_profiles
-from simcore.queueing import bin_rate_profile, bins_per_epoch, pool_queueing_wait, segment_waits
+from simcore.queueing import bin_rate_profile, bins_per_epoch, pool_queueing_wait, prefill_queue_wait, segment_waits
 from simcore.rng import stream
 from topology.graph import latency_matrix_s
 from topology.sites import site_signals
@@ -58,6 +66,7 @@ from traces.loader import Workload, load_workload
 WRR_RESOLUTION = 8  # balancer weights resolve node throughputs to 1/8 of the slowest node's
 WAIT_SAMPLES = 16  # positions of a cohort pool's arrival segment at which its fluid wait is read off the curves
 RESOLVE_TOLERANCE = 1e-9  # relative: a segment counts as departed when D is this close to its end
+DECODE_CLOCK_TOLERANCE = 1e-7  # decode steps: a request counts as done when the node's clock is this close
 
 
 def wrr_sequence(nodes: np.ndarray, weights: np.ndarray) -> list:
@@ -165,8 +174,21 @@ class Engine:
         self.res_w = [0.0] * n_nodes  # resident weights, GB
         self.ready = [[0.0] * M for _ in range(n_nodes)]  # time each resident model is loaded
         self.kv = [0.0] * n_nodes
-        self.act = [0] * n_nodes
-        self.q = [None] * n_nodes
+        self.act = [0] * n_nodes  # requests admitted (a batch slot and their KV held), in prefill or decoding
+        # the node's GPU (`_start`, `_advance_node`): prefill passes run one after another until pf_free; the
+        # decode clock dv counts decode steps done (it stands still during prefill passes and weight loads);
+        # each admitted request finishes when dv reaches its entry in dheap; dnext / dver: the node's scheduled
+        # completion event and its version (an earlier one supersedes it)
+        self.pf_free = [0.0] * n_nodes
+        self.dv = [0.0] * n_nodes
+        self.dv_t = [0.0] * n_nodes
+        self.dheap = [[] for _ in range(n_nodes)]
+        self.dnext = [math.inf] * n_nodes
+        self.dver = [0] * n_nodes
+        self.dmodel = [0] * n_nodes  # the model whose decode step times the node's steps (the newest admitted)
+        self.serves = [()] * n_nodes  # pools whose queue the node takes requests from this epoch
+        self.pq: dict = {}  # pool id -> its FIFO queue of requests waiting for a batch slot (kept across epochs)
+        self._step = self.prof.decode_step_s.tolist()
         self.util_acc = [0.0] * n_nodes  # node-seconds of serving capacity used this epoch (Eq. 4's utilization)
         self.used_epoch = [-1] * n_nodes
         self.dc_running = [0] * D
@@ -242,9 +264,7 @@ class Engine:
         if self.fluid:
             idle = np.asarray(self.node_pool) < 0
         else:
-            act = np.asarray(self.act)
-            queued = np.array([len(x) if x else 0 for x in self.q])
-            idle = (act == 0) & (queued == 0)
+            idle = np.asarray(self.act) == 0
         res = np.asarray(self.res)
         resident = np.stack([np.bincount(self.fleet.node_dc, weights=(res >> m) & 1, minlength=D)
                              for m in range(M)], axis=1)
@@ -339,6 +359,7 @@ class Engine:
         if self.fluid:
             self._fluid_epoch_reset(now)
         self.owner = [-1] * len(fl.node_dc)  # the pool a node serves this epoch (a node serves one pool)
+        self.serves = [()] * len(fl.node_dc)
         hosts = np.asarray(self.hosts, dtype=bool)
         for d in range(D):
             base = d * N
@@ -368,32 +389,52 @@ class Engine:
                     pool_id = d * self.K + key
                     for n in nodes.tolist():
                         self.owner[n] = pool_id
-                        self._preload(n, m, now)
+                        self.serves[n] = (pool_id,)
+                        self._preload(n, m, now, e == 0)
+                    if not len(nodes) and self.fluid:
+                        raise ConfigError(f"nodes_per_dc={N}: datacenter {d} has no node left for a pool of "
+                                          f"{MODELS[m]}; cohorts need a node per pool (use --cohort-size 1)")
+                    if not len(nodes):  # fewer nodes than pools (a small fleet): share the other pools' nodes
+                        nodes = np.flatnonzero(hosts[m][types] & taken) + base
+                        for n in nodes.tolist():
+                            self.serves[n] = self.serves[n] + (pool_id,)
                     if self.fluid:
                         self._fluid_pool(d, key, m, nodes.tolist(), (rest + base).tolist(), now)
                     else:  # [WRR sequence, its pointer, cold nodes, their pointer, pool id]
                         self.pools[d][key] = [wrr_sequence(nodes, self._wrr_weights(key, m, nodes)), 0,
                                               (rest + base).tolist(), 0, pool_id]
+        if not self.fluid:  # requests still queued for a batch slot go to the pools' new nodes
+            for pool_id, q in self.pq.items():
+                if q:
+                    for n in self.pools[pool_id // self.K][pool_id % self.K][0]:
+                        self._admit(n, now)
 
     def _wrr_weights(self, key: int, m: int, nodes: np.ndarray) -> np.ndarray:
         """Balancer weights: each node's throughput for the pool's work, in whole multiples of 1/WRR_RESOLUTION of
         the slowest node's."""
         rps = self.capacity.node_rps[m][self.fleet.node_type[nodes]]
+        if not len(rps):
+            return np.zeros(0, dtype=int)
         return np.maximum(np.rint(WRR_RESOLUTION * rps / max(rps.min(), 1e-300)), 1).astype(int)
 
-    def _preload(self, n: int, m: int, now: float) -> None:
-        """A newly warm node starts loading the model at the epoch start (ready LA_load later)."""
+    def _preload(self, n: int, m: int, now: float, running: bool = False) -> None:
+        """A newly warm node starts loading the model at the epoch start (ready LA_load later); with `running`
+        (epoch 0: the service was running before the horizon) the model is already resident."""
         if (self.res[n] >> m) & 1:
             return
         if self.act[n] == 0 and self.res_w[n] + self.weights_gb[m] > self.n_mem[n]:
             self.res[n], self.res_w[n] = 0, 0.0  # evict idle models to make room
         if self.res_w[n] + self.weights_gb[m] + self.kv[n] <= self.n_mem[n]:
-            self._load(n, m, now)
+            self._load(n, m, now, running)
 
-    def _load(self, n: int, m: int, now: float) -> None:
-        """Model m's weights become resident on node n, usable LA_load from now (a cold start)."""
+    def _load(self, n: int, m: int, now: float, resident: bool = False) -> None:
+        """Model m's weights become resident on node n, usable LA_load from now (a cold start), or at once if
+        they were `resident` before the horizon (no cold start)."""
         self.res[n] |= 1 << m
         self.res_w[n] += self.weights_gb[m]
+        if resident:
+            self.ready[n][m] = now
+            return
         self.ready[n][m] = now + self.load_s[m][self.n_type[n]]
         self.cold_starts[n // self.cfg.nodes_per_dc] += 1
 
@@ -491,47 +532,94 @@ class Engine:
         self._place(i, self.r_model[i])
 
     def _place(self, i: int, key: int) -> None:
-        """Weighted round-robin over the pool's warm nodes, skipping full ones, then spill to cold nodes; when
-        every node is full, wait in the FIFO queue of the warm node with the shortest queue."""
+        """The balancer: weighted round-robin over the pool's warm nodes, skipping a node without a free batch
+        slot or memory, then spill to cold nodes; when every node is full the request waits in the pool's FIFO
+        queue, which the first node with room serves (so no request waits at one node while another has room)."""
         d, m, kv = self.r_dc[i], self.r_model[i], self.r_kv[i]
-        q, fits = self.q, self._fits
+        fits = self._fits
         pool = self.pools[d][key]
-        seq = pool[0]
-        L = len(seq)
-        p = pool[1]
-        for _ in range(L):
-            n = seq[p]
-            p = p + 1 if p + 1 < L else 0
-            if not q[n] and fits(n, m, kv):
-                pool[1] = p
-                self._start(n, i)
-                return
-        cold, owner, me = pool[2], self.owner, pool[4]
-        c = pool[3]
-        while c < len(cold):  # spill over to cold nodes no other pool serves (they join the rotation)
-            n = cold[c]
-            if owner[n] >= 0 and owner[n] != me:
+        me = pool[4]
+        q = self.pq.get(me)
+        if not q:  # first come, first served: nobody overtakes a waiting request
+            seq = pool[0]
+            L = len(seq)
+            p = pool[1]
+            for _ in range(L):
+                n = seq[p]
+                p = p + 1 if p + 1 < L else 0
+                if fits(n, m, kv):
+                    pool[1] = p
+                    self._start(n, i)
+                    return
+            cold, owner = pool[2], self.owner
+            c = pool[3]
+            while c < len(cold):  # spill over to cold nodes no other pool serves (they join the rotation)
+                n = cold[c]
+                if owner[n] >= 0 and owner[n] != me:
+                    c += 1
+                    continue
+                if fits(n, m, kv):
+                    owner[n] = me
+                    self.serves[n] = (me,)
+                    pool[3] = c + 1
+                    seq.append(n)
+                    self._start(n, i)
+                    return
                 c += 1
-                continue
-            if not q[n] and fits(n, m, kv):
-                owner[n] = me
-                pool[3] = c + 1
-                seq.append(n)
-                self._start(n, i)
-                return
-            c += 1
-        pool[3] = c
-        n = min(seq, key=lambda k: len(q[k]) if q[k] else 0)
-        if q[n] is None:
-            q[n] = deque()
-        q[n].append(i)
+            pool[3] = c
+            if q is None:
+                q = self.pq[me] = deque()
+        q.append(i)
         self.dc_queued[d] += 1
-        self.dcm_queued[d][self.r_model[i]] += 1
+        self.dcm_queued[d][m] += 1
+
+    def _admit(self, n: int, now: float) -> None:
+        """Node n takes waiting requests, in FIFO order, from the queues of the pools it serves while it has room."""
+        for p in self.serves[n]:
+            q = self.pq.get(p)
+            while q:
+                j = q[0]
+                if not self._fits(n, self.r_model[j], self.r_kv[j]):
+                    break
+                q.popleft()
+                self.dc_queued[self.r_dc[j]] -= 1
+                self.dcm_queued[self.r_dc[j]][self.r_model[j]] -= 1
+                self._start(n, j)
+
+    def _advance_node(self, n: int, now: float) -> None:
+        """Bring node n's decode clock to `now`: it ran decode steps of its current batch since its last update or
+        the end of its prefill passes, whichever is later."""
+        a = self.act[n]
+        if a:
+            s = self.dv_t[n]
+            pf = self.pf_free[n]
+            if pf > s:
+                s = pf
+            if now > s:
+                self.dv[n] += (now - s) / self._step[self.dmodel[n]][self.n_type[n]][a]
+        self.dv_t[n] = now
+
+    def _schedule_node(self, n: int, now: float) -> None:
+        """Node n's next completion: when its decode clock reaches the smallest entry of its heap at the current
+        batch. A later time keeps the scheduled event (it fires, finds nothing done and reschedules)."""
+        h = self.dheap[n]
+        if not h:
+            self.dnext[n] = math.inf
+            return
+        pf = self.pf_free[n]
+        left = h[0][0] - self.dv[n]
+        t = (pf if pf > now else now) + (left if left > 0 else 0.0) * self._step[self.dmodel[n]][self.n_type[n]][
+            self.act[n]]
+        if t < self.dnext[n] - 1e-12:
+            self.dver[n] += 1
+            self.dnext[n] = t
+            self.env.timeout(t - now, (n, self.dver[n])).callbacks.append(self._node_event)
 
     def _start(self, n: int, i: int) -> None:
-        """Start request i's current phase on node n: weight load if cold, then its prefill and / or decode. The
-        first token's time is known at the last phase (the first phase's wait, load and prefill, the KV
-        transfer between phases, the decode)."""
+        """Admit request i's current phase on node n: weight load if cold, then its prefill pass after the node's
+        pending ones (the GPU's decode steps wait), then its decode steps with the node's batch. Its first token is
+        out when its prefill pass ends; it is known at the last phase (the first phase's wait, weight load and
+        prefill, the KV transfer between phases, the decode)."""
         env = self.env
         now = env.now
         m, t = self.r_model[i], self.n_type[n]
@@ -543,45 +631,70 @@ class Engine:
             self._load(n, m, now)
             if j == 0:
                 self.r_cold[i] = True
-        load_wait = max(0.0, self.ready[n][m] - now)
+        self._advance_node(n, now)
+        ready = self.ready[n][m]
+        load_wait = ready - now if ready > now else 0.0
+        pf = self.pf_free[n]
+        begin = pf if pf > now else now
+        if ready > begin:
+            begin = ready
+        prefill = self.prof.prefill_s(m, t, self.r_prompt[i]) if phase.prefill else 0.0
+        self.pf_free[n] = begin + prefill
         batch = self.act[n] + 1
         out = self.r_output[i]
-        full = self.batch_full[m][t]
-        step = self.prof.decode_step(m, t, batch)
-        prefill = self.prof.prefill_s(m, t, self.r_prompt[i]) if phase.prefill else 0.0
-        decode = out * step if phase.decode else 0.0
-        first_token = (now - self.r_arr[i], load_wait, prefill, step) if j == 0 else self.r_split[i]
+        steps = out if phase.decode else 0
+        step = self._step[m][t][batch]
+        if j == 0:  # wait for a batch slot and for the node's earlier prefill passes; the weight load apart
+            first_token = (begin - load_wait - self.r_arr[i], load_wait, prefill, step)
+        else:
+            first_token = self.r_split[i]
         if j == self.last_phase:
             wait, p_load, p_prefill, p_step = first_token
-            exec_s = p_prefill + (self.r_xfer[i] if j else 0.0) + decode
+            exec_s = p_prefill + (self.r_xfer[i] if j else 0.0) + steps * step
             first = physics.first_token_compute_s(self.cfg.ttft_model, exec_s, out, p_prefill, p_step)
             self.r_ttft[i] = physics.request_ttft_s(wait, p_load, self.r_net[i], first)
             self.r_node[i] = n
         else:
             self.r_split[i] = first_token
             self.r_pnode[i] = n
-        busy_s = load_wait + (prefill + decode)
-        cost = (prefill + (out * self.step_full[m][t] if phase.decode else 0.0)) / full
-        self.util_acc[n] += cost
+        # GPU seconds at full batch (`Profiles.gpu_s_array`): Eq. 4's utilization counts the share of capacity used
+        self.util_acc[n] += prefill + (steps * self.step_full[m][t] / self.batch_full[m][t] if steps else 0.0)
         self.act[n] = batch
+        self.dmodel[n] = m
         self.kv[n] += self.r_kv[i]
+        heapq.heappush(self.dheap[n], (self.dv[n] + steps, i))
         self.used_epoch[n] = max(self.used_epoch[n], int(now // self.cfg.epoch_s))
         if j == 0:
             d = self.r_dc[i]
             self.dc_running[d] += 1
             self.served_dm[d, m] += 1
-        env.timeout(busy_s, i).callbacks.append(self._finish)
+        self._schedule_node(n, now)
 
-    def _finish(self, ev) -> None:
-        """A node finishes its part of request i: release the KV cache, admit queued requests in FIFO order;
-        after a phase that is not the last, send the KV cache on to the next phase's pool."""
+    def _node_event(self, ev) -> None:
+        """Node n's decode clock reached its next completion (unless a newer event superseded this one): finish
+        every request done, then admit waiting ones."""
+        n, version = ev.value
+        if version != self.dver[n]:
+            return
         self.events += 1
-        i = ev.value
+        now = self.env.now
+        self.dnext[n] = math.inf
+        self._advance_node(n, now)
+        h = self.dheap[n]
+        done = self.dv[n] + DECODE_CLOCK_TOLERANCE
+        while h and h[0][0] <= done:
+            self._finish(n, heapq.heappop(h)[1], now)
+        if not h:
+            self.dv[n] = 0.0  # an idle node's clock restarts (no float drift)
+        self._admit(n, now)
+        self._schedule_node(n, now)
+
+    def _finish(self, n: int, i: int, now: float) -> None:
+        """Node n finishes its part of request i: release the batch slot and KV cache; after a phase that is not
+        the last, send the KV cache on to the next phase's pool."""
         j = self.r_phase[i]
-        n = self.r_node[i] if j == self.last_phase else self.r_pnode[i]
         self.act[n] -= 1
         self.kv[n] -= self.r_kv[i]
-        now = self.env.now
         if self.act[n] == 0:
             self.kv[n] = 0.0  # no float drift
         if j < self.last_phase:
@@ -591,15 +704,6 @@ class Engine:
             self.env.timeout(self.r_xfer[i], i).callbacks.append(self._next_phase)
         else:
             self.dc_running[self.r_dc[i]] -= 1
-        qn = self.q[n]
-        while qn:
-            j = qn[0]
-            if not self._fits(n, self.r_model[j], self.r_kv[j]):
-                break
-            qn.popleft()
-            self.dc_queued[self.r_dc[j]] -= 1
-            self.dcm_queued[self.r_dc[j]][self.r_model[j]] -= 1
-            self._start(n, j)
         self.used_epoch[n] = max(self.used_epoch[n], int(now // self.cfg.epoch_s))
 
     def _next_phase(self, ev) -> None:
@@ -643,6 +747,7 @@ class Engine:
             lambda: np.array([[self.prof.prefill_s_array(m, t, p_mean[keep]).mean()
                                for t in range(len(self.fleet.node_types))] for m in range(M)]),
             lambda: o_mean[keep].mean() * np.asarray(self.step_full))
+        self.prefill_queue = self._prefill_queue_moments(p_mean[keep], o_mean[keep])
         n = len(self.wl)
         self.f_first = np.zeros(n)  # first-token compute (Eq. 3's term)
         self.f_net = np.zeros(n)
@@ -657,6 +762,25 @@ class Engine:
         self.bin_s = cfg.epoch_s / self.bins_per_epoch
         self.bin_next = 0
         self.pending: dict = {}
+
+    def _prefill_queue_moments(self, p: np.ndarray, o: np.ndarray) -> tuple:
+        """Per pool key [K, T]: the prefill time's mean and second moment over the token sample (0 for a decode
+        phase), the GPU time of a request at full batch (1 / the key's node throughput) and each node type's share
+        of the model's capacity, for `queueing.prefill_queue_wait`."""
+        M, T = len(MODELS), len(self.fleet.node_types)
+        a, b = np.zeros((self.K, T)), np.zeros((self.K, T))
+        g, share = np.ones((self.K, T)), np.zeros((self.K, T))
+        for key in range(self.K):
+            j, m = divmod(key, M)
+            rps = np.asarray(self.key_rps[j][m])
+            w = self.fleet.nodes_per_type[0] * rps
+            share[key] = w / max(w.sum(), 1e-300)
+            g[key] = np.where(rps > 0, 1.0 / np.maximum(rps, 1e-300), 0.0)
+            if self.phases[j].prefill:
+                for t in range(T):
+                    x = self.prof.prefill_s_array(m, t, p)
+                    a[key, t], b[key, t] = x.mean(), (x * x).mean()
+        return a, b, g, share
 
     def _rps(self, key: int, n: int) -> float:
         M = len(MODELS)
@@ -817,6 +941,10 @@ class Engine:
             scv = np.asarray(self.pScvSum)[p] / rps
             w_q, p_late = pool_queueing_wait(lam, mu, mu * np.asarray(self.pSlotSum)[p] / rps, scv, limit,
                                              self.bin_s)
+            key = p % self.K  # and each prompt's wait for the prefill passes before it at its node
+            a, b, g, share = (x[key] for x in self.prefill_queue)
+            w_pf, late_pf = prefill_queue_wait(lam / mu, a, b, g, share, limit)
+            w_q, p_late = w_q + w_pf, 1.0 - (1.0 - p_late) * (1.0 - late_pf)
             for q, w, late in zip(p.tolist(), w_q.tolist(), p_late.tolist()):
                 if self.pOpen[q] and self.pOpen[q][-1][3] == t1:
                     self.pOpen[q][-1][6:8] = [w, late]

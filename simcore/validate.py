@@ -178,19 +178,28 @@ GRID_DCS = 4
 GRID_HOURS = 0.5  # two epochs: epoch 0 (warm start) and epoch 1 (the first planned on a forecast)
 GRID = {"nodes_per_dc": (4, 12, 30), "peak_utilization": (0.5, 0.8, 0.95, 1.2),
         "trace": ("azure-code-2024", "burstgpt-profile"), "scheduler": ("uniform", "nearest", "fill-carbon")}
+# the full factorial is ~50 exact runs of up to 3e6 requests, past the 20-minute budget on this machine: every
+# (nodes, utilization, trace) with `uniform` (at 30 nodes only the 0.5 and 0.95 loads), and the other schedulers
+# at 12 nodes and 0.95 (their plans concentrate load: the cells where pools are smallest)
+GRID_SKIP = {(30, 0.8), (30, 1.2)}
 QUICK = (dict(nodes_per_dc=12, peak_utilization=0.8, trace="burstgpt-profile", scheduler="uniform"),
          dict(nodes_per_dc=4, peak_utilization=0.95, trace="azure-code-2024", scheduler="nearest"))
 GRID_COHORT = 8  # cohort size of the cohort runs (small worlds: the auto rule would play them exactly)
 
 
 def grid_cells(quick: bool = False) -> list[dict]:
-    """The cells of the grid (every combination of GRID), or the QUICK few."""
+    """The cells of the grid (GRID's combinations as its comment says), or the QUICK few."""
     if quick:
         return [dict(c) for c in QUICK]
-    import itertools
-
-    keys = list(GRID)
-    return [dict(zip(keys, v)) for v in itertools.product(*(GRID[k] for k in keys))]
+    cells = []
+    for trace in GRID["trace"]:
+        for n in GRID["nodes_per_dc"]:
+            for u in GRID["peak_utilization"]:
+                if (n, u) not in GRID_SKIP:
+                    cells.append(dict(nodes_per_dc=n, peak_utilization=u, trace=trace, scheduler="uniform"))
+        for sched in GRID["scheduler"][1:]:
+            cells.append(dict(nodes_per_dc=12, peak_utilization=0.95, trace=trace, scheduler=sched))
+    return cells
 
 
 def window_load_scale(cell: dict) -> float:
@@ -402,9 +411,9 @@ def main(argv: list[str]) -> int:
     out = Path(a.out)
     if out.exists() and not out.is_file():
         raise SimError(f"--out {out}: not a file")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     rows = run_ladder(a.quick)
     print(report(rows))
     write_csv(rows, out)
-    print(f"{len(rows)} rows -> {out} ({time.perf_counter() - t0:.0f} s)")
+    print(f"{len(rows)} rows -> {out} (wall {time.perf_counter() - t0:.0f} s, CPU {time.process_time() - c0:.0f} s)")
     return 0

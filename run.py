@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cop", dest="cop_mode", default=None, choices=("annual", "hourly"), help="COP model")
     p.add_argument("--out", default=None, help="results folder (default results/<scheduler>-d<D>-s<seed>); must be "
                    "new, empty, or an earlier results folder (with --overwrite)")
+    p.add_argument("--no-drain", dest="drain", action="store_false", default=None,
+                   help="stop at the horizon: no drain of the backlog (docs/model.md 'Drain')")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier results folder at --out")
     p.add_argument("--config", default=None, help="JSON file of parameters: the world's by name, the scheduler's "
                    "by name or in a section named after the scheduler (as config.json records them)")
@@ -100,7 +102,7 @@ def build_config(argv: list[str]):
         values[name.strip()] = value  # parsed by the parameter's type: tuples from comma-separated text
     flags = {"scheduler": args.scheduler, "dcs": args.dcs, "hours": args.hours, "seed": args.seed,
              "trace": args.trace, "start": args.start, "load_scale": args.load_scale, "cop_mode": args.cop_mode,
-             "cohort_size": args.cohort_size, "weights": args.weights}
+             "cohort_size": args.cohort_size, "weights": args.weights, "drain": args.drain}
     values.update({k: v for k, v in flags.items() if v is not None})
     world = set(Config.names())
     cfg = Config.from_dict({k: v for k, v in values.items() if k in world}, where="parameters")

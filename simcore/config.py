@@ -98,6 +98,11 @@ class Config(Parameters):
     min_warm_nodes: int = param(1, "warm set: minimum warm nodes per hosted model per datacenter", lo=1)
     cohort_bin_s: float = param(60.0, "cohorts: pools are played in bins of this length, their cohorts arriving at a "
                                 "constant rate within a bin (docs/model.md 'Cohorts'), s", lo=1)
+    drain: bool = param(True, "after the horizon arrivals stop and the fleet keeps serving until every arrived request "
+                        "has its first token (or drain_max_h passes); its epochs count in every total "
+                        "(docs/model.md 'Drain'); --no-drain cuts the run at the horizon", flag="--no-drain")
+    drain_max_h: float = param(24.0, "the drain's cap, hours: requests still waiting then are requests_unserved",
+                               lo=0, hi=MAX_HOURS)
     # --- latency (Eq. 2-3; docs/model.md 'Network latency', 'TTFT') -----------------------------
     lambda_media_ms_per_km: float = param(0.005, "propagation latency of the medium, ms per km (fibre)", lo=0)
     sigma_hop_ms: float = param(1.0, "processing latency per network hop, ms", lo=0)

@@ -28,6 +28,11 @@ arrived); when the backlog grows faster than the pool drains, cold nodes are dra
 and when no node is left the backlog grows: capacity binds. Why this design, and its agreement with the exact
 model: docs/model.md "Cohorts" and `tests/test_cohorts.py`.
 
+**Drain** (`cfg.drain`, on by default): after the horizon no request arrives and the epochs go on, each with a
+warm set sized to the backlog (no plan is asked for, nothing is observed), until every arrived request has its
+first token or `drain_max_h` has passed; the drain's epochs are rows with `drain = 1` and count in every total, so
+a scheduler that leaves a backlog pays for serving it (docs/model.md 'Drain').
+
 At each epoch end every node gets a p-state from its utilization (share of its serving capacity used, Eq. 4) or
 is parked (dropping its models), and the epoch's energy, cost, water and carbon follow from Eq. 4-10
 (`simcore.physics`, shared with the evaluator).
@@ -59,7 +64,7 @@ from simcore.profiles import load_profiles
 from simcore.queueing import bin_rate_profile, bins_per_epoch, pool_queueing_wait, prefill_queue_wait, segment_waits
 from simcore.rng import stream
 from topology.graph import latency_matrix_s
-from topology.sites import site_signals
+from topology.sites import HOURS_IN_DATA, S_PER_HOUR, epoch_hour_index, site_signals
 from traces.loader import Workload, load_workload
 
 
@@ -67,6 +72,7 @@ WRR_RESOLUTION = 8  # balancer weights resolve node throughputs to 1/8 of the sl
 WAIT_SAMPLES = 16  # positions of a cohort pool's arrival segment at which its fluid wait is read off the curves
 RESOLVE_TOLERANCE = 1e-9  # relative: a segment counts as departed when D is this close to its end
 DECODE_CLOCK_TOLERANCE = 1e-7  # decode steps: a request counts as done when the node's clock is this close
+DRAIN_TOLERANCE = 1e-6  # real requests: a cohort pool's backlog below this is float residue, not a request
 
 
 def wrr_sequence(nodes: np.ndarray, weights: np.ndarray) -> list:
@@ -112,7 +118,10 @@ class Engine:
         self.cfg, self.sched, self.progress = cfg, scheduler, progress
         self.wl = workload if workload is not None else load_workload(cfg, stream(cfg.seed, "trace"))
         self.C = int(self.wl.cohort)
-        self.signals = site_signals(cfg)
+        self.drain_cap = drain_epochs(cfg)
+        # the grid signals cover the drain's real hours too (epochs E .. E + drain_cap - 1)
+        self.signals = site_signals(cfg.replace(hours=cfg.hours + self.drain_cap * cfg.epoch_s / S_PER_HOUR)
+                                    if self.drain_cap else cfg)
         self.lat = latency_matrix_s(cfg)
         self.prof = load_profiles(cfg)
         self.fleet = build_fleet(cfg)
@@ -207,6 +216,11 @@ class Engine:
         self.epoch_rows: list = []
         self.last: EpochResult | None = None
         self.failed = wl.failed
+        # cohort pools are played in bins; the drain checks its backlog at the same steps
+        self.bins_per_epoch = bins_per_epoch(cfg.epoch_s, cfg.cohort_bin_s)
+        self.bin_s = cfg.epoch_s / self.bins_per_epoch
+        self.epoch_len_s = cfg.epoch_s
+        self.unserved = int(np.count_nonzero(~wl.failed))  # exact: requests whose first token is not yet known
         if self.fluid:
             self._init_pools()
 
@@ -214,13 +228,10 @@ class Engine:
         if self.progress:
             from tqdm import tqdm
             bar = tqdm(total=cfg.epochs, desc=f"{self.sched.label()} D={D}", unit="epoch")
-        self.env.process(self._epochs(bar))
-        self.env.run(until=cfg.horizon_s)
+        self.env.run(until=self.env.process(self._epochs(bar)))
         if self.fluid:
-            while self.bin_next < cfg.epochs * self.bins_per_epoch:  # the bin ending at the horizon
-                self._play_bin()
             self._resolve_at_horizon()
-        self._close_epoch(cfg.epochs - 1)
+        self._close_epoch(self.last_epoch)
         if bar is not None:
             bar.update(1)
             bar.close()
@@ -238,7 +249,9 @@ class Engine:
             ttft_s=ttft, cold=np.asarray(self.r_cold), events=self.events,
             wall_s=time.perf_counter() - t_wall, prompt_node=np.asarray(self.r_pnode),
             token_node=np.asarray(self.r_node), extra_tables=self.sched.extra_results(), cohort=self.C,
-            served=served, sla_late=late)
+            served=served, sla_late=late, queued_at_horizon=self.queued_at_horizon,
+            drain_h=((self.last_epoch - cfg.epochs) * cfg.epoch_s + self.epoch_len_s) / S_PER_HOUR
+            if self.last_epoch >= cfg.epochs else 0.0)
 
     # --- epochs ------------------------------------------------------------------------------------------
     def _epochs(self, bar):
@@ -247,16 +260,42 @@ class Engine:
             e = ep.index
             self.events += 1
             self._start_epoch(ep)
-            if self.fluid:  # cohort pools are played bin by bin
-                for _ in range(self.bins_per_epoch):
-                    yield self.env.timeout(self.bin_s)
-                    self._play_bin()
-            else:
-                yield self.env.timeout(cfg.epoch_s)
+            yield from self._play_epoch()
             if e < cfg.epochs - 1:
                 self._close_epoch(e)
                 if bar is not None:
                     bar.update(1)
+        self.last_epoch = e = cfg.epochs - 1
+        self.queued_at_horizon = self._backlog()
+        while e < cfg.epochs - 1 + self.drain_cap and self._backlog():
+            self._close_epoch(e)
+            self.last_epoch = e = e + 1
+            self._set_warm(e, self._queued_real())  # the drain's predicted work: the backlog
+            yield from self._play_epoch(drain=True)
+
+    def _play_epoch(self, drain: bool = False):
+        """Play one epoch (cohort pools bin by bin); a drain epoch ends at the first bin with no backlog left."""
+        if not (self.fluid or drain):
+            yield self.env.timeout(self.cfg.epoch_s)
+            return
+        for b in range(self.bins_per_epoch):
+            yield self.env.timeout(self.bin_s)
+            if self.fluid:
+                self._play_bin()
+            if drain:
+                self.epoch_len_s = (b + 1) * self.cfg.epoch_s / self.bins_per_epoch
+                if not self._backlog():
+                    return
+
+    def _backlog(self) -> float:
+        """Real requests that arrived and have no first token yet (the drain goes on while there are any)."""
+        if not self.fluid:
+            return float(self.unserved)
+        first = [p for p in range(len(self.pW)) if (p % self.K) < len(MODELS)]
+        waiting = sum(self.pW[p] for p in first)
+        on_way = sum(int(np.count_nonzero(self.f_pool[np.concatenate(parts)] % self.K < len(MODELS)))
+                     for parts in self.pending.values())  # first phases still on their way to their pool
+        return waiting + on_way * self.C if waiting > DRAIN_TOLERANCE or on_way else 0.0
 
     def _observation(self, ep: Epoch) -> Observation:
         """The epoch's observation (`Epochs.observation`) with the fleet's state at its start."""
@@ -283,7 +322,7 @@ class Engine:
     def _start_epoch(self, ep: Epoch) -> None:
         wl, e = self.wl, ep.index
         plan = self.sched.decide(self._observation(ep))
-        self._set_warm(e, plan, ep.forecast)
+        self._set_warm(e, np.einsum("mod,mo->dm", plan, ep.forecast))
         lo, hi = ep.first, ep.stop
         if self.fluid:
             self._epoch_first_token(lo, hi)
@@ -336,16 +375,16 @@ class Engine:
                 env.timeout(net, i).callbacks.append(cb)
 
     # --- warm set ------------------------------------------------------------------------------------------------
-    def _set_warm(self, e: int, plan: np.ndarray, pred: np.ndarray) -> None:
+    def _set_warm(self, e: int, expected: np.ndarray) -> None:
         """Warm set (SPEC 6): per datacenter and model, the nodes whose serving capacity covers the predicted
-        work (plan x forecast) at `warm_target_utilization`, at least `min_warm_nodes`; resident nodes first.
+        work `expected` [D, M] (plan x forecast; in the drain, the backlog) at `warm_target_utilization`, at least
+        `min_warm_nodes`; resident nodes first.
 
         Exact model: each (datacenter, pool) gets a weighted round-robin sequence over its warm nodes and a list
         of cold nodes to spill to. Cohorts: each pool's nodes and spill list set its fluid capacity.
         """
         cfg, fl = self.cfg, self.fleet
         N, M, D = cfg.nodes_per_dc, len(MODELS), cfg.dcs
-        expected = np.einsum("mod,mo->dm", plan, pred)  # [D, M] real requests
         # a datacenter whose forecast needs more than the target share of its capacity keeps nodes warm at the
         # forecast's own utilization (capped at 1), so every model gets its share rather than the first-placed
         target = np.clip(datacenter_utilization(expected, self.capacity.requests_per_epoch),
@@ -440,19 +479,22 @@ class Engine:
 
     # --- epoch accounting ---------------------------------------------------------------------------------------
     def _close_epoch(self, e: int) -> None:
-        """Eq. 4-10 for epoch e, then park the nodes that did nothing (they drop their models)."""
+        """Eq. 4-10 for epoch e, then park the nodes that did nothing (they drop their models). A drain epoch
+        (e >= cfg.epochs) has no arrivals of its own, and the scheduler observes nothing of it."""
         cfg, fl, s = self.cfg, self.fleet, self.signals
+        drain = e >= cfg.epochs
+        length_s = self.epoch_len_s  # a full epoch, or the drain's last one cut where the backlog ran out
         if self.fluid:
-            u, active = self._fluid_utilization(e)
+            u, active = self._fluid_utilization(e, length_s)
         else:
-            u = np.asarray(self.util_acc) / cfg.epoch_s
+            u = np.asarray(self.util_acc) / length_s
             act = np.asarray(self.act)
             for n in np.flatnonzero(act).tolist():  # still busy: active in the next epoch too
                 self.used_epoch[n] = e + 1
             active = self.warm | (np.asarray(self.used_epoch) >= e) | (act > 0)
         pc = physics.pstate_power_fraction(np.minimum(u, 1.0), active, cfg.pc_pstates, cfg.pstate_busy_limits,
                                            cfg.pc_parked)
-        node_kwh = physics.node_it_kwh(pc, fl.tdp_w, cfg.epoch_s)
+        node_kwh = physics.node_it_kwh(pc, fl.tdp_w, length_s)
         it = physics.datacenter_it_kwh(node_kwh, fl.node_dc, cfg.dcs)
         met = physics.datacenter_epoch_metrics(it, s.cop[e], s.tou_usd_per_kwh[e], s.gi_l_per_kwh,
                                                s.ci_kg_per_kwh[e], cfg)
@@ -466,7 +508,7 @@ class Engine:
         np.add.at(tdp_kw, (fl.node_dc, levels), fl.tdp_w / 1000.0)
         warm = np.bincount(fl.node_dc, weights=self.warm, minlength=cfg.dcs)
         n_active = np.bincount(fl.node_dc, weights=active, minlength=cfg.dcs)
-        lo, hi = int(self.epochs.bounds[e]), int(self.epochs.bounds[e + 1])
+        lo, hi = (len(self.wl), len(self.wl)) if drain else (int(self.epochs.bounds[e]), int(self.epochs.bounds[e + 1]))
         if self.fluid:
             dcs, ttft = np.asarray(self.f_dc[lo:hi], dtype=np.int64), self.f_ttft[lo:hi]
             w_all, late_all = self.f_served[lo:hi], self.f_late[lo:hi]
@@ -484,14 +526,15 @@ class Engine:
         waiting = (dcs >= 0) & np.isnan(ttft) & (self.env.now - self.wl.t_s[lo:hi] > cfg.sla_ttft_s)
         viol += np.bincount(dcs[waiting], minlength=cfg.dcs) * float(self.C)
         parked_share = physics.parked_share(n_active, cfg.nodes_per_dc)
-        cap_dm = self.capacity.requests_per_epoch
+        cap_dm = self.capacity.requests_per_epoch * (length_s / cfg.epoch_s)
         served_dm = self.served_dm
         util = datacenter_utilization(served_dm, cap_dm)
         mix = served_dm / np.maximum(served_dm.sum(axis=1, keepdims=True), 1e-300)
         mix[served_dm.sum(axis=1) <= 0] = np.asarray(self._model_share())
         cap_mix = 1.0 / (mix / np.maximum(cap_dm, 1e-300)).sum(axis=1)
         for d in range(cfg.dcs):
-            row = {"epoch": e, "dc": d, "site": self.info.sites[d], "epoch_h": cfg.epoch_s / 3600.0,
+            row = {"epoch": e, "dc": d, "site": self.info.sites[d], "epoch_h": length_s / S_PER_HOUR,
+                   "drain": int(drain),
                    "requests": int(requests[d]), "active_nodes": int(n_active[d]), "warm_nodes": int(warm[d]),
                    "parked_nodes": int(cfg.nodes_per_dc - n_active[d]), "cold_starts": int(self.cold_starts[d]),
                    "capacity_requests": float(cap_mix[d]), "utilization": float(util[d])}
@@ -503,6 +546,8 @@ class Engine:
             self.epoch_rows.append(row)
         self.cold_starts[:] = 0
         self.served_dm = np.zeros_like(self.served_dm)
+        if drain:
+            return
         self.last = EpochResult(
             epoch=e, requests=requests, ttft_sum_s=tsum, ttft_count=tcnt, sla_violations=viol,
             energy_kwh=met["total_kwh"], carbon_kg=met["carbon_kg"], water_l=met["water_l"],
@@ -653,6 +698,7 @@ class Engine:
             exec_s = p_prefill + (self.r_xfer[i] if j else 0.0) + steps * step
             first = physics.first_token_compute_s(self.cfg.ttft_model, exec_s, out, p_prefill, p_step)
             self.r_ttft[i] = physics.request_ttft_s(wait, p_load, self.r_net[i], first)
+            self.unserved -= 1
             self.r_node[i] = n
         else:
             self.r_split[i] = first_token
@@ -758,8 +804,6 @@ class Engine:
         self.f_ttft = np.full(n, math.nan)
         self.f_served = np.zeros(n)
         self.f_late = np.zeros(n)
-        self.bins_per_epoch = bins_per_epoch(cfg.epoch_s, cfg.cohort_bin_s)
-        self.bin_s = cfg.epoch_s / self.bins_per_epoch
         self.bin_next = 0
         self.pending: dict = {}
 
@@ -1035,11 +1079,12 @@ class Engine:
         self.pColdPtr[p] = ptr
         return joined
 
-    def _fluid_utilization(self, e: int) -> tuple:
-        """Per node: the share of its serving capacity used (each pool spreads its served work over its nodes in
-        proportion to their throughput while ready, as the weighted balancer does), and whether it was active."""
+    def _fluid_utilization(self, e: int, length_s: float) -> tuple:
+        """Per node: the share of its serving capacity used over the epoch's `length_s` (each pool spreads its
+        served work over its nodes in proportion to their throughput while ready, as the weighted balancer does),
+        and whether it was active."""
         t0 = e * self.cfg.epoch_s
-        t1 = t0 + self.cfg.epoch_s
+        t1 = t0 + length_s
         u = np.zeros(len(self.node_pool))
         active = np.asarray(self.node_pool) >= 0
         for p, nodes in enumerate(self.pNodes):
@@ -1047,11 +1092,11 @@ class Engine:
                 continue
             key = p % self.K
             ready = np.asarray([self.node_ready[n] for n in nodes])
-            avail = np.clip(t1 - np.maximum(ready, t0), 0.0, self.cfg.epoch_s)
+            avail = np.clip(t1 - np.maximum(ready, t0), 0.0, length_s)
             rps = np.asarray([self._rps(key, n) for n in nodes])
             capacity = float((rps * avail).sum())
             rho = min(1.0, self.pServed[p] / capacity) if capacity > 0 else 0.0
-            u[nodes] = rho * avail / self.cfg.epoch_s
+            u[nodes] = rho * avail / length_s
         return u, active
 
     def _resolve_at_horizon(self) -> None:
@@ -1064,6 +1109,16 @@ class Engine:
                 share = (done - seg[0]) / (seg[1] - seg[0]) if seg[1] > seg[0] else 0.0
                 if share > 0:
                     self._resolve(p, seg, min(share, 1.0))
+
+
+def drain_epochs(cfg: Config) -> int:
+    """The most epochs the drain may add: `drain_max_h` in whole epochs (rounded up), within the grid data's year
+    (0 without the drain)."""
+    if not cfg.drain:
+        return 0
+    end_s = epoch_hour_index(cfg)[0] * S_PER_HOUR + cfg.horizon_s  # epoch 0 starts on the hour (a date)
+    left = int((HOURS_IN_DATA * S_PER_HOUR - end_s) // cfg.epoch_s)
+    return max(0, min(math.ceil(cfg.drain_max_h * S_PER_HOUR / cfg.epoch_s - 1e-9), left))
 
 
 TOKEN_SAMPLE_SIZE = 20000  # requests whose token pairs stand for the workload in service-time means

@@ -301,7 +301,8 @@ class RunRecord:
     req_epoch: np.ndarray
     req_dc: np.ndarray
     req_failed: np.ndarray
-    ttft_s: np.ndarray  # mean TTFT of the row's served real requests; NaN where none got a first token by the horizon
+    ttft_s: np.ndarray  # mean TTFT of the row's served real requests; NaN where none got a first token by the end
+    # of the run (the horizon, or the drain's end)
     cold: np.ndarray
     events: int
     wall_s: float
@@ -309,5 +310,7 @@ class RunRecord:
     token_node: np.ndarray | None = None  # the node that ran its decode (the only node when not split)
     extra_tables: dict | None = None  # the scheduler's extra_results(): name -> DataFrame, written as <name>.csv
     cohort: int = 1
-    served: np.ndarray | None = None  # real requests of the row that got their first token by the horizon
+    served: np.ndarray | None = None  # real requests of the row that got their first token by the end of the run
     sla_late: np.ndarray | None = None  # real requests of the row whose TTFT exceeded sla_ttft_s
+    queued_at_horizon: float = 0.0  # real requests without a first token at the horizon (the drain's backlog)
+    drain_h: float = 0.0  # hours the drain ran after the horizon (0 without it, or with nothing to drain)

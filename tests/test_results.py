@@ -21,8 +21,9 @@ FAIL_EVERY = 7  # every 7th request of the trace fails (zero output tokens: coun
 
 def overloaded_run(cohort_size: str):
     """One overloaded epoch (6 nodes per datacenter, one request per node at a time) on the real trace, with
-    failed requests: some requests are still queued at the horizon, some failed, the rest served."""
-    cfg = small_config(nodes_per_dc=6, max_batch=1, load_scale="0.5", hours=0.25, cohort_size=cohort_size)
+    failed requests: cut at the horizon (no drain), some requests are still queued, some failed, the rest served."""
+    cfg = small_config(nodes_per_dc=6, max_batch=1, load_scale="0.5", hours=0.25, cohort_size=cohort_size,
+                       drain=False)
     wl = load_workload(cfg, stream(cfg.seed, "trace"))
     out = wl.output_tokens.copy()
     out[::FAIL_EVERY] = 0

@@ -68,5 +68,5 @@ def test_a_second_split_scheduler_runs_without_an_engine_change(cohort_size):
         assert np.all(gpu[rec.token_node[served]] == cfg.gpu_types.index("H100-80GB"))
     else:  # cohorts: the phases' pools are the datacenters' warm nodes of those GPU types
         M = len(eng.info.models)  # pool d x K + j x M + m: datacenter 0's pools of model 0, prefill then decode
-        assert set(gpu[eng.pNodes[0]]) == {cfg.gpu_types.index("A100-80GB")}
-        assert set(gpu[eng.pNodes[M]]) == {cfg.gpu_types.index("H100-80GB")}
+        assert set(gpu[eng.nodes.pNodes[0]]) == {cfg.gpu_types.index("A100-80GB")}
+        assert set(gpu[eng.nodes.pNodes[M]]) == {cfg.gpu_types.index("H100-80GB")}

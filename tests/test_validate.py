@@ -11,6 +11,7 @@ from schedulers.registry import create
 from simcore import validate as V
 from simcore.config import Config
 from simcore.engine import Engine, simulate
+from simcore.exact import ExactNodes
 from simcore.profiles import load_profiles
 from simcore.queueing import prefill_queue_wait
 from traces.loader import Workload
@@ -91,7 +92,7 @@ def test_continuous_batching_node_by_hand():
     assert rec.ttft_s[2] == pytest.approx(pf[2])
     step2 = eng.prof.decode_step(0, t, 2)
     assert 2.0 > 1.0 + pf[0] + pf[1] + 10 * step2  # the first two finished their 10 tokens before t = 2
-    assert eng.act[0] == 0 and eng.dv[0] == 0.0 and not eng.dheap[0]
+    assert eng.act[0] == 0 and eng.nodes.dv[0] == 0.0 and not eng.nodes.dheap[0]
 
 
 def test_small_fleets_play_exactly(tmp_path):
@@ -108,21 +109,20 @@ def test_small_fleets_play_exactly(tmp_path):
         simulate(cfg.replace(cohort_size="4"), create("uniform"))
 
 
-def test_no_request_waits_while_a_node_of_its_pool_has_room():
+def test_no_request_waits_while_a_node_of_its_pool_has_room(monkeypatch):
     # a 6-node world overloaded (batches of at most 4): whenever a request was queued, every warm node of its
     # pool was full (the pool's queue is served by the first node with room)
     cfg = Config(nodes_per_dc=6, dcs=4, reference_dcs=4, hours=0.25, scheduler="uniform", cohort_size="1",
                  max_batch=4, trace="burstgpt-profile", load_scale="400")
-    eng = Engine(cfg, create("uniform"))
     seen = []
-    place = eng._place
+    place = ExactNodes._place
 
-    def watched(i, key):
-        before = sum(len(q) for q in eng.pq.values())
-        place(i, key)
-        if sum(len(q) for q in eng.pq.values()) > before:
-            pool = eng.pools[eng.r_dc[i]][key]
-            seen.append(all(not eng._fits(n, eng.r_model[i], eng.r_kv[i]) for n in pool[0]))
-    eng._place = watched
-    eng.run()
+    def watched(nodes, i, key):
+        before = sum(len(q) for q in nodes.pq.values())
+        place(nodes, i, key)
+        if sum(len(q) for q in nodes.pq.values()) > before:
+            pool = nodes.pools[nodes.r_dc[i]][key]
+            seen.append(all(not nodes._fits(n, nodes.r_model[i], nodes.r_kv[i]) for n in pool[0]))
+    monkeypatch.setattr(ExactNodes, "_place", watched)
+    Engine(cfg, create("uniform")).run()
     assert seen and all(seen)

@@ -127,3 +127,11 @@ def test_no_request_waits_while_a_node_of_its_pool_has_room(monkeypatch):
     monkeypatch.setattr(ExactNodes, "_place", watched)
     Engine(cfg, create("uniform")).run()
     assert seen and all(seen)
+
+
+def test_validate_command_refuses_to_replace_a_file_it_did_not_write(tmp_path, capsys):
+    import run
+    out = tmp_path / "validation.csv"
+    out.write_text("mine")
+    assert run.main(["validate", "--quick", "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and out.read_text() == "mine"

@@ -47,6 +47,7 @@ SUBCOMMANDS = (  # name -> what it does (the module that owns it parses its own 
     ("paper", "all four sweeps into one folder"),
     ("report", "a sweep folder -> report.md, report.html, figures, CSV tables"),
     ("predictor-report", "accuracy and speed of the workload predictors (paper section 5.1)"),
+    ("validate", "the fidelity ladder: node serving vs vidur, cohorts vs exact, evaluator vs engine"),
 )
 
 

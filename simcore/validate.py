@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -84,8 +85,8 @@ def replica_world(rep: Replica, **changes) -> Config:
     other = 8 if rep.model == MODELS[0] else 1  # the other model's node: 70B needs 8 GPUs, 7B fits one
     world = Config()
     g = world.gpu_types.index(rep.gpu)
-    per_gpu = {name: (getattr(world, name)[g],) for name in ("gpu_mem_gb", "gpu_tdp_w", "gpu_hbm_tb_per_s",
-                                                              "gpu_tflops", "load_bw_gb_per_s", "prefill_mfu")}
+    per_gpu = {f.name: (getattr(world, f.name)[g],) for f in dataclasses.fields(Config)  # one entry per GPU type
+               if f.metadata["allowed"].length == "gpu_types"}
     return Config(dcs=4, reference_dcs=4, nodes_per_dc=2, gpu_types=(rep.gpu,), gpu_counts=(rep.gpus, other),
                   scheduler="nearest", cohort_size="1", **{**per_gpu, **changes})
 
@@ -209,7 +210,7 @@ def grid_cells(quick: bool = False) -> list[dict]:
 def window_load_scale(cell: dict) -> float:
     """The load factor that puts the busiest epoch of the cell's horizon (not of the whole trace day) at the cell's
     peak utilization of its own fleet, so a short horizon from midnight runs at the load the cell names."""
-    from simcore.capacity import reference_peak_requests
+    from simcore.sizing import TraceShape, reference_peak_requests
     from traces.loader import AZURE_2024, bundled_counts, burstgpt_hourly_profile, token_pairs
 
     cfg = cell_config(cell, cohort="1", load_scale="auto")
@@ -222,7 +223,8 @@ def window_load_scale(cell: dict) -> float:
         hourly = burstgpt_hourly_profile()
         peak = max(hourly[int(e * cfg.epoch_s // 3600)] * cfg.epoch_s / 3600.0 for e in range(epochs))
     p, o = token_pairs()
-    return reference_peak_requests(cfg, p, o, (1.0 - cfg.gpt4_share, cfg.gpt4_share)) / peak
+    shape = TraceShape(cfg.trace, float(peak), p, o, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
+    return reference_peak_requests(cfg, shape) / peak
 
 
 def cell_config(cell: dict, cohort: str, load_scale: str) -> Config:

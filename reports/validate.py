@@ -226,9 +226,11 @@ def window_load_scale(cell: dict) -> float:
 
 
 def cell_config(cell: dict, cohort: str, load_scale: str) -> Config:
+    """A cell's world, compared over its horizon (no drain: the two node models' drains end at different bins,
+    docs/model.md 'Drain')."""
     return Config(dcs=GRID_DCS, reference_dcs=GRID_DCS, hours=GRID_HOURS, nodes_per_dc=cell["nodes_per_dc"],
                   peak_utilization=cell["peak_utilization"], trace=cell["trace"], scheduler=cell["scheduler"],
-                  cohort_size=cohort, load_scale=load_scale)
+                  cohort_size=cohort, load_scale=load_scale, drain=False)
 
 
 def play_cell(cell: dict, cohort: str, load_scale: str, record: bool = False):

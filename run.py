@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             from reports.experiments import main as sweep
             return sweep(argv)
         if argv[:1] == ["validate"]:  # the fidelity ladder (issue 19; docs/model.md 'Validation')
-            from simcore.validate import main as validate
+            from reports.validate import main as validate
             return validate(argv[1:])
         if argv[:1] == ["report"]:  # a sweep folder -> report.md / report.html
             from reports.report import main as study_report

@@ -5,7 +5,7 @@ memory, batches and GPUs, and the pools' queues; the ground truth) and `simcore.
 carrying arrival rates into fluid FIFO pools). The engine owns the epochs (plan, warm sets, epoch close and its
 accounting, the drain) and the nodes' residency (which models each node holds and when they are ready,
 `Engine._load`); a node model owns how the requests of an epoch are played on the pools the warm set gives it.
-Rung 2 of the fidelity ladder (`simcore.validate`) plays one world through both and compares them.
+Rung 2 of the fidelity ladder (`reports.validate`) plays one world through both and compares them.
 """
 from __future__ import annotations
 

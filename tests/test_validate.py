@@ -1,4 +1,4 @@
-"""The fidelity ladder (simcore/validate.py, docs/model.md 'Validation'): rung 0 against the committed vidur table,
+"""The fidelity ladder (reports/validate.py, docs/model.md 'Validation'): rung 0 against the committed vidur table,
 the quick grid of rungs 2-3, and the pieces the rungs rest on checked by hand (the continuous-batching node, its
 capacity, the prefill-queue wait, small fleets)."""
 import csv
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from schedulers.registry import create
-from simcore import validate as V
+from reports import validate as V
 from simcore.config import Config
 from simcore.engine import Engine, simulate
 from simcore.exact import ExactNodes

@@ -11,7 +11,7 @@
 
 `python run.py validate [--quick] [--out validation.csv] [--overwrite]` runs the grid, prints every cell's errors and the worst
 per rung, and writes `validation.csv` (one row per cell and quantity). It is a library call (`run_ladder`); the
-command line only parses and prints.
+command line only parses and prints. It lives in reports/ because it plays schedulers (simcore knows none).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import numpy as np
 from simcore.config import MODELS, Config
 from simcore.errors import SimError
 
-VIDUR_TABLE = Path(__file__).resolve().parent / "data" / "vidur" / "vidur_llama2_azure2023.csv"
+VIDUR_TABLE = Path(__file__).resolve().parents[1] / "simcore" / "data" / "vidur" / "vidur_llama2_azure2023.csv"
 
 # --- tolerances (the issue's, docs/model.md 'Validation') -------------------------------------------------------
 RUNG0_CAPACITY_TOL = 0.20  # relative, node_rps and saturated throughput vs vidur's capacity
@@ -228,9 +228,11 @@ def window_load_scale(cell: dict) -> float:
 
 
 def cell_config(cell: dict, cohort: str, load_scale: str) -> Config:
+    """A cell's world, compared over its horizon (no drain: the two node models' drains end at different bins,
+    docs/model.md 'Drain')."""
     return Config(dcs=GRID_DCS, reference_dcs=GRID_DCS, hours=GRID_HOURS, nodes_per_dc=cell["nodes_per_dc"],
                   peak_utilization=cell["peak_utilization"], trace=cell["trace"], scheduler=cell["scheduler"],
-                  cohort_size=cohort, load_scale=load_scale)
+                  cohort_size=cohort, load_scale=load_scale, drain=False)
 
 
 def play_cell(cell: dict, cohort: str, load_scale: str, record: bool = False):
@@ -310,7 +312,7 @@ def rung2_rows(name: str, exact, cohorts) -> list[dict]:
     return rows
 
 
-def rung3_rows(name: str, eng, table, seen) -> list[dict]:
+def rung3_rows(name: str, eng, rec, table, seen) -> list[dict]:
     """The epoch evaluator vs the exact engine of one cell, per epoch: energy, cost, water, carbon; mean TTFT on
     the epochs that are the engine's own (at most RUNG3_CARRY_LIMIT of their arrivals still waiting at the end)."""
     from simcore.evaluator import EpochState
@@ -324,7 +326,7 @@ def rung3_rows(name: str, eng, table, seen) -> list[dict]:
         t = truth.loc[e]
         pairs = {"energy": (est.energy_kwh[0], t.total_kwh), "cost": (est.cost_usd[0], t.cost_usd),
                  "water": (est.water_l[0], t.water_l), "carbon": (est.carbon_kg[0], t.carbon_kg)}
-        waiting = np.sum(seen[e + 1][0].queued) if e + 1 < len(seen) else sum(eng.dc_queued) * eng.C
+        waiting = np.sum(seen[e + 1][0].queued) if e + 1 < len(seen) else rec.queued_at_horizon
         carry = float(waiting) / max(float(counts.sum()), 1.0)
         if t.served and carry <= RUNG3_CARRY_LIMIT:
             pairs["ttft_mean"] = (est.ttft_mean_s[0], t.ttft_sum_s / t.served)
@@ -348,7 +350,7 @@ def run_cell(cell: dict) -> list[dict]:
     rec_a, tab_a, eng, seen = play_cell(cell, "1", scale, record=True)
     rec_b, tab_b, _, _ = play_cell(cell, str(GRID_COHORT), scale)
     name = cell_name(cell)
-    rows = rung2_rows(name, (rec_a, tab_a), (rec_b, tab_b)) + rung3_rows(name, eng, tab_a, seen)
+    rows = rung2_rows(name, (rec_a, tab_a), (rec_b, tab_b)) + rung3_rows(name, eng, rec_a, tab_a, seen)
     for r in rows:
         r.update({k: cell[k] for k in GRID}, exact_requests=len(rec_a.ttft_s))
     return rows

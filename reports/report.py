@@ -320,7 +320,7 @@ def build(study: Study, ref_offset: float = REF_OFFSET, gate: float = an.SLA_GAT
     if study.missing:
         doc.items([f"{m['kind']}/{m['run']}: {m['error']}" for m in study.missing])
     tables = dict(zip(REPORT_TABLES, (stats, hv, abl, rep)))
-    tables.update(oracle_gap.add_section(doc, runs))  # every scheduler's gap to the LP oracle's bound (issue 18)
+    tables.update(oracle_gap.add_section(doc, runs, gate))  # every scheduler's gap to the LP oracle's bound
     return doc, tables
 
 

@@ -99,8 +99,13 @@ class CohortNodes(NodeModel):
     def add_pool(self, d: int, key: int, m: int, nodes: np.ndarray, cold: list, pool_id: int, shared: bool,
                  now: float) -> None:
         if shared:
-            raise ConfigError(f"nodes_per_dc={self.cfg.nodes_per_dc}: datacenter {d} has no node left for a pool "
-                              f"of {MODELS[m]}; cohorts need a node per pool (use --cohort-size 1)")
+            if self.cfg.nodes_per_dc < self.K * self.cfg.min_warm_nodes:  # fewer nodes than pools: a tiny fleet
+                raise ConfigError(f"nodes_per_dc={self.cfg.nodes_per_dc}: datacenter {d} has no node left for a "
+                                  f"pool of {MODELS[m]}; cohorts need a node per pool (use --cohort-size 1)")
+            # a fleet with a node per pool whose nodes of this pool's kind the other pools took this epoch (split
+            # execution at the peak: the 70B's prompt pool holds every H100): the pool has no warm node and
+            # serves nothing until it spills to a cold one or the next epoch gives it nodes
+            nodes = nodes[:0]
         self._fluid_pool(d, key, m, nodes.tolist(), cold, now)
 
     def pools_ready(self, now: float) -> None:

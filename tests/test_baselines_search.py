@@ -194,8 +194,10 @@ def test_nsga2_front_is_non_dominated_and_within_budget(engine):
     nd = NonDominatedSorting().do(f, only_non_dominated_front=True)
     assert len(nd) == len(f)  # nobody on the returned front is dominated by another member
     assert n.evaluations <= n.params.plan_evaluations_per_epoch
-    chosen = normalized_metrics(n.evaluator.evaluate(n.epoch_state(observation(engine)), plan),
-                                n.evaluator.evaluate(n.epoch_state(observation(engine)), n.uniform_plan))
+    chosen = compress_metrics(normalized_metrics(n.evaluator.evaluate(n.epoch_state(observation(engine)), plan),
+                                                 n.evaluator.evaluate(n.epoch_state(observation(engine)),
+                                                                      n.uniform_plan)),
+                              n.params.reward_norm_clip)  # the front holds the bounded metrics it was scored on
     assert weighted_score(chosen, n.info.weights)[0] == pytest.approx(weighted_score(f, n.info.weights).min())
     assert weighted_score(chosen, n.info.weights)[0] < 1.0  # better than the uniform plan
 

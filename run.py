@@ -10,6 +10,7 @@ Installed (`pip install -e .`), the command is `marlin-sim` (entry point `run:ma
     python run.py predictor-report [--dcs 8] [--seed 0] [--out FILE.json]
     python run.py compare|scale|ablate|pareto|paper [--schedulers a,b] [--seeds 5] [--out DIR] [--workers N]
     python run.py report DIR
+    python run.py validate [--quick] [--out validation.csv]
 
 Any user error (bad flag, unknown scheduler, malformed trace, invalid plan, a plug-in scheduler that raises,
 an unusable --out) ends with one line on stderr and exit code 2, and leaves no results folder behind; an
@@ -46,6 +47,7 @@ SUBCOMMANDS = (  # name -> what it does (the module that owns it parses its own 
     ("paper", "all four sweeps into one folder"),
     ("report", "a sweep folder -> report.md, report.html, figures, CSV tables"),
     ("predictor-report", "accuracy and speed of the workload predictors (paper section 5.1)"),
+    ("validate", "the fidelity ladder: node serving vs vidur, cohorts vs exact, evaluator vs engine"),
 )
 
 
@@ -183,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] and argv[0] in SWEEPS:  # sweeps (paper section 6)
             from reports.experiments import main as sweep
             return sweep(argv)
+        if argv[:1] == ["validate"]:  # the fidelity ladder (issue 19; docs/model.md 'Validation')
+            from reports.validate import main as validate
+            return validate(argv[1:])
         if argv[:1] == ["report"]:  # a sweep folder -> report.md / report.html
             from reports.report import main as study_report
             return study_report(argv[1:])

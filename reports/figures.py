@@ -13,8 +13,6 @@ An axis turns logarithmic when its values span more than `LOG_RATIO` (e.g. TTFT 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -66,23 +64,15 @@ def _short(v: float, _pos=None) -> str:
     return f"{v:g}"
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, **savefig) -> Path:
     """Save atomically under a unique temporary name; a file of that name no report wrote is never replaced."""
-    from simcore.results import check_replaceable, record_written
+    from simcore.results import check_replaceable, record_written, write_file_atomically
 
     path.parent.mkdir(parents=True, exist_ok=True)
     check_replaceable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp made it private; give it a new file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_file_atomically(path, lambda tmp: fig.savefig(tmp, dpi=DPI, **(savefig or {"bbox_inches": "tight"})),
+                              suffix=".png")
     finally:
         plt.close(fig)
     record_written(path)

@@ -23,9 +23,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -36,7 +34,7 @@ from reports.experiments import DEFAULT_OUT, _Parser
 from reports.hypervolume import REF_OFFSET
 from reports.study import METRICS, OBJECTIVE_KEYS, Study, display, load
 from simcore.errors import ConfigError, SimError
-from simcore.results import check_replaceable, record_written
+from simcore.results import check_replaceable, record_written, write_file_atomically
 
 REPORT_TABLES = ("stats.csv", "hypervolume.csv", "ablation.csv", "reproduction.csv")
 
@@ -135,17 +133,7 @@ def to_html(doc: Doc, title: str) -> str:
 def write_text(path: Path, text: str) -> None:
     """Write a report file atomically; a file of that name that no report wrote is never replaced."""
     check_replaceable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file_atomically(path, lambda tmp: Path(tmp).write_text(text))
     record_written(path)
 
 
@@ -330,7 +318,7 @@ def build(study: Study, ref_offset: float = REF_OFFSET, gate: float = an.SLA_GAT
     if study.missing:
         doc.items([f"{m['kind']}/{m['run']}: {m['error']}" for m in study.missing])
     tables = dict(zip(REPORT_TABLES, (stats, hv, abl, rep)))
-    tables.update(oracle_gap.add_section(doc, runs))  # every scheduler's gap to the LP oracle's bound (issue 18)
+    tables.update(oracle_gap.add_section(doc, runs, gate))  # every scheduler's gap to the LP oracle's bound
     return doc, tables
 
 

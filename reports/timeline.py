@@ -20,8 +20,6 @@ columns; never the engine.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -174,18 +172,13 @@ def _agents_table(folder: Path) -> pd.DataFrame | None:
 
 
 def _save(fig, path: Path) -> Path:
-    """Save atomically (a unique temporary name in the same folder, then a rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=".png", dir=path.parent)
-    os.close(fd)
+    """Save atomically (a unique temporary name in the same folder, then a rename); no software tag, so the same
+    run gives the same bytes."""
+    from simcore.results import write_file_atomically
+
     try:
-        fig.savefig(tmp, dpi=DPI, metadata={"Software": None})
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_file_atomically(path, lambda tmp: fig.savefig(tmp, dpi=DPI, metadata={"Software": None}),
+                              suffix=".png")
     finally:
         plt.close(fig)
     return path

@@ -4,9 +4,11 @@ Computed once per run (the engine hands the result to the schedulers in `StaticI
 
 - batch B*[m, t]: the largest batch of mean-size requests of model m whose KV fits beside the weights in a node
   of type t (Eq. 1, `physics.max_batch_in_memory`), capped by `max_batch`;
-- service time S[m, t]: a request's mean execution time (prefill + output x decode step) at batch B*, over the
-  run's token mix (`simcore.profiles`);
-- node throughput rps[m, t] = B* / S: requests per second a node of type t serves at full batch;
+- GPU time G[m, t]: what one request takes of its node's GPU when the node serves a full batch as a
+  continuous-batching server does (docs/model.md 'Capacity'): its prefill alone (a prefill pass occupies the
+  GPU; the running decodes wait) plus its share of the decode steps, output x decode_step(B*) / B*, averaged
+  over the run's token mix (`simcore.profiles`);
+- node throughput rps[m, t] = 1 / G: requests per second a node of type t serves at full batch;
 - a request's capacity cost on type t: 1 / rps seconds of one node's capacity; a node's utilization in an epoch
   is the cost of the requests it started divided by the epoch length, 1.0 = served at full throughput.
 
@@ -65,11 +67,12 @@ class Capacity:
     """Serving capacity of a fleet (all arrays read-only).
 
     :param batch: [M, T] B*, requests a node runs at once (Eq. 1, max_batch)
-    :param service_s: [M, T] mean execution time of a request at batch B*, s
+    :param service_s: [M, T] mean time a request holds one of the B* batch slots of a saturated node, B* / node_rps,
+        s (the M/G/c service time of a slot)
     :param node_rps: [M, T] requests per second of one node at full batch (0 where the model does not fit)
     :param requests_per_epoch: [D, M] requests per epoch of each datacenter if all its hosting nodes served m
     :param epoch_s: epoch length the per-epoch figures refer to, s
-    :param service_scv: [M, T] squared coefficient of variation of the execution time at batch B* over the token
+    :param service_scv: [M, T] squared coefficient of variation of a request's GPU time at batch B* over the token
         mix (var / mean^2), for the queueing wait of `stationary_wait`
     """
 
@@ -104,22 +107,22 @@ def serving_capacity(cfg, fleet, profiles, prompt_tokens, output_tokens) -> Capa
     keep = o > 0
     p, o = (p[keep], o[keep]) if keep.any() else (np.array([1.0]), np.array([1.0]))
     M, T = len(cfg.model_weights_gb), len(fleet.node_types)
-    N = cfg.nodes_per_dc
-    types = fleet.node_type[:N]
-    mem_t = np.array([fleet.mem_gb[:N][types == t][0] for t in range(T)])
+    mem_t = np.array([count * cfg.gpu_mem_gb[cfg.gpu_types.index(gpu)] for gpu, count in fleet.node_types],
+                     dtype=float)  # pooled memory of each type, whether or not a datacenter has one
     kv = physics.request_kv_gb((p + o).mean(), np.asarray(cfg.model_kv_mb_per_token, dtype=float))  # [M]
     batch = physics.max_batch_in_memory(mem_t[None, :], np.asarray(cfg.model_weights_gb)[:, None],
                                         kv[:, None], cfg.max_batch)  # [M, T]
     batch = np.where(profiles.hosts, batch, 0)
-    service = np.zeros((M, T))
+    gpu_s = np.ones((M, T))
     scv = np.zeros((M, T))
     for m in range(M):
         for t in range(T):
-            x = profiles.exec_s_array(m, t, p, o, max(int(batch[m, t]), 1))
-            service[m, t] = x.mean()
+            x = profiles.gpu_s_array(m, t, p, o, max(int(batch[m, t]), 1))
+            gpu_s[m, t] = x.mean()
             scv[m, t] = x.var() / max(x.mean() ** 2, 1e-300)
+    rps = np.where(batch > 0, 1.0 / gpu_s, 0.0)
+    service = np.where(batch > 0, batch * gpu_s, 0.0)
     _check_service(cfg, batch, service)
-    rps = np.where(batch > 0, batch / service, 0.0)
     per_epoch = (fleet.nodes_per_type[:, None, :] * rps[None, :, :]).sum(axis=2) * cfg.epoch_s  # [D, M]
     return Capacity(batch.astype(int), service, rps, per_epoch, float(cfg.epoch_s), scv)
 

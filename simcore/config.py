@@ -78,7 +78,8 @@ class Config(Parameters):
                                        "more is refused before it is generated (the engine keeps ~0.6 KB per "
                                        "request)", lo=1)
     # --- datacenters and nodes (docs/model.md 'Capacity', 'Warm set') ----------------------------
-    nodes_per_dc: int = param(1000, "nodes per datacenter, the six node types interleaved (shares differ by <= 1)",
+    nodes_per_dc: int = param(1000, "nodes per datacenter, the six node types interleaved (shares differ by <= 1; "
+                              "fewer nodes than types: the first types in order)",
                               lo=1, hi=MAX_NODES_PER_DC)
     gpu_types: tuple = param(("A100-80GB", "H100-80GB"), "GPU types", length=ANY_LENGTH)
     gpu_counts: tuple = param((2, 4, 8), "GPUs per node", lo=1, length=ANY_LENGTH)
@@ -92,9 +93,11 @@ class Config(Parameters):
     load_bw_gb_per_s: tuple = param((7.0, 14.0), "BW_n: weight-load bandwidth of a node, GB/s, per GPU type",
                                     lo=0, lo_open=True, length="gpu_types")
     max_batch: int = param(64, "most requests a node runs at once", lo=1)
-    prefill_mfu: float = param(0.5, "roofline: model-FLOPs utilization of prefill where no profile exists",
-                               lo=0, lo_open=True, hi=1)
-    decode_bw_fraction: float = param(0.7, "roofline: share of HBM bandwidth reached by decode",
+    prefill_mfu: tuple = param((0.5, 0.42), "roofline: model-FLOPs utilization of prefill where no profile exists, "
+                               "per GPU type (calibrated on vidur's Llama-2-7B prefill; docs/model.md 'Validation', "
+                               "rung 0)", lo=0, lo_open=True, hi=1, length="gpu_types")
+    decode_bw_fraction: float = param(0.9, "roofline: share of HBM bandwidth reached by decode (calibrated on vidur's "
+                                      "Llama-2-7B capacity; docs/model.md 'Validation', rung 0)",
                                       lo=0, lo_open=True, hi=1)
     model_weights_gb: tuple = param((13.5, 138.0), "MF_v: fp16 weights per model, GB (7B, 70B)", lo=0, lo_open=True)
     model_kv_mb_per_token: tuple = param((0.5, 0.3125), "KV cache per token, MB, per model (70B uses GQA)",
@@ -119,7 +122,9 @@ class Config(Parameters):
     sigma_hop_ms: float = param(1.0, "processing latency per network hop, ms", lo=0)
     backbone_neighbours: int = param(3, "backbone: each location is linked to its k nearest neighbours",
                                      lo=1, hi=MAX_DCS - 1)
-    ttft_model: str = param("eq3", "first-token compute: 'eq3' (LA_exec / T_i) or 'prefill' (prefill + one step)",
+    ttft_model: str = param("prefill", "first-token compute: 'prefill' (the first token is out when the prompt's "
+                            "prefill pass ends; a first-token time) or 'eq3' (LA_exec / T_i, the paper's term read "
+                            "literally; docs/model.md 'TTFT')",
                             choices=("eq3", "prefill"))
     sla_ttft_s: float = param(2.0, "SLA: a TTFT above this is a violation, s", lo=0, lo_open=True)
     # --- energy (Eq. 4-6) -----------------------------------------------------------------------
@@ -184,9 +189,6 @@ class Config(Parameters):
             raise ConfigError(f"gpu_types={','.join(c.gpu_types)}: must not repeat a GPU type")
         if len(set(c.gpu_counts)) != len(c.gpu_counts):
             raise ConfigError(f"gpu_counts={','.join(map(str, c.gpu_counts))}: must not repeat a GPU count")
-        if c.nodes_per_dc < len(c.gpu_types) * len(c.gpu_counts):
-            raise ConfigError(f"nodes_per_dc={c.nodes_per_dc}: need at least one node of each type "
-                              f"({len(c.gpu_types) * len(c.gpu_counts)})")
         ordered(c, "cop_min", "cop_max")
         monotone(c, "pc_pstates", increasing=False, strict=False, what="P0 down to P3, non-increasing")
         monotone(c, "pstate_busy_limits", increasing=False, strict=True, what="P1 down to P3, decreasing")

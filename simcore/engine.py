@@ -1,81 +1,47 @@
 """The SimPy event engine: the ground truth for every reported number (SPEC 2, 4-6; docs/model.md).
 
-Each epoch: the predictor forecasts, the scheduler plans, each datacenter picks its warm set (nodes enough for
-its predicted work at `warm_target_utilization` of their serving capacity, `simcore.capacity`), and the epoch's
-requests are routed. Requests are then played as SimPy events, in one of two node models:
+This module is the epoch loop. Each epoch: the predictor forecasts, the scheduler plans, each datacenter picks
+its warm set (nodes enough for its predicted work at `warm_target_utilization` of their serving capacity,
+`simcore.capacity`), and the epoch's requests are routed and played by the run's node model
+(`simcore.nodes.NodeModel`), one of two:
 
-**Exact (cohort_size = 1)**: every request is one real request.
-
-    arrival at the datacenter (trace arrival + one-way network transfer, Eq. 2)
-      -> weighted round-robin balancer over the warm set, spilling to cold nodes (ref. [26])
-      -> admission if the node's memory holds it (Eq. 1) and its batch is not full, else the node's FIFO queue
-      -> weight load if the model is not resident (LA_load) -> first token (TTFT, Eq. 3) -> completion
-      (KV released, queued requests admitted)
-
-**Cohorts (cohort_size = C > 1)**: each simulated request stands for C real requests, those that reached its
-datacenter pool since the pool's previous cohort. A pool (datacenter x model, or x phase under split execution)
-is a fluid FIFO server: its nodes drain the backlog at their summed throughput (node capacity `node_rps`, from
-Eq. 1 and the profiles), a node adding its capacity once its weights are loaded. Between two cohorts the
-arrival rate is C / gap, so the backlog follows in closed form, and each real request's wait is read off the
-pool's cumulative arrival and departure curves once it has departed (exact whatever the capacity does after it
-arrived); when the backlog grows faster than the pool drains, cold nodes are drawn in (they pay LA_load),
-and when no node is left the backlog grows: capacity binds. Why this design, and its agreement with the exact
-model: docs/model.md "Cohorts" and `tests/test_cohorts.py`.
-
-**Drain** (`cfg.drain`, on by default): after the horizon no request arrives and the epochs go on, each with a
-warm set sized to the backlog (no plan is asked for, nothing is observed), until every arrived request has its
-first token or `drain_max_h` has passed; the drain's epochs are rows with `drain = 1` and count in every total, so
-a scheduler that leaves a backlog pays for serving it (docs/model.md 'Drain').
+- **exact** (`cohort_size` = 1, `simcore.exact.ExactNodes`): every request is one real request, played through
+  the balancer, each node's memory, batch and GPU (a continuous-batching server), and its pool's queue;
+- **cohorts** (`cohort_size` = C > 1, `simcore.cohorts.CohortNodes`): each simulated request stands for C real
+  ones and carries its pool's arrival rate into a fluid FIFO server (docs/model.md 'Cohorts').
 
 At each epoch end every node gets a p-state from its utilization (share of its serving capacity used, Eq. 4) or
 is parked (dropping its models), and the epoch's energy, cost, water and carbon follow from Eq. 4-10
 (`simcore.physics`, shared with the evaluator).
 
-Performance: per-node and per-pool state lives in plain Python lists (scalar indexing of numpy arrays is slow);
-an exact request costs two SimPy events (datacenter arrival, completion), a cohort one; everything per-epoch
-is vectorized.
+**Drain** (`cfg.drain`, on by default): after the horizon no request arrives and the epochs go on, each with a
+warm set sized to the backlog (no plan is asked for, nothing is observed), until every arrived request has its
+first token or `drain_max_h` has passed; the drain's epochs are rows with `drain = 1` and count in every total, so
+a scheduler that leaves a backlog pays for serving it (docs/model.md 'Drain').
 """
 from __future__ import annotations
 
-import bisect
 import functools
 import math
 import time
-from collections import deque
 
 import numpy as np
 import simpy
 
 from simcore import physics
 from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity
+from simcore.cohorts import CohortNodes
 from simcore.config import MODELS, Config
 from simcore.epochs import Epoch, Epochs, other_days
 from simcore.evaluator import EpochEvaluator
+from simcore.exact import WRR_RESOLUTION, ExactNodes, wrr_sequence  # noqa: F401 (re-exported)
 from simcore.interface import EpochResult, Observation, Request, RunRecord, Scheduler, StaticInfo
 from simcore.profiles import load_profiles
-from simcore.queueing import bin_rate_profile, bins_per_epoch, pool_queueing_wait, segment_waits
+from simcore.queueing import bin_rate_profile, bins_per_epoch
 from simcore.rng import stream
 from topology.graph import latency_matrix_s
 from topology.sites import HOURS_IN_DATA, S_PER_HOUR, epoch_hour_index, site_signals
 from traces.loader import Workload, load_workload
-
-
-WRR_RESOLUTION = 8  # balancer weights resolve node throughputs to 1/8 of the slowest node's
-WAIT_SAMPLES = 16  # positions of a cohort pool's arrival segment at which its fluid wait is read off the curves
-RESOLVE_TOLERANCE = 1e-9  # relative: a segment counts as departed when D is this close to its end
-DRAIN_TOLERANCE = 1e-6  # real requests: a cohort pool's backlog below this is float residue, not a request
-
-
-def wrr_sequence(nodes: np.ndarray, weights: np.ndarray) -> list:
-    """One cycle of smooth weighted round-robin: node j appears weights[j] times, spread evenly."""
-    if len(nodes) == 0:
-        return []
-    w = weights.astype(int)
-    rep = np.repeat(np.arange(len(nodes)), w)
-    within = np.arange(len(rep)) - np.repeat(np.cumsum(w) - w, w)
-    pos = (within + 0.5) / np.repeat(w, w)
-    order = np.lexsort((rep, pos))
-    return nodes[rep[order]].tolist()
 
 
 class LiveView:
@@ -150,45 +116,22 @@ class Engine:
         self.sched.reset(self.info, stream(cfg.seed, "scheduler"))
         n_req, n_nodes = len(wl), len(fl.node_dc)
         M, D = len(MODELS), cfg.dcs
-        self.fluid = self.C > 1
         self.mode = self.sched.execution()  # whole, or split in phases (`simcore.execution`)
         self.mode.check(cfg.gpu_types, self.sched.label())
         self.phases = self.mode.phases
         self.last_phase = len(self.phases) - 1
         self.K = len(self.phases) * M  # pool keys per datacenter: phase j of model m is key j x M + m
 
-        # per-request state (plain lists in the hot path)
-        self.r_model = wl.model.tolist()
-        self.r_prompt = wl.prompt_tokens.tolist()
-        self.r_output = wl.output_tokens.tolist()
-        kv = physics.request_kv_gb(wl.prompt_tokens + wl.output_tokens,
-                                   np.asarray(cfg.model_kv_mb_per_token)[wl.model])
-        self.r_kv = kv.tolist()
         self.r_epoch = self.epochs.epoch_of
-        self.r_dc = [-1] * n_req
-        self.r_net = [0.0] * n_req
-        self.r_arr = [0.0] * n_req  # arrival time at the datacenter
-        self.r_node = [-1] * n_req
-        self.r_ttft = [math.nan] * n_req
-        self.r_cold = [False] * n_req
-        # phases (`simcore.execution`): the current one, the node of the first when split, what the first token
-        # waited for at the first phase (wait, weight load, prefill, decode step), the KV transfer before the last
-        self.r_phase = [0] * n_req
-        self.r_pnode = [-1] * n_req
-        self.r_split = [None] * n_req if self.last_phase else None
-        self.r_xfer = [0.0] * n_req if self.last_phase else None
-
         # per-node state
         self.n_type = fl.node_type.tolist()
         self.n_mem = fl.mem_gb.tolist()
         self.res = [0] * n_nodes  # bitmask of resident models
         self.res_w = [0.0] * n_nodes  # resident weights, GB
         self.ready = [[0.0] * M for _ in range(n_nodes)]  # time each resident model is loaded
-        self.kv = [0.0] * n_nodes
-        self.act = [0] * n_nodes
-        self.q = [None] * n_nodes
-        self.util_acc = [0.0] * n_nodes  # node-seconds of serving capacity used this epoch (Eq. 4's utilization)
-        self.used_epoch = [-1] * n_nodes
+        self.kv = [0.0] * n_nodes  # KV cache of the running requests, GB (exact play)
+        self.act = [0] * n_nodes  # requests admitted (a batch slot and their KV held) (exact play)
+        self.owner = [-1] * n_nodes  # the pool a node serves this epoch (`_set_warm`)
         self.dc_running = [0] * D
         self.dc_queued = [0] * D
         self.dcm_queued = [[0] * M for _ in range(D)]  # the same by model
@@ -209,9 +152,7 @@ class Engine:
         self.bins_per_epoch = bins_per_epoch(cfg.epoch_s, cfg.cohort_bin_s)
         self.bin_s = cfg.epoch_s / self.bins_per_epoch
         self.epoch_len_s = cfg.epoch_s
-        self.unserved = int(np.count_nonzero(~wl.failed))  # exact: requests whose first token is not yet known
-        if self.fluid:
-            self._init_pools()
+        self.nodes = (CohortNodes if self.C > 1 else ExactNodes)(self)  # the node model (simcore.nodes)
 
         self.bar = None
         if self.progress:
@@ -224,27 +165,21 @@ class Engine:
         its record."""
         cfg, wl, bar = self.cfg, self.wl, self.bar
         self.env.run(until=self.epoch_process)
-        if self.fluid:
-            self._resolve_at_horizon()
+        self.nodes.finish()
         self._close_epoch(self.last_epoch)
         if bar is not None:
             bar.update(1)
             bar.close()
-        if self.fluid:
-            ttft, served, late = self.f_ttft, self.f_served, self.f_late
-            self.r_dc = self.f_dc.tolist()
-        else:
-            ttft = np.asarray(self.r_ttft)
-            served = (~np.isnan(ttft)).astype(float)
-            late = physics.sla_violated(ttft, cfg.sla_ttft_s).astype(float)
+        out = self.nodes.record()
         return RunRecord(
             cfg=cfg, scheduler=self.sched.label(), scheduler_params=self.sched.params.to_dict(), trace=wl.name,
             load_scale=wl.scale, sites=self.info.sites, epoch_rows=self.epoch_rows, req_epoch=self.r_epoch,
-            req_dc=np.asarray(self.r_dc, dtype=np.int16), req_failed=self.failed,
-            ttft_s=ttft, cold=np.asarray(self.r_cold), events=self.events,
-            wall_s=time.perf_counter() - self.t_wall, prompt_node=np.asarray(self.r_pnode),
-            token_node=np.asarray(self.r_node), extra_tables=self.sched.extra_results(), cohort=self.C,
-            served=served, sla_late=late, queued_at_horizon=self.queued_at_horizon, over_context=wl.over_context,
+            req_dc=np.asarray(out["req_dc"], dtype=np.int16), req_failed=self.failed,
+            ttft_s=out["ttft_s"], cold=np.asarray(out["cold"]), events=self.events,
+            wall_s=time.perf_counter() - self.t_wall, prompt_node=np.asarray(out["prompt_node"]),
+            token_node=np.asarray(out["token_node"]), extra_tables=self.sched.extra_results(), cohort=self.C,
+            served=out["served"], sla_late=out["sla_late"], queued_at_horizon=self.queued_at_horizon,
+            over_context=wl.over_context,
             drain_h=((self.last_epoch - cfg.epochs) * cfg.epoch_s + self.epoch_len_s) / S_PER_HOUR
             if self.last_epoch >= cfg.epochs else 0.0, hindsight=self.sched.hindsight)
 
@@ -272,38 +207,25 @@ class Engine:
             yield from self._play_epoch(drain=True)
 
     def _play_epoch(self, drain: bool = False):
-        """Play one epoch (cohort pools bin by bin); a drain epoch ends at the first bin with no backlog left."""
-        if not (self.fluid or drain):
-            yield self.env.timeout(self.cfg.epoch_s)
-            return
-        for b in range(self.bins_per_epoch):
-            yield self.env.timeout(self.bin_s)
-            if self.fluid:
-                self._play_bin()
+        """Play one epoch in the node model's steps (cohort pools: bin by bin); a drain epoch ends at the first
+        step with no backlog left."""
+        steps = self.nodes.steps_per_epoch(drain)
+        for b in range(steps):
+            yield self.env.timeout(self.cfg.epoch_s / steps)
+            self.nodes.tick()
             if drain:
-                self.epoch_len_s = (b + 1) * self.cfg.epoch_s / self.bins_per_epoch
+                self.epoch_len_s = (b + 1) * self.cfg.epoch_s / steps
                 if not self._backlog():
                     return
 
     def _backlog(self) -> float:
         """Real requests that arrived and have no first token yet (the drain goes on while there are any)."""
-        if not self.fluid:
-            return float(self.unserved)
-        first = [p for p in range(len(self.pW)) if (p % self.K) < len(MODELS)]
-        waiting = sum(self.pW[p] for p in first)
-        on_way = sum(int(np.count_nonzero(self.f_pool[np.concatenate(parts)] % self.K < len(MODELS)))
-                     for parts in self.pending.values())  # first phases still on their way to their pool
-        return waiting + on_way * self.C if waiting > DRAIN_TOLERANCE or on_way else 0.0
+        return self.nodes.backlog()
 
     def _observation(self, ep: Epoch) -> Observation:
         """The epoch's observation (`Epochs.observation`) with the fleet's state at its start."""
         D, M = self.cfg.dcs, len(MODELS)
-        if self.fluid:
-            idle = np.asarray(self.node_pool) < 0
-        else:
-            act = np.asarray(self.act)
-            queued = np.array([len(x) if x else 0 for x in self.q])
-            idle = (act == 0) & (queued == 0)
+        idle = self.nodes.idle()
         res = np.asarray(self.res)
         resident = np.stack([np.bincount(self.fleet.node_dc, weights=(res >> m) & 1, minlength=D)
                              for m in range(M)], axis=1)
@@ -314,11 +236,7 @@ class Engine:
 
     def _queued_real(self) -> np.ndarray:
         """[D, M] real requests waiting for a node, by model."""
-        if self.fluid:
-            D, M = self.cfg.dcs, len(MODELS)
-            key = np.asarray(self.pool_dc) * M + np.asarray(self.pool_model)
-            return np.bincount(key, weights=self.pW, minlength=D * M).reshape(D, M)
-        return np.asarray(self.dcm_queued, dtype=float)
+        return self.nodes.queued_real()
 
     def _start_epoch(self, ep: Epoch, obs: Observation) -> None:
         wl, e = self.wl, ep.index
@@ -327,32 +245,20 @@ class Engine:
         planned_with = ep.forecast if obs.true_requests is None else obs.true_requests
         self._set_warm(e, np.einsum("mod,mo->dm", plan, planned_with))
         lo, hi = ep.first, ep.stop
-        if self.fluid:
-            self._epoch_first_token(lo, hi)
+        self.nodes.start_epoch(lo, hi)
         if self.sched.routes_online():
             self.env.process(self._online_arrivals(lo, hi, plan))
             return
         idx = np.arange(lo, hi)[~self.failed[lo:hi]]
-        dc = draw_datacenters(plan, wl.model[idx], wl.origin[idx], self.route_rng, low_discrepancy=self.fluid)
+        dc = draw_datacenters(plan, wl.model[idx], wl.origin[idx], self.route_rng, low_discrepancy=self.nodes.low_discrepancy)
         net = self.lat[wl.origin[idx], dc]
         arr = wl.t_s[idx] + net
-        if self.fluid:
-            self.f_dc[idx], self.f_net[idx] = dc, net
-            self.f_routed[idx] = True
-            self.plan_mean[e] = plan.mean(axis=1)
-            self._to_bins(idx, dc * self.K + wl.model[idx].astype(np.int64), arr)
-            return
-        now = self.env.now
-        env, cb = self.env, self._at_dc
-        for i, d, n_s, a in zip(idx.tolist(), dc.tolist(), net.tolist(), arr.tolist()):
-            self.r_dc[i], self.r_net[i], self.r_arr[i] = d, n_s, a
-            env.timeout(a - now, i).callbacks.append(cb)
+        self.nodes.arrive(e, plan, idx, dc, net, arr)
 
     def _online_arrivals(self, lo: int, hi: int, plan: np.ndarray):
         """Arrivals for a scheduler that routes each request itself (`route`), in trace order."""
         wl, env, live = self.wl, self.env, LiveView(self)
         cum = np.cumsum(plan, axis=2)
-        cb = self._at_dc
         for i in range(lo, hi):
             t = float(wl.t_s[i])
             if t > env.now:
@@ -361,7 +267,7 @@ class Engine:
             if self.failed[i]:
                 continue
             m, o = int(wl.model[i]), int(wl.origin[i])
-            req = Request(i, t, m, o, self.r_prompt[i], self.r_output[i])
+            req = Request(i, t, m, o, int(wl.prompt_tokens[i]), int(wl.output_tokens[i]))
             d = self.sched.route(req, live)
             if d is None:
                 d = min(int(np.searchsorted(cum[m, o], self.route_rng.random(), side="right")), self.cfg.dcs - 1)
@@ -370,12 +276,7 @@ class Engine:
                 raise PlanError(f"scheduler {self.sched.label()}: route() returned {d!r} for request {i}, "
                                 f"not a datacenter index in [0, {self.cfg.dcs})")
             net = float(self.lat[o, d])
-            self.r_dc[i], self.r_net[i], self.r_arr[i] = int(d), net, t + net
-            if self.fluid:
-                self.f_dc[i], self.f_net[i] = d, net
-                self._to_bins(np.array([i]), np.array([int(d) * self.K + m]), np.array([t + net]))
-            else:
-                env.timeout(net, i).callbacks.append(cb)
+            self.nodes.arrive_one(i, d, m, net, t)
 
     # --- warm set ------------------------------------------------------------------------------------------------
     def _set_warm(self, e: int, expected: np.ndarray) -> None:
@@ -383,8 +284,7 @@ class Engine:
         work `expected` [D, M] (plan x forecast; in the drain, the backlog) at `warm_target_utilization`, at least
         `min_warm_nodes`; resident nodes first.
 
-        Exact model: each (datacenter, pool) gets a weighted round-robin sequence over its warm nodes and a list
-        of cold nodes to spill to. Cohorts: each pool's nodes and spill list set its fluid capacity.
+        Each pool's warm nodes and the cold nodes it may spill to go to the node model (`NodeModel.add_pool`).
         """
         cfg, fl = self.cfg, self.fleet
         N, M, D = cfg.nodes_per_dc, len(MODELS), cfg.dcs
@@ -395,11 +295,9 @@ class Engine:
         per_node = self.capacity.node_rps * cfg.epoch_s  # [M, T] at full utilization
         res = np.asarray(self.res)
         self.warm = np.zeros(len(fl.node_dc), dtype=bool)
-        self.pools = [dict() for _ in range(D)]
         now = self.env.now
         gpu_of_type = np.array([cfg.gpu_types.index(g) for g, _ in fl.node_types])
-        if self.fluid:
-            self._fluid_epoch_reset(now)
+        self.nodes.epoch_reset(now)
         self.owner = [-1] * len(fl.node_dc)  # the pool a node serves this epoch (a node serves one pool)
         hosts = np.asarray(self.hosts, dtype=bool)
         for d in range(D):
@@ -430,32 +328,31 @@ class Engine:
                     pool_id = d * self.K + key
                     for n in nodes.tolist():
                         self.owner[n] = pool_id
-                        self._preload(n, m, now)
-                    if self.fluid:
-                        self._fluid_pool(d, key, m, nodes.tolist(), (rest + base).tolist(), now)
-                    else:  # [WRR sequence, its pointer, cold nodes, their pointer, pool id]
-                        self.pools[d][key] = [wrr_sequence(nodes, self._wrr_weights(key, m, nodes)), 0,
-                                              (rest + base).tolist(), 0, pool_id]
+                        self._preload(n, m, now, e == 0)
+                    shared = not len(nodes)
+                    if shared:  # fewer nodes than pools (a small fleet): share the other pools' nodes
+                        nodes = np.flatnonzero(hosts[m][types] & taken) + base
+                    self.nodes.add_pool(d, key, m, nodes, (rest + base).tolist(), pool_id, shared, now)
+        self.nodes.pools_ready(now)
 
-    def _wrr_weights(self, key: int, m: int, nodes: np.ndarray) -> np.ndarray:
-        """Balancer weights: each node's throughput for the pool's work, in whole multiples of 1/WRR_RESOLUTION of
-        the slowest node's."""
-        rps = self.capacity.node_rps[m][self.fleet.node_type[nodes]]
-        return np.maximum(np.rint(WRR_RESOLUTION * rps / max(rps.min(), 1e-300)), 1).astype(int)
-
-    def _preload(self, n: int, m: int, now: float) -> None:
-        """A newly warm node starts loading the model at the epoch start (ready LA_load later)."""
+    def _preload(self, n: int, m: int, now: float, running: bool = False) -> None:
+        """A newly warm node starts loading the model at the epoch start (ready LA_load later); with `running`
+        (epoch 0: the service was running before the horizon) the model is already resident."""
         if (self.res[n] >> m) & 1:
             return
         if self.act[n] == 0 and self.res_w[n] + self.weights_gb[m] > self.n_mem[n]:
             self.res[n], self.res_w[n] = 0, 0.0  # evict idle models to make room
         if self.res_w[n] + self.weights_gb[m] + self.kv[n] <= self.n_mem[n]:
-            self._load(n, m, now)
+            self._load(n, m, now, running)
 
-    def _load(self, n: int, m: int, now: float) -> None:
-        """Model m's weights become resident on node n, usable LA_load from now (a cold start)."""
+    def _load(self, n: int, m: int, now: float, resident: bool = False) -> None:
+        """Model m's weights become resident on node n, usable LA_load from now (a cold start), or at once if
+        they were `resident` before the horizon (no cold start)."""
         self.res[n] |= 1 << m
         self.res_w[n] += self.weights_gb[m]
+        if resident:
+            self.ready[n][m] = now
+            return
         self.ready[n][m] = now + self.load_s[m][self.n_type[n]]
         self.cold_starts[n // self.cfg.nodes_per_dc] += 1
 
@@ -466,14 +363,7 @@ class Engine:
         cfg, fl, s = self.cfg, self.fleet, self.signals
         drain = e >= cfg.epochs
         length_s = self.epoch_len_s  # a full epoch, or the drain's last one cut where the backlog ran out
-        if self.fluid:
-            u, active = self._fluid_utilization(e, length_s)
-        else:
-            u = np.asarray(self.util_acc) / length_s
-            act = np.asarray(self.act)
-            for n in np.flatnonzero(act).tolist():  # still busy: active in the next epoch too
-                self.used_epoch[n] = e + 1
-            active = self.warm | (np.asarray(self.used_epoch) >= e) | (act > 0)
+        u, active = self.nodes.utilization(e, length_s)
         pc = physics.pstate_power_fraction(np.minimum(u, 1.0), active, cfg.pc_pstates, cfg.pstate_busy_limits,
                                            cfg.pc_parked)
         node_kwh = physics.node_it_kwh(pc, fl.tdp_w, length_s)
@@ -486,7 +376,6 @@ class Engine:
             cfg.service_life_years)
         for n in np.flatnonzero(~active).tolist():
             self.res[n], self.res_w[n] = 0, 0.0
-        self.util_acc = [0.0] * len(self.util_acc)
 
         # p-state census, so Eq. 4-5 can be re-checked from the results file
         levels = np.where(active, np.searchsorted(-np.asarray(cfg.pc_pstates), -pc), len(cfg.pc_pstates))
@@ -495,13 +384,7 @@ class Engine:
         warm = np.bincount(fl.node_dc, weights=self.warm, minlength=cfg.dcs)
         n_active = np.bincount(fl.node_dc, weights=active, minlength=cfg.dcs)
         lo, hi = (len(self.wl), len(self.wl)) if drain else (int(self.epochs.bounds[e]), int(self.epochs.bounds[e + 1]))
-        if self.fluid:
-            dcs, ttft = np.asarray(self.f_dc[lo:hi], dtype=np.int64), self.f_ttft[lo:hi]
-            w_all, late_all = self.f_served[lo:hi], self.f_late[lo:hi]
-        else:
-            dcs = np.asarray(self.r_dc[lo:hi], dtype=np.int64)  # int even for an epoch without arrivals
-            ttft = np.asarray(self.r_ttft[lo:hi], dtype=np.float64)
-            w_all, late_all = np.ones(hi - lo), physics.sla_violated(ttft, cfg.sla_ttft_s).astype(float)
+        dcs, ttft, w_all, late_all = self.nodes.epoch_requests(lo, hi)
         requests = np.bincount(dcs[dcs >= 0], minlength=cfg.dcs) * self.C
         done = (dcs >= 0) & ~np.isnan(ttft)
         w, late = w_all[done], late_all[done]
@@ -545,470 +428,6 @@ class Engine:
         """The workload's model mix (shares of real requests), for capacity of an epoch with nothing served."""
         c = np.bincount(self.wl.model[~self.failed], minlength=len(MODELS)).astype(float)
         return tuple(c / c.sum()) if c.sum() > 0 else (1.0,) + (0.0,) * (len(MODELS) - 1)
-
-    # --- exact requests (the hot path) ------------------------------------------------------------------------
-    def _fits(self, n: int, m: int, kv: float) -> bool:
-        """Admission test (Eq. 1): weights (+ the model if not resident) + KV within the pooled memory."""
-        if self.act[n] >= self.cfg.max_batch:
-            return False
-        w = self.res_w[n] if (self.res[n] >> m) & 1 else self.res_w[n] + self.weights_gb[m]
-        if physics.node_memory_gb(w, self.kv[n] + kv) <= self.n_mem[n]:
-            return True
-        # an idle node may drop its other models to make room
-        return self.act[n] == 0 and physics.node_memory_gb(self.weights_gb[m], kv) <= self.n_mem[n]
-
-    def _at_dc(self, ev) -> None:
-        """A request reaches its datacenter: the balancer places it (its first phase) in its model's pool."""
-        self.events += 1
-        i = ev.value
-        self._place(i, self.r_model[i])
-
-    def _place(self, i: int, key: int) -> None:
-        """Weighted round-robin over the pool's warm nodes, skipping full ones, then spill to cold nodes; when
-        every node is full, wait in the FIFO queue of the warm node with the shortest queue."""
-        d, m, kv = self.r_dc[i], self.r_model[i], self.r_kv[i]
-        q, fits = self.q, self._fits
-        pool = self.pools[d][key]
-        seq = pool[0]
-        L = len(seq)
-        p = pool[1]
-        for _ in range(L):
-            n = seq[p]
-            p = p + 1 if p + 1 < L else 0
-            if not q[n] and fits(n, m, kv):
-                pool[1] = p
-                self._start(n, i)
-                return
-        cold, owner, me = pool[2], self.owner, pool[4]
-        c = pool[3]
-        while c < len(cold):  # spill over to cold nodes no other pool serves (they join the rotation)
-            n = cold[c]
-            if owner[n] >= 0 and owner[n] != me:
-                c += 1
-                continue
-            if not q[n] and fits(n, m, kv):
-                owner[n] = me
-                pool[3] = c + 1
-                seq.append(n)
-                self._start(n, i)
-                return
-            c += 1
-        pool[3] = c
-        n = min(seq, key=lambda k: len(q[k]) if q[k] else 0)
-        if q[n] is None:
-            q[n] = deque()
-        q[n].append(i)
-        self.dc_queued[d] += 1
-        self.dcm_queued[d][self.r_model[i]] += 1
-
-    def _start(self, n: int, i: int) -> None:
-        """Start request i's current phase on node n: weight load if cold, then its prefill and / or decode. The
-        first token's time is known at the last phase (the first phase's wait, load and prefill, the KV
-        transfer between phases, the decode)."""
-        env = self.env
-        now = env.now
-        m, t = self.r_model[i], self.n_type[n]
-        j = self.r_phase[i]
-        phase = self.phases[j]
-        if not (self.res[n] >> m) & 1:  # cold start: load the weights (evicting idle models if needed)
-            if self.res_w[n] + self.weights_gb[m] + self.kv[n] + self.r_kv[i] > self.n_mem[n]:
-                self.res[n], self.res_w[n] = 0, 0.0
-            self._load(n, m, now)
-            if j == 0:
-                self.r_cold[i] = True
-        load_wait = max(0.0, self.ready[n][m] - now)
-        batch = self.act[n] + 1
-        out = self.r_output[i]
-        full = self.batch_full[m][t]
-        step = self.prof.decode_step(m, t, batch)
-        prefill = self.prof.prefill_s(m, t, self.r_prompt[i]) if phase.prefill else 0.0
-        decode = out * step if phase.decode else 0.0
-        first_token = (now - self.r_arr[i], load_wait, prefill, step) if j == 0 else self.r_split[i]
-        if j == self.last_phase:
-            wait, p_load, p_prefill, p_step = first_token
-            exec_s = p_prefill + (self.r_xfer[i] if j else 0.0) + decode
-            first = physics.first_token_compute_s(self.cfg.ttft_model, exec_s, out, p_prefill, p_step)
-            self.r_ttft[i] = physics.request_ttft_s(wait, p_load, self.r_net[i], first)
-            self.unserved -= 1
-            self.r_node[i] = n
-        else:
-            self.r_split[i] = first_token
-            self.r_pnode[i] = n
-        busy_s = load_wait + (prefill + decode)
-        cost = (prefill + (out * self.step_full[m][t] if phase.decode else 0.0)) / full
-        self.util_acc[n] += cost
-        self.act[n] = batch
-        self.kv[n] += self.r_kv[i]
-        self.used_epoch[n] = max(self.used_epoch[n], int(now // self.cfg.epoch_s))
-        if j == 0:
-            d = self.r_dc[i]
-            self.dc_running[d] += 1
-            self.served_dm[d, m] += 1
-        env.timeout(busy_s, i).callbacks.append(self._finish)
-
-    def _finish(self, ev) -> None:
-        """A node finishes its part of request i: release the KV cache, admit queued requests in FIFO order;
-        after a phase that is not the last, send the KV cache on to the next phase's pool."""
-        self.events += 1
-        i = ev.value
-        j = self.r_phase[i]
-        n = self.r_node[i] if j == self.last_phase else self.r_pnode[i]
-        self.act[n] -= 1
-        self.kv[n] -= self.r_kv[i]
-        now = self.env.now
-        if self.act[n] == 0:
-            self.kv[n] = 0.0  # no float drift
-        if j < self.last_phase:
-            self.r_phase[i] = j + 1
-            self.r_xfer[i] = self.mode.transfer_s(self.r_prompt[i],
-                                                  self.cfg.model_kv_mb_per_token[self.r_model[i]])
-            self.env.timeout(self.r_xfer[i], i).callbacks.append(self._next_phase)
-        else:
-            self.dc_running[self.r_dc[i]] -= 1
-        qn = self.q[n]
-        while qn:
-            j = qn[0]
-            if not self._fits(n, self.r_model[j], self.r_kv[j]):
-                break
-            qn.popleft()
-            self.dc_queued[self.r_dc[j]] -= 1
-            self.dcm_queued[self.r_dc[j]][self.r_model[j]] -= 1
-            self._start(n, j)
-        self.used_epoch[n] = max(self.used_epoch[n], int(now // self.cfg.epoch_s))
-
-    def _next_phase(self, ev) -> None:
-        """The KV cache has reached the next phase's pool: place that phase."""
-        self.events += 1
-        i = ev.value
-        self._place(i, self.r_phase[i] * len(MODELS) + self.r_model[i])
-
-    # --- cohorts: fluid pools -----------------------------------------------------------------------------------
-    def _init_pools(self) -> None:
-        """Pool p = d x K + key (K pool keys per datacenter): backlog W (real requests), time of its last update,
-        drain rate mu (real requests/s of its ready nodes), pending capacity changes [(time, d_mu)], its nodes."""
-        cfg, M, D = self.cfg, len(MODELS), self.cfg.dcs
-        P = D * self.K
-        self.pool_dc = np.repeat(np.arange(D), self.K)
-        self.pool_model = [(p % self.K) % M for p in range(P)]
-        self.pW = [0.0] * P
-        self.pT = [0.0] * P
-        self.pMu = [0.0] * P
-        self.pBp = [[] for _ in range(P)]
-        self.pNodes = [[] for _ in range(P)]
-        self.pCold = [[] for _ in range(P)]
-        self.pColdPtr = [0] * P
-        self.pServed = [0.0] * P  # real requests served this epoch
-        # cumulative real arrivals A and the departure curve D(t) (times, counts; D strictly increasing) since the
-        # oldest unresolved arrival segment, and the unresolved segments: (A0, A1, t0, t1, cohorts, wait limit)
-        self.pA = [0.0] * P
-        self.pCurveT = [[0.0] for _ in range(P)]
-        self.pCurveD = [[0.0] for _ in range(P)]
-        self.pOpen = [deque() for _ in range(P)]
-        # per pool over its nodes this epoch (ready or loading): summed throughput (real requests/s), batch
-        # slots (sum B*) and throughput-weighted service-time SCV, for the spill rule and the M/G/c wait
-        self.pRpsSum, self.pSlotSum, self.pScvSum = [0.0] * P, [0.0] * P, [0.0] * P
-        self.node_pool = [-1] * len(self.fleet.node_dc)
-        self.node_ready = [0.0] * len(self.fleet.node_dc)
-        # node throughput per phase: whole requests, or a phase's part (prefill, or decode at B*)
-        p_mean, o_mean = (np.asarray(x, dtype=float) for x in self.info.token_sample)
-        keep = o_mean > 0
-        self.key_rps = self.mode.node_rps(
-            self.capacity.node_rps, self.capacity.batch,
-            lambda: np.array([[self.prof.prefill_s_array(m, t, p_mean[keep]).mean()
-                               for t in range(len(self.fleet.node_types))] for m in range(M)]),
-            lambda: o_mean[keep].mean() * np.asarray(self.step_full))
-        n = len(self.wl)
-        self.f_first = np.zeros(n)  # first-token compute (Eq. 3's term)
-        self.f_net = np.zeros(n)
-        self.f_dc = np.full(n, -1, dtype=np.int64)
-        self.f_pool = np.zeros(n, dtype=np.int64)
-        self.f_routed = np.zeros(n, dtype=bool)  # routed by the epoch's plan (not online, not a later phase)
-        self.plan_mean = np.zeros((cfg.epochs, M, cfg.dcs))  # each epoch's plan averaged over origins [M, D]
-        self.f_ttft = np.full(n, math.nan)
-        self.f_served = np.zeros(n)
-        self.f_late = np.zeros(n)
-        self.bin_next = 0
-        self.pending: dict = {}
-
-    def _rps(self, key: int, n: int) -> float:
-        M = len(MODELS)
-        return self.key_rps[key // M][key % M][self.n_type[n]]
-
-    def _fluid_epoch_reset(self, now: float) -> None:
-        """Epoch start: pools lose their nodes (the warm set is chosen anew); pending capacity is rebased."""
-        for p in range(len(self.pW)):
-            mu = self.pMu[p]
-            keep = [bp for bp in self.pBp[p] if bp[0] <= now]
-            for _, dmu in keep:
-                mu += dmu
-            self.pBp[p] = keep + [(now, -mu)] if mu else keep  # capacity drops to 0 at the epoch start ...
-            for n in self.pNodes[p]:
-                self.node_pool[n] = -1
-            self.pNodes[p], self.pCold[p], self.pColdPtr[p] = [], [], 0
-            self.pServed[p] = 0.0
-            self.pRpsSum[p] = self.pSlotSum[p] = self.pScvSum[p] = 0.0
-        self.epoch_start = now
-
-    def _fluid_pool(self, d: int, key: int, m: int, nodes: list, cold: list, now: float) -> None:
-        """... and is rebuilt from the new warm set: each node adds its throughput once its weights are ready."""
-        p = d * self.K + key
-        for n in nodes:
-            self._join(p, key, m, n, now)
-        self.pCold[p] = cold
-
-    def _join(self, p: int, key: int, m: int, n: int, now: float) -> None:
-        """Node n serves pool p from when model m is ready on it."""
-        self.node_pool[n] = p
-        ready = max(now, self.ready[n][m])
-        self.node_ready[n] = ready
-        r = self._rps(key, n)
-        self.pNodes[p].append(n)
-        bisect.insort(self.pBp[p], (ready, r))
-        t = self.n_type[n]
-        self.pRpsSum[p] += r
-        self.pSlotSum[p] += self.batch_full[m][t]
-        self.pScvSum[p] += r * self.scv[m][t]
-
-    def _epoch_first_token(self, lo: int, hi: int) -> None:
-        """Each cohort's first-token compute (Eq. 3's term) at full batch, averaged over the node types by their
-        share of the model's capacity (the balancer's weights)."""
-        wl, cfg, cap = self.wl, self.cfg, self.capacity
-        if hi <= lo:
-            return
-        m = wl.model[lo:hi].astype(int)
-        p = wl.prompt_tokens[lo:hi].astype(float)
-        o = wl.output_tokens[lo:hi].astype(float)
-        share = self.fleet.nodes_per_type[0][None, :] * cap.node_rps
-        share = share / np.maximum(share.sum(axis=1, keepdims=True), 1e-300)  # [M, T]
-        first = np.zeros(hi - lo)
-        for t in range(len(self.fleet.node_types)):
-            b = np.maximum(cap.batch[m, t], 1)
-            pre = self.prof.prefill_s_array(m, t, p)
-            step = self.prof.decode_step_s[m, t, b]
-            first += share[m, t] * physics.first_token_compute_s(cfg.ttft_model, pre + o * step, o, pre, step)
-        self.f_first[lo:hi] = first
-
-    def _to_bins(self, idx: np.ndarray, pool: np.ndarray, arr: np.ndarray) -> None:
-        """Cohorts reaching pools at times `arr` wait to be played with their bin (never one already played)."""
-        b = np.maximum((arr // self.bin_s).astype(np.int64), self.bin_next)
-        self.f_pool[idx] = pool
-        order = np.argsort(b, kind="stable")
-        b, idx = b[order], idx[order]
-        cuts = np.flatnonzero(np.diff(b)) + 1
-        for part, key in zip(np.split(idx, cuts), b[np.concatenate(([0], cuts))].tolist() if len(b) else []):
-            self.pending.setdefault(key, []).append(part)
-
-    def _advance(self, p: int, t0: float, t1: float, lam: float) -> tuple:
-        """Play pool p's fluid FIFO over the bin [t0, t1) with arrivals at `lam`/s (capacity changes inside
-        the bin split it into segments).
-
-        :returns: (real requests drained, the departure curve's points in the bin [(t, D)]); the pool's state
-            (backlog, drain rate, pending capacity) is left at t1
-        """
-        W0 = W = self.pW[p]
-        s, mu, bps = max(self.pT[p], t0), self.pMu[p], self.pBp[p]
-        while bps and bps[0][0] <= s:  # capacity that arrived while nothing waited
-            mu += bps.pop(0)[1]
-        a0 = self.pA[p]  # cumulative arrivals at t0 (the bin's arrive uniformly over it)
-        curve = []
-        while True:
-            if bps and bps[0][0] <= t1:
-                b, dmu = bps.pop(0)
-            else:
-                b, dmu = t1, None
-            length = b - s
-            if length > 0:
-                drain = mu if mu > 1e-12 else 0.0  # no node ready: the backlog only grows
-                if W > 0 and drain > lam and W / (drain - lam) < length:  # the backlog drains inside the segment
-                    x0 = s + W / (drain - lam)
-                    curve.append((x0, a0 + lam * (x0 - t0)))
-                W = max(0.0, W + (lam - drain) * length)  # queueing.fluid_segment's backlog
-                curve.append((b, a0 + lam * (b - t0) - W))
-            s = b
-            if dmu is None:
-                break
-            mu += dmu
-        self.pW[p], self.pT[p], self.pMu[p] = W, t1, max(mu, 0.0)
-        return W0 + lam * (t1 - t0) - W, curve
-
-    def _play_bin(self) -> None:
-        """Play every pool over the bin that just ended: the bin's cohorts arrive at a constant rate (their real
-        requests) and the fluid FIFO drains them at the pool's capacity, which may change later (nodes ready,
-        cold nodes drawn in, a new epoch's warm set). A pool's arrivals of one bin form a segment [A0, A1] of its
-        cumulative arrival curve A(t); the segment is resolved once the departure curve D(t) has passed A1: a
-        real request at position x waits D^-1(x) - A^-1(x) (`_resolve`). Below saturation the M/G/c wait of the
-        bin's arrivals is added. Cold nodes join pools whose backlog outgrows them."""
-        b = self.bin_next
-        self.bin_next += 1
-        t0, t1 = b * self.bin_s, (b + 1) * self.bin_s
-        parts = self.pending.pop(b, None)
-        idx = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        self.events += len(idx)  # a cohort is one event: its arrival at the pool
-        P, C, M = len(self.pW), self.C, len(MODELS)
-        pool = self.f_pool[idx]
-        n_p = np.bincount(pool, minlength=P)
-        lam_n = self._expected_cohorts(idx, pool, n_p)
-        base = physics.round_trip_s(self.f_net[idx]) + self.f_first[idx]
-        base_p = np.bincount(pool, weights=base, minlength=P) / np.maximum(n_p, 1)
-        sla = self.cfg.sla_ttft_s
-        played = []
-        stationary = []  # (pool, lam, mu, limit) of the bin's pools without backlog: their M/G/c wait
-        for p in range(P):
-            n = float(lam_n[p])
-            if n <= 0 and self.pW[p] <= 0 and not (self.pBp[p] and self.pBp[p][0][0] <= t1):
-                continue
-            lam = n * C / self.bin_s
-            later_phase = (p % self.K) // M > 0  # its requests' first token came from their first phase
-            limit = sla - base_p[p]
-            saved = (self.pW[p], self.pT[p], self.pMu[p], list(self.pBp[p]))
-            drained, curve = self._advance(p, t0, t1, lam)
-            n_before = len(self.pNodes[p])
-            if self.pW[p] > 0 and self._spill(p, p % self.K, self.pool_model[p], t0, lam):
-                # the balancer spills as soon as the warm nodes are full: replay the bin with the cold nodes
-                # drawn in from its start (their capacity steps, by node: a step may equal one already pending)
-                joined = [(self.node_ready[n], self._rps(p % self.K, n)) for n in self.pNodes[p][n_before:]]
-                self.pW[p], self.pT[p], self.pMu[p], self.pBp[p] = saved[0], saved[1], saved[2], saved[3]
-                for bp in joined:
-                    bisect.insort(self.pBp[p], bp)
-                drained, curve = self._advance(p, t0, t1, lam)
-            self.pServed[p] += drained
-            self._extend_curve(p, curve)
-            a0 = self.pA[p]
-            self.pA[p] += n * C
-            if not later_phase:
-                self.served_dm[self.pool_dc[p], self.pool_model[p]] += drained
-            if n > 0:
-                if not later_phase and n_p[p]:
-                    self.pOpen[p].append([a0, self.pA[p], t0, t1, idx[pool == p], limit, 0.0, 0.0])
-                if 0 < lam < self.pMu[p] and self.pW[p] <= 0:
-                    stationary.append((p, lam, self.pMu[p], limit))
-            played.append(p)
-        if stationary:  # stationary bins: the M/G/c wait of the bin's real requests, one call for all pools
-            p, lam, mu, limit = (np.array(x) for x in zip(*stationary))
-            rps = np.maximum(np.asarray(self.pRpsSum)[p], 1e-300)
-            scv = np.asarray(self.pScvSum)[p] / rps
-            w_q, p_late = pool_queueing_wait(lam, mu, mu * np.asarray(self.pSlotSum)[p] / rps, scv, limit,
-                                             self.bin_s)
-            for q, w, late in zip(p.tolist(), w_q.tolist(), p_late.tolist()):
-                if self.pOpen[q] and self.pOpen[q][-1][3] == t1:
-                    self.pOpen[q][-1][6:8] = [w, late]
-        for p in played:
-            done = self.pA[p] - self.pW[p]
-            open_ = self.pOpen[p]
-            while open_ and open_[0][1] <= done + RESOLVE_TOLERANCE * max(1.0, open_[0][1]):
-                self._resolve(p, open_.popleft(), 1.0)
-            self._trim_curve(p)
-
-    def _extend_curve(self, p: int, curve: list) -> None:
-        """Append a bin's departure points; where D stays flat the last point moves forward in time, so that
-        D^-1(x) is the first time D reaches x."""
-        ts, ds = self.pCurveT[p], self.pCurveD[p]
-        for t, d in curve:
-            if d <= ds[-1] + RESOLVE_TOLERANCE * max(1.0, ds[-1]):
-                ts[-1] = t
-                ds[-1] = max(ds[-1], d)
-            else:
-                ts.append(t)
-                ds.append(d)
-
-    def _trim_curve(self, p: int) -> None:
-        """Forget the departure curve before the oldest unresolved position."""
-        ds = self.pCurveD[p]
-        keep_from = self.pOpen[p][0][0] if self.pOpen[p] else ds[-1]
-        i = bisect.bisect_right(ds, keep_from) - 1
-        if i > 0:
-            del ds[:i], self.pCurveT[p][:i]
-
-    def _resolve(self, p: int, seg: list, share: float) -> None:
-        """The cohorts of one arrival segment get their wait: the real requests at positions x of the segment's
-        first `share` (all of it, or what was served by the horizon) wait D^-1(x) - A^-1(x), sampled at
-        WAIT_SAMPLES evenly spaced positions, plus the segment's M/G/c wait; their mean is each cohort's wait,
-        the share past the wait limit each cohort's late share. Under split execution the cohorts' next phase goes
-        to its pool at the segment's mean departure."""
-        a0, a1, t0, t1, idx, limit, w_q, p_late = seg
-        wait = segment_waits(a0, a1, t0, t1, self.pCurveT[p], self.pCurveD[p], share, WAIT_SAMPLES)
-        late = float(np.mean(wait > limit))
-        late += (1.0 - late) * p_late
-        mean_wait = float(wait.mean()) + w_q
-        self.f_ttft[idx] = physics.request_ttft_s(mean_wait, 0.0, self.f_net[idx], self.f_first[idx])
-        self.f_served[idx] = self.C * share
-        self.f_late[idx] = min(late, 1.0) * self.C * share
-        if self.last_phase:  # the next phase reaches its pools after this one and the KV transfer
-            m = self.wl.model[idx].astype(np.int64)
-            xfer = self.mode.transfer_s(self.wl.prompt_tokens[idx], np.asarray(self.cfg.model_kv_mb_per_token)[m])
-            t_next = t0 + 0.5 * share * (t1 - t0) + mean_wait + self.f_first[idx] + xfer
-            self.f_routed[idx] = False  # a later phase counts whole in its pool (`_expected_cohorts`)
-            self._to_bins(idx, self.f_dc[idx] * self.K + len(MODELS) + m, t_next)
-
-    def _expected_cohorts(self, idx: np.ndarray, pool: np.ndarray, n_p: np.ndarray) -> np.ndarray:
-        """Cohorts reaching each pool in the bin, for its arrival rate: a plan-routed cohort counts as its model's
-        plan shares over the datacenters averaged over the origins (the C real requests it stands for come from
-        every region alike, SPEC origins are uniform, and split as the plan says), so a pool's rate carries no
-        rounding of cohorts to origins and datacenters; online-routed cohorts and later phases count whole."""
-        out = n_p.astype(float)
-        routed = self.f_routed[idx]
-        if not routed.any():
-            return out
-        i = idx[routed]
-        m = self.wl.model[i].astype(np.int64)
-        shares = self.plan_mean[self.r_epoch[i], m]  # [k, D]
-        D = shares.shape[1]
-        target = np.arange(D)[None, :] * self.K + m[:, None]
-        out -= np.bincount(pool[routed], minlength=len(out))
-        out += np.bincount(target.ravel(), weights=shares.ravel(), minlength=len(out))
-        return out
-
-    def _spill(self, p: int, key: int, m: int, now: float, lam: float) -> bool:
-        """Backlog outgrows the pool: draw in cold nodes (in the balancer's order) until the pool's capacity,
-        counting nodes still loading, covers the bin's arrival rate plus draining the backlog within a bin."""
-        need = lam + self.pW[p] / self.bin_s - self.pRpsSum[p]
-        cold, ptr = self.pCold[p], self.pColdPtr[p]
-        joined = False
-        while need > 0 and ptr < len(cold):
-            n = cold[ptr]
-            ptr += 1
-            if self.node_pool[n] >= 0:
-                continue
-            if not (self.res[n] >> m) & 1:
-                if self.res_w[n] + self.weights_gb[m] > self.n_mem[n]:
-                    self.res[n], self.res_w[n] = 0, 0.0
-                self._load(n, m, now)
-            self._join(p, key, m, n, now)
-            need -= self._rps(key, n)
-            joined = True
-        self.pColdPtr[p] = ptr
-        return joined
-
-    def _fluid_utilization(self, e: int, length_s: float) -> tuple:
-        """Per node: the share of its serving capacity used over the epoch's `length_s` (each pool spreads its
-        served work over its nodes in proportion to their throughput while ready, as the weighted balancer does),
-        and whether it was active."""
-        t0 = e * self.cfg.epoch_s
-        t1 = t0 + length_s
-        u = np.zeros(len(self.node_pool))
-        active = np.asarray(self.node_pool) >= 0
-        for p, nodes in enumerate(self.pNodes):
-            if not nodes:
-                continue
-            key = p % self.K
-            ready = np.asarray([self.node_ready[n] for n in nodes])
-            avail = np.clip(t1 - np.maximum(ready, t0), 0.0, length_s)
-            rps = np.asarray([self._rps(key, n) for n in nodes])
-            capacity = float((rps * avail).sum())
-            rho = min(1.0, self.pServed[p] / capacity) if capacity > 0 else 0.0
-            u[nodes] = rho * avail / length_s
-        return u, active
-
-    def _resolve_at_horizon(self) -> None:
-        """Arrival segments the departure curve has not passed by the horizon: the share of each that was served
-        gets its waits; the rest still waits (`requests_queued_at_end`: its cohorts' unserved real requests)."""
-        for p, open_ in enumerate(self.pOpen):
-            done = self.pA[p] - self.pW[p]
-            while open_:
-                seg = open_.popleft()
-                share = (done - seg[0]) / (seg[1] - seg[0]) if seg[1] > seg[0] else 0.0
-                if share > 0:
-                    self._resolve(p, seg, min(share, 1.0))
 
 
 def drain_epochs(cfg: Config) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 
 from simcore import physics
 from simcore.config import Config
-from simcore.queueing import bins_per_epoch, fluid_segment, pool_queueing_wait
+from simcore.queueing import bins_per_epoch, fluid_segment, pool_queueing_wait, prefill_queue_wait
 
 HALFIN_WHITT_NEGLIGIBLE = 6.0  # sqrt(slots) x (1 - rho) above this: the queueing wait is negligible
 
@@ -122,6 +122,9 @@ class EpochEvaluator:
         step = profiles.decode_step_s[m_idx, t_idx, b]
         first = physics.first_token_compute_s(cfg.ttft_model, prefill + o * step, o, prefill, step)
         self.first_token_s = (self.type_share * first.mean(axis=2)).sum(axis=1)  # [M]
+        # a prompt's wait for its node's earlier prefill passes (`queueing.prefill_queue_wait`), per [M, T]
+        self.prefill_moments = (prefill.mean(axis=2), (prefill ** 2).mean(axis=2),
+                                np.where(self.cap.node_rps > 0, 1.0 / np.maximum(self.cap.node_rps, 1e-300), 0.0))
         self.load_s = fleet.load_s  # [M, T]
         L = self.load_s
         self.cold_wait_s = (self.type_share * L ** 2).sum(axis=1) / (2.0 * cfg.epoch_s)  # [M] per request
@@ -164,6 +167,17 @@ class EpochEvaluator:
                                                  pick(limit[m]), self.bin_s)
             wait[live], late[live] = w.mean(axis=0), lt.mean(axis=0)
         return wait, late
+
+    def _prefill_wait(self, lam, mu, limit) -> tuple:
+        """Each pool's ([B, D, M]) wait for its nodes' earlier prefill passes (`queueing.prefill_queue_wait`, as the
+        engine's cohort pools add it), averaged over the workload's bin rates; 0 where the pool is saturated (its
+        backlog's fluid wait stands for it)."""
+        rho = lam / np.maximum(mu, 1e-300)
+        rho_bin = rho[None] * self.rate_profile[:, None, None, None]  # [levels, B, D, M]
+        ok = (rho_bin > 0) & (rho_bin < 1.0)
+        a, b, g = self.prefill_moments
+        w, late = prefill_queue_wait(np.where(ok, rho_bin, 0.0), a, b, g, self.type_share, limit)
+        return np.where(ok, w, 0.0).mean(axis=0), np.where(ok, late, 0.0).mean(axis=0)
 
     def _take(self, m: int, start: np.ndarray, rate: np.ndarray) -> np.ndarray:
         """How many nodes from position `start` on the engine's cumulative rule takes for model m: the fewest whose
@@ -240,6 +254,8 @@ class EpochEvaluator:
         load_wait = cold_frac * self.cold_wait_s  # [B, D, M]
         limit = cfg.sla_ttft_s - self.first_token_s  # [M] (network latency aside)
         stat_wait, stat_late = self._stationary(lam, mu, pool["slots"], pool["scv"], pool["spare"], limit)
+        pf_wait, pf_late = self._prefill_wait(lam, mu, limit)
+        stat_wait, stat_late = stat_wait + pf_wait, 1.0 - (1.0 - stat_late) * (1.0 - pf_late)
         net = np.einsum("bmod,mo,od->bdm", plans, state.requests, self.lat)  # sum of one-way latencies
         mean_net = net / np.maximum(R, 1e-12)
         slack = np.maximum(0.0, limit - physics.round_trip_s(mean_net))  # [B, D, M]

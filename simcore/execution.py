@@ -70,7 +70,8 @@ class Execution:
     def node_rps(self, whole_rps: np.ndarray, batch: np.ndarray, prefill_s: Callable[[], np.ndarray],
                  decode_s: Callable[[], np.ndarray]) -> list:
         """[phase] -> [M][T] requests per second one node serves of each phase at full batch: whole requests
-        (`Capacity.node_rps`), or batch B* over a phase's mean time (prefill or decode, computed on demand).
+        (`Capacity.node_rps`), prompts one prefill pass after another (1 / mean prefill), or decodes B* at a time
+        (B* / mean decode time); the means are computed on demand.
 
         :param whole_rps: [M, T] `Capacity.node_rps`
         :param batch: [M, T] B*
@@ -80,8 +81,10 @@ class Execution:
         for ph in self.phases:
             if ph.prefill and ph.decode:
                 out.append(np.asarray(whole_rps).tolist())
+            elif ph.prefill:  # a prefill pass occupies the GPU: prompts go one after another
+                out.append((np.where(np.asarray(batch) > 0, 1.0, 0.0) / prefill_s()).tolist())
             else:
-                out.append((np.asarray(batch, dtype=float) / (prefill_s() if ph.prefill else decode_s())).tolist())
+                out.append((np.asarray(batch, dtype=float) / decode_s()).tolist())
         return out
 
     def check(self, gpu_types: tuple, who: str) -> None:

@@ -45,9 +45,12 @@ def kv_transfer_latency_s(kv_gb, link_gb_per_s):
 
 
 def first_token_compute_s(ttft_model, exec_s, output_tokens, prefill_s, decode_step_s):
-    """Eq. 3's compute term: LA_{tot,exec,i} / T_i ('eq3', the paper), or prefill + one decode step ('prefill')."""
+    """Eq. 3's compute term: the prompt's prefill pass, which emits the first token ('prefill', the default: a
+    first-token time), or LA_{tot,exec,i} / T_i ('eq3', the paper's term read literally: the mean time per output
+    token, shorter than the prefill for long outputs). `decode_step_s` is unused by both (callers keep one call
+    for every model)."""
     if ttft_model == "prefill":
-        return prefill_s + decode_step_s
+        return prefill_s
     return exec_s / np.maximum(output_tokens, 1)
 
 

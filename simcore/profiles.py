@@ -35,10 +35,17 @@ How the measurements are turned into a profile (and why, from the data):
   run as one plain batch (A100x2 at 32 and 64, H100x2 at 64: e2e 1.2-17 x too long, prompt_time lower at 64 than
   at 32: memory-starved, preempting) and is replaced by linear extrapolation from the valid batch sizes.
 
-Request execution time (used per request by the event engine, SPEC 4 "Node concurrency"):
-    exec_s = prefill_s(prompt) + output_tokens x decode_step(batch)
-with `batch` the node's batch size when the request starts. The prompt is prefilled in its own pass: under
-continuous batching the requests already running are decoding, not prefilling.
+How a node shares its GPU (the exact engine's node, `simcore.engine`; docs/model.md 'Capacity'): a node is a
+continuous-batching server as vLLM's (and vidur's vLLM scheduler) is. A prompt's prefill is a pass that occupies
+the whole GPU, one prompt after another (not chunked): the running requests' decode steps wait for it. Between
+prefills the GPU runs decode steps over every running request, one token each, `decode_step(batch)`. So a
+request takes of its node's GPU `gpu_s = prefill_s(prompt) + output_tokens x decode_step(batch) / batch`
+(`gpu_s_array`), and its first token is out when its prefill pass ends.
+
+Calibration (docs/model.md 'Validation', rung 0), against the independent reference `simcore/data/vidur/`:
+`prefill_mfu` = (0.5, 0.42) for (A100, H100) is the prefill time vidur gives the mean Azure 2023 prompt (1,333
+tokens) at 50 % load, TTFT minus scheduling delay (0.116 s, 0.043 s); `decode_bw_fraction` = 0.9 (was 0.7) then
+brings the 7B capacities within 10 % of vidur's. The 70B measurements are kept (docs/model.md 'Validation').
 
 Placement uses `cfg.kv_tokens_for_fit` (4096 = Llama-2's context window); the roofline decode step reads the KV
 of `cfg.decode_context_tokens` (1280 ~ the output-weighted mean context of the Azure 2023 token pairs).
@@ -155,7 +162,8 @@ class Profiles:
         return self._step[m][t][batch]
 
     def exec_s(self, m: int, t: int, prompt_tokens: float, output_tokens: float, batch: int) -> float:
-        """Execution time (s) of one request: its own prefill + output_tokens decode steps at `batch`."""
+        """Execution time (s) of one request alone on the GPU: its prefill + output_tokens decode steps at `batch`
+        (Eq. 3's LA_tot,exec)."""
         return self.prefill_s(m, t, prompt_tokens) + output_tokens * self._step[m][t][batch]
 
     # --- vectorized, for the epoch evaluator (elementwise, numpy broadcasting) -----------------------------
@@ -174,6 +182,13 @@ class Profiles:
         """`exec_s` elementwise."""
         return (self.prefill_s_array(m_idx, t_idx, prompt_tokens)
                 + np.asarray(output_tokens, dtype=float) * self.decode_step_s[m_idx, t_idx, batch])
+
+    def gpu_s_array(self, m_idx, t_idx, prompt_tokens, output_tokens, batch) -> np.ndarray:
+        """GPU time (s) one request takes of a node serving `batch` requests (elementwise): its prefill pass alone,
+        plus its share of the decode steps, output_tokens x decode_step(batch) / batch."""
+        b = np.maximum(np.asarray(batch), 1)
+        return (self.prefill_s_array(m_idx, t_idx, prompt_tokens)
+                + np.asarray(output_tokens, dtype=float) * self.decode_step_s[m_idx, t_idx, batch] / b)
 
     # --- lookups -------------------------------------------------------------------------------------------
     def node_type_index(self, gpu_type: str, gpu_count: int) -> int:
@@ -220,7 +235,7 @@ def load_profiles(cfg: Config) -> Profiles:
     """The profiles of `cfg` (cached on the values they depend on); reads only the committed table."""
     kv_tokens_for_fit, decode_context_tokens = cfg.kv_tokens_for_fit, cfg.decode_context_tokens
     n_gpu = len(cfg.gpu_types)
-    for name in ("gpu_mem_gb", "gpu_hbm_tb_per_s", "gpu_tflops"):
+    for name in ("gpu_mem_gb", "gpu_hbm_tb_per_s", "gpu_tflops", "prefill_mfu"):
         if len(getattr(cfg, name)) != n_gpu:
             raise ConfigError(f"{name}: needs one value per GPU type ({n_gpu}), got {len(getattr(cfg, name))}")
     for name in ("model_weights_gb", "model_kv_mb_per_token", "model_params_b"):
@@ -228,11 +243,11 @@ def load_profiles(cfg: Config) -> Profiles:
             raise ConfigError(f"{name}: needs one value per model {MODELS}, got {len(getattr(cfg, name))}")
     if cfg.max_batch < 1:
         raise ConfigError(f"max_batch {cfg.max_batch}: must be at least 1")
-    if not (cfg.prefill_mfu > 0 and cfg.decode_bw_fraction > 0):
+    if not (min(cfg.prefill_mfu) > 0 and cfg.decode_bw_fraction > 0):
         raise ConfigError("prefill_mfu and decode_bw_fraction must be positive")
     return _build(
         tuple(cfg.gpu_types), tuple(cfg.gpu_counts), tuple(cfg.gpu_mem_gb), tuple(cfg.gpu_hbm_tb_per_s),
-        tuple(cfg.gpu_tflops), float(cfg.prefill_mfu), float(cfg.decode_bw_fraction), tuple(cfg.model_weights_gb),
+        tuple(cfg.gpu_tflops), tuple(map(float, cfg.prefill_mfu)), float(cfg.decode_bw_fraction), tuple(cfg.model_weights_gb),
         tuple(cfg.model_kv_mb_per_token), tuple(cfg.model_params_b), int(cfg.max_batch), int(kv_tokens_for_fit),
         float(decode_context_tokens), str(TABLE_PATH))
 
@@ -275,7 +290,7 @@ def _build(gpu_types, gpu_counts, gpu_mem_gb, hbm, tflops, mfu, bw_frac, weights
                 step[m, t] = np.maximum.accumulate(_interp_extrap(bx, by, batches))
                 row.append(SOURCE_MEASURED)
             else:
-                per_tok = roofline_prefill_s_per_token(params_b[m], count, tflops[gi], mfu)
+                per_tok = roofline_prefill_s_per_token(params_b[m], count, tflops[gi], mfu[gi])
                 pf[m, t] = per_tok * knots
                 slope[m, t, :] = per_tok
                 step[m, t] = roofline_decode_step_s(weights_gb[m], kv_mb[m], ctx_tokens, batches, count, hbm[gi],

@@ -9,6 +9,8 @@
 - `transient_wait`: the same queue's wait over one bin that starts empty (heavy-traffic diffusion), which bounds
   the stationary wait near saturation, where the stationary state takes far longer than a bin to reach
   (`pool_queueing_wait` combines the two);
+- `prefill_queue_wait`: the wait of a prompt for the prefill passes queued before it at its node (M/G/1), which
+  the pooled M/G/c wait leaves out: a continuous-batching node prefills one prompt at a time;
 - `bin_rate_profile`: how a workload's arrival rate spreads over the engine's bins within an epoch (the
   evaluator's within-epoch burstiness).
 
@@ -25,6 +27,7 @@ from scipy.stats import poisson
 TRANSIENT_NODES = 8  # Gauss-Legendre points over a bin at which `transient_wait` reads the diffusion
 TRANSIENT_RELAXED = 50.0  # (mu - lam)^2 T / sigma^2 above this: the bin's queue has relaxed (`pool_queueing_wait`)
 PROFILE_QUANTILES = 8  # equally weighted quantiles of the requests' bin rates in `bin_rate_profile`
+PREFILL_BUSY_MAX = 0.99  # a node's prefill passes busy at most this share in `prefill_queue_wait` (rho < 1 there)
 
 
 class _Scalar:
@@ -175,6 +178,34 @@ def pool_queueing_wait(lam, mu, slots, scv, limit_s, bin_s):
         w_t, late_t = transient_wait(lam[near], mu[near], scv[near], bin_s, limit_s[near])
         w[near], late[near] = np.minimum(w[near], w_t), np.minimum(late[near], late_t)
     return w, late
+
+
+def prefill_queue_wait(rho, prefill_mean_s, prefill_m2_s2, gpu_s, share, limit_s):
+    """A prompt's wait for the prefill passes queued before it at its node, averaged over node types (elementwise
+    over the leading axes; the node-type axis is the last of the per-type arrays).
+
+    A continuous-batching node runs one prefill pass at a time and gives it the GPU before decode steps
+    (docs/model.md 'Exact mode'), so its prompts queue as an M/G/1 queue of prefill passes (Pollaczek-Khinchine):
+    a node of type t at the pool's utilization rho takes lam_t = rho / gpu_s[t] requests/s (the weighted balancer
+    keeps every node at the pool's utilization), its prefill pass is busy rho_t = lam_t E[P_t] of the time and a
+    prompt waits W_t = lam_t E[P_t^2] / (2 (1 - rho_t)); P(wait > x) ~ rho_t exp(-x rho_t / W_t) (the
+    exponential tail with the exact mean and P(wait > 0) = rho_t).
+
+    :param rho: the pools' utilizations (lam / mu), below 1
+    :param prefill_mean_s, prefill_m2_s2: [..., T] mean and second moment of a prompt's prefill time (0: none)
+    :param gpu_s: [..., T] GPU time of a request at full batch, 1 / node_rps
+    :param share: [..., T] share of the pool's requests a node type takes (sums to 1)
+    :param limit_s: the wait above which a request is late (broadcast with rho)
+    :returns: (mean wait, s; share waiting longer than limit_s), rho's shape
+    """
+    rho = np.asarray(rho, dtype=float)[..., None]
+    lam = rho / np.maximum(gpu_s, 1e-300)
+    busy = np.minimum(lam * prefill_mean_s, PREFILL_BUSY_MAX)
+    w = lam * prefill_m2_s2 / (2.0 * (1.0 - busy))
+    x = np.asarray(limit_s, dtype=float)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        late = np.where(w > 0, busy * np.exp(-np.maximum(x, 0.0) * busy / np.maximum(w, 1e-300)), 0.0)
+    return (share * w).sum(axis=-1), (share * late).sum(axis=-1)
 
 
 def bins_per_epoch(epoch_s: float, cohort_bin_s: float) -> int:

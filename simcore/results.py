@@ -338,6 +338,23 @@ def check_replaceable(path: str | Path) -> None:
         raise OutputError(f"{p}: a file this program did not write is there; move it or choose another folder")
 
 
+def write_file_atomically(path: str | Path, write, suffix: str = "") -> None:
+    """Write a file whole or not at all: `write(tmp)` fills a unique temporary name in the same folder, which
+    then gets a new file's mode and is renamed onto `path`; on any failure the temporary file is removed."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.tmp-", suffix=suffix, dir=p.parent if str(p.parent) else ".")
+    os.close(fd)
+    try:
+        write(tmp)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp made it private; give it a new file's mode
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def record_written(path: str | Path) -> None:
     """Add `path` to its folder's record of the files this program wrote there (so a later run may replace it)."""
     p = Path(path)

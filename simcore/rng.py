@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("trace", "topology", "routing", "scheduler", "torch", "predictor", "evaluator")
+STREAMS = ("trace", "topology", "routing", "scheduler", "torch", "predictor", "evaluator", "validation")
 
 
 def stream(seed: int, name: str) -> np.random.Generator:

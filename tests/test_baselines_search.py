@@ -194,8 +194,10 @@ def test_nsga2_front_is_non_dominated_and_within_budget(engine):
     nd = NonDominatedSorting().do(f, only_non_dominated_front=True)
     assert len(nd) == len(f)  # nobody on the returned front is dominated by another member
     assert n.evaluations <= n.params.plan_evaluations_per_epoch
-    chosen = normalized_metrics(n.evaluator.evaluate(n.epoch_state(observation(engine)), plan),
-                                n.evaluator.evaluate(n.epoch_state(observation(engine)), n.uniform_plan))
+    chosen = compress_metrics(normalized_metrics(n.evaluator.evaluate(n.epoch_state(observation(engine)), plan),
+                                                 n.evaluator.evaluate(n.epoch_state(observation(engine)),
+                                                                      n.uniform_plan)),
+                              n.params.reward_norm_clip)  # the front holds the bounded metrics it was scored on
     assert weighted_score(chosen, n.info.weights)[0] == pytest.approx(weighted_score(f, n.info.weights).min())
     assert weighted_score(chosen, n.info.weights)[0] < 1.0  # better than the uniform plan
 
@@ -284,7 +286,9 @@ def test_slit_surrogate_accurate_on_carbon_water_cost_and_plan_beats_uniform(eng
     assert np.mean(np.abs(weighted_score(y_hat, w) - score)) < 0.1 * np.std(score) + 0.02
     chosen = normalized_metrics(s.evaluator.evaluate(state, plan), ref)
     assert weighted_score(chosen, s.weights)[0] < 1.0  # beats uniform on SLIT's carbon+water weighted score
-    assert chosen[0, 1] + chosen[0, 2] < 2.0  # carbon and water together (its 0.4 + 0.4) below uniform's
+    # ... on carbon and water together (since issue 19's capacities the plan trades 26 % less carbon for +0.2 %
+    # water in this world: SLIT weighs them equally, so either may tie with uniform, not their sum)
+    assert chosen[0, 1] + chosen[0, 2] < 2.0 and min(chosen[0, 1], chosen[0, 2]) < 1.0
 
 
 def test_slit_fitness_carries_the_sla(engine):

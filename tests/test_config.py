@@ -30,7 +30,7 @@ def test_defaults_are_valid_and_round_trip():
 def test_spec_defaults():
     c = Config()
     assert (c.dcs, c.epoch_s, c.hours, c.epochs, c.horizon_s) == (8, 900.0, 24.0, 96, 86400.0)  # SPEC 1
-    assert (c.lambda_media_ms_per_km, c.sigma_hop_ms, c.sla_ttft_s, c.ttft_model) == (0.005, 1.0, 2.0, "eq3")  # 5
+    assert (c.lambda_media_ms_per_km, c.sigma_hop_ms, c.sla_ttft_s, c.ttft_model) == (0.005, 1.0, 2.0, "prefill")  # 5
     assert c.pc_parked == 0.05 and c.pc_pstates == (1.0, 0.8, 0.6, 0.4)  # SPEC 6, Eq. 4-5
     assert c.pstate_busy_limits == (0.75, 0.5, 0.25)
     assert (c.cooling_multiplier, c.infra_fraction, c.j_water_kj_per_kg, c.phi) == (3.0, 0.13, 2257.0, 0.2)

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+from simcore import physics
 from simcore.config import Config
 from simcore.engine import Engine
 from simcore.profiles import load_profiles
@@ -25,7 +26,7 @@ SMALL_W, LARGE_W = 1 * (700 + 150), 2 * (700 + 150)  # node TDP: GPUs x (GPU TDP
 def world(**changes) -> Config:
     base = dict(dcs=4, hours=0.5, nodes_per_dc=2, gpu_types=("H100-80GB",), gpu_counts=(1, 2), gpu_mem_gb=(80.0,),
                 gpu_tdp_w=(700.0,), gpu_hbm_tb_per_s=(3.35,), gpu_tflops=(989.0,), load_bw_gb_per_s=(14.0,),
-                gpu_embodied_kg=(318.0,), max_batch=1, cohort_size="1", load_scale="1")
+                gpu_embodied_kg=(318.0,), prefill_mfu=(0.42,), max_batch=1, cohort_size="1", load_scale="1")
     return Config(**{**base, **changes})
 
 
@@ -50,7 +51,7 @@ def service_s(cfg: Config) -> float:
 @pytest.mark.parametrize("cohort", [1, 100])
 def test_backlog_drains_in_the_predicted_time_and_draws_the_predicted_energy(cohort):
     cfg = world(cohort_size=str(cohort))
-    n = 1500  # real requests: about 2,300 s of the one node's work
+    n = 1600  # real requests: about 1,950 s of the one node's work (S = 1.216 s)
     ep, s = run(cfg, n // cohort, cohort)
     S = service_s(cfg)
     H = cfg.horizon_s
@@ -67,11 +68,23 @@ def test_backlog_drains_in_the_predicted_time_and_draws_the_predicted_energy(coh
     drain = ep[ep["drain"] == 1]
     assert sorted(drain["epoch"].unique()) == [2, 3, 4]
     np.testing.assert_allclose(drain.groupby("dc")["epoch_h"].sum(), drain_s / 3600)
-    # during the drain datacenter 0's 1-GPU node is busy (P0, PC 1.0) and its 2-GPU node warm and idle (P3, PC
-    # 0.4); the other datacenters keep both nodes warm and idle
+    # during the drain datacenter 0's 1-GPU node is busy (its p-state from its busy share: the work it started in
+    # the epoch, exact, or its busy time, cohorts) and its 2-GPU node warm and idle (P3, PC 0.4); the other
+    # datacenters keep both nodes warm and idle
     it = drain.groupby("dc")["it_kwh"].sum().to_numpy()
     hours = drain_s / 3600
-    np.testing.assert_allclose(it, [(1.0 * SMALL_W + 0.4 * LARGE_W) * hours / 1000]
+    small_kwh = 0.0
+    for t0, h in zip(H + np.arange(3) * cfg.epoch_s, drain[drain["dc"] == 0]["epoch_h"]):
+        t1 = t0 + h * 3600
+        if cohort == 1:
+            starts = H - 1.0 + latency_matrix_s(cfg)[0, 0] + np.arange(n) * S
+            busy = np.count_nonzero((starts >= t0) & (starts < t1)) * S
+        else:
+            busy = min(t1, last) - t0
+        pc = physics.pstate_power_fraction(min(busy / (t1 - t0), 1.0), True, cfg.pc_pstates,
+                                           cfg.pstate_busy_limits, cfg.pc_parked)
+        small_kwh += pc * SMALL_W * h / 1000
+    np.testing.assert_allclose(it, [small_kwh + 0.4 * LARGE_W * hours / 1000]
                                + [0.4 * (SMALL_W + LARGE_W) * hours / 1000] * 3, rtol=1e-9)
     # every request is served, and the totals are the sums over every row, the drain's included
     assert s["requests_served"] == n and s["requests_unserved"] == 0

@@ -8,6 +8,7 @@ import pytest
 from schedulers.registry import create
 from simcore.capacity import build_fleet
 from simcore.engine import Engine, draw_datacenters, wrr_sequence
+from simcore.exact import ExactNodes
 from simcore.results import epoch_table, write_results
 from tests.conftest import run_small, small_config
 from topology.graph import latency_matrix_s
@@ -78,26 +79,21 @@ def test_same_seed_identical_files_other_seed_differs(tmp_path):
     assert (a / "epochs.csv").read_bytes() != (c / "epochs.csv").read_bytes()
 
 
-class StartTimes(Engine):
-    """The engine, remembering when each request started on its node (the record keeps no start times)."""
-
-    def run(self):
-        self.started = {}
-        return super().run()
-
-    def _start(self, n, i):
-        self.started[i] = self.env.now
-        super()._start(n, i)
-
-
-def test_overload_queues_fifo_and_waits_count_in_ttft():
-    # exact mode, 6 nodes per datacenter, one request per node at a time: requests wait in node queues
+def test_overload_queues_fifo_and_waits_count_in_ttft(monkeypatch):
+    # exact mode, 6 nodes per datacenter, one request per node at a time: requests wait in the pools' queues
     cfg = small_config(nodes_per_dc=6, max_batch=1, load_scale="0.5", hours=0.25, cohort_size="1")
-    eng = StartTimes(cfg, create("uniform"))
+    started = {}  # when each request started on its node (the record keeps no start times)
+    start_one = ExactNodes._start
+
+    def remember(nodes, n, i):
+        started[i] = nodes.env.now
+        start_one(nodes, n, i)
+    monkeypatch.setattr(ExactNodes, "_start", remember)
+    eng = Engine(cfg, create("uniform"))
     rec = eng.run()
-    idx = np.array(sorted(eng.started))
-    start = np.array([eng.started[i] for i in idx])
-    arrival = np.asarray(eng.r_arr)[idx]  # at the datacenter, where the balancer places it on a node
+    idx = np.array(sorted(started))
+    start = np.array([started[i] for i in idx])
+    arrival = np.asarray(eng.nodes.r_arr)[idx]  # at the datacenter, where the balancer places it on a node
     node = rec.token_node[idx]
     wait = start - arrival
     queued = wait > 1e-9
@@ -110,7 +106,7 @@ def test_overload_queues_fifo_and_waits_count_in_ttft():
     same_node = node[order][1:] == node[order][:-1]
     assert np.all(np.diff(start[order])[same_node] >= 0)
     # the wait is part of TTFT (Eq. 3 + SPEC 5: wait + LA_load + 2 LA_net + compute, the last two >= 0)
-    ttft, net = rec.ttft_s[idx], np.asarray(eng.r_net)[idx]
+    ttft, net = rec.ttft_s[idx], np.asarray(eng.nodes.r_net)[idx]
     assert np.all(ttft >= wait + 2.0 * net)  # waits reach 30 s, LA_load + compute well under that
     assert wait.max() > 10.0
 

@@ -33,7 +33,8 @@ def test_split_pools_rps_and_transfer():
     assert mode.pool_nodes(0, 1) == [1, 1]  # at least the minimum warm set each
     batch = np.array([[8.0, 16.0]])
     pre, dec = np.array([[0.5, 0.25]]), np.array([[4.0, 2.0]])
-    assert mode.node_rps(np.zeros((1, 2)), batch, lambda: pre, lambda: dec) == [[[16.0, 64.0]], [[2.0, 8.0]]]
+    # prompts one prefill pass after another (1 / prefill), decodes B* at a time (B* / decode)
+    assert mode.node_rps(np.zeros((1, 2)), batch, lambda: pre, lambda: dec) == [[[2.0, 4.0]], [[2.0, 8.0]]]
     tokens = np.array([0, 1000, 4096])
     np.testing.assert_array_equal(mode.transfer_s(tokens, 0.5), kv_transfer_latency_s(request_kv_gb(tokens, 0.5), 50.0))
 
@@ -67,5 +68,5 @@ def test_a_second_split_scheduler_runs_without_an_engine_change(cohort_size):
         assert np.all(gpu[rec.token_node[served]] == cfg.gpu_types.index("H100-80GB"))
     else:  # cohorts: the phases' pools are the datacenters' warm nodes of those GPU types
         M = len(eng.info.models)  # pool d x K + j x M + m: datacenter 0's pools of model 0, prefill then decode
-        assert set(gpu[eng.pNodes[0]]) == {cfg.gpu_types.index("A100-80GB")}
-        assert set(gpu[eng.pNodes[M]]) == {cfg.gpu_types.index("H100-80GB")}
+        assert set(gpu[eng.nodes.pNodes[0]]) == {cfg.gpu_types.index("A100-80GB")}
+        assert set(gpu[eng.nodes.pNodes[M]]) == {cfg.gpu_types.index("H100-80GB")}

@@ -46,3 +46,9 @@ def test_section_and_csv_appear_only_with_the_bound(tmp_path):
     no_bound = _runs()
     assert len(add_section(empty, no_bound[no_bound["label"] != "oracle-hindsight"])["oracle_gap.csv"]) == 0
     assert empty.blocks == []
+
+
+def test_serves_load_follows_the_reports_sla_gate():
+    """MARLIN's 4 % of late requests serves its load under a 5 % gate, not under the default 1 %."""
+    assert not oracle_gap_table(_runs()).set_index("label").loc["marlin", "serves_load"]
+    assert oracle_gap_table(_runs(), gate=0.05).set_index("label").loc["marlin", "serves_load"]

@@ -84,11 +84,11 @@ def test_decode_beyond_measured_batches_extrapolates():
 
 def test_roofline_7b_a100x2_by_hand():
     p = load_profiles(cfg().replace(decode_context_tokens=1280.0))
-    # decode: (13.5 GB weights + b x 1280 tokens x 0.5 MB / 1024) / (0.7 x 2 GPUs x 2.0 TB/s)
-    #   b = 1: (13.5 + 0.625) GB = 14.125e9 B / 2.8e12 B/s = 5.0446 ms
-    #   b = 64: (13.5 + 40) GB = 53.5e9 B / 2.8e12 B/s = 19.107 ms
-    assert p.decode_step(M7, A100x2, 1) == pytest.approx(14.125e9 / 2.8e12)
-    assert p.decode_step(M7, A100x2, 64) == pytest.approx(53.5e9 / 2.8e12)
+    # decode: (13.5 GB weights + b x 1280 tokens x 0.5 MB / 1024) / (0.9 x 2 GPUs x 2.0 TB/s)
+    #   b = 1: (13.5 + 0.625) GB = 14.125e9 B / 3.6e12 B/s = 3.9236 ms
+    #   b = 64: (13.5 + 40) GB = 53.5e9 B / 3.6e12 B/s = 14.861 ms
+    assert p.decode_step(M7, A100x2, 1) == pytest.approx(14.125e9 / 3.6e12)
+    assert p.decode_step(M7, A100x2, 64) == pytest.approx(53.5e9 / 3.6e12)
     assert p.decode_step(M7, A100x2, 0) == p.decode_step(M7, A100x2, 1)
     # prefill: 2 x 6.74e9 params x 1000 tokens / (0.5 x 2 GPUs x 312e12 FLOP/s) = 43.205 ms
     assert p.prefill_s(M7, A100x2, 1000) == pytest.approx(2 * 6.74e9 * 1000 / (0.5 * 2 * 312e12))
@@ -136,7 +136,7 @@ def test_vectorized_equals_scalar(prof):
 def test_cached_and_read_only():
     a, b = load_profiles(cfg()), load_profiles(cfg(seed=5))  # seed does not change the profile
     assert a is b
-    assert load_profiles(cfg(prefill_mfu=0.4)) is not a
+    assert load_profiles(cfg(prefill_mfu=(0.4, 0.4))) is not a
     with pytest.raises(ValueError):
         a.decode_step_s[0, 0, 1] = 1.0
 

@@ -31,12 +31,12 @@ def test_prefill_on_h100_decode_on_a100(split_run):
     assert np.all(rec.prompt_node[served] != rec.token_node[served])
 
 
-def kv_world(link_gb_per_s: float):
+def kv_world(link_gb_per_s: float, ttft_model: str = "eq3"):
     """Exact mode, one one-hour epoch (one plan, made before any request: both links route alike), 8-GPU nodes
     only and one request per node at a time, so a token node's decode step is the same whichever A100 node it
     runs on: TTFTs of the same request under two links differ by the KV transfer alone."""
     cfg = Config(dcs=4, hours=1.0, epoch_s=3600.0, nodes_per_dc=12, load_scale="0.003", scheduler="splitwise",
-                 seed=5, cohort_size="1", gpu_counts=(8,), max_batch=1)
+                 seed=5, cohort_size="1", gpu_counts=(8,), max_batch=1, ttft_model=ttft_model)
     eng = Engine(cfg, create("splitwise", {"splitwise_kv_link_gb_per_s": link_gb_per_s}))
     return cfg, eng, eng.run()
 
@@ -55,6 +55,15 @@ def test_exact_mode_ttft_includes_the_kv_transfer():
     expected = extra / np.maximum(wl.output_tokens, 1)
     np.testing.assert_allclose((slow.ttft_s - fast.ttft_s)[both], expected[both], rtol=1e-9, atol=1e-9)
     assert np.mean(expected[both]) > 1.0  # seconds: the transfer is no rounding error here
+
+
+def test_the_first_token_leaves_the_prompt_node_before_the_kv_transfer():
+    # the default first-token time: the prompt node's prefill pass emits the first token, the KV cache moves after
+    _, _, fast = kv_world(50.0, "prefill")
+    _, _, slow = kv_world(0.01, "prefill")
+    both = ~np.isnan(fast.ttft_s) & ~np.isnan(slow.ttft_s)
+    assert both.sum() > 150
+    np.testing.assert_array_equal(fast.ttft_s[both], slow.ttft_s[both])
 
 
 def test_other_schedulers_do_not_split():

@@ -107,15 +107,15 @@ def test_trace_names():
 def test_default_auto_factor_and_size(default):
     c = cfg()
     target = bundled_target(c)  # 0.95 x the 8 x 1000-node reference fleet's requests per epoch (Eq. 1 + profiles)
-    assert 1.7e8 < target < 1.85e8
+    assert 8.4e7 < target < 9.1e7  # 87.6e6 since issue 19's continuous-batching capacity (was 177.6e6)
     day = bundled_counts()[1][DAYS.index("2024-05-13")].astype(np.int64)
     peak = day.reshape(96, 900).sum(axis=1).max()  # busiest 15-minute epoch, before scaling
     assert peak == PEAK_0513
     assert default.scale == pytest.approx(target / peak)
-    assert 2_350 < default.scale < 2_480  # about 2,433 real requests per trace request
-    real = DAY_TOTALS[3] * default.scale  # about 7.1e9 real requests in the day
-    assert 6.9e9 < real < 7.3e9
-    assert default.cohort == auto_cohort(real) and 5_800 < default.cohort < 6_000
+    assert 1_150 < default.scale < 1_230  # about 1,191 real requests per trace request (clipped prompts)
+    real = DAY_TOTALS[3] * default.scale  # about 3.50e9 real requests in the day
+    assert 3.4e9 < real < 3.6e9
+    assert default.cohort == auto_cohort(real) and 2_850 < default.cohort < 2_990
     # systematic sampling: the simulated count is the real count / cohort to within one request
     assert abs(len(default) - real / default.cohort) <= 1
     assert default.name == "azure-code-2024" and "2024-05-13" in default.source and "Azure" in default.source

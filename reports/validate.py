@@ -1,0 +1,432 @@
+"""The fidelity ladder (docs/model.md 'Validation'): each rung held to the one below it, over a grid of worlds.
+
+- rung 0, node serving vs an independent reference: one serving replica (Llama-2-7B on one A100 / H100,
+  Llama-2-70B on 4 x A100 / 8 x H100) played by the exact engine against vidur's figures on the same Azure 2023
+  token pairs (`simcore/data/vidur/`): capacity (`node_rps` and the engine's saturated throughput) within 20 %,
+  TTFT mean within 30 % and p99 within 50 % at 50 % and 80 % of vidur's capacity;
+- rung 2, cohorts vs exact play: the same world played request by request and in cohorts (energy, TTFT mean and
+  p99, SLA violations, utilization);
+- rung 3, the epoch evaluator vs the engine: each epoch's observation, plan and true counts fed to the evaluator
+  (energy, cost, water, carbon; mean TTFT).
+
+`python run.py validate [--quick] [--out validation.csv] [--overwrite]` runs the grid, prints every cell's errors and the worst
+per rung, and writes `validation.csv` (one row per cell and quantity). It is a library call (`run_ladder`); the
+command line only parses and prints. It lives in reports/ because it plays schedulers (simcore knows none).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simcore.config import MODELS, Config
+from simcore.errors import SimError
+
+VIDUR_TABLE = Path(__file__).resolve().parents[1] / "simcore" / "data" / "vidur" / "vidur_llama2_azure2023.csv"
+
+# --- tolerances (the issue's, docs/model.md 'Validation') -------------------------------------------------------
+RUNG0_CAPACITY_TOL = 0.20  # relative, node_rps and saturated throughput vs vidur's capacity
+RUNG0_TTFT_MEAN_TOL = 0.30  # relative, at 50 % and 80 % of vidur's capacity
+RUNG0_TTFT_P99_TOL = 0.50
+RUNG0_LOADS = (0.5, 0.8)  # shares of vidur's capacity the TTFT is compared at
+RUNG0_SATURATION_LOAD = 1.5  # offered load (x vidur's capacity) at which the saturated throughput is measured
+RUNG0_WINDOW = (0.2, 0.8)  # part of the horizon whose first tokens count for the saturated throughput
+# a replica the project's profile keeps against vidur (docs/model.md 'Validation': Splitwise's measured 70B)
+MEASURED_EXCEPTIONS = ("Llama-2-70B",)
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One serving replica of the reference: a model on `gpus` GPUs of one type, tensor parallel."""
+
+    model: str
+    gpu: str
+    gpus: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.split('-')[-1]} {self.gpus}x{self.gpu.split('-')[0]}"
+
+
+REPLICAS = (Replica("Llama-2-7B", "A100-80GB", 1), Replica("Llama-2-7B", "H100-80GB", 1),
+            Replica("Llama-2-70B", "A100-80GB", 4), Replica("Llama-2-70B", "H100-80GB", 8))
+
+
+def read_vidur(path: str | Path = VIDUR_TABLE) -> dict:
+    """{(model, gpu, tp): {"capacity": rps, "rows": [(offered_rps, ttft_mean_s, ttft_p99_s), ...]}}."""
+    out: dict = {}
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            key = (r["model"], r["gpu"], int(r["tensor_parallel"]))
+            e = out.setdefault(key, {"capacity": math.nan, "rows": []})
+            if r["offered_rps"] == "saturated":
+                e["capacity"] = float(r["throughput_rps"])
+            else:
+                e["rows"].append((float(r["offered_rps"]), float(r["ttft_mean_s"]), float(r["ttft_p99_s"])))
+    return out
+
+
+def reference_at(entry: dict, share: float) -> tuple:
+    """vidur's (offered rps, TTFT mean, TTFT p99) at the row whose offered rate is nearest `share` of capacity."""
+    cap = entry["capacity"]
+    return min(entry["rows"], key=lambda r: (abs(r[0] / cap - share), r[0]))
+
+
+def replica_world(rep: Replica, **changes) -> Config:
+    """A world whose datacenter 0 holds the replica as its node for `rep.model` and one node for the other model
+    (a pool per model), every request of `rep.model` coming from region 0 and served there (`nearest`).
+    Datacenters 1-3 stand idle (the world's minimum is 4)."""
+    other = 8 if rep.model == MODELS[0] else 1  # the other model's node: 70B needs 8 GPUs, 7B fits one
+    world = Config()
+    g = world.gpu_types.index(rep.gpu)
+    per_gpu = {f.name: (getattr(world, f.name)[g],) for f in dataclasses.fields(Config)  # one entry per GPU type
+               if f.metadata["allowed"].length == "gpu_types"}
+    return Config(dcs=4, reference_dcs=4, nodes_per_dc=2, gpu_types=(rep.gpu,), gpu_counts=(rep.gpus, other),
+                  scheduler="nearest", cohort_size="1", **{**per_gpu, **changes})
+
+
+def replica_workload(cfg: Config, model: int, rps: float, seed: int):
+    """Poisson arrivals at `rps` over the horizon from region 0, token pairs drawn from the Azure 2023 pairs with
+    prompts clipped to 4096 - output, as vidur's replay was (`simcore/data/vidur/README.md`)."""
+    from simcore.rng import stream
+    from traces.loader import Workload, token_pairs
+
+    rng = stream(seed, "validation")
+    p_all, o_all = token_pairs()
+    n = int(rng.poisson(rps * cfg.horizon_s))
+    t = np.sort(rng.uniform(0.0, cfg.horizon_s, n))
+    k = rng.integers(0, len(p_all), n)
+    o = o_all[k].astype(np.int32)
+    p = np.minimum(p_all[k], cfg.model_context_tokens[model] - o).astype(np.int32)
+    return Workload(name="validation", t_s=t, model=np.full(n, model, dtype=np.int8), prompt_tokens=p,
+                    output_tokens=o, origin=np.zeros(n, dtype=np.int16), scale=1.0,
+                    source="Azure 2023 token pairs, Poisson arrivals (rung 0)")
+
+
+def replica_node_rps(rep: Replica, cfg: Config) -> float:
+    """`Capacity.node_rps` of the replica for the clipped token pairs (what the load rule and warm sets use)."""
+    from simcore.capacity import build_fleet, serving_capacity
+    from simcore.profiles import load_profiles
+    from traces.loader import token_pairs
+
+    p, o = token_pairs()
+    m = MODELS.index(rep.model)
+    p = np.minimum(p, cfg.model_context_tokens[m] - o)
+    cap = serving_capacity(cfg, build_fleet(cfg), load_profiles(cfg), p, o)
+    return float(cap.node_rps[m, cfg.gpu_counts.index(rep.gpus)])
+
+
+def play_replica(rep: Replica, rps: float, hours: float, seed: int = 0) -> dict:
+    """The exact engine on the replica at `rps`: TTFT mean / p99 of the served requests and the rate of first
+    tokens in the middle of the horizon (the replica's throughput when it is saturated)."""
+    from schedulers.registry import create
+    from simcore.engine import Engine
+
+    cfg = replica_world(rep, hours=hours)
+    m = MODELS.index(rep.model)
+    wl = replica_workload(cfg, m, rps, seed)
+    rec = Engine(cfg, create("nearest"), workload=wl).run()
+    ttft = rec.ttft_s
+    ok = ~np.isnan(ttft)
+    first = wl.t_s[ok] + ttft[ok]
+    lo, hi = (x * cfg.horizon_s for x in RUNG0_WINDOW)
+    return {"ttft_mean_s": float(ttft[ok].mean()), "ttft_p99_s": float(np.percentile(ttft[ok], 99)),
+            "throughput_rps": float(((first >= lo) & (first < hi)).sum() / (hi - lo)), "requests": int(len(wl))}
+
+
+def rung0(quick: bool = False) -> list[dict]:
+    """Rung 0 cells: per replica, capacity (node_rps, saturated throughput) and TTFT at 50 % / 80 % load."""
+    ref = read_vidur()
+    hours = 0.25 if quick else 0.5
+    rows = []
+    for rep in REPLICAS:
+        e = ref[(rep.model, rep.gpu, rep.gpus)]
+        cap = e["capacity"]
+        exception = rep.model in MEASURED_EXCEPTIONS
+        base = {"rung": 0, "cell": rep.label, "exception": exception}
+        rows.append({**base, "quantity": "node_rps", "reference": cap,
+                     "simulated": replica_node_rps(rep, replica_world(rep)), "tolerance": RUNG0_CAPACITY_TOL})
+        sat = play_replica(rep, RUNG0_SATURATION_LOAD * cap, hours)
+        rows.append({**base, "quantity": "saturated_rps", "reference": cap, "simulated": sat["throughput_rps"],
+                     "tolerance": RUNG0_CAPACITY_TOL})
+        own = rows[-2]["simulated"]  # the replica's own capacity (node_rps)
+        for share in RUNG0_LOADS:
+            offered, mean, p99 = reference_at(e, share)
+            # at vidur's rate; a kept measurement also at the same share of its own capacity (the load rule's)
+            for label, rate in [(f"@{share:.0%}", offered)] + ([(f"@{share:.0%} own", share * own)] if exception
+                                                                 else []):
+                got = play_replica(rep, rate, hours)
+                cell = {**base, "cell": f"{rep.label} {label}"}
+                rows.append({**cell, "quantity": "ttft_mean_s", "reference": mean, "simulated": got["ttft_mean_s"],
+                             "tolerance": RUNG0_TTFT_MEAN_TOL})
+                rows.append({**cell, "quantity": "ttft_p99_s", "reference": p99, "simulated": got["ttft_p99_s"],
+                             "tolerance": RUNG0_TTFT_P99_TOL})
+    for r in rows:
+        r["error"] = r["simulated"] / r["reference"] - 1.0
+        r["holds"] = abs(r["error"]) <= r["tolerance"]
+    return rows
+
+
+# --- rungs 2 and 3: a grid of worlds played exactly and in cohorts ---------------------------------------------
+RUNG2_TOL = {"energy": 0.05, "ttft_mean": 0.25, "ttft_p99": 0.50, "sla": 0.25, "utilization": 0.03}
+RUNG2_ABS = {"ttft_mean": 0.05, "sla": 0.01}  # an error within this absolute amount holds too (s, share)
+RUNG3_TOL = {"energy": 0.10, "cost": 0.10, "water": 0.10, "carbon": 0.10, "ttft_mean": 0.25}
+RUNG3_TTFT_ABS_S = 0.05  # as tests/test_evaluator.py: 2.5 % of the SLA
+RUNG3_CARRY_LIMIT = 0.05  # an epoch whose backlog at its end exceeds this share of its arrivals is not its own
+GRID_DCS = 4
+GRID_HOURS = 0.5  # two epochs: epoch 0 (warm start) and epoch 1 (the first planned on a forecast)
+GRID = {"nodes_per_dc": (4, 12, 30), "peak_utilization": (0.5, 0.8, 0.95, 1.2),
+        "trace": ("azure-code-2024", "burstgpt-profile"), "scheduler": ("uniform", "nearest", "fill-carbon")}
+# the full factorial is ~50 exact runs of up to 3e6 requests, past the 20-minute budget on this machine: every
+# (nodes, utilization, trace) with `uniform` (at 30 nodes only the 0.5 and 0.95 loads), and the other schedulers
+# at 12 nodes and 0.95 (their plans concentrate load: the cells where pools are smallest)
+GRID_SKIP = {(30, 0.8), (30, 1.2)}
+QUICK = (dict(nodes_per_dc=12, peak_utilization=0.8, trace="burstgpt-profile", scheduler="uniform"),
+         dict(nodes_per_dc=4, peak_utilization=0.95, trace="azure-code-2024", scheduler="nearest"))
+GRID_COHORT = 8  # cohort size of the cohort runs (small worlds: the auto rule would play them exactly)
+
+
+def grid_cells(quick: bool = False) -> list[dict]:
+    """The cells of the grid (GRID's combinations as its comment says), or the QUICK few."""
+    if quick:
+        return [dict(c) for c in QUICK]
+    cells = []
+    for trace in GRID["trace"]:
+        for n in GRID["nodes_per_dc"]:
+            for u in GRID["peak_utilization"]:
+                if (n, u) not in GRID_SKIP:
+                    cells.append(dict(nodes_per_dc=n, peak_utilization=u, trace=trace, scheduler="uniform"))
+        for sched in GRID["scheduler"][1:]:
+            cells.append(dict(nodes_per_dc=12, peak_utilization=0.95, trace=trace, scheduler=sched))
+    return cells
+
+
+def window_load_scale(cell: dict) -> float:
+    """The load factor that puts the busiest epoch of the cell's horizon (not of the whole trace day) at the cell's
+    peak utilization of its own fleet, so a short horizon from midnight runs at the load the cell names."""
+    from simcore.sizing import TraceShape, reference_peak_requests
+    from traces.loader import AZURE_2024, bundled_counts, burstgpt_hourly_profile, token_pairs
+
+    cfg = cell_config(cell, cohort="1", load_scale="auto")
+    epochs = cfg.epochs
+    if cfg.trace == AZURE_2024:
+        days, counts = bundled_counts()
+        per_s = np.asarray(counts[days.index(cfg.trace_day)], dtype=float)
+        peak = per_s[:int(epochs * cfg.epoch_s)].reshape(epochs, -1).sum(axis=1).max()
+    else:
+        hourly = burstgpt_hourly_profile()
+        peak = max(hourly[int(e * cfg.epoch_s // 3600)] * cfg.epoch_s / 3600.0 for e in range(epochs))
+    p, o = token_pairs()
+    shape = TraceShape(cfg.trace, float(peak), p, o, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
+    return reference_peak_requests(cfg, shape) / peak
+
+
+def cell_config(cell: dict, cohort: str, load_scale: str) -> Config:
+    """A cell's world, compared over its horizon (no drain: the two node models' drains end at different bins,
+    docs/model.md 'Drain')."""
+    return Config(dcs=GRID_DCS, reference_dcs=GRID_DCS, hours=GRID_HOURS, nodes_per_dc=cell["nodes_per_dc"],
+                  peak_utilization=cell["peak_utilization"], trace=cell["trace"], scheduler=cell["scheduler"],
+                  cohort_size=cohort, load_scale=load_scale, drain=False)
+
+
+def play_cell(cell: dict, cohort: str, load_scale: str, record: bool = False):
+    """One run of a cell: (RunRecord, its epoch table, the engine, [(observation, plan)] if `record`)."""
+    from schedulers.registry import create
+    from simcore.engine import Engine
+    from simcore.results import epoch_table
+
+    cfg = cell_config(cell, cohort, load_scale)
+    sched = create(cfg.scheduler)
+    seen: list = []
+    if record:
+        decide = sched.decide
+
+        def recording(obs):
+            plan = decide(obs)
+            seen.append((obs, np.array(plan)))
+            return plan
+        sched.decide = recording
+    eng = Engine(cfg, sched)
+    rec = eng.run()
+    return rec, epoch_table(rec), eng, seen
+
+
+def _rel(a: float, b: float) -> float:
+    return a / b - 1.0 if b else (0.0 if a == b else math.inf)
+
+
+def _figures(table):
+    """Per-epoch figures of a run's epoch table (real requests; utilization averaged over datacenters)."""
+    g = table.groupby("epoch")
+    return g.agg({"total_kwh": "sum", "ttft_sum_s": "sum", "served": "sum", "sla_violations": "sum",
+                  "utilization": "mean"})
+
+
+def _quantile(rec, q: float) -> float:
+    from simcore.results import _weighted_quantile
+
+    ok = ~np.isnan(rec.ttft_s)
+    w = rec.served[ok] if rec.served is not None else np.ones(ok.sum())
+    return float(_weighted_quantile(rec.ttft_s[ok], w, q)) if ok.any() else math.nan
+
+
+def _holds(quantity: str, err: float, exact: float, tol: dict, absolute: dict) -> bool:
+    if quantity in ("utilization",):
+        return abs(err) <= tol[quantity]  # points
+    if abs(err) <= tol[quantity]:
+        return True
+    return quantity in absolute and abs(err * exact) <= absolute[quantity]
+
+
+def rung2_rows(name: str, exact, cohorts) -> list[dict]:
+    """Cohorts vs exact of one cell: whole run and each epoch (energy, TTFT mean / p99, SLA share, utilization)."""
+    (rec_a, tab_a), (rec_b, tab_b) = exact, cohorts
+    a, b = _figures(tab_a), _figures(tab_b)
+    rows = []
+
+    def add(cell, quantity, x_exact, x_cohort, points=False):
+        err = (x_cohort - x_exact) if points else _rel(x_cohort, x_exact)
+        rows.append({"rung": 2, "cell": cell, "quantity": quantity, "reference": x_exact, "simulated": x_cohort,
+                     "error": err, "tolerance": RUNG2_TOL[quantity],
+                     "holds": _holds(quantity, err, x_exact, RUNG2_TOL, RUNG2_ABS), "exception": False})
+
+    for label, sel in [("run", slice(None))] + [(f"epoch {e}", [e]) for e in a.index]:
+        x, y = a.loc[sel], b.loc[sel]
+        if label != "run":
+            x, y = x.iloc[[0]], y.iloc[[0]]
+        sa, sb = float(x["served"].sum()), float(y["served"].sum())
+        add(f"{name} {label}", "energy", float(x["total_kwh"].sum()), float(y["total_kwh"].sum()))
+        if sa > 0 and sb > 0:
+            add(f"{name} {label}", "ttft_mean", float(x["ttft_sum_s"].sum()) / sa, float(y["ttft_sum_s"].sum()) / sb)
+            add(f"{name} {label}", "sla", float(x["sla_violations"].sum()) / sa, float(y["sla_violations"].sum()) / sb)
+        add(f"{name} {label}", "utilization", float(x["utilization"].mean()), float(y["utilization"].mean()),
+            points=True)
+        if label == "run":
+            add(f"{name} run", "ttft_p99", _quantile(rec_a, 0.99), _quantile(rec_b, 0.99))
+    return rows
+
+
+def rung3_rows(name: str, eng, rec, table, seen) -> list[dict]:
+    """The epoch evaluator vs the exact engine of one cell, per epoch: energy, cost, water, carbon; mean TTFT on
+    the epochs that are the engine's own (at most RUNG3_CARRY_LIMIT of their arrivals still waiting at the end)."""
+    from simcore.evaluator import EpochState
+
+    truth = table.groupby("epoch")[["total_kwh", "cost_usd", "water_l", "carbon_kg", "ttft_sum_s", "served"]].sum()
+    ev = eng.info.evaluator
+    rows = []
+    for e, (obs, plan) in enumerate(seen):
+        counts = eng.epochs.counts[e].astype(float)
+        est = ev.evaluate(EpochState.from_observation(obs, requests=counts), plan)
+        t = truth.loc[e]
+        pairs = {"energy": (est.energy_kwh[0], t.total_kwh), "cost": (est.cost_usd[0], t.cost_usd),
+                 "water": (est.water_l[0], t.water_l), "carbon": (est.carbon_kg[0], t.carbon_kg)}
+        waiting = np.sum(seen[e + 1][0].queued) if e + 1 < len(seen) else rec.queued_at_horizon
+        carry = float(waiting) / max(float(counts.sum()), 1.0)
+        if t.served and carry <= RUNG3_CARRY_LIMIT:
+            pairs["ttft_mean"] = (est.ttft_mean_s[0], t.ttft_sum_s / t.served)
+        for q, (x_est, x_true) in pairs.items():
+            err = _rel(float(x_est), float(x_true))
+            ok = abs(err) <= RUNG3_TOL[q] or (q == "ttft_mean" and abs(x_est - x_true) <= RUNG3_TTFT_ABS_S)
+            rows.append({"rung": 3, "cell": f"{name} epoch {e}", "quantity": q, "reference": float(x_true),
+                         "simulated": float(x_est), "error": err, "tolerance": RUNG3_TOL[q], "holds": bool(ok),
+                         "exception": False})
+    return rows
+
+
+def cell_name(cell: dict) -> str:
+    return (f"N={cell['nodes_per_dc']} U={cell['peak_utilization']:g} {cell['trace'].split('-')[0]} "
+            f"{cell['scheduler']}")
+
+
+def run_cell(cell: dict) -> list[dict]:
+    """Rungs 2 and 3 of one cell: one exact run (recording the plans), one cohort run at the same load."""
+    scale = repr(float(window_load_scale(cell)))
+    rec_a, tab_a, eng, seen = play_cell(cell, "1", scale, record=True)
+    rec_b, tab_b, _, _ = play_cell(cell, str(GRID_COHORT), scale)
+    name = cell_name(cell)
+    rows = rung2_rows(name, (rec_a, tab_a), (rec_b, tab_b)) + rung3_rows(name, eng, rec_a, tab_a, seen)
+    for r in rows:
+        r.update({k: cell[k] for k in GRID}, exact_requests=len(rec_a.ttft_s))
+    return rows
+
+
+# --- the ladder ------------------------------------------------------------------------------------------------
+COLUMNS = ("rung", "cell", "quantity", "reference", "simulated", "error", "tolerance", "holds", "exception",
+           "nodes_per_dc", "peak_utilization", "trace", "scheduler", "exact_requests")
+
+
+def run_ladder(quick: bool = False, progress=print) -> list[dict]:
+    """Every rung's rows: rung 0 (vidur), then rungs 2 and 3 over the grid (or its QUICK cells)."""
+    rows = rung0(quick)
+    for cell in grid_cells(quick):
+        t0 = time.perf_counter()
+        rows += run_cell(cell)
+        progress(f"  cell {cell_name(cell)}: {time.perf_counter() - t0:.1f} s")
+    return rows
+
+
+def write_csv(rows: list[dict], path: str | Path) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def severity(r: dict) -> float:
+    """How far a row is from its tolerance (1 = at it): relative error over tolerance, or the absolute error over
+    its absolute allowance where the quantity has one and that is the smaller."""
+    rel = abs(r["error"]) / r["tolerance"]
+    allow = {2: RUNG2_ABS, 3: {"ttft_mean": RUNG3_TTFT_ABS_S}}.get(r["rung"], {}).get(r["quantity"])
+    if allow is None or r["quantity"] == "utilization":
+        return rel
+    return min(rel, abs(r["simulated"] - r["reference"]) / allow)
+
+
+def report(rows: list[dict]) -> str:
+    """Every cell's errors, then the worst per rung (those that hold and those kept out as exceptions apart)."""
+    lines = [f"{'rung':>4}  {'cell':44s} {'quantity':14s} {'reference':>10s} {'simulated':>10s} {'error':>9s}  holds"]
+    for r in rows:
+        pct = r["quantity"] == "utilization" and r["rung"] == 2
+        err = f"{r['error'] * 100:+.1f}{'pt' if pct else '%'}"
+        mark = "yes" if r["holds"] else ("exception" if r["exception"] else "NO")
+        lines.append(f"{r['rung']:>4}  {r['cell'][:44]:44s} {r['quantity']:14s} {r['reference']:10.4g} "
+                     f"{r['simulated']:10.4g} {err:>9s}  {mark}")
+    lines.append("")
+    for rung in sorted({r["rung"] for r in rows}):
+        rs = [r for r in rows if r["rung"] == rung and not r["exception"] and np.isfinite(r["error"])]
+        bad = [r for r in rs if not r["holds"]]
+        worst = max(rs, key=severity) if rs else None
+        if worst:
+            lines.append(f"rung {rung}: {len(rs) - len(bad)} of {len(rs)} hold; worst {worst['cell']} "
+                         f"{worst['quantity']} {worst['error']:+.3f} (tolerance {worst['tolerance']:g})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """`python run.py validate [--quick] [--out validation.csv]`."""
+    ap = argparse.ArgumentParser(prog="run.py validate", description="the fidelity ladder (docs/model.md "
+                                 "'Validation'): rung 0 vs vidur, rungs 2-3 over the grid")
+    ap.add_argument("--quick", action="store_true", help="rung 0 and a few cells (CI, under 2 minutes)")
+    ap.add_argument("--out", default="validation.csv", help="the CSV written (default validation.csv)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    if out.exists() and not out.is_file():
+        raise SimError(f"--out {out}: not a file")
+    if out.exists() and not a.overwrite:
+        raise SimError(f"--out {out}: exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise SimError(f"--out {out}: no folder {out.parent}")
+    t0, c0 = time.perf_counter(), time.process_time()
+    rows = run_ladder(a.quick)
+    print(report(rows))
+    write_csv(rows, out)
+    print(f"{len(rows)} rows -> {out} (wall {time.perf_counter() - t0:.0f} s, CPU {time.process_time() - c0:.0f} s)")
+    return 0

@@ -151,16 +151,19 @@ def _waiting(queued, req: np.ndarray, cap: np.ndarray) -> np.ndarray:
     return datacenter_utilization(np.asarray(queued, dtype=float)[:, None] * _mix(req)[None, :] * (cap > 0), cap)
 
 
+def _as_batch(plans, requests, capacity, copy: bool = False) -> tuple:
+    """(plans as a float batch [B, M, O, D], whether one plan [M, O, D] was given, requests, capacity) as floats;
+    `copy` for a caller that changes the plans in place."""
+    p = (np.array if copy else np.asarray)(plans, dtype=float)
+    one = p.ndim == 3
+    return (p[None] if one else p), one, np.asarray(requests, dtype=float), np.asarray(capacity, dtype=float)
+
+
 def planned_utilization(plans: np.ndarray, requests: np.ndarray, capacity: np.ndarray,
                         queued: np.ndarray | None = None) -> np.ndarray:
     """[B, D] (or [D] for one plan [M, O, D]) utilization each datacenter is planned to: the requests the plan
     sends it over its capacity for their model (summed over models), plus what is already waiting there."""
-    p = np.asarray(plans, dtype=float)
-    one = p.ndim == 3
-    if one:
-        p = p[None]
-    req = np.asarray(requests, dtype=float)
-    cap = np.asarray(capacity, dtype=float)
+    p, one, req, cap = _as_batch(plans, requests, capacity)
     unit = req[None, :, :, None] / np.where(cap > 0, cap, np.inf).T[None, :, None, :]  # [1, M, O, D]
     load = _waiting(queued, req, cap)[None] + (p * unit).sum(axis=(1, 2))
     return load[0] if one else load
@@ -196,12 +199,7 @@ def project_to_capacity(plans: np.ndarray, requests: np.ndarray, capacity: np.nd
     :param target: the highest planned utilization of a datacenter (share of its capacity)
     :param queued: [D] requests already waiting in each datacenter (None: none)
     """
-    p = np.array(plans, dtype=float)
-    one = p.ndim == 3
-    if one:
-        p = p[None]
-    req = np.asarray(requests, dtype=float)
-    cap = np.asarray(capacity, dtype=float)
+    p, one, req, cap = _as_batch(plans, requests, capacity, copy=True)
     D = cap.shape[0]
     hosted = (cap > 0).T[None, :, None, :]  # [1, M, 1, D]
     per_model = req.sum(axis=1)  # [M]

@@ -25,6 +25,7 @@ METRICS = {  # summary.json key -> (label, unit); the first four are the paper's
     "ttft_p99_s": ("TTFT p99", "s"),
     "energy_kwh": ("energy", "kWh"),
     "embodied_carbon_kg": ("embodied carbon", "kg CO2e"),  # the hardware's share (NaN in runs written before it)
+    "embodied_attributable_kg": ("embodied, serving", "kg CO2e"),  # of it, the nodes kept warm or busy
     "sla_violation_rate": ("SLA violation rate", ""),
     "slo_attainment": ("SLO attainment", ""),
     "goodput_rps": ("goodput", "req/s"),

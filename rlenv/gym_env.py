@@ -26,7 +26,7 @@ from gymnasium import spaces
 
 from rlenv.reward import EnvParams, epoch_reward, normalized_metrics, plan_from_action, raw_metrics
 from rlenv.spaces import encode, observation_space
-from simcore.config import OBJECTIVES, Config
+from simcore.config import Config
 from simcore.stepping import EpochStepper
 
 SEED_BOUND = 2**31 - 1  # seeds drawn for resets without one
@@ -98,11 +98,11 @@ class GeoLLMEnv(gymnasium.Env):
         plan = plan_from_action(action, self.params.env_logit_scale)
         result, planned_in, nxt = d.play(plan)
         norm, sla_rate = normalized_metrics(result, planned_in, d.info.evaluator, d.uniform)
-        reward = epoch_reward(norm, sla_rate, self.cfg.weights, self.params.env_sla_penalty)
+        reward = epoch_reward(norm, sla_rate, self.cfg.objective_weights, self.params.env_sla_penalty)
         info = raw_metrics(result)
         info["sla_rate"] = sla_rate
         info.update({f"norm_{k}": (float(v) if norm is not None else float("nan"))
-                     for k, v in zip(OBJECTIVES, norm if norm is not None else [0] * 4)})
+                     for k, v in zip(self.cfg.objectives, norm if norm is not None else [0] * 5)})
         terminated = d.stepper.done
         if nxt is not None:
             self._obs = encode(nxt, d.info)

@@ -1,6 +1,7 @@
-"""The simulator as a PettingZoo `ParallelEnv`: MARLIN's four objectives as agents on the real engine.
+"""The simulator as a PettingZoo `ParallelEnv`: MARLIN's objectives as agents on the real engine.
 
-Agents `ttft`, `carbon`, `water`, `cost` each see the epoch's observation (`rlenv.spaces`, the same for all)
+Agents `ttft`, `carbon`, `water`, `cost` (and `embodied` with `objective_embodied=true`: the embodied carbon
+attributable to serving, `Config.objectives`) each see the epoch's observation (`rlenv.spaces`, the same for all)
 and propose a plan (an action as in `rlenv.gym_env`: a Box [-1, 1] per (model, origin, datacenter), the plan
 softmax(env_logit_scale x action)). The environment blends the proposals into the epoch's plan by the rule
 `env_blend` chosen at construction, plays one epoch of the engine with it, and gives agent j its own objective's
@@ -27,11 +28,11 @@ from rlenv.gym_env import SEED_BOUND, RunDriver
 from rlenv.reward import EnvParams, epoch_state, normalized_metrics, objective_rewards, plan_from_action, raw_metrics
 from rlenv.spaces import encode, observation_space
 from schedulers.common import normalized_metrics as simulated_norm
-from simcore.config import OBJECTIVES, Config
+from simcore.config import Config
 
 
 class GeoLLMParallelEnv(ParallelEnv):
-    """The four objectives as agents (see the module docstring).
+    """The run's objectives as agents (see the module docstring).
 
     :param cfg: the world and the run (default: `Config()`)
     :param params: `rlenv.reward.EnvParams` (`env_blend`: 'mean' or 'capital')
@@ -43,7 +44,7 @@ class GeoLLMParallelEnv(ParallelEnv):
         self.cfg = cfg if cfg is not None else Config()
         self.params = params if params is not None else EnvParams()
         self.driver = RunDriver(self.cfg)
-        self.possible_agents = list(OBJECTIVES)
+        self.possible_agents = list(self.cfg.objectives)
         self.agents: list = []
         self._obs_space = observation_space(self.driver.info)
         self._act_space = spaces.Box(-1.0, 1.0, shape=self.driver.info.plan_shape, dtype=np.float32)
@@ -75,7 +76,7 @@ class GeoLLMParallelEnv(ParallelEnv):
 
     def blend(self, proposals: np.ndarray):
         """The epoch's plan from the proposals [J, M, O, D]; with 'capital', also Simulate's normalised metrics of
-        each proposal [J, 4] (for the capital update)."""
+        each proposal [J, J] (for the capital update)."""
         if self.params.env_blend == "mean":
             return proposals.mean(axis=0), None
         from schedulers.marlin.game import effective_capital
@@ -83,12 +84,12 @@ class GeoLLMParallelEnv(ParallelEnv):
         d = self.driver
         state = epoch_state(d.stepper.obs)
         ev = d.info.evaluator
-        norm = simulated_norm(ev.evaluate(state, proposals), ev.evaluate(state, d.uniform))  # [J, 4]
+        norm = simulated_norm(ev.evaluate(state, proposals), ev.evaluate(state, d.uniform), len(self.agents))
         q = -np.diag(norm)  # each agent's utility: minus its own objective on its own proposal
         z = q / self.game_params.marlin_blend_temperature
         u = np.exp(z - z.max())
         u /= u.sum()
-        start = u * effective_capital(self.capital, np.asarray(self.cfg.weights, dtype=float))
+        start = u * effective_capital(self.capital, np.asarray(self.cfg.objective_weights, dtype=float))
         omega = start / start.sum() if start.sum() > 0 else np.full(len(q), 1.0 / len(q))
         plan = np.tensordot(omega, proposals, axes=1)
         return plan / plan.sum(axis=-1, keepdims=True), norm
@@ -104,11 +105,12 @@ class GeoLLMParallelEnv(ParallelEnv):
         if prop_norm is not None and norm is not None:
             from schedulers.marlin.game import capital_update
             self.capital = capital_update(self.capital, prop_norm, norm, self.game_params)[0]
-        rewards = dict(zip(self.agents, objective_rewards(norm, sla_rate, self.params.env_sla_penalty).tolist()))
+        rewards = dict(zip(self.agents, objective_rewards(norm, sla_rate, self.params.env_sla_penalty,
+                                                          len(self.agents)).tolist()))
         info = raw_metrics(result)
         info["sla_rate"] = sla_rate
         info.update({f"norm_{k}": float(norm[j]) if norm is not None else float("nan")
-                     for j, k in enumerate(OBJECTIVES)})
+                     for j, k in enumerate(self.possible_agents)})
         done = d.stepper.done
         obs = encode(nxt if nxt is not None else planned_in, d.info)
         agents = self.agents

@@ -8,11 +8,12 @@ Reward of epoch e (played by the real engine with the plan chosen at its start):
 
     r_e = -(w . m_e) - env_sla_penalty x v_e
 
-- m_e [4]: the epoch's measured metrics (total TTFT, carbon, water, cost) over the uniform plan's in the same
-  state, Simulate's estimate with the requests that really arrived (`schedulers.rl.online.measured_metrics`,
-  the normalisation the project's learning schedulers use; 1.0 = as good as uniform). With
-  `objective_embodied=true` the carbon term is life-cycle carbon (operational + embodied) on both sides.
-- w: the run's Eq. 11 weights (`--weights`); v_e: the epoch's SLA-violation share (violations / requests).
+- m_e [k]: the epoch's measured metrics (total TTFT, carbon, water, cost; with `objective_embodied=true` also
+  the embodied carbon attributable to serving, k = 5) over the uniform plan's in the same state, Simulate's
+  estimate with the requests that really arrived (`schedulers.rl.online.measured_metrics`, the normalisation the
+  project's learning schedulers use; 1.0 = as good as uniform).
+- w: the run's Eq. 11 weights (`Config.objective_weights`: --weights, and the fifth with objective_embodied);
+  v_e: the epoch's SLA-violation share (violations / requests).
 - An epoch without arrivals has r_e = 0 (nothing to normalise by).
 
 The multi-agent environment gives agent j (objective j) r_e^j = -m_e[j] - env_sla_penalty x v_e.
@@ -60,8 +61,9 @@ def epoch_state(obs: Observation) -> EpochState:
 
 
 def normalized_metrics(result: EpochResult, obs: Observation, evaluator, uniform_plan: np.ndarray):
-    """(m_e [4] or None when no request arrived, v_e the SLA-violation share) of a finished epoch."""
-    got = measured_metrics(evaluator, uniform_plan, epoch_state(obs), result)
+    """(m_e [k] or None when no request arrived, v_e the SLA-violation share) of a finished epoch; k = the run's
+    objectives (`Config.objectives`)."""
+    got = measured_metrics(evaluator, uniform_plan, epoch_state(obs), result, len(evaluator.cfg.objectives))
     if got is None:
         return None, 0.0
     measured, ref = got
@@ -76,10 +78,10 @@ def epoch_reward(norm: np.ndarray | None, sla_rate: float, weights, sla_penalty:
     return float(-weighted_score(norm, weights) - sla_penalty * sla_rate)
 
 
-def objective_rewards(norm: np.ndarray | None, sla_rate: float, sla_penalty: float) -> np.ndarray:
-    """[4]: each objective's own reward -m_e[j] - sla_penalty x v_e (zeros for an epoch without arrivals)."""
+def objective_rewards(norm: np.ndarray | None, sla_rate: float, sla_penalty: float, k: int = 4) -> np.ndarray:
+    """[k]: each objective's own reward -m_e[j] - sla_penalty x v_e (zeros for an epoch without arrivals)."""
     if norm is None:
-        return np.zeros(4)
+        return np.zeros(k)
     return -np.asarray(norm, dtype=float) - sla_penalty * sla_rate
 
 
@@ -95,6 +97,8 @@ def raw_metrics(result: EpochResult) -> dict:
         "carbon_kg": float(np.sum(result.carbon_kg)),
         "embodied_carbon_kg": float(np.sum(result.embodied_carbon_kg)) if result.embodied_carbon_kg is not None
         else 0.0,
+        "embodied_attributable_kg": float(np.sum(result.embodied_attributable_kg))
+        if result.embodied_attributable_kg is not None else 0.0,
         "water_l": float(np.sum(result.water_l)),
         "cost_usd": float(np.sum(result.cost_usd)),
         "parked_share": float(np.mean(result.parked_share)),

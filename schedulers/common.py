@@ -49,9 +49,10 @@ def forecast_or_ones(predicted) -> np.ndarray:
     return np.ones_like(pred) if pred.sum() <= 0 else pred
 
 
-def normalized_metrics(ev: Evaluation, ref: Evaluation) -> np.ndarray:
-    """[B, 4] metrics relative to the reference plan's (TTFT, carbon, water, cost); 1.0 = equal."""
-    return ev.metrics / np.maximum(ref.metrics, 1e-12)
+def normalized_metrics(ev: Evaluation, ref: Evaluation, k: int = 4) -> np.ndarray:
+    """[B, k] metrics relative to the reference plan's (TTFT, carbon, water, cost, and with k = 5 the attributable
+    embodied carbon: `Evaluation.objective_metrics`); 1.0 = equal."""
+    return ev.objective_metrics(k) / np.maximum(ref.objective_metrics(k), 1e-12)
 
 
 def sla_rate(state: EpochState, ev: Evaluation) -> np.ndarray:
@@ -101,11 +102,12 @@ class EvaluatorScheduler(Scheduler):
         return dataclasses.replace(EpochState.from_observation(obs), predicted=pred, requests=pred)
 
     def score_plans(self, state: EpochState, plans: np.ndarray, weights, ema: float | None = None):
-        """Evaluate plans [B, M, O, D]: returns (reward [B], bounded normalized metrics [B, 4]
-        (`feasibility.compress_metrics`), Evaluation)."""
+        """Evaluate plans [B, M, O, D]: returns (reward [B], bounded normalized metrics [B, k]
+        (`feasibility.compress_metrics`), Evaluation); k = the weights' length: 4 (Eq. 11), or 5 with the
+        attributable embodied carbon (`Config.objective_weights` with objective_embodied)."""
         ev = self.evaluator.evaluate(state, plans)
         ref = self.evaluator.evaluate(state, self.uniform_plan)
-        norm = compress_metrics(normalized_metrics(ev, ref), self.params.reward_norm_clip)
+        norm = compress_metrics(normalized_metrics(ev, ref, np.shape(weights)[-1]), self.params.reward_norm_clip)
         reward = plan_reward(weighted_score(norm, weights), ema, ev.parked_share, sla_rate(state, ev), self.params)
         return reward, norm, ev
 

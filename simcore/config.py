@@ -18,6 +18,7 @@ from simcore.params import ANY_LENGTH, Parameters, monotone, ordered, param, sum
 
 MODELS = ("Llama-2-7B", "Llama-2-70B")  # index 0 = ChatGPT-class, 1 = GPT-4-class (docs/model.md 'Workload')
 OBJECTIVES = ("ttft", "carbon", "water", "cost")  # the order of --weights (Eq. 11: w1..w4)
+EMBODIED = "embodied"  # the fifth objective with objective_embodied=true (attributable embodied carbon)
 MIN_DCS, MAX_DCS = 4, 12
 MAX_NODES_PER_DC = 100_000  # per-node state is kept in Python lists (about 1 KB per node)
 MAX_HOURS = 8760.0  # one year: the grid and weather signals cover 2023
@@ -158,8 +159,11 @@ class Config(Parameters):
                                    lo=0, length="gpu_types")
     service_life_years: float = param(4.0, "service life the embodied carbon is amortised over, years, by node-hours "
                                       "powered (parked nodes count: the hardware exists)", lo=0, lo_open=True)
-    objective_embodied: bool = param(False, "count embodied carbon in the carbon objective (Eq. 11's w2 term, "
-                                     "life-cycle carbon) of the evaluator and the RL environment's reward")
+    objective_embodied: bool = param(False, "a fifth objective: the embodied carbon attributable to serving (nodes "
+                                     "warm or busy), for the evaluator, MARLIN (a fifth agent), the RL environments "
+                                     "and the report; weights: objective_weights")
+    embodied_weight: float = param(0.2, "with objective_embodied: the fifth weight; --weights w1..w4 are scaled by "
+                                   "1 - this (0.2 with equal --weights: five equal weights)", lo=0, hi=1)
     # --- predictor (section 5.1) ----------------------------------------------------------------
     predictor_window_epochs: int = param(8, "tw: past epochs the predictor regresses on", lo=1)
     predictor_ewma_alpha: float = param(0.5, "EWMA weight of the newest epoch in the predictor's regression",
@@ -169,6 +173,20 @@ class Config(Parameters):
     @property
     def epochs(self) -> int:
         return int(round(self.hours * 3600.0 / self.epoch_s))
+
+    @property
+    def objectives(self) -> tuple:
+        """The run's objectives in weight order: OBJECTIVES, plus EMBODIED with objective_embodied."""
+        return OBJECTIVES + ((EMBODIED,) if self.objective_embodied else ())
+
+    @property
+    def objective_weights(self) -> tuple:
+        """Eq. 11's weights over `objectives`: --weights; with objective_embodied, (1 - embodied_weight) x w1..w4
+        and embodied_weight (docs/model.md 'Objective'), still summing to 1."""
+        if not self.objective_embodied:
+            return tuple(self.weights)
+        keep = 1.0 - self.embodied_weight
+        return tuple(keep * w for w in self.weights) + (self.embodied_weight,)
 
     @property
     def horizon_s(self) -> float:

@@ -374,6 +374,10 @@ class Engine:
         met["embodied_carbon_kg"] = physics.embodied_carbon_kg(
             np.bincount(fl.node_dc, weights=fl.embodied_kg, minlength=cfg.dcs), length_s / S_PER_HOUR,
             cfg.service_life_years)
+        # the share attributable to serving: the nodes reserved for it this epoch, warm or busy (SCI time-share)
+        met["embodied_attributable_kg"] = physics.embodied_carbon_kg(
+            np.bincount(fl.node_dc, weights=fl.embodied_kg * active, minlength=cfg.dcs), length_s / S_PER_HOUR,
+            cfg.service_life_years)
         for n in np.flatnonzero(~active).tolist():
             self.res[n], self.res_w[n] = 0, 0.0
 
@@ -421,7 +425,7 @@ class Engine:
             epoch=e, requests=requests, ttft_sum_s=tsum, ttft_count=tcnt, sla_violations=viol,
             energy_kwh=met["total_kwh"], carbon_kg=met["carbon_kg"], water_l=met["water_l"],
             cost_usd=met["cost_usd"], parked_share=parked_share, utilization=util, capacity_requests=cap_mix,
-            embodied_carbon_kg=met["embodied_carbon_kg"])
+            embodied_carbon_kg=met["embodied_carbon_kg"], embodied_attributable_kg=met["embodied_attributable_kg"])
         self.sched.observe(self.last)
 
     def _model_share(self) -> tuple:

@@ -74,11 +74,19 @@ class Evaluation:
     parked_share: np.ndarray
     dc_energy_kwh: np.ndarray
     dc_requests: np.ndarray
+    embodied_attributable_kg: np.ndarray | None = None  # [B] embodied carbon of the nodes each plan keeps serving
 
     @property
     def metrics(self) -> np.ndarray:
         """[B, 4]: total TTFT (s, Eq. 3), carbon (kg, Eq. 10), water (L, Eq. 8), cost (USD, Eq. 7)."""
         return np.stack([self.ttft_total_s, self.carbon_kg, self.water_l, self.cost_usd], axis=1)
+
+    def objective_metrics(self, k: int = 4) -> np.ndarray:
+        """[B, k]: the first k of (TTFT, carbon, water, cost, attributable embodied carbon kg), the order of
+        `Config.objectives` (k = 5 with objective_embodied)."""
+        if k == 4:
+            return self.metrics
+        return np.concatenate([self.metrics, self.embodied_attributable_kg[:, None]], axis=1)[:, :k]
 
 
 class EpochEvaluator:
@@ -104,11 +112,10 @@ class EpochEvaluator:
         count_t = np.bincount(types, minlength=T).astype(float)
         hosts = np.asarray(profiles.hosts, dtype=bool)  # [M, T]
         self.cum_tdp_w = np.concatenate([[0.0], np.cumsum(fleet.tdp_w[:N])])
-        # objective_embodied: the carbon objective is life-cycle carbon, the fleet's embodied share of the epoch
-        # added to every plan's operational carbon (every node is powered, parked or not: the same for any plan)
-        self.embodied_kg = (float(physics.embodied_carbon_kg(fleet.embodied_kg.sum(), cfg.epoch_s / 3600.0,
-                                                             cfg.service_life_years))
-                            if cfg.objective_embodied else 0.0)
+        # embodied carbon attributable to serving: the nodes before a plan's last pool end serve (warm or busy), so
+        # a prefix sum over the node order gives each plan's share (`physics.embodied_carbon_kg`, one epoch)
+        self.cum_embodied_kg = physics.embodied_carbon_kg(
+            np.concatenate([[0.0], np.cumsum(fleet.embodied_kg[:N])]), cfg.epoch_s / 3600.0, cfg.service_life_years)
         share = hosts * count_t[None, :] * self.cap.node_rps
         self.type_share = share / np.maximum(share.sum(axis=1, keepdims=True), 1e-300)  # [M, T] of requests
 
@@ -283,8 +290,9 @@ class EpochEvaluator:
                                                state.ci_kg_per_kwh, cfg)
         return Evaluation(
             ttft_total_s=ttft_total, ttft_mean_s=ttft_total / np.maximum(n_req, 1e-12),
-            carbon_kg=met["carbon_kg"].sum(axis=1) + self.embodied_kg, water_l=met["water_l"].sum(axis=1),
+            carbon_kg=met["carbon_kg"].sum(axis=1), water_l=met["water_l"].sum(axis=1),
             cost_usd=met["cost_usd"].sum(axis=1), energy_kwh=met["total_kwh"].sum(axis=1),
             sla_violations=sla, parked_share=physics.parked_share(active.sum(axis=1), N * active.shape[1]),
-            dc_energy_kwh=met["total_kwh"], dc_requests=R.sum(axis=2))
+            dc_energy_kwh=met["total_kwh"], dc_requests=R.sum(axis=2),
+            embodied_attributable_kg=self.cum_embodied_kg[active].sum(axis=1))
 

@@ -236,7 +236,8 @@ class EpochResult:
     served past the SLA and those still waiting whose wait already exceeds it. Counts are real requests.
     `utilization` is the share of each datacenter's serving capacity (`capacity_requests`, for the epoch's
     model mix) its served requests used. `carbon_kg` is operational (Eq. 10); `embodied_carbon_kg` is the
-    epoch's amortised share of the hardware's manufacturing carbon (`physics.embodied_carbon_kg`).
+    epoch's amortised share of the hardware's manufacturing carbon (`physics.embodied_carbon_kg`), and
+    `embodied_attributable_kg` the part of it on the nodes that served (warm or busy; docs/model.md).
     """
 
     epoch: int
@@ -252,6 +253,7 @@ class EpochResult:
     utilization: np.ndarray | None = None
     capacity_requests: np.ndarray | None = None
     embodied_carbon_kg: np.ndarray | None = None  # the epoch's share of the hardware's embodied carbon
+    embodied_attributable_kg: np.ndarray | None = None  # of it, the nodes reserved for serving (warm or busy)
 
 
 @dataclass(frozen=True)

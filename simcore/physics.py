@@ -165,6 +165,11 @@ def embodied_carbon_kg(embodied_kg, powered_h, service_life_years):
     (service_life_years x 8760). A node powered for one epoch carries epoch_h / life_h of its embodied carbon,
     parked or busy (the hardware exists either way). Valid for a fleet replaced at the end of its service life;
     it ignores end-of-life credits and the datacenter building's own embodied carbon.
+
+    The same amortisation gives the share attributable to a workload when `powered_h` is the time the hardware is
+    reserved for it (time-share allocation: the Green Software Foundation's SCI, M = TE x TR / EL; EcoLogits'
+    I_request = dT / dL x I_server): the engine and the evaluator pass the embodied carbon of the nodes that serve
+    (warm or busy, not parked) for `embodied_attributable_kg` (docs/model.md 'Embodied carbon').
     """
     return embodied_kg * powered_h / (service_life_years * HOURS_PER_YEAR)
 

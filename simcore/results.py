@@ -120,6 +120,7 @@ def summary(rec: RunRecord, epochs: pd.DataFrame) -> dict:
         out[key] = float(epochs[col].sum())
     out["it_kwh"] = float(epochs["it_kwh"].sum())
     out["embodied_carbon_kg"] = float(epochs["embodied_carbon_kg"].sum())  # beside carbon_kg (operational)
+    out["embodied_attributable_kg"] = float(epochs["embodied_attributable_kg"].sum())  # of it, the serving nodes'
     out["parked_share"] = float(physics.parked_share(epochs["active_nodes"].sum(), len(epochs) * rec.cfg.nodes_per_dc))
     out["requests_simulated"] = len(rec.ttft_s)
     out["cohort_size"] = C

@@ -49,7 +49,7 @@ class Driven(Scheduler):
 
 
 SUMMED = ("requests", "ttft_sum_s", "ttft_count", "sla_violations", "energy_kwh", "carbon_kg", "water_l", "cost_usd",
-          "embodied_carbon_kg")  # EpochResult fields that add up over epochs (per datacenter)
+          "embodied_carbon_kg", "embodied_attributable_kg")  # EpochResult fields that add up over epochs (per datacenter)
 
 
 def merge_results(results: list) -> EpochResult:

@@ -1,5 +1,6 @@
-"""Embodied carbon: the physics function, the engine's epochs.csv column and summary key, and the evaluator's
-life-cycle carbon objective, each against a hand computation."""
+"""Embodied carbon: the physics function, the engine's epochs.csv columns and summary keys (the fleet's total and
+the part attributable to serving), the evaluator's fifth objective and its weights, each against a hand
+computation."""
 import json
 
 import numpy as np
@@ -42,15 +43,60 @@ def test_epochs_csv_and_summary_carry_each_datacenters_share_parked_nodes_includ
     assert saved["carbon_kg"] == pytest.approx(epochs["carbon_kg"].sum())  # operational, beside it
 
 
-def test_objective_embodied_adds_the_fleets_share_to_every_plans_carbon():
-    cfg = small_config()
+EPOCH_SHARE = 0.25 / 35040.0  # one 15-min epoch of a 4-year (35,040 h) service life
+
+
+def _state(pred: np.ndarray) -> EpochState:
+    D, M = pred.shape[1], pred.shape[0]
+    return EpochState(pred, pred, np.full(D, 0.3), np.full(D, 2.0), np.full(D, 0.1), np.full(D, 4.0),
+                      np.zeros((D, M)))
+
+
+def test_attributable_embodied_is_the_embodied_carbon_of_the_nodes_a_plan_keeps_serving():
+    # 8-GPU nodes only: the node order alternates A100 x 8 (8 x 100 = 800 kg) and H100 x 8 (8 x 300 = 2,400 kg)
+    cfg = small_config(gpu_counts=(8,), gpu_embodied_kg=(100.0, 300.0), objective_embodied=True)
     eng = Engine(cfg, create("uniform"))
-    on = Engine(cfg.replace(objective_embodied=True), create("uniform"))
+    assert list(eng.fleet.embodied_kg[:4]) == [800.0, 2400.0, 800.0, 2400.0]
+    ev = eng.info.evaluator
     D, M = cfg.dcs, 2
-    pred = np.full((M, D), 50.0)
-    state = EpochState(pred, pred, np.full(D, 0.3), np.full(D, 2.0), np.full(D, 0.1), np.full(D, 4.0),
-                       np.zeros((D, M)))
-    plans = np.stack([np.full((M, D, D), 1.0 / D), np.eye(D)[None].repeat(M, axis=0)])
-    off_c = eng.info.evaluator.evaluate(state, plans).carbon_kg
-    on_c = on.info.evaluator.evaluate(state, plans).carbon_kg
-    assert on_c - off_c == pytest.approx(np.full(2, D * 89040.0 * 0.25 / 35040.0))
+    uniform, two = np.full((M, D, D), 1.0 / D), np.zeros((M, D, D))
+    two[:, :, :2] = 0.5  # half the load to each of datacenters 0 and 1
+    # no forecast: each datacenter keeps min_warm_nodes = 1 per model warm, nodes 0 and 1 (800 + 2,400 kg)
+    idle = ev.evaluate(_state(np.zeros((M, D))), np.stack([uniform, two]))
+    assert idle.embodied_attributable_kg == pytest.approx(np.full(2, 4 * 3200.0 * EPOCH_SHARE))  # 0.0913242 kg
+    # a forecast at 30 % of the fleet's capacity: uniform warms 21 nodes in every datacenter (84 of 240 serve);
+    # two datacenters warm 42 each and the other two their 2 minimum nodes (88 serve)
+    share = np.array([0.85, 0.15])
+    per_row = 0.3 * eng.capacity.mix_requests_per_epoch(share).sum() * share / 4
+    busy = ev.evaluate(_state(np.repeat(per_row[:, None], D, axis=1)), np.stack([uniform, two]))
+    assert 240 * (1 - busy.parked_share) == pytest.approx([84, 88])
+    by_hand = [4 * (11 * 800 + 10 * 2400), 2 * (21 * 800 + 21 * 2400) + 2 * (800 + 2400)]  # 131,200 / 140,800 kg
+    assert busy.embodied_attributable_kg == pytest.approx(np.array(by_hand) * EPOCH_SHARE)  # 0.93607 / 1.00457 kg
+    # it is the fifth objective, and the operational carbon no longer carries any embodied share
+    assert busy.objective_metrics(5)[:, 4] == pytest.approx(busy.embodied_attributable_kg)
+    assert np.array_equal(busy.objective_metrics(5)[:, :4], busy.metrics)
+    off = Engine(small_config(gpu_counts=(8,), gpu_embodied_kg=(100.0, 300.0)), create("uniform"))
+    assert off.info.evaluator.evaluate(_state(np.repeat(per_row[:, None], D, axis=1)),
+                                       np.stack([uniform, two])).carbon_kg == pytest.approx(busy.carbon_kg)
+
+
+def test_epochs_csv_attributes_the_active_nodes_embodied_carbon(tmp_path):
+    # every node 8 GPUs of 300 kg: 2,400 kg a node; a datacenter's attributable share is its active nodes' only
+    cfg = small_config(gpu_counts=(8,), gpu_embodied_kg=(300.0, 300.0))
+    summary = write_results(Engine(cfg, create("uniform")).run(), tmp_path / "r")
+    import pandas as pd
+    epochs = pd.read_csv(tmp_path / "r" / "epochs.csv")
+    per_node = 2400.0 * epochs["epoch_h"] / 35040.0
+    assert np.allclose(epochs["embodied_attributable_kg"], epochs["active_nodes"] * per_node)
+    assert np.allclose(epochs["embodied_carbon_kg"], 60 * per_node)  # the whole fleet, parked nodes included
+    assert (epochs["active_nodes"] < 60).any()  # so the attributable part is smaller somewhere
+    assert summary["embodied_attributable_kg"] == pytest.approx(epochs["embodied_attributable_kg"].sum())
+
+
+def test_objective_weights_add_the_embodied_weight_and_still_sum_to_one():
+    cfg = small_config()
+    assert cfg.objectives == ("ttft", "carbon", "water", "cost") and cfg.objective_weights == cfg.weights
+    on = small_config(objective_embodied=True)
+    assert on.objectives[-1] == "embodied" and on.objective_weights == pytest.approx((0.2,) * 5)
+    w = small_config(objective_embodied=True, weights=(0.1, 0.2, 0.3, 0.4), embodied_weight=0.5).objective_weights
+    assert w == pytest.approx((0.05, 0.1, 0.15, 0.2, 0.5)) and sum(w) == pytest.approx(1.0)

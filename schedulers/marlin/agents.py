@@ -1,4 +1,4 @@
-"""MARLIN phase 1 (paper Algorithm 1; SPEC 9): the four objective agents, each a SAC learner with a FiLM actor,
+"""MARLIN phase 1 (paper Algorithm 1; SPEC 9): the objective agents (four; five with objective_embodied), each a SAC learner with a FiLM actor,
 and the two replay buffers with HER cross-labelling.
 
 Owns: `FilmActor` (the actor MLP with its FiLM layer), `ObjectiveAgent` (one agent's networks, buffers and EMA
@@ -41,12 +41,14 @@ from schedulers.marlin.learner import AgentNets, AgentStack
 from schedulers.rl.nets import FiLM, ReplayBuffer, logits_to_plan
 from schedulers.rl.sac import SACHyper, TwinQ
 
-J = 4  # agents: one per objective of Eq. 11 (TTFT, carbon, water, cost), in simcore.config.OBJECTIVES order
+J = 4  # agents: one per objective of Eq. 11 (TTFT, carbon, water, cost), in simcore.config.OBJECTIVES order; a
+# run's agents are its `Config.objectives` (a fifth, `embodied`, with objective_embodied)
 
 
-def agent_weights(dominant: float) -> np.ndarray:
-    """[J, 4]: agent j's weight vector, objective j at `dominant` and the rest sharing 1 - dominant."""
-    w = np.full((J, J), (1.0 - dominant) / (J - 1))
+def agent_weights(dominant: float, n: int = J) -> np.ndarray:
+    """[n, n]: agent j's weight vector over the n objectives, objective j at `dominant` and the rest sharing
+    1 - dominant."""
+    w = np.full((n, n), (1.0 - dominant) / (n - 1))
     np.fill_diagonal(w, dominant)
     return w
 
@@ -81,7 +83,7 @@ class ObjectiveAgent:
     networks (`sac`) learn in the AgentStack that `make_agents` joins them to.
 
     :param j: objective index (0 TTFT, 1 carbon, 2 water, 3 cost)
-    :param weights: [4] its weight vector
+    :param weights: [J] its weight vector (one weight per objective: J = the number of agents)
     :param obs_size: state feature size F
     :param plan_shape: (M, O, D)
     :param params: MarlinParams (marlin_* fields and the reward terms)
@@ -91,6 +93,7 @@ class ObjectiveAgent:
     def __init__(self, j: int, weights: np.ndarray, obs_size: int, plan_shape: tuple, params, film: bool) -> None:
         self.j, self.w, self.plan_shape, self.params = j, np.asarray(weights, dtype=float), tuple(plan_shape), params
         act_size = int(np.prod(plan_shape))
+        J = len(self.w)  # the condition's size: one weight per objective
         actor = FilmActor(obs_size, J, act_size, params.marlin_actor_hidden, film)
         critic = TwinQ(obs_size, act_size, J, params.marlin_critic_hidden)
         hp = SACHyper(lr_actor=params.marlin_lr_actor, lr_critic=params.marlin_lr_critic,
@@ -105,6 +108,7 @@ class ObjectiveAgent:
         self.cross = ReplayBuffer(params.marlin_replay_cross, fields)
         self.ema: float | None = None
         self.updates = 0  # SAC gradient updates taken so far
+        self.cond_size = J
         #: the last epoch's samples, waiting for the next state: (obs [n, F], x [n, A], [(rew [n], cond [J])] for
         #: B_replay's own label first, then every HER label for B_cross)
         self.pending: tuple | None = None
@@ -147,9 +151,10 @@ class ObjectiveAgent:
         done = np.full(n, 1.0 if next_obs is None else 0.0, dtype=np.float32)
         nxt = np.broadcast_to(obs[0] if next_obs is None else next_obs, obs.shape)
         (rew, cond), *_ = labels
-        self.current.add(obs=obs, x=x, rew=rew, cond=np.broadcast_to(cond, (n, J)), next_obs=nxt, done=done)
+        shape = (n, self.cond_size)
+        self.current.add(obs=obs, x=x, rew=rew, cond=np.broadcast_to(cond, shape), next_obs=nxt, done=done)
         for rew, cond in labels[1:]:
-            self.cross.add(obs=obs, x=x, rew=rew, cond=np.broadcast_to(cond, (n, J)), next_obs=nxt, done=done)
+            self.cross.add(obs=obs, x=x, rew=rew, cond=np.broadcast_to(cond, shape), next_obs=nxt, done=done)
         self.pending = None
 
     def draw_batches(self, updates: int, rng: np.random.Generator, gen: torch.Generator) -> dict:
@@ -207,7 +212,7 @@ def phase1(agents: list, obs_vec: np.ndarray, state, scorer, k_opt: int, her: bo
     :param incumbent_scores: [J] the bounded score (`feasibility.sla_score`) of the plan executed last, in this
         state, under each agent's weights: each agent's EMA takes it first, so the EMA term of the reward is the
         improvement over what would run anyway (`feasibility.update_ema`)
-    :returns: {"plans": [J, M, O, D] proposals a_j*', "norm": [J, 4] their normalized metrics,
+    :returns: {"plans": [J, M, O, D] proposals a_j*', "norm": [J, J] their normalized metrics,
                "ev": their Evaluation}
     """
     params = agents[0].params

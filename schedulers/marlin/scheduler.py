@@ -19,6 +19,12 @@ the J proposals, the consensus, the incumbent and the uniform reference each sco
 (`Marlin.simulate_plans`); gradient steps, J x marlin_updates_per_epoch (4 x 32) <= `gradient_steps_per_epoch`
 (128). Pre-training (`--pretrain-days`) learns on other days before the scored one and is not charged to it.
 
+A fifth agent (`--set objective_embodied=true`): the run's objectives are `Config.objectives`, and MARLIN plays one
+agent per objective, `embodied` (the embodied carbon attributable to serving, `simcore.evaluator`) beside the four;
+the game's weights are `Config.objective_weights`; the five agents share the gradient-step budget
+(gradient_steps_per_epoch // 5 updates each when 5 x marlin_updates_per_epoch would exceed it) and the Simulate
+budget (k_opt = 48 samples each). With the objective off MARLIN is the paper's four agents, unchanged.
+
 Ablations, each removing its component:
   no-film       the actor's FiLM layer is the identity (the actor ignores the weight vector)
   no-her        no cross-labelling: B_cross receives only the agent's own transitions
@@ -134,13 +140,14 @@ def simulate_plans(agents: int, k_opt: int) -> int:
     return agents * k_opt + agents + 2 + (agents + 3)
 
 
-def variant_weights(variant: str | None, dominant: float) -> np.ndarray:
-    """The run's weights w_bar: objective `variant` at `dominant`, the rest equal; None = Balanced (equal)."""
-    n = len(OBJECTIVES)
+def variant_weights(variant: str | None, dominant: float, objectives: tuple = OBJECTIVES) -> np.ndarray:
+    """The run's weights w_bar over `objectives`: objective `variant` at `dominant`, the rest equal; None =
+    Balanced (equal)."""
+    n = len(objectives)
     if variant is None:
         return np.full(n, 1.0 / n)
     w = np.full(n, (1.0 - dominant) / (n - 1))
-    w[OBJECTIVES.index(variant)] = dominant
+    w[objectives.index(variant)] = dominant
     return w
 
 
@@ -163,23 +170,35 @@ class Marlin(EvaluatorScheduler):
 
         p = self.params
         self.ablate = frozenset(p.marlin_ablate)
-        # Balanced plays the run's --weights (equal by default, so the paper's Balanced is unchanged); the Min*
-        # variants keep their dominant objective. The --weights sweep of Fig. 4 relies on this.
-        self.variant_w = np.asarray(self.info.weights, dtype=float) if self.variant is None \
-            else variant_weights(self.variant, p.marlin_variant_dominant)
-        self.capital = np.full(len(AGENT_NAMES), float(p.marlin_capital_start))
+        cfg = self.evaluator.cfg
+        # one agent per objective of the run: AGENT_NAMES, and `embodied` with objective_embodied (docs/model.md
+        # 'Embodied carbon'); with four agents everything below is as the paper's MARLIN
+        self.names = cfg.objectives
+        J = len(self.names)
+        # Balanced plays the run's --weights (equal by default, so the paper's Balanced is unchanged; with
+        # objective_embodied, `Config.objective_weights`); the Min* variants keep their dominant objective. The
+        # --weights sweep of Fig. 4 relies on this.
+        self.variant_w = np.asarray(cfg.objective_weights, dtype=float) if self.variant is None \
+            else variant_weights(self.variant, p.marlin_variant_dominant, self.names)
+        self.capital = np.full(J, float(p.marlin_capital_start))
         self.log_rows: list = []
         # torch is seeded from the scheduler's stream only: same seed -> same networks and samples
         net_seed, sample_seed = (int(x) for x in self.rng.integers(0, 2**31 - 1, size=2))
         self.gen = torch.Generator().manual_seed(sample_seed)
-        W = agent_weights(p.marlin_agent_dominant)
+        W = agent_weights(p.marlin_agent_dominant, J)
+        # the agents share the gradient-step budget: a fifth agent takes what the four leave
+        # (gradient_steps_per_epoch // J each when J x marlin_updates_per_epoch would exceed it)
+        agent_p = p if J * p.marlin_updates_per_epoch <= p.gradient_steps_per_epoch else \
+            dataclasses.replace(p, marlin_updates_per_epoch=p.gradient_steps_per_epoch // J)
         with self._torch_threads(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(net_seed)
-            self.agents = make_agents(W, feature_size(self.info), self.info.plan_shape, p,
+            self.agents = make_agents(W, feature_size(self.info), self.info.plan_shape, agent_p,
                                       film="no-film" not in self.ablate)
         # phase 1 samples per agent: the most the Simulate budget allows beside the other plans scored
-        J = len(self.agents)
         self.k_opt = (p.plan_evaluations_per_epoch - simulate_plans(J, 0)) // J
+        if self.k_opt < 1:
+            raise ConfigError(f"plan_evaluations_per_epoch={p.plan_evaluations_per_epoch}: MARLIN's {J} agents "
+                              f"need at least {simulate_plans(J, 1)} (one sample per agent)")
         self.headroom = Headroom(p)  # the observed error of MARLIN's own plans -> the capacity ceiling
         self.incumbent = self.uniform_plan  # the plan MARLIN would run anyway: the last one executed
 
@@ -265,13 +284,13 @@ class Marlin(EvaluatorScheduler):
              repaired: float, gradient_steps: int) -> None:
         row = {"epoch": epoch, "capacity_repair": repaired, "headroom_target": self.headroom.target(),
                "simulate_plans": simulate_plans(len(self.agents), self.k_opt), "gradient_steps": gradient_steps}
-        for j, a in enumerate(AGENT_NAMES):
-            for k, m in enumerate(OBJECTIVES):
+        for j, a in enumerate(self.names):  # agent j optimizes objective j
+            for k, m in enumerate(self.names):
                 row[f"proposal_{a}_{m}"] = float(prop_norm[j, k])
-        for k, m in enumerate(OBJECTIVES):
+        for k, m in enumerate(self.names):
             row[f"blend_{m}"] = float(blend_norm[k])
-        row["vetoes"] = ";".join(f"{a}:{game.veto[j]:.3f}" for j, a in enumerate(AGENT_NAMES) if game.veto[j] > 0)
-        for j, a in enumerate(AGENT_NAMES):
+        row["vetoes"] = ";".join(f"{a}:{game.veto[j]:.3f}" for j, a in enumerate(self.names) if game.veto[j] > 0)
+        for j, a in enumerate(self.names):
             row[f"veto_{a}"] = float(game.veto[j])
             row[f"capital_{a}"] = float(capital_before[j])
             row[f"blend_weight_{a}"] = float(game.omega[j])

@@ -22,10 +22,10 @@ from simcore.evaluator import EpochState
 from simcore.interface import EpochResult
 
 
-def measured_metrics(evaluator, uniform_plan: np.ndarray, state: EpochState, result: EpochResult):
-    """(measured metrics [4], the uniform plan's [4]) of an epoch that really ran (TTFT total s, carbon kg, water
-    L, cost USD; see the module docstring), or None when no request arrived. Also the RL environment's reward
-    (`rlenv.reward`)."""
+def measured_metrics(evaluator, uniform_plan: np.ndarray, state: EpochState, result: EpochResult, k: int = 4):
+    """(measured metrics [k], the uniform plan's [k]) of an epoch that really ran (TTFT total s, carbon kg, water
+    L, cost USD; with k = 5 also the embodied carbon attributable to serving, kg; see the module docstring), or
+    None when no request arrived. Also the RL environment's reward (`rlenv.reward`)."""
     total = float(np.sum(result.requests))
     if total <= 0:
         return None
@@ -33,13 +33,11 @@ def measured_metrics(evaluator, uniform_plan: np.ndarray, state: EpochState, res
     mix = mix / mix.sum() if mix.sum() > 0 else np.full(mix.shape, 1.0 / mix.size)
     real = EpochState(state.predicted, mix * total, state.ci_kg_per_kwh, state.gi_l_per_kwh,
                       state.tou_usd_per_kwh, state.cop, state.resident_nodes)
-    ref = evaluator.evaluate(real, uniform_plan).metrics[0]
+    ref = evaluator.evaluate(real, uniform_plan).objective_metrics(k)[0]
     ttft_mean = float(np.sum(result.ttft_sum_s)) / max(float(np.sum(result.ttft_count)), 1.0)
-    carbon = np.sum(result.carbon_kg)
-    if evaluator.cfg.objective_embodied and result.embodied_carbon_kg is not None:  # life-cycle, as the evaluator
-        carbon += np.sum(result.embodied_carbon_kg)
-    measured = np.array([ttft_mean * total, carbon, np.sum(result.water_l), np.sum(result.cost_usd)])
-    return measured, ref
+    measured = [ttft_mean * total, np.sum(result.carbon_kg), np.sum(result.water_l), np.sum(result.cost_usd),
+                np.sum(result.embodied_attributable_kg) if k > 4 else 0.0]
+    return np.array(measured[:k], dtype=float), ref
 
 
 def observed_reward(sched, state: EpochState, result: EpochResult, weights, ema: float | None):

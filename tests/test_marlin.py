@@ -89,6 +89,48 @@ def test_blend_is_a_valid_plan():
     assert abs(out.omega.sum() - 1) < 1e-9 and out.omega.min() >= 0
 
 
+def test_objective_embodied_adds_a_fifth_agent_and_off_keeps_the_four():
+    four = make("marlin")
+    assert four.names == ("ttft", "carbon", "water", "cost") and len(four.agents) == 4
+    s = make("marlin", objective_embodied=True)
+    assert s.names == ("ttft", "carbon", "water", "cost", "embodied") and len(s.agents) == 5
+    assert np.allclose(s.variant_w, 0.2)  # Balanced: the run's five equal objective weights
+    assert np.array_equal(s.agents[4].w, [0, 0, 0, 0, 1.0])  # the embodied agent weighs its own objective only
+    assert s.k_opt == (37 - (5 + 2 + 8)) // 5  # the Simulate budget shared by five agents
+    for e in range(2):
+        validate_plan(s.plan(hand_obs(e, pred=_forecast())), s.info.plan_shape, "marlin")
+    row = s.log_rows[-1]
+    assert {"proposal_embodied_embodied", "proposal_ttft_embodied", "blend_embodied", "capital_embodied",
+            "veto_embodied", "blend_weight_embodied"} <= set(row)
+    four.plan(hand_obs(0, pred=_forecast()))
+    assert not any("embodied" in k for k in four.log_rows[-1])
+    mincarbon = make("marlin-mincarbon", objective_embodied=True)
+    assert np.allclose(mincarbon.variant_w, [0.075, 0.7, 0.075, 0.075, 0.075])
+
+
+def test_five_agents_share_the_gradient_step_budget():
+    s = make("marlin", objective_embodied=True, marlin_updates_per_epoch=32)  # 5 x 32 > 128
+    assert [a.params.marlin_updates_per_epoch for a in s.agents] == [25] * 5  # 128 // 5
+    assert make("marlin", marlin_updates_per_epoch=32).agents[0].params.marlin_updates_per_epoch == 32
+
+
+def test_the_embodied_agents_reward_prefers_the_plan_that_keeps_fewer_nodes_serving():
+    s = make("marlin", objective_embodied=True)
+    from simcore.evaluator import EpochState
+    D, M = 4, 2
+    pred = _forecast()
+    state = EpochState(pred, pred, np.full(D, 0.3), np.full(D, 2.0), np.full(D, 0.1), np.full(D, 4.0),
+                       np.zeros((D, M)))
+    uniform, two = np.full((M, D, D), 1.0 / D), np.zeros((M, D, D))
+    two[:, :, :2] = 0.5
+    reward, norm, ev = s.score_plans(state, np.stack([uniform, two]), s.agents[4].w)
+    assert norm.shape == (2, 5) and norm[0, 4] == pytest.approx(1.0)  # normalised by the uniform plan's
+    assert ev.embodied_attributable_kg[1] > ev.embodied_attributable_kg[0]  # two DCs keep more nodes serving
+    ratio = ev.embodied_attributable_kg[1] / ev.embodied_attributable_kg[0]  # bounded above 1 (compress_metrics)
+    assert norm[1, 4] == pytest.approx(1.0 + np.log(ratio))
+    assert reward[0] > reward[1]
+
+
 class _FakeAgent:
     """Q_j(plan) = -1 - |plan - own plan|^2: each agent prefers its own proposal."""
 

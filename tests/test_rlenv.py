@@ -108,6 +108,24 @@ def test_agents_get_their_own_objectives_reward():
             assert r == pytest.approx(-info[f"norm_{agent}"] - 3.0 * info["sla_rate"])
 
 
+def test_objective_embodied_adds_the_embodied_agent_and_a_fifth_reward_term():
+    from pettingzoo.test import parallel_api_test
+    cfg = env_config(objective_embodied=True)
+    parallel_api_test(GeoLLMParallelEnv(cfg, EnvParams(env_blend="capital")), num_cycles=10)
+    env = GeoLLMParallelEnv(cfg, EnvParams(env_sla_penalty=3.0))
+    env.reset(seed=2)
+    assert env.agents == ["ttft", "carbon", "water", "cost", "embodied"]
+    _, rewards, _, _, infos = env.step({a: env.action_space(a).sample() for a in env.agents})
+    info = infos["embodied"]
+    assert 0 < info["embodied_attributable_kg"] <= info["embodied_carbon_kg"]
+    assert rewards["embodied"] == pytest.approx(-info["norm_embodied"] - 3.0 * info["sla_rate"])
+    single = GeoLLMEnv(cfg, EnvParams(env_sla_penalty=3.0))
+    single.reset(seed=2)
+    _, r, _, _, info = single.step(single.action_space.sample())
+    norm = np.array([info[f"norm_{k}"] for k in cfg.objectives])
+    assert r == pytest.approx(-(norm @ np.full(5, 0.2)) - 3.0 * info["sla_rate"])
+
+
 def test_a_policy_trained_through_the_env_plays_in_a_compare_study_next_to_built_ins(tmp_path):
     """A Stable-Baselines3 policy file (here after a few updates) is played through run.py by
     rlenv.policy_scheduler, and `compare` runs it beside a built-in: both get results folders and a summary."""

@@ -153,17 +153,15 @@ class Config(Parameters):
     water_factors: str = param("macknick2012", "per-fuel water factors for GI_d (Macknick et al. 2012 medians)",
                                choices=("macknick2012",))
     # --- embodied carbon (docs/model.md 'Embodied carbon'; figures: simcore/data/SOURCES.md) ---------------
-    gpu_embodied_kg: tuple = param((318.0, 318.0), "embodied (manufacturing) carbon of one GPU with its share of the "
-                                   "host server, kg CO2e, per GPU type (Chien et al. 2023: 318 for an A100; the H100 "
-                                   "entry is the same figure, an assumption: simcore/data/SOURCES.md)",
+    gpu_embodied_kg: tuple = param((318.0, 1023.0), "embodied (manufacturing) carbon of one GPU with its share of "
+                                   "the host server, kg CO2e, per GPU type (A100: 318, Chien et al. 2023; H100: 273 + "
+                                   "6,000 / 8 = 1,023, EcoLogits/Boavizta: simcore/data/SOURCES.md)",
                                    lo=0, length="gpu_types")
     service_life_years: float = param(4.0, "service life the embodied carbon is amortised over, years, by node-hours "
                                       "powered (parked nodes count: the hardware exists)", lo=0, lo_open=True)
     objective_embodied: bool = param(False, "a fifth objective: the embodied carbon attributable to serving (nodes "
                                      "warm or busy), for the evaluator, MARLIN (a fifth agent), the RL environments "
-                                     "and the report; weights: objective_weights")
-    embodied_weight: float = param(0.2, "with objective_embodied: the fifth weight; --weights w1..w4 are scaled by "
-                                   "1 - this (0.2 with equal --weights: five equal weights)", lo=0, hi=1)
+                                     "and the report; its weight is 1/5, --weights share the other 4/5")
     # --- predictor (section 5.1) ----------------------------------------------------------------
     predictor_window_epochs: int = param(8, "tw: past epochs the predictor regresses on", lo=1)
     predictor_ewma_alpha: float = param(0.5, "EWMA weight of the newest epoch in the predictor's regression",
@@ -181,12 +179,13 @@ class Config(Parameters):
 
     @property
     def objective_weights(self) -> tuple:
-        """Eq. 11's weights over `objectives`: --weights; with objective_embodied, (1 - embodied_weight) x w1..w4
-        and embodied_weight (docs/model.md 'Objective'), still summing to 1."""
+        """Eq. 11's weights over `objectives`: --weights; with objective_embodied the fifth objective takes an
+        equal share, 1/5, and w1..w4 are scaled by 4/5 (equal --weights: five equal weights; docs/model.md
+        'Embodied carbon'), still summing to 1."""
         if not self.objective_embodied:
             return tuple(self.weights)
-        keep = 1.0 - self.embodied_weight
-        return tuple(keep * w for w in self.weights) + (self.embodied_weight,)
+        fifth = 1.0 / len(self.objectives)
+        return tuple((1.0 - fifth) * w for w in self.weights) + (fifth,)
 
     @property
     def horizon_s(self) -> float:

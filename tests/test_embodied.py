@@ -33,13 +33,14 @@ def test_epochs_csv_and_summary_carry_each_datacenters_share_parked_nodes_includ
     summary = write_results(rec, tmp_path / "r")
     import pandas as pd
     epochs = pd.read_csv(tmp_path / "r" / "epochs.csv")
-    # 60 nodes x 280 GPUs per datacenter x 318 kg = 89,040 kg; an epoch is 0.25 h of 4 x 8,760 h
-    per_epoch = 89040.0 * 0.25 / 35040.0
+    # 60 nodes per datacenter: 140 A100 x 318 kg + 140 H100 x 1,023 kg = 44,520 + 143,220 = 187,740 kg; an epoch
+    # is 0.25 h of 4 x 8,760 h
+    per_epoch = 187740.0 * 0.25 / 35040.0
     assert (epochs["parked_nodes"] > 0).any()  # parked nodes exist and still count
     assert np.allclose(epochs["embodied_carbon_kg"], per_epoch)
     assert summary["embodied_carbon_kg"] == pytest.approx(per_epoch * cfg.dcs * cfg.epochs)
     saved = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert saved["embodied_carbon_kg"] == pytest.approx(20.328767, rel=1e-6)  # 4 DCs x 8 epochs x 0.63527
+    assert saved["embodied_carbon_kg"] == pytest.approx(42.863014, rel=1e-6)  # 4 DCs x 8 epochs x 1.33947
     assert saved["carbon_kg"] == pytest.approx(epochs["carbon_kg"].sum())  # operational, beside it
 
 
@@ -98,5 +99,5 @@ def test_objective_weights_add_the_embodied_weight_and_still_sum_to_one():
     assert cfg.objectives == ("ttft", "carbon", "water", "cost") and cfg.objective_weights == cfg.weights
     on = small_config(objective_embodied=True)
     assert on.objectives[-1] == "embodied" and on.objective_weights == pytest.approx((0.2,) * 5)
-    w = small_config(objective_embodied=True, weights=(0.1, 0.2, 0.3, 0.4), embodied_weight=0.5).objective_weights
-    assert w == pytest.approx((0.05, 0.1, 0.15, 0.2, 0.5)) and sum(w) == pytest.approx(1.0)
+    w = small_config(objective_embodied=True, weights=(0.1, 0.2, 0.3, 0.4)).objective_weights
+    assert w == pytest.approx((0.08, 0.16, 0.24, 0.32, 0.2)) and sum(w) == pytest.approx(1.0)

@@ -72,6 +72,7 @@ def _table(s: dict) -> str:
             ("energy (kWh)", f"{s['energy_kwh']:.1f}"), ("cost (USD)", f"{s['cost_usd']:.2f}"),
             ("water (L)", f"{s['water_l']:.1f}"), ("carbon (kg CO2e)", f"{s['carbon_kg']:.1f}"),
             ("embodied carbon (kg CO2e)", f"{s['embodied_carbon_kg']:.1f}"),
+            ("  of it attributable to serving", f"{s['embodied_attributable_kg']:.1f}"),
             ("wall time (s)", f"{s['wall_s']:.1f}")]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)

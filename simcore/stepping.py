@@ -48,8 +48,9 @@ class Driven(Scheduler):
         self.results.append(result)
 
 
+# EpochResult fields that add up over epochs (per datacenter)
 SUMMED = ("requests", "ttft_sum_s", "ttft_count", "sla_violations", "energy_kwh", "carbon_kg", "water_l", "cost_usd",
-          "embodied_carbon_kg", "embodied_attributable_kg")  # EpochResult fields that add up over epochs (per datacenter)
+          "embodied_carbon_kg", "embodied_attributable_kg")
 
 
 def merge_results(results: list) -> EpochResult:

@@ -101,3 +101,32 @@ def test_objective_weights_add_the_embodied_weight_and_still_sum_to_one():
     assert on.objectives[-1] == "embodied" and on.objective_weights == pytest.approx((0.2,) * 5)
     w = small_config(objective_embodied=True, weights=(0.1, 0.2, 0.3, 0.4)).objective_weights
     assert w == pytest.approx((0.08, 0.16, 0.24, 0.32, 0.2)) and sum(w) == pytest.approx(1.0)
+
+
+def test_report_tables_show_embodied_total_and_serving_part_beside_carbon(tmp_path):
+    from reports import experiments
+    from reports.experiments import RunSpec, Sweep
+    from reports.report import write_report
+
+    runs = []
+    for label, att in (("uniform", 500.0), ("nearest", 520.0)):
+        for seed in (0, 1, 2):
+            name = f"{label}-d8-s{seed}"
+            runs.append(RunSpec(name, label, 8, seed, 24.0, label))
+            (tmp_path / "compare" / name).mkdir(parents=True)
+            (tmp_path / "compare" / name / "summary.json").write_text(json.dumps(
+                {"ttft_mean_s": 0.2, "carbon_kg": 1000.0 + seed, "water_l": 10.0, "cost_usd": 5.0, "wall_s": 1.0,
+                 "sla_violation_rate": 0.0, "embodied_carbon_kg": 17124.11,
+                 "embodied_attributable_kg": att + seed}))
+    experiments.write_json(tmp_path / "compare" / "sweep.json",
+                           Sweep("compare", tmp_path / "compare", runs, 24.0, [], {"dcs": [8]}).manifest())
+    write_report(tmp_path)
+    lines = (tmp_path / "report.md").read_text().splitlines()
+    header = next(x for x in lines if x.startswith("| scheduler | D | seeds |"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    at = cols.index("carbon (kg CO2e)")
+    assert cols[at + 1:at + 3] == ["embodied carbon (kg CO2e)", "embodied, serving (kg CO2e)"]
+    row = next(x for x in lines if x.startswith("| uniform |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[at + 1].startswith("17,124 [17,124, 17,124]")  # the same for every plan: a tie
+    assert cells[at + 2].startswith("**501.0 [")  # mean over seeds 0-2 (500, 501, 502), the lowest: bold

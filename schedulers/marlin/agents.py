@@ -1,5 +1,5 @@
-"""MARLIN phase 1 (paper Algorithm 1; SPEC 9): the objective agents (four; five with objective_embodied), each a SAC learner with a FiLM actor,
-and the two replay buffers with HER cross-labelling.
+"""MARLIN phase 1 (paper Algorithm 1; SPEC 9): the objective agents (four; five with objective_embodied), each a
+SAC learner with a FiLM actor, and the two replay buffers with HER cross-labelling.
 
 Owns: `FilmActor` (the actor MLP with its FiLM layer), `ObjectiveAgent` (one agent's networks, buffers and EMA
 baseline), `agent_weights` (each agent's weight vector, its own objective dominant), `make_agents` (the J agents,

@@ -153,9 +153,9 @@ class Config(Parameters):
     water_factors: str = param("macknick2012", "per-fuel water factors for GI_d (Macknick et al. 2012 medians)",
                                choices=("macknick2012",))
     # --- embodied carbon (docs/model.md 'Embodied carbon'; figures: simcore/data/SOURCES.md) ---------------
-    gpu_embodied_kg: tuple = param((318.0, 1023.0), "embodied (manufacturing) carbon of one GPU with its share of "
-                                   "the host server, kg CO2e, per GPU type (A100: 318, Chien et al. 2023; H100: 273 + "
-                                   "6,000 / 8 = 1,023, EcoLogits/Boavizta: simcore/data/SOURCES.md)",
+    gpu_embodied_kg: tuple = param((518.0, 1023.0), "embodied (manufacturing) carbon of one GPU with its share of "
+                                   "the host server, kg CO2e, per GPU type, both from one method (EcoLogits/Boavizta: "
+                                   "A100 143 + 3,000 / 8 = 518, H100 273 + 6,000 / 8 = 1,023; simcore/data/SOURCES.md)",
                                    lo=0, length="gpu_types")
     service_life_years: float = param(4.0, "service life the embodied carbon is amortised over, years, by node-hours "
                                       "powered (parked nodes count: the hardware exists)", lo=0, lo_open=True)

@@ -33,14 +33,14 @@ def test_epochs_csv_and_summary_carry_each_datacenters_share_parked_nodes_includ
     summary = write_results(rec, tmp_path / "r")
     import pandas as pd
     epochs = pd.read_csv(tmp_path / "r" / "epochs.csv")
-    # 60 nodes per datacenter: 140 A100 x 318 kg + 140 H100 x 1,023 kg = 44,520 + 143,220 = 187,740 kg; an epoch
+    # 60 nodes per datacenter: 140 A100 x 518 kg + 140 H100 x 1,023 kg = 72,520 + 143,220 = 215,740 kg; an epoch
     # is 0.25 h of 4 x 8,760 h
-    per_epoch = 187740.0 * 0.25 / 35040.0
+    per_epoch = 215740.0 * 0.25 / 35040.0
     assert (epochs["parked_nodes"] > 0).any()  # parked nodes exist and still count
     assert np.allclose(epochs["embodied_carbon_kg"], per_epoch)
     assert summary["embodied_carbon_kg"] == pytest.approx(per_epoch * cfg.dcs * cfg.epochs)
     saved = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert saved["embodied_carbon_kg"] == pytest.approx(42.863014, rel=1e-6)  # 4 DCs x 8 epochs x 1.33947
+    assert saved["embodied_carbon_kg"] == pytest.approx(49.255708, rel=1e-6)  # 4 DCs x 8 epochs x 1.539241
     assert saved["carbon_kg"] == pytest.approx(epochs["carbon_kg"].sum())  # operational, beside it
 
 

@@ -114,7 +114,7 @@ class Engine:
         cfg, wl, fl = self.cfg, self.wl, self.fleet
         self.env = simpy.Environment()
         self.sched.reset(self.info, stream(cfg.seed, "scheduler"))
-        n_req, n_nodes = len(wl), len(fl.node_dc)
+        n_nodes = len(fl.node_dc)
         M, D = len(MODELS), cfg.dcs
         self.mode = self.sched.execution()  # whole, or split in phases (`simcore.execution`)
         self.mode.check(cfg.gpu_types, self.sched.label())

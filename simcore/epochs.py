@@ -18,12 +18,11 @@ import numpy as np
 
 from simcore import physics
 from simcore.config import MODELS, Config
-from simcore.errors import ConfigError
 from simcore.interface import EpochResult, Observation
 from simcore.predictor import EwmaRegression
 from simcore.rng import stream
 from topology.sites import SiteSignals
-from traces.loader import Workload, bundled_counts, load_workload
+from traces.loader import Workload, load_workload
 
 
 @dataclass(frozen=True)

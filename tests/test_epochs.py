@@ -1,6 +1,5 @@
 """simcore.epochs: one epoch iterator for the engine and MARLIN's pre-training (arrivals per epoch, the forecast
 with its warm start, the observation)."""
-import dataclasses
 
 import numpy as np
 import pytest

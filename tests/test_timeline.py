@@ -2,7 +2,6 @@
 import json
 
 import matplotlib.image as mpimg
-import numpy as np
 import pandas as pd
 
 import run as cli

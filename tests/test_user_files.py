@@ -2,10 +2,8 @@
 0, and nothing hangs on a pipe or a stuck plug-in. In-process through `run.main`, on a tiny world."""
 import json
 import os
-import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 import run as cli

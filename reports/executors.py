@@ -23,6 +23,7 @@ import signal
 import time
 from pathlib import Path
 
+from simcore import interrupts
 from simcore.errors import ConfigError
 
 LOCK_FILE = ".sweep.lock"
@@ -75,11 +76,14 @@ def run_in_processes(tasks: list, workers: int, task, done) -> None:
         while queue or running:
             while queue and len(running) < workers:
                 key, argv, out = queue.pop(0)
-                recv, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_child, args=(send, task, argv, out), daemon=True)
-                proc.start()
-                send.close()
-                running[proc.sentinel] = (proc, recv, key, out, time.perf_counter())
+                # a stop signal is held from the start of a run's process until it is registered, so `stop`
+                # always sees every process this sweep started (a signal inside `start` left one unregistered)
+                with interrupts.held():
+                    recv, send = ctx.Pipe(duplex=False)
+                    proc = ctx.Process(target=_child, args=(send, task, argv, out), daemon=True)
+                    proc.start()
+                    send.close()
+                    running[proc.sentinel] = (proc, recv, key, out, time.perf_counter())
             for sentinel in multiprocessing.connection.wait(list(running)):
                 proc, recv, key, out, t0 = running.pop(sentinel)
                 proc.join()

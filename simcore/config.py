@@ -110,7 +110,7 @@ class Config(Parameters):
     warm_target_utilization: float = param(0.9, "warm set: nodes kept warm = predicted work / (node capacity x this) "
                                            "(docs/model.md 'Warm set')", lo=0, lo_open=True, hi=1)
     min_warm_nodes: int = param(1, "warm set: minimum warm nodes per hosted model per datacenter", lo=1)
-    cohort_bin_s: float = param(60.0, "cohorts: pools are played in bins of this length, their cohorts arriving at a "
+    cohort_bin_s: float = param(10.0, "cohorts: pools are played in bins of this length, their cohorts arriving at a "
                                 "constant rate within a bin (docs/model.md 'Cohorts'), s", lo=1)
     drain: bool = param(True, "after the horizon arrivals stop and the fleet keeps serving until every arrived request "
                         "has its first token (or drain_max_h passes); its epochs count in every total "

@@ -379,12 +379,39 @@ def _burstgpt_profile(cfg, rng: np.random.Generator, sizing) -> Workload:
     cohort = cohort_size(cfg, float(per_hour.sum()) * f)
     _check_size(cfg, float((rate * dur).sum()), f, cohort)
 
-    # (1)+(2): a Poisson process at rate f / cohort x rate: Poisson count per hour, uniform times within it
-    n = rng.poisson(f / cohort * rate * dur)
-    t = np.repeat(start, n) + rng.random(int(n.sum())) * np.repeat(dur, n)
-    t.sort()
+    # (1)+(2): a Poisson process at rate f x rate (real requests): exactly, a Poisson count per hour and uniform
+    # times within it; in cohorts, every cohort-th of its arrivals (`_systematic_poisson`)
+    if cohort > 1:
+        t = _systematic_poisson(f * rate * dur, start, dur, cohort, rng)
+    else:
+        n = rng.poisson(f * rate * dur)
+        t = np.repeat(start, n) + rng.random(int(n.sum())) * np.repeat(dur, n)
+        t.sort()
     notes = (f"hours past 24 repeat {BURSTGPT_PROFILE}'s one day (an hour-of-day profile)",) if n_hours > 24 else ()
     return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[BURSTGPT_PROFILE], cohort, sized, notes)
+
+
+def _systematic_poisson(expected: np.ndarray, start: np.ndarray, dur: np.ndarray, cohort: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Every `cohort`-th arrival of a Poisson process whose expected count is `expected[k]` over [start[k],
+    start[k] + dur[k]) at a constant rate, from a uniform offset (the first kept is the j-th, j uniform in
+    1..cohort): the systematic sample `_scale_counts` takes of a counted trace, for a rate. In the process's own
+    clock (expected arrivals so far) the gaps between kept arrivals are Gamma(cohort, 1), so a cohort's arrival
+    count over a window has the real requests' Poisson variance over cohort^2 (a Poisson draw of cohorts would
+    carry cohort x the real variance, a burstiness the real traffic does not have).
+
+    :returns: sorted arrival times (s)
+    """
+    edges = np.concatenate(([0.0], np.cumsum(expected)))
+    total = float(edges[-1])
+    first = rng.gamma(float(rng.integers(1, cohort + 1)))
+    n = int(total / cohort + 6.0 * math.sqrt(total / cohort + 1.0) + 16)
+    clock = first + np.concatenate(([0.0], np.cumsum(rng.gamma(float(cohort), size=n))))
+    while clock[-1] < total:  # a draw past the margin (never in practice): extend it
+        clock = np.concatenate((clock, clock[-1] + np.cumsum(rng.gamma(float(cohort), size=n))))
+    clock = clock[clock < total]
+    k = np.minimum(np.searchsorted(edges, clock, side="right") - 1, len(expected) - 1)
+    return start[k] + (clock - edges[k]) / np.maximum(expected[k], 1e-300) * dur[k]
 
 
 _PLASTIC = 1.324717957244746  # x^3 = x + 1: the R2 sequence's base (Roberts 2018), evenly spread in 2-D

@@ -211,18 +211,11 @@ def window_load_scale(cell: dict) -> float:
     """The load factor that puts the busiest epoch of the cell's horizon (not of the whole trace day) at the cell's
     peak utilization of its own fleet, so a short horizon from midnight runs at the load the cell names."""
     from simcore.sizing import TraceShape, reference_peak_requests
-    from traces.loader import AZURE_2024, bundled_counts, burstgpt_hourly_profile, token_pairs
+    from traces.loader import AZURE_2023, azure2023_hour, epoch_peak_requests, token_pairs
 
     cfg = cell_config(cell, cohort="1", load_scale="auto")
-    epochs = cfg.epochs
-    if cfg.trace == AZURE_2024:
-        days, counts = bundled_counts()
-        per_s = np.asarray(counts[days.index(cfg.trace_day)], dtype=float)
-        peak = per_s[:int(epochs * cfg.epoch_s)].reshape(epochs, -1).sum(axis=1).max()
-    else:
-        hourly = burstgpt_hourly_profile()
-        peak = max(hourly[int(e * cfg.epoch_s // 3600)] * cfg.epoch_s / 3600.0 for e in range(epochs))
-    p, o = token_pairs()
+    peak = epoch_peak_requests(cfg, cfg.epochs)
+    p, o = azure2023_hour(cfg.trace)[1:3] if cfg.trace in AZURE_2023 else token_pairs()
     shape = TraceShape(cfg.trace, float(peak), p, o, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
     return reference_peak_requests(cfg, shape) / peak
 
@@ -339,8 +332,12 @@ def rung3_rows(name: str, eng, rec, table, seen) -> list[dict]:
     return rows
 
 
+TRACE_LABELS = {"azure-code-2024": "azure", "burstgpt-profile": "burstgpt", "azure-conv-2023": "conv23",
+                "azure-code-2023": "code23"}  # short names of the grid's traces in its cell names
+
+
 def cell_name(cell: dict) -> str:
-    return (f"N={cell['nodes_per_dc']} U={cell['peak_utilization']:g} {cell['trace'].split('-')[0]} "
+    return (f"N={cell['nodes_per_dc']} U={cell['peak_utilization']:g} {TRACE_LABELS[cell['trace']]} "
             f"{cell['scheduler']}")
 
 

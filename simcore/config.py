@@ -45,7 +45,8 @@ class Config(Parameters):
                                   "(one line naming it; a stuck plug-in must not hang a run or a sweep)",
                                   lo=0, lo_open=True)
     # --- workload (docs/model.md 'Workload', 'Load', 'Cohorts') -----------------------------------
-    trace: str = param("azure-code-2024", "bundled trace name (azure-code-2024, burstgpt-profile) or a CSV path",
+    trace: str = param("azure-code-2024", "bundled trace name (azure-code-2024, burstgpt-profile, azure-conv-2023, "
+                       "azure-code-2023) or a CSV path",
                        flag="--trace")
     trace_day: str = param("2024-05-13", "day of the bundled Azure 2024 code trace used for arrivals")
     load_scale: str = param("auto", "arrival-rate multiplier, or 'auto' (the trace day's busiest epoch at "

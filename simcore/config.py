@@ -113,9 +113,6 @@ class Config(Parameters):
     min_warm_nodes: int = param(1, "warm set: minimum warm nodes per hosted model per datacenter", lo=1)
     cohort_bin_s: float = param(10.0, "cohorts: pools are played in bins of this length, their cohorts arriving at a "
                                 "constant rate within a bin (docs/model.md 'Cohorts'), s", lo=1)
-    cohort_spill_drain_s: float = param(60.0, "cohorts: a pool with a backlog draws in cold nodes until its capacity "
-                                        "covers its arrivals plus draining the backlog within this time "
-                                        "(docs/model.md 'Cohorts', Spill), s", lo=1)
     drain: bool = param(True, "after the horizon arrivals stop and the fleet keeps serving until every arrived request "
                         "has its first token (or drain_max_h passes); its epochs count in every total "
                         "(docs/model.md 'Drain'); --no-drain cuts the run at the horizon", flag="--no-drain")

@@ -25,6 +25,7 @@ import numpy as np
 
 from simcore import physics
 from simcore.config import Config
+from simcore.cohorts import SPILL_DRAIN_S
 from simcore.queueing import bins_per_epoch, fluid_segment, pool_queueing_wait, prefill_queue_wait
 
 HALFIN_WHITT_NEGLIGIBLE = 6.0  # sqrt(slots) x (1 - rho) above this: the queueing wait is negligible
@@ -210,7 +211,7 @@ class EpochEvaluator:
             # the engine spills in its busiest bins: the profile's top rate (the mean of the busiest requests' bins)
             peak = lam[..., m] * self.rate_profile.max()
             want = np.maximum(2.0 * (lam[..., m] - warm_mu), peak - warm_mu) \
-                + backlog[..., m] / cfg.cohort_spill_drain_s  # as the engine spills
+                + backlog[..., m] / SPILL_DRAIN_S  # as the engine spills
             want = np.where((peak > warm_mu) | (backlog[..., m] > 0), want, 0.0)
             extra = np.minimum(self._take(m, start, want), N - start)
             c = start + extra

@@ -337,6 +337,18 @@ def test_azure2023_hour_workload(cohort):
     assert near.max() <= 0.5
 
 
+def test_auto_cohort_plays_the_2023_hours_exactly_where_the_run_fits():
+    """Cohorts do not hold on the 2023 hours (docs/model.md 'Validation'): `auto` plays a run of them exactly when it
+    holds at most max_workload_requests real requests, and otherwise says that its cohorts do not hold."""
+    small = load(trace="azure-conv-2023", hours=0.5, dcs=4, reference_dcs=4, nodes_per_dc=12)
+    assert small.cohort == 1 and len(small) > 100_000 and not small.notes
+    big = load(trace="azure-conv-2023", hours=0.25)  # the default 8 x 1000-node world
+    assert big.cohort > 1 and len(big) * big.cohort > Config().max_workload_requests
+    assert any("do not hold against exact play" in n for n in big.notes)
+    assert load(trace="azure-conv-2023", hours=0.5, dcs=4, reference_dcs=4, nodes_per_dc=12,
+                cohort_size="8").cohort == 8
+
+
 def test_azure2023_hour_repeats_past_its_end():
     w = load(trace="azure-code-2023", hours=2.0, dcs=4, reference_dcs=4, nodes_per_dc=4, cohort_size="1")
     t, _, _, period = azure2023_hour("azure-code-2023")

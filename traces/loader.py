@@ -20,7 +20,9 @@ Bundled traces (data and licences in `traces/data/`, see its SOURCES.md):
 - `azure-conv-2023`, `azure-code-2023`: the real hour of the Azure LLM inference trace 2023 (conversation,
   19,366 requests over 58.4 min; code, 8,819 over 57.3 min; 2023-11-16 from 18:15:46 / 18:17:03 UTC), each
   request at its own arrival (ms) with its own tokens, from the file's first request's whole second; past the
-  file's last request the hour repeats (`Workload.notes`). Scaled per request (below).
+  file's last request the hour repeats (`Workload.notes`). Scaled per request (below). `cohort_size` auto plays
+  them exactly wherever the run holds at most `max_workload_requests` real requests (cohorts do not hold on them,
+  docs/model.md 'Validation'); a larger run gets auto's cohorts and a note saying so.
 
 Load factor f (SPEC 3; the rule is `simcore.sizing`'s): `auto` = peak_utilization x the serving capacity of the
 reference fleet (reference_dcs x nodes_per_dc nodes) in one epoch / (most arrivals in one `epoch_s` epoch of the
@@ -473,10 +475,19 @@ def _azure2023_hour(cfg, rng: np.random.Generator, sizing) -> Workload:
     p_left, o_left, kept = _as_policy_leaves(cfg, p_hour, o_hour)
     peak = epoch_peak_requests(cfg) * kept
     f, sized = _sized(cfg, sizing, peak, p_left, o_left, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
-    cohort = cohort_size(cfg, len(t_hour) * SECONDS_PER_DAY / period * f)
-    _check_size(cfg, float(np.count_nonzero(t < horizon)), f, cohort)
+    run_real = float(np.count_nonzero(t < horizon)) * f
     notes = ((f"--hours {cfg.hours:g} runs past the {cfg.trace} file's {period / 60:.3g} min: the hour repeats",)
              if horizon > period else ())
+    if cfg.cohort_size == "auto" and run_real <= cfg.max_workload_requests:
+        # cohorts do not hold against exact play on these hours (docs/model.md 'Validation'): auto plays them
+        # exactly wherever the run fits
+        cohort = 1
+    else:
+        cohort = cohort_size(cfg, len(t_hour) * SECONDS_PER_DAY / period * f)
+        if cfg.cohort_size == "auto" and cohort > 1:
+            notes += (f"cohorts of {cohort} on {cfg.trace}, where they do not hold against exact play "
+                      "(docs/model.md 'Validation'); the run is too large to play exactly",)
+    _check_size(cfg, float(np.count_nonzero(t < horizon)), f, cohort)
 
     # (1) scaling: per request, as a per-second count is; (2) arrival times: a jitter for every copy
     counts = _scale_counts(np.ones(len(t)), f / cohort, rng, cohort > 1)

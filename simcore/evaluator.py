@@ -12,7 +12,8 @@ Scores a batch of candidate plans [B, model, origin, datacenter] for one epoch a
   (`stationary_wait`) as the engine's pools do;
 - cold starts: a newly warm node loads its model from the epoch start, so requests reaching it in the first
   LA_load seconds wait (mean LA_load^2 / (2 t_e) per request, SLA violated when the wait exceeds the SLA);
-- p-state of each model's pool from its utilization (Eq. 4-5), the rest parked;
+- p-states (Eq. 4-5): a pool's warm nodes at their utilization, its spilled nodes at the overflow's, as the engine's
+  balancer spreads the work (`simcore.cohorts.balancer_shares`); the rest parked;
 - TTFT per request = 2 x LA_net (Eq. 2) + first-token compute at full batch (Eq. 3) + the waits above.
 
 Deterministic: no randomness at all.

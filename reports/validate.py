@@ -9,7 +9,7 @@
 - rung 3, the epoch evaluator vs the engine: each epoch's observation, plan and true counts fed to the evaluator
   (energy, cost, water, carbon; mean TTFT).
 
-`python run.py validate [--quick] [--out validation.csv] [--overwrite]` runs the grid, prints every cell's errors and the worst
+`python run.py validate [--quick] [--out validation.csv] [--overwrite] [--cells NAME]` runs the grid, prints every cell's errors and the worst
 per rung, and writes `validation.csv` (one row per cell and quantity). It is a library call (`run_ladder`); the
 command line only parses and prints. It lives in reports/ because it plays schedulers (simcore knows none).
 """
@@ -182,11 +182,15 @@ RUNG3_CARRY_LIMIT = 0.05  # an epoch whose backlog at its end exceeds this share
 GRID_DCS = 4
 GRID_HOURS = 0.5  # two epochs: epoch 0 (warm start) and epoch 1 (the first planned on a forecast)
 GRID = {"nodes_per_dc": (4, 12, 30), "peak_utilization": (0.5, 0.8, 0.95, 1.2),
-        "trace": ("azure-code-2024", "burstgpt-profile"), "scheduler": ("uniform", "nearest", "fill-carbon")}
-# the full factorial is ~50 exact runs of up to 3e6 requests, past the 20-minute budget on this machine: every
-# (nodes, utilization, trace) with `uniform` (at 30 nodes only the 0.5 and 0.95 loads), and the other schedulers
-# at 12 nodes and 0.95 (their plans concentrate load: the cells where pools are smallest)
+        "trace": ("azure-code-2024", "burstgpt-profile", "azure-conv-2023", "azure-code-2023"),
+        "scheduler": ("uniform", "nearest", "fill-carbon")}
+# the full factorial is ~100 exact runs of up to 3e6 requests, past the 20-minute budget on this machine: for the
+# Azure code day and the BurstGPT profile every (nodes, utilization) with `uniform` (at 30 nodes only the 0.5 and
+# 0.95 loads), and the other schedulers at 12 nodes and 0.95 (their plans concentrate load: the cells where pools
+# are smallest); for the two Azure 2023 hours `uniform` on 4 and 12 nodes at 0.5, 0.8 and 0.95
 GRID_SKIP = {(30, 0.8), (30, 1.2)}
+HOUR_TRACES = ("azure-conv-2023", "azure-code-2023")
+HOUR_CELLS = {"nodes_per_dc": (4, 12), "peak_utilization": (0.5, 0.8, 0.95)}
 QUICK = (dict(nodes_per_dc=12, peak_utilization=0.8, trace="burstgpt-profile", scheduler="uniform"),
          dict(nodes_per_dc=4, peak_utilization=0.95, trace="azure-code-2024", scheduler="nearest"))
 GRID_COHORT = 8  # cohort size of the cohort runs (small worlds: the auto rule would play them exactly)
@@ -198,6 +202,10 @@ def grid_cells(quick: bool = False) -> list[dict]:
         return [dict(c) for c in QUICK]
     cells = []
     for trace in GRID["trace"]:
+        if trace in HOUR_TRACES:
+            cells += [dict(nodes_per_dc=n, peak_utilization=u, trace=trace, scheduler="uniform")
+                      for n in HOUR_CELLS["nodes_per_dc"] for u in HOUR_CELLS["peak_utilization"]]
+            continue
         for n in GRID["nodes_per_dc"]:
             for u in GRID["peak_utilization"]:
                 if (n, u) not in GRID_SKIP:
@@ -211,18 +219,11 @@ def window_load_scale(cell: dict) -> float:
     """The load factor that puts the busiest epoch of the cell's horizon (not of the whole trace day) at the cell's
     peak utilization of its own fleet, so a short horizon from midnight runs at the load the cell names."""
     from simcore.sizing import TraceShape, reference_peak_requests
-    from traces.loader import AZURE_2024, bundled_counts, burstgpt_hourly_profile, token_pairs
+    from traces.loader import AZURE_2023, azure2023_hour, epoch_peak_requests, token_pairs
 
     cfg = cell_config(cell, cohort="1", load_scale="auto")
-    epochs = cfg.epochs
-    if cfg.trace == AZURE_2024:
-        days, counts = bundled_counts()
-        per_s = np.asarray(counts[days.index(cfg.trace_day)], dtype=float)
-        peak = per_s[:int(epochs * cfg.epoch_s)].reshape(epochs, -1).sum(axis=1).max()
-    else:
-        hourly = burstgpt_hourly_profile()
-        peak = max(hourly[int(e * cfg.epoch_s // 3600)] * cfg.epoch_s / 3600.0 for e in range(epochs))
-    p, o = token_pairs()
+    peak = epoch_peak_requests(cfg, cfg.epochs)
+    p, o = azure2023_hour(cfg.trace)[1:3] if cfg.trace in AZURE_2023 else token_pairs()
     shape = TraceShape(cfg.trace, float(peak), p, o, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
     return reference_peak_requests(cfg, shape) / peak
 
@@ -339,8 +340,12 @@ def rung3_rows(name: str, eng, rec, table, seen) -> list[dict]:
     return rows
 
 
+TRACE_LABELS = {"azure-code-2024": "azure", "burstgpt-profile": "burstgpt", "azure-conv-2023": "conv23",
+                "azure-code-2023": "code23"}  # short names of the grid's traces in its cell names
+
+
 def cell_name(cell: dict) -> str:
-    return (f"N={cell['nodes_per_dc']} U={cell['peak_utilization']:g} {cell['trace'].split('-')[0]} "
+    return (f"N={cell['nodes_per_dc']} U={cell['peak_utilization']:g} {TRACE_LABELS[cell['trace']]} "
             f"{cell['scheduler']}")
 
 
@@ -361,10 +366,14 @@ COLUMNS = ("rung", "cell", "quantity", "reference", "simulated", "error", "toler
            "nodes_per_dc", "peak_utilization", "trace", "scheduler", "exact_requests")
 
 
-def run_ladder(quick: bool = False, progress=print) -> list[dict]:
-    """Every rung's rows: rung 0 (vidur), then rungs 2 and 3 over the grid (or its QUICK cells)."""
-    rows = rung0(quick)
-    for cell in grid_cells(quick):
+def run_ladder(quick: bool = False, progress=print, cells: str | None = None) -> list[dict]:
+    """Every rung's rows: rung 0 (vidur), then rungs 2 and 3 over the grid (or its QUICK cells); with `cells`, only
+    the grid cells whose name contains it (no rung 0)."""
+    chosen = [c for c in grid_cells(quick) if cells is None or cells in cell_name(c)]
+    if cells is not None and not chosen:
+        raise SimError(f"--cells {cells!r}: no grid cell's name contains it (names like 'N=12 U=0.95 azure uniform')")
+    rows = rung0(quick) if cells is None else []
+    for cell in chosen:
         t0 = time.perf_counter()
         rows += run_cell(cell)
         progress(f"  cell {cell_name(cell)}: {time.perf_counter() - t0:.1f} s")
@@ -410,12 +419,14 @@ def report(rows: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """`python run.py validate [--quick] [--out validation.csv]`."""
+    """`python run.py validate [--quick] [--out validation.csv] [--overwrite] [--cells NAME]`."""
     ap = argparse.ArgumentParser(prog="run.py validate", description="the fidelity ladder (docs/model.md "
                                  "'Validation'): rung 0 vs vidur, rungs 2-3 over the grid")
     ap.add_argument("--quick", action="store_true", help="rung 0 and a few cells (CI, under 2 minutes)")
     ap.add_argument("--out", default="validation.csv", help="the CSV written (default validation.csv)")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    ap.add_argument("--cells", default=None, help="only the grid cells whose name contains this (e.g. 'conv23', "
+                    "'N=12 U=0.95'); rung 0 left out")
     a = ap.parse_args(argv)
     out = Path(a.out)
     if out.exists() and not out.is_file():
@@ -425,7 +436,7 @@ def main(argv: list[str]) -> int:
     if not out.parent.is_dir():
         raise SimError(f"--out {out}: no folder {out.parent}")
     t0, c0 = time.perf_counter(), time.process_time()
-    rows = run_ladder(a.quick)
+    rows = run_ladder(a.quick, cells=a.cells)
     print(report(rows))
     write_csv(rows, out)
     print(f"{len(rows)} rows -> {out} (wall {time.perf_counter() - t0:.0f} s, CPU {time.process_time() - c0:.0f} s)")

@@ -22,12 +22,50 @@ import numpy as np
 from simcore import physics
 from simcore.config import MODELS
 from simcore.errors import ConfigError
+from simcore.exact import WRR_RESOLUTION
 from simcore.nodes import NodeModel
 from simcore.queueing import pool_queueing_wait, prefill_queue_wait, segment_waits
 
 WAIT_SAMPLES = 16  # positions of a cohort pool's arrival segment at which its fluid wait is read off the curves
 RESOLVE_TOLERANCE = 1e-9  # relative: a segment counts as departed when D is this close to its end
 DRAIN_TOLERANCE = 1e-6  # real requests: a cohort pool's backlog below this is float residue, not a request
+# a pool with a backlog draws in cold nodes until it covers its arrivals plus draining the backlog within this time
+# (the bin length until issue 19 moved bins from 60 to 10 s: a burst of a few seconds that the warm nodes absorb
+# within a minute draws no cold node; the evaluator's spill estimate uses the same time)
+SPILL_DRAIN_S = 60.0
+
+
+def balancer_shares(rps: np.ndarray, avail_s: np.ndarray, warm: int, served: float) -> np.ndarray:
+    """How the exact balancer (`simcore.exact`: smooth weighted round-robin) spreads a pool's `served` real
+    requests over its nodes, as node-seconds of serving capacity used: the first `warm` nodes (the warm set) take
+    requests in proportion to their weights (throughput in 1/WRR_RESOLUTION of the slowest warm node's), a node
+    spilled in joins the rotation once (weight 1), each for the `avail_s` it serves; a node's use is capped at its
+    `avail_s` and what a full node cannot take goes to the others in proportion to their room (the balancer
+    skips a node without a free batch slot).
+
+    :returns: [nodes] node-seconds used (served x share / rps)
+    """
+    rps = np.asarray(rps, dtype=float)
+    avail = np.asarray(avail_s, dtype=float)
+    weight = np.ones(len(rps))
+    if warm:
+        weight[:warm] = np.maximum(np.rint(WRR_RESOLUTION * rps[:warm] / max(rps[:warm].min(), 1e-300)), 1.0)
+    want = weight * avail  # requests in proportion
+    total = want.sum()
+    if total <= 0 or served <= 0:
+        return np.zeros(len(rps))
+    use = served * want / total / np.maximum(rps, 1e-300)  # node-seconds
+    for _ in range(len(rps)):  # water-filling: a full node's excess to the others by their room
+        over = use > avail
+        if not over.any():
+            break
+        excess = float(((use - avail)[over] * rps[over]).sum())  # real requests
+        use[over] = avail[over]
+        room = np.where(over, 0.0, (avail - use) * rps)
+        if room.sum() <= 0:
+            break
+        use += excess * room / room.sum() / np.maximum(rps, 1e-300)
+    return np.minimum(use, avail)
 
 
 class CohortNodes(NodeModel):
@@ -56,6 +94,7 @@ class CohortNodes(NodeModel):
         self.pMu = [0.0] * P
         self.pBp = [[] for _ in range(P)]
         self.pNodes = [[] for _ in range(P)]
+        self.pWarm = [0] * P
         self.pCold = [[] for _ in range(P)]
         self.pColdPtr = [0] * P
         self.pServed = [0.0] * P  # real requests served this epoch
@@ -195,7 +234,7 @@ class CohortNodes(NodeModel):
             self.pBp[p] = keep + [(now, -mu)] if mu else keep  # capacity drops to 0 at the epoch start ...
             for n in self.pNodes[p]:
                 self.node_pool[n] = -1
-            self.pNodes[p], self.pCold[p], self.pColdPtr[p] = [], [], 0
+            self.pNodes[p], self.pCold[p], self.pColdPtr[p], self.pWarm[p] = [], [], 0, 0
             self.pServed[p] = 0.0
             self.pRpsSum[p] = self.pSlotSum[p] = self.pScvSum[p] = 0.0
         self.epoch_start = now
@@ -203,6 +242,7 @@ class CohortNodes(NodeModel):
     def _fluid_pool(self, d: int, key: int, m: int, nodes: list, cold: list, now: float) -> None:
         """... and is rebuilt from the new warm set: each node adds its throughput once its weights are ready."""
         p = d * self.K + key
+        self.pWarm[p] = len(nodes)  # the pool's first nodes are its warm set, those after them spilled in
         for n in nodes:
             self._join(p, key, m, n, now)
         self.pCold[p] = cold
@@ -382,9 +422,9 @@ class CohortNodes(NodeModel):
         to its pool at the segment's mean departure."""
         a0, a1, t0, t1, idx, limit, w_q, p_late = seg
         wait = segment_waits(a0, a1, t0, t1, self.pCurveT[p], self.pCurveD[p], share, WAIT_SAMPLES)
-        late = float(np.mean(wait > limit))
+        late = np.count_nonzero(wait > limit) / len(wait)  # the mean of the samples (np.mean is slow on 16)
         late += (1.0 - late) * p_late
-        mean_wait = float(wait.mean()) + w_q
+        mean_wait = float(wait.sum()) / len(wait) + w_q
         self.f_ttft[idx] = physics.request_ttft_s(mean_wait, 0.0, self.f_net[idx], self.f_first[idx])
         self.f_served[idx] = self.C * share
         self.f_late[idx] = min(late, 1.0) * self.C * share
@@ -415,8 +455,10 @@ class CohortNodes(NodeModel):
 
     def _spill(self, p: int, key: int, m: int, now: float, lam: float) -> bool:
         """Backlog outgrows the pool: draw in cold nodes (in the balancer's order) until the pool's capacity,
-        counting nodes still loading, covers the bin's arrival rate plus draining the backlog within a bin."""
-        need = lam + self.pW[p] / self.bin_s - self.pRpsSum[p]
+        counting nodes still loading, covers the bin's arrival rate plus draining the backlog within
+        SPILL_DRAIN_S (not within a bin: a burst of a few seconds that the warm nodes absorb within a
+        minute draws no cold node, docs/model.md 'Cohorts')."""
+        need = lam + self.pW[p] / SPILL_DRAIN_S - self.pRpsSum[p]
         cold, ptr = self.pCold[p], self.pColdPtr[p]
         joined = False
         while need > 0 and ptr < len(cold):
@@ -449,9 +491,8 @@ class CohortNodes(NodeModel):
             ready = np.asarray([self.node_ready[n] for n in nodes])
             avail = np.clip(t1 - np.maximum(ready, t0), 0.0, length_s)
             rps = np.asarray([self._rps(key, n) for n in nodes])
-            capacity = float((rps * avail).sum())
-            rho = min(1.0, self.pServed[p] / capacity) if capacity > 0 else 0.0
-            u[nodes] = rho * avail / length_s
+            work = balancer_shares(rps, avail, self.pWarm[p], self.pServed[p])
+            u[nodes] = work / length_s
         return u, active
 
     def _resolve_at_horizon(self) -> None:

@@ -46,7 +46,8 @@ class Config(Parameters):
                                   "(one line naming it; a stuck plug-in must not hang a run or a sweep)",
                                   lo=0, lo_open=True)
     # --- workload (docs/model.md 'Workload', 'Load', 'Cohorts') -----------------------------------
-    trace: str = param("azure-code-2024", "bundled trace name (azure-code-2024, burstgpt-profile) or a CSV path",
+    trace: str = param("azure-code-2024", "bundled trace name (azure-code-2024, burstgpt-profile, azure-conv-2023, "
+                       "azure-code-2023) or a CSV path",
                        flag="--trace")
     trace_day: str = param("2024-05-13", "day of the bundled Azure 2024 code trace used for arrivals")
     load_scale: str = param("auto", "arrival-rate multiplier, or 'auto' (the trace day's busiest epoch at "
@@ -111,7 +112,7 @@ class Config(Parameters):
     warm_target_utilization: float = param(0.9, "warm set: nodes kept warm = predicted work / (node capacity x this) "
                                            "(docs/model.md 'Warm set')", lo=0, lo_open=True, hi=1)
     min_warm_nodes: int = param(1, "warm set: minimum warm nodes per hosted model per datacenter", lo=1)
-    cohort_bin_s: float = param(60.0, "cohorts: pools are played in bins of this length, their cohorts arriving at a "
+    cohort_bin_s: float = param(10.0, "cohorts: pools are played in bins of this length, their cohorts arriving at a "
                                 "constant rate within a bin (docs/model.md 'Cohorts'), s", lo=1)
     drain: bool = param(True, "after the horizon arrivals stop and the fleet keeps serving until every arrived request "
                         "has its first token (or drain_max_h passes); its epochs count in every total "

@@ -12,7 +12,8 @@ Scores a batch of candidate plans [B, model, origin, datacenter] for one epoch a
   (`stationary_wait`) as the engine's pools do;
 - cold starts: a newly warm node loads its model from the epoch start, so requests reaching it in the first
   LA_load seconds wait (mean LA_load^2 / (2 t_e) per request, SLA violated when the wait exceeds the SLA);
-- p-state of each model's pool from its utilization (Eq. 4-5), the rest parked;
+- p-states (Eq. 4-5): a pool's warm nodes at their utilization, its spilled nodes at the overflow's, as the engine's
+  balancer spreads the work (`simcore.cohorts.balancer_shares`); the rest parked;
 - TTFT per request = 2 x LA_net (Eq. 2) + first-token compute at full batch (Eq. 3) + the waits above.
 
 Deterministic: no randomness at all.
@@ -25,6 +26,7 @@ import numpy as np
 
 from simcore import physics
 from simcore.config import Config
+from simcore.cohorts import SPILL_DRAIN_S
 from simcore.queueing import bins_per_epoch, fluid_segment, pool_queueing_wait, prefill_queue_wait
 
 HALFIN_WHITT_NEGLIGIBLE = 6.0  # sqrt(slots) x (1 - rho) above this: the queueing wait is negligible
@@ -210,17 +212,22 @@ class EpochEvaluator:
             k = np.maximum(cfg.min_warm_nodes, np.minimum(k, N - start - cfg.min_warm_nodes * m))
             ranges[m] = [start, start + k]
             start = start + k
-        out = {k: np.zeros(P.shape) for k in ("warm", "nodes", "mu", "slots", "scv", "tdp_w")}
+        out = {k: np.zeros(P.shape) for k in ("warm", "nodes", "mu", "slots", "scv", "tdp_w", "warm_mu", "warm_tdp_w")}
         for m in range(M):
             a, b = ranges[m]
             warm_mu = self.pre_rps[m][b] - self.pre_rps[m][a]
-            want = 2.0 * (lam[..., m] - warm_mu) + backlog[..., m] / self.bin_s
-            want = np.where((lam[..., m] > warm_mu) | (backlog[..., m] > 0), want, 0.0)
+            # the engine spills in its busiest bins: the profile's top rate (the mean of the busiest requests' bins)
+            peak = lam[..., m] * self.rate_profile.max()
+            want = np.maximum(2.0 * (lam[..., m] - warm_mu), peak - warm_mu) \
+                + backlog[..., m] / SPILL_DRAIN_S  # as the engine spills
+            want = np.where((peak > warm_mu) | (backlog[..., m] > 0), want, 0.0)
             extra = np.minimum(self._take(m, start, want), N - start)
             c = start + extra
             for key, pre in (("mu", self.pre_rps[m]), ("slots", self.pre_slots[m]), ("scv", self.pre_scv[m]),
                              ("tdp_w", self.cum_tdp_w)):
                 out[key][..., m] = pre[b] - pre[a] + pre[c] - pre[start]
+            out["warm_mu"][..., m] = warm_mu
+            out["warm_tdp_w"][..., m] = self.cum_tdp_w[b] - self.cum_tdp_w[a]
             out["warm"][..., m] = b - a
             out["nodes"][..., m] = b - a + extra
             start = c
@@ -278,14 +285,19 @@ class EpochEvaluator:
         n_req = R.sum(axis=(1, 2))
         sla = (R * np.maximum(np.maximum(late_q, stat_late), cold_frac * self.cold_late)).sum(axis=(1, 2))
 
-        # energy: each pool's nodes at the p-state of its utilization (served work over capacity, Eq. 4-5), the
-        # nodes past the last pool parked
-        rho = np.minimum((R + backlog) / np.maximum(mu * t_e, 1e-300), 1.0)
-        pc = physics.pstate_power_fraction(rho, True, cfg.pc_pstates, cfg.pstate_busy_limits, cfg.pc_parked)
+        # energy: each pool's nodes at the p-state of their utilization (served work over capacity, Eq. 4-5), the
+        # nodes past the last pool parked. The balancer's weights give the warm set the work up to its capacity and
+        # the nodes spilled in what it cannot take (`cohorts.balancer_shares`, as the engine's pools spread it)
+        work = np.minimum(R + backlog, mu * t_e)
+        warm_mu, warm_tdp = pool["warm_mu"], pool["warm_tdp_w"]
+        rho_w = np.minimum(work / np.maximum(warm_mu * t_e, 1e-300), 1.0)
+        rho_s = np.clip((work - warm_mu * t_e) / np.maximum((mu - warm_mu) * t_e, 1e-300), 0.0, 1.0)
+        pc_w, pc_s = (physics.pstate_power_fraction(r, True, cfg.pc_pstates, cfg.pstate_busy_limits, cfg.pc_parked)
+                      for r in (rho_w, rho_s))
         active = pool["active"]  # [B, D]
         tdp_parked = self.cum_tdp_w[N] - self.cum_tdp_w[active]
-        it = (physics.node_it_kwh(pc, pool["tdp_w"], t_e).sum(axis=2)
-              + physics.node_it_kwh(cfg.pc_parked, tdp_parked, t_e))
+        it = ((physics.node_it_kwh(pc_w, warm_tdp, t_e) + physics.node_it_kwh(pc_s, pool["tdp_w"] - warm_tdp, t_e))
+              .sum(axis=2) + physics.node_it_kwh(cfg.pc_parked, tdp_parked, t_e))
         met = physics.datacenter_epoch_metrics(it, state.cop, state.tou_usd_per_kwh, state.gi_l_per_kwh,
                                                state.ci_kg_per_kwh, cfg)
         return Evaluation(

@@ -75,6 +75,9 @@ def fluid_segment(backlog, lam, mu, length, wait_limit_s):
     return end, lam * area / mu, lam * late
 
 
+_MIDPOINTS: dict = {}  # samples -> the midpoints (k + 0.5) / samples, made once (`segment_waits` runs per bin)
+
+
 def segment_waits(a0: float, a1: float, t0: float, t1: float, curve_t, curve_d, share: float,
                   samples: int) -> np.ndarray:
     """Waits in a FIFO fluid queue read off its cumulative curves: a segment of arrivals at a constant rate over
@@ -85,7 +88,10 @@ def segment_waits(a0: float, a1: float, t0: float, t1: float, curve_t, curve_d, 
 
     :returns: [samples] waits (s)
     """
-    frac = (np.arange(samples) + 0.5) / samples * share
+    mid = _MIDPOINTS.get(samples)
+    if mid is None:
+        mid = _MIDPOINTS[samples] = (np.arange(samples) + 0.5) / samples
+    frac = mid * share
     depart = np.interp(a0 + frac * (a1 - a0), curve_d, curve_t)
     return np.maximum(depart - (t0 + frac * (t1 - t0)), 0.0)
 

@@ -11,8 +11,9 @@ from simcore.config import Config
 from simcore.errors import ConfigError, TraceError
 from simcore.rng import stream
 from traces import download
-from traces.loader import (Workload, bundled_counts, burstgpt_hourly_profile, detect_format, load_workload,
-                           read_trace_csv, token_pairs, trace_names)
+from traces.loader import (HOURS_FILE, Workload, _systematic_poisson, azure2023_hour, bundled_counts,
+                           burstgpt_hourly_profile, detect_format, epoch_peak_requests, load_workload, read_trace_csv,
+                           token_pairs, trace_names)
 from simcore.sizing import TraceShape, reference_peak_requests
 
 SHARED = Path("/work/shared/data/traces")  # the unpacked originals, where this machine has them
@@ -98,7 +99,7 @@ def test_burstgpt_profile_values():
 
 
 def test_trace_names():
-    assert trace_names() == ("azure-code-2024", "burstgpt-profile")
+    assert trace_names() == ("azure-code-2024", "burstgpt-profile", "azure-conv-2023", "azure-code-2023")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -252,7 +253,7 @@ def test_multi_day_horizon_and_limits():
 
 
 def test_unknown_trace_name_lists_bundled():
-    with pytest.raises(ConfigError, match="azure-code-2024, burstgpt-profile"):
+    with pytest.raises(ConfigError, match="azure-code-2024, burstgpt-profile, azure-conv-2023, azure-code-2023"):
         load(trace="no-such-trace")
 
 
@@ -275,6 +276,87 @@ def test_burstgpt_profile_workload():
     # the real pairs, prompts clipped to the 4,096-token context window (context_policy clip)
     assert np.isin(pair_keys(w.prompt_tokens, w.output_tokens), pair_keys(np.minimum(prompt, 4096), output)).all()
     assert w.over_context > 0
+
+
+def test_systematic_poisson_keeps_every_cohort_th_arrival():
+    """Cohorts of a Poisson rate: every C-th arrival, so a window's cohort count has the real Poisson variance over
+    C^2 (variance / mean = 1 / C in cohorts), not a Poisson draw of cohorts (variance / mean = 1); an hour with no
+    expected arrivals gets none."""
+    rng = np.random.default_rng(3)
+    expected = np.array([4.0e5, 0.0, 2.0e5])  # real arrivals per hour
+    start, dur = np.arange(3) * 3600.0, np.full(3, 3600.0)
+    C = 8
+    t = _systematic_poisson(expected, start, dur, C, rng)
+    assert (np.diff(t) >= 0).all() and not ((t >= 3600) & (t < 7200)).any()
+    # an hour's real count is Poisson: its cohorts are within 5 real standard deviations / C
+    assert abs((t < 3600).sum() - 4.0e5 / C) < 5 * np.sqrt(4.0e5) / C
+    assert abs((t >= 7200).sum() - 2.0e5 / C) < 5 * np.sqrt(2.0e5) / C
+    n = np.bincount((t[t < 3600] // 10).astype(int), minlength=360)  # 10-s windows: 138.9 cohorts each
+    assert n.mean() == pytest.approx(4.0e5 / C / 360, rel=0.01)
+    assert 0.7 / C < n.var() / n.mean() < 1.4 / C
+
+
+# ------------------------------------------------------------------------------------------------
+# azure-conv-2023, azure-code-2023: the real hours with arrivals
+# ------------------------------------------------------------------------------------------------
+def test_azure2023_hours_bundle():
+    raw = pd.read_csv(HOURS_FILE)
+    for name, src, n, last_s in (("azure-conv-2023", "conv", 19_366, 3502.4), ("azure-code-2023", "code", 8_819, 3436.9)):
+        t, p, o, period = azure2023_hour(name)
+        part = raw[raw.source == src]
+        assert len(t) == n and np.array_equal(p, part.ContextTokens) and np.array_equal(o, part.GeneratedTokens)
+        assert (np.diff(t) >= 0).all() and t[0] < 1.0 and t[-1] == pytest.approx(last_s, abs=0.1)
+        assert period == np.floor(t[-1]) + 1.0
+        # the busiest of the first two 15-min epochs, counted by hand
+        c = cfg(trace=name, hours=0.5)
+        by_hand = max(((part.offset_ms >= k * 900_000) & (part.offset_ms < (k + 1) * 900_000)).sum() for k in (0, 1))
+        assert epoch_peak_requests(c, 2) == by_hand
+    # the whole tokens pairs file is the same requests (without their arrivals)
+    prompt, _ = token_pairs()
+    assert len(prompt) == len(raw)
+
+
+@pytest.mark.parametrize("cohort", ["1", "8"])
+def test_azure2023_hour_workload(cohort):
+    """The conversation hour, exactly and in cohorts: every request one of the hour's (its tokens, prompts clipped
+    to the context window) near its real arrival, f x the hour's requests in the horizon (real requests)."""
+    c = cfg(trace="azure-conv-2023", hours=0.5, dcs=4, reference_dcs=4, nodes_per_dc=12, cohort_size=cohort)
+    w = load_workload(c, stream(0, "trace"))
+    t, p, o, _ = azure2023_hour("azure-conv-2023")
+    n_in = float((t < c.horizon_s).sum())
+    assert w.cohort == int(cohort) and w.scale > 1
+    real = len(w) * w.cohort
+    edge = w.scale * (np.abs(t - c.horizon_s) < 0.5).sum()  # copies jittered across the horizon
+    assert abs(real - w.scale * n_in) < edge + (3 * np.sqrt(w.scale * n_in) if cohort == "1" else 2 * w.cohort)
+    assert np.isin(pair_keys(w.prompt_tokens, w.output_tokens), pair_keys(np.minimum(p, 4096), o)).all()
+    assert (np.diff(w.t_s) >= 0).all() and w.t_s.min() >= 0 and w.t_s.max() < c.horizon_s
+    # each simulated request within half a second of a real arrival
+    gap = np.abs(w.t_s[:, None] - t[None, :]).min(axis=1) if len(w) < 20_000 else \
+        np.abs(w.t_s - t[np.clip(np.searchsorted(t, w.t_s), 0, len(t) - 1)])
+    near = np.minimum(gap, np.abs(w.t_s - t[np.clip(np.searchsorted(t, w.t_s) - 1, 0, len(t) - 1)]))
+    assert near.max() <= 0.5
+
+
+def test_auto_cohort_plays_the_2023_hours_exactly_where_the_run_fits():
+    """Cohorts do not hold on the 2023 hours (docs/model.md 'Validation'): `auto` plays a run of them exactly when it
+    holds at most max_workload_requests real requests, and otherwise says that its cohorts do not hold."""
+    small = load(trace="azure-conv-2023", hours=0.5, dcs=4, reference_dcs=4, nodes_per_dc=12)
+    assert small.cohort == 1 and len(small) > 100_000 and not small.notes
+    big = load(trace="azure-conv-2023", hours=0.25)  # the default 8 x 1000-node world
+    assert big.cohort > 1 and len(big) * big.cohort > Config().max_workload_requests
+    assert any("do not hold against exact play" in n for n in big.notes)
+    assert load(trace="azure-conv-2023", hours=0.5, dcs=4, reference_dcs=4, nodes_per_dc=12,
+                cohort_size="8").cohort == 8
+
+
+def test_azure2023_hour_repeats_past_its_end():
+    w = load(trace="azure-code-2023", hours=2.0, dcs=4, reference_dcs=4, nodes_per_dc=4, cohort_size="1")
+    t, _, _, period = azure2023_hour("azure-code-2023")
+    assert any("the hour repeats" in x for x in w.notes)
+    first = np.bincount((w.t_s // 60).astype(int), minlength=120)
+    real = np.bincount(((t + period) // 60).astype(int), minlength=120)
+    assert first[int(period // 60) + 2:int(period // 60) + 40].sum() > 0.9 * w.scale * real[
+        int(period // 60) + 2:int(period // 60) + 40].sum()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,6 +17,12 @@ Bundled traces (data and licences in `traces/data/`, see its SOURCES.md):
   replacement from the real pairs of the Azure 2023 code and conversation traces, pooled.
 - `burstgpt-profile`: BurstGPT_1's mean requests per hour of day as a piecewise-constant Poisson rate
   (repeated daily past 24 h); the same token pairs.
+- `azure-conv-2023`, `azure-code-2023`: the real hour of the Azure LLM inference trace 2023 (conversation,
+  19,366 requests over 58.4 min; code, 8,819 over 57.3 min; 2023-11-16 from 18:15:46 / 18:17:03 UTC), each
+  request at its own arrival (ms) with its own tokens, from the file's first request's whole second; past the
+  file's last request the hour repeats (`Workload.notes`). Scaled per request (below). `cohort_size` auto plays
+  them exactly wherever the run holds at most `max_workload_requests` real requests (cohorts do not hold on them,
+  docs/model.md 'Validation'); a larger run gets auto's cohorts and a note saying so.
 
 Load factor f (SPEC 3; the rule is `simcore.sizing`'s): `auto` = peak_utilization x the serving capacity of the
 reference fleet (reference_dcs x nodes_per_dc nodes) in one epoch / (most arrivals in one `epoch_s` epoch of the
@@ -25,6 +31,9 @@ workload. Each simulated request then stands for `cohort` real requests (`cfg.co
 expected count (the profile is a rate, not a draw). f < 1 thins, f > 1 multiplies:
 - per-second counts: binomial(count, f) when thinning, count x f rounded stochastically when multiplying;
 - Poisson profile: the rate is multiplied by f (exact for a Poisson process either way);
+- the 2023 hours: request i is played count_i times, count_i drawn as a per-second count is (f x 1 per
+  request), every copy at the request's arrival plus a uniform jitter in [-0.5, +0.5) s (a copy jittered before
+  0 is mirrored back after it), with the request's tokens;
 - CSV traces: thinning keeps each request with probability f; multiplying keeps every request and adds
   floor(f) - 1 replicas, plus one more with probability frac(f), each replica moved by a uniform jitter in
   [-0.5, +0.5) s (same tokens, same model); a replica jittered before the trace's first request is mirrored
@@ -69,14 +78,18 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 COUNTS_FILE = DATA_DIR / "azure2024_code_week_per_second.npz"
 PAIRS_FILE = DATA_DIR / "azure2023_token_pairs.csv.gz"
 PROFILE_FILE = DATA_DIR / "burstgpt1_hour_of_day_avg_requests.csv"
+HOURS_FILE = DATA_DIR / "azure2023_hours.csv.gz"
 
 AZURE_2024 = "azure-code-2024"
 BURSTGPT_PROFILE = "burstgpt-profile"
+AZURE_2023 = {"azure-conv-2023": "conv", "azure-code-2023": "code"}  # trace name -> source in HOURS_FILE
 _SOURCES = {
     AZURE_2024: "Azure LLM inference trace 2024 (code), per-second arrivals of {days} "
                 "(Azure Public Dataset, CC-BY-4.0; Stojkovic et al., DynamoLLM, HPCA 2025; via tu-nv/drafas, MIT)",
     BURSTGPT_PROFILE: "BurstGPT_1 mean requests per hour of day as a Poisson rate "
                       "(Wang et al., BurstGPT, KDD 2025, CC-BY-4.0; aggregated by IsabellaLiu99/burstgpt_analysis)",
+    **{name: f"Azure LLM inference trace 2023 ({src}), its hour of 2023-11-16 with arrivals and tokens "
+             "(Azure Public Dataset, CC-BY-4.0; Patel et al., Splitwise, ISCA 2024)" for name, src in AZURE_2023.items()},
 }
 _PAIRS_SOURCE = "tokens: Azure LLM inference trace 2023 code+conv pairs (CC-BY-4.0; Patel et al., Splitwise, ISCA 2024)"
 
@@ -96,7 +109,7 @@ _BLOCK_BYTES = 1 << 26  # bytes scanned at once when counting fields (bounds the
 
 def trace_names() -> tuple[str, ...]:
     """The bundled traces `cfg.trace` may name (anything else must be a CSV path)."""
-    return (AZURE_2024, BURSTGPT_PROFILE)
+    return (AZURE_2024, BURSTGPT_PROFILE, *AZURE_2023)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -172,6 +185,8 @@ def load_workload(cfg, rng: np.random.Generator, sizing=None) -> Workload:
         return _azure_bundle(cfg, rng, sizing)
     if cfg.trace == BURSTGPT_PROFILE:
         return _burstgpt_profile(cfg, rng, sizing)
+    if cfg.trace in AZURE_2023:
+        return _azure2023_hour(cfg, rng, sizing)
     path = Path(cfg.trace)
     if path.exists() or _looks_like_path(cfg.trace):
         return _csv_workload(cfg, rng, path, sizing)
@@ -319,6 +334,41 @@ def burstgpt_hourly_profile() -> np.ndarray:
     return v
 
 
+@functools.lru_cache(maxsize=None)
+def azure2023_hour(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(arrival s, prompt, output, period s) of a bundled 2023 hour (`AZURE_2023`): arrivals from the file's first
+    request's whole second, in order; the period is the last arrival rounded up to the second (the hour repeats
+    after it)."""
+    df = pd.read_csv(HOURS_FILE, dtype={"source": str, "offset_ms": np.int64, "ContextTokens": np.int32,
+                                        "GeneratedTokens": np.int32})
+    df = df[df["source"] == AZURE_2023[name]]
+    t = df["offset_ms"].to_numpy(np.float64) / 1000.0
+    out = (t, df["ContextTokens"].to_numpy(np.int32), df["GeneratedTokens"].to_numpy(np.int32))
+    for a in out:
+        a.setflags(write=False)
+    return (*out, float(math.floor(t[-1]) + 1.0))
+
+
+def epoch_peak_requests(cfg, epochs: int | None = None) -> float:
+    """Most unscaled arrivals in one `epoch_s` epoch of a bundled trace's day (`cfg.trace_day` for the Azure
+    2024 code trace; the profile's expected count; a 2023 hour repeated over the day), or of its first `epochs`
+    epochs (`reports.validate`: a short horizon's own peak). Before the context policy."""
+    n = SECONDS_PER_DAY // int(cfg.epoch_s) if epochs is None else epochs
+    if cfg.trace == AZURE_2024:
+        days, week = bundled_counts()
+        per_s = week[days.index(cfg.trace_day)].astype(np.float64)
+    elif cfg.trace == BURSTGPT_PROFILE:
+        per_s = np.repeat(burstgpt_hourly_profile() / SECONDS_PER_HOUR, SECONDS_PER_HOUR)
+    else:
+        t, _, _, period = azure2023_hour(cfg.trace)
+        reps = int(math.ceil(max(n * cfg.epoch_s, SECONDS_PER_DAY) / period))
+        t = (t[None, :] + period * np.arange(reps)[:, None]).ravel()
+        per_s = np.bincount(t.astype(np.int64), minlength=SECONDS_PER_DAY).astype(np.float64)
+    per_s = np.resize(per_s, max(len(per_s), int(n * cfg.epoch_s)))  # a day repeats past its end
+    ep = np.arange(len(per_s)) // int(cfg.epoch_s)
+    return float(np.bincount(ep, weights=per_s)[:n].max())
+
+
 # ------------------------------------------------------------------------------------------------
 # Bundled traces
 # ------------------------------------------------------------------------------------------------
@@ -379,12 +429,80 @@ def _burstgpt_profile(cfg, rng: np.random.Generator, sizing) -> Workload:
     cohort = cohort_size(cfg, float(per_hour.sum()) * f)
     _check_size(cfg, float((rate * dur).sum()), f, cohort)
 
-    # (1)+(2): a Poisson process at rate f / cohort x rate: Poisson count per hour, uniform times within it
-    n = rng.poisson(f / cohort * rate * dur)
-    t = np.repeat(start, n) + rng.random(int(n.sum())) * np.repeat(dur, n)
-    t.sort()
+    # (1)+(2): a Poisson process at rate f x rate (real requests): exactly, a Poisson count per hour and uniform
+    # times within it; in cohorts, every cohort-th of its arrivals (`_systematic_poisson`)
+    if cohort > 1:
+        t = _systematic_poisson(f * rate * dur, start, dur, cohort, rng)
+    else:
+        n = rng.poisson(f * rate * dur)
+        t = np.repeat(start, n) + rng.random(int(n.sum())) * np.repeat(dur, n)
+        t.sort()
     notes = (f"hours past 24 repeat {BURSTGPT_PROFILE}'s one day (an hour-of-day profile)",) if n_hours > 24 else ()
     return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[BURSTGPT_PROFILE], cohort, sized, notes)
+
+
+def _systematic_poisson(expected: np.ndarray, start: np.ndarray, dur: np.ndarray, cohort: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Every `cohort`-th arrival of a Poisson process whose expected count is `expected[k]` over [start[k],
+    start[k] + dur[k]) at a constant rate, from a uniform offset (the first kept is the j-th, j uniform in
+    1..cohort): the systematic sample `_scale_counts` takes of a counted trace, for a rate. In the process's own
+    clock (expected arrivals so far) the gaps between kept arrivals are Gamma(cohort, 1), so a cohort's arrival
+    count over a window has the real requests' Poisson variance over cohort^2 (a Poisson draw of cohorts would
+    carry cohort x the real variance, a burstiness the real traffic does not have).
+
+    :returns: sorted arrival times (s)
+    """
+    edges = np.concatenate(([0.0], np.cumsum(expected)))
+    total = float(edges[-1])
+    first = rng.gamma(float(rng.integers(1, cohort + 1)))
+    n = int(total / cohort + 6.0 * math.sqrt(total / cohort + 1.0) + 16)
+    clock = first + np.concatenate(([0.0], np.cumsum(rng.gamma(float(cohort), size=n))))
+    while clock[-1] < total:  # a draw past the margin (never in practice): extend it
+        clock = np.concatenate((clock, clock[-1] + np.cumsum(rng.gamma(float(cohort), size=n))))
+    clock = clock[clock < total]
+    k = np.minimum(np.searchsorted(edges, clock, side="right") - 1, len(expected) - 1)
+    return start[k] + (clock - edges[k]) / np.maximum(expected[k], 1e-300) * dur[k]
+
+
+def _azure2023_hour(cfg, rng: np.random.Generator, sizing) -> Workload:
+    t_hour, p_hour, o_hour, period = azure2023_hour(cfg.trace)
+    horizon = cfg.horizon_s
+    reps = int(math.ceil((horizon + 1.0) / period))  # + 1 s: a copy's jitter reaches half a second forward
+    idx = np.tile(np.arange(len(t_hour)), reps)
+    t = (t_hour[None, :] + period * np.arange(reps)[:, None]).ravel()
+
+    # Load factor from a day of the hour repeated: its busiest epoch before scaling
+    p_left, o_left, kept = _as_policy_leaves(cfg, p_hour, o_hour)
+    peak = epoch_peak_requests(cfg) * kept
+    f, sized = _sized(cfg, sizing, peak, p_left, o_left, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
+    run_real = float(np.count_nonzero(t < horizon)) * f
+    notes = ((f"--hours {cfg.hours:g} runs past the {cfg.trace} file's {period / 60:.3g} min: the hour repeats",)
+             if horizon > period else ())
+    if cfg.cohort_size == "auto" and run_real <= cfg.max_workload_requests:
+        # cohorts do not hold against exact play on these hours (docs/model.md 'Validation'): auto plays them
+        # exactly wherever the run fits
+        cohort = 1
+    else:
+        cohort = cohort_size(cfg, len(t_hour) * SECONDS_PER_DAY / period * f)
+        if cfg.cohort_size == "auto" and cohort > 1:
+            notes += (f"cohorts of {cohort} on {cfg.trace}, where they do not hold against exact play "
+                      "(docs/model.md 'Validation'); the run is too large to play exactly",)
+    _check_size(cfg, float(np.count_nonzero(t < horizon)), f, cohort)
+
+    # (1) scaling: per request, as a per-second count is; (2) arrival times: a jitter for every copy
+    counts = _scale_counts(np.ones(len(t)), f / cohort, rng, cohort > 1)
+    sel = np.repeat(np.arange(len(t)), counts)
+    t = np.abs(t[sel] + rng.random(len(sel)) - 0.5)
+    order = np.argsort(t, kind="stable")
+    order = order[t[order] < horizon]
+    t, sel = t[order], idx[sel[order]]
+    n = len(t)
+    u = _uniforms(rng, n, cohort > 1)  # (4) model class, (5) origin
+    model = (u[:, 0] < cfg.gpt4_share).astype(np.int8)
+    origin = np.minimum((u[:, 1] * cfg.dcs).astype(np.int16), cfg.dcs - 1)
+    t, model, p, o, origin, over = _fit_context(cfg, f"--trace {cfg.trace}", t, model, p_hour[sel], o_hour[sel],
+                                                origin, cohort)
+    return Workload(cfg.trace, t, model, p, o, origin, f, _SOURCES[cfg.trace], cohort, over * cohort, sized, notes)
 
 
 _PLASTIC = 1.324717957244746  # x^3 = x + 1: the R2 sequence's base (Roberts 2018), evenly spread in 2-D

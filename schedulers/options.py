@@ -63,6 +63,8 @@ def run_parser(add_help: bool = True, prog_name: str | None = None) -> argparse.
     p.add_argument("--train-days", dest="train_days", default=None,
                    help="the trained protocol: pre-train a learner on this many other days of the bundled week "
                    "(default 0: the paper's online protocol; simcore.training)")
+    p.add_argument("--test-learning", dest="test_learning", default=None, choices=("online", "frozen"),
+                   help="with --train-days: the test day goes on learning (online, default) or plays frozen")
     p.add_argument("--checkpoint-dir", default=None, help="cache of pre-trained states: reused when the scheduler, "
                    "its parameters, the seed, the days and D match; an interrupted training resumes from it")
     p.add_argument("--config", default=None, help="JSON file of parameters: the world's by name, the scheduler's "
@@ -108,7 +110,8 @@ def build_config(argv: list[str]):
     flags = {"scheduler": args.scheduler, "dcs": args.dcs, "hours": args.hours, "seed": args.seed,
              "trace": args.trace, "start": args.start, "load_scale": args.load_scale, "cop_mode": args.cop_mode,
              "cohort_size": args.cohort_size, "weights": args.weights, "fleet": args.fleet,
-             "drain": args.drain, "train_days": args.train_days}
+             "drain": args.drain, "train_days": args.train_days,
+             "test_learning": args.test_learning}
     for k, v in flags.items():
         if v is not None:
             if k in values:

@@ -59,7 +59,9 @@ def training_days(cfg: Config, n: int) -> list[Config]:
     if n > len(others):
         raise ConfigError(f"--train-days {n}: the bundled week has only {len(others)} days other than the test day")
     start = dt.date.fromisoformat(cfg.start)
-    return [cfg.replace(trace_day=d.isoformat(), start=(start + (d - test)).isoformat()) for d in others[:n]]
+    # a training day always learns (the test day's --test-learning is not its): frozen and online share a checkpoint
+    return [cfg.replace(trace_day=d.isoformat(), start=(start + (d - test)).isoformat(), test_learning="online")
+            for d in others[:n]]
 
 
 def checkpoint_key(sched: Scheduler, days: list[Config]) -> str:
@@ -130,15 +132,25 @@ def pretrain(cfg: Config, sched: Scheduler, n_days: int, cache_dir: str | Path |
     :param cache_dir: folder of cached checkpoints (None: train, keep nothing)
     :param progress: one engine progress bar per training day
     """
+    sched.frozen = False  # training days learn; the test day is frozen only once training is done (below)
     if n_days <= 0:
         return {"protocol": "online", "train_days": 0}
     days = training_days(cfg, n_days)
-    record: dict[str, Any] = {"protocol": "trained", "train_days": n_days, "days": [c.trace_day for c in days],
-                              "starts": [c.start for c in days]}
+    record: dict[str, Any] = {"protocol": "trained", "train_days": n_days, "test_learning": cfg.test_learning,
+                              "days": [c.trace_day for c in days], "starts": [c.start for c in days]}
     if not sched.learns():  # nothing to carry: the days would be played for nothing
         return {**record, "learns": False, "epochs_trained": 0, "days_played": 0, "reused": False}
-    key = checkpoint_key(sched, days)
-    record.update(learns=True, checkpoint=key, budget=declared_budget(sched, sum(c.epochs for c in days)))
+    record.update(_train(sched, days, checkpoint_key(sched, days), cache_dir, progress))
+    sched.frozen = cfg.test_learning == "frozen"
+    return record
+
+
+def _train(sched: Scheduler, days: list[Config], key: str, cache_dir, progress: bool) -> dict:
+    """Train `sched` on `days` (or load its cached state under `key`) and warm-start it with the result; return
+    the training fields of the record."""
+    n_days = len(days)
+    record: dict[str, Any] = {"learns": True, "checkpoint": key,
+                              "budget": declared_budget(sched, sum(c.epochs for c in days))}
     final = partial = None
     blob = None
     if cache_dir is not None:
@@ -170,7 +182,8 @@ def pretrain(cfg: Config, sched: Scheduler, n_days: int, cache_dir: str | Path |
                             "experience_epochs": epochs, "train_wall_s": wall}, replace=True)
     if final is not None:
         _save(final, {"key": key, "format": FORMAT_VERSION, "days_done": n_days, "state": state,
-                      "experience_epochs": epochs, "train_wall_s": wall, "days": record["days"]}, replace=False)
+                      "experience_epochs": epochs, "train_wall_s": wall, "days": [c.trace_day for c in days]},
+              replace=False)
         partial.unlink(missing_ok=True)  # ours: written above or by the interrupted run of this same key
     sched.warm_start(state, epochs)
     return {**record, "epochs_trained": epochs, "days_played": n_days - resumed, "resumed_from_day": resumed,

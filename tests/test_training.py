@@ -124,6 +124,33 @@ def test_every_learner_carries_what_it_learned_into_the_test_day(name):
         assert online != warm
 
 
+@pytest.mark.parametrize("name", LEARNERS)
+def test_a_frozen_learner_changes_none_of_its_learned_state_on_the_test_day(name):
+    """--test-learning frozen: after training, the test day changes nothing the learner learned (but the
+    constraints' observations it declares, `adapts_frozen`); the same learner with --test-learning online does."""
+    def learned(sched) -> dict:
+        state = sched.state_dict()
+        return {k: v for k, v in state.items() if k not in sched.adapts_frozen}
+
+    changed = {}
+    for mode in ("frozen", "online"):
+        cfg = _world(scheduler=name, train_days=1, test_learning=mode)
+        sched = create(name, SMALL.get(name, {}))
+        record = training.pretrain(cfg, sched, cfg.train_days)
+        assert record["test_learning"] == mode and sched.frozen == (mode == "frozen")
+        before = learned(sched)
+        simulate(cfg, sched)
+        changed[mode] = not _same(learned(sched), before)
+    assert changed == {"frozen": False, "online": True}
+
+
+def test_frozen_needs_training_and_training_days_always_learn():
+    with pytest.raises(ConfigError, match="must be trained first"):
+        _world(test_learning="frozen")
+    days = training.training_days(_world(train_days=2, test_learning="frozen"), 2)
+    assert {c.test_learning for c in days} == {"online"}  # frozen and online share one checkpoint
+
+
 def _plans(cfg, sched) -> list:
     """The plans a scheduler executes over a run of cfg."""
     plans, decide = [], sched.decide

@@ -4,8 +4,11 @@ Owns: which days a run trains on (`training_days`), the key its trained state is
 (`checkpoint_key`), and the driver (`pretrain`) that plays the run's scheduler object through whole engine runs of
 those days before the test day, so every learner learns through its own online rule (its `plan` / `observe`)
 with its own per-epoch budget (its Simulate calls and gradient steps are its parameters, `config.json` records
-them), and then carries what it learned into the test day (`Scheduler.warm_start`; the test day plays the same
-online rule from there: the paper's online protocol with a head start, for all learners alike).
+them), and then carries what it learned into the test day (`Scheduler.warm_start`). The test day, for all learners
+alike (`--test-learning`): `online` plays the same online rule from there (the paper's online protocol with a head
+start), `frozen` sets `Scheduler.frozen`, so the learner acts on what it learned and updates none of its learned
+state (but the constraints' observations it declares in `adapts_frozen`, the head-room). Training days always
+learn: both test-day rules share one checkpoint.
 
 A training day is another day of the bundled week (never the test day), replayed as a run of its own: that
 date's arrivals (`trace_day`; with `load_scale auto`, scaled by that day's busiest epoch), its grid, price and
@@ -33,7 +36,7 @@ from simcore.config import Config
 from simcore.errors import ConfigError
 from simcore.interface import Scheduler
 
-FORMAT_VERSION = 1  # of the checkpoint files and of the key: bump when either changes meaning
+FORMAT_VERSION = 2  # of the checkpoint files and of the key: bump when either changes meaning
 BUNDLED_WEEK_TRACE = "azure-code-2024"  # the trace whose bundled days are the training days
 WEEKEND = (5, 6)  # date.weekday() of Saturday and Sunday
 
@@ -65,10 +68,11 @@ def training_days(cfg: Config, n: int) -> list[Config]:
 
 
 def checkpoint_key(sched: Scheduler, days: list[Config]) -> str:
-    """The cache key of a trained state: the scheduler (name and class), its parameters and the training days'
-    worlds (these hold the seed, D, the dates and every other parameter of the world)."""
+    """The cache key of a trained state: the scheduler (name, class and what it carries), its parameters and the
+    training days' worlds (these hold the seed, D, the dates and every other parameter of the world)."""
     blob = {"format": FORMAT_VERSION, "scheduler": days[0].scheduler,
-            "class": f"{type(sched).__module__}.{type(sched).__qualname__}", "params": sched.params.to_dict(),
+            "class": f"{type(sched).__module__}.{type(sched).__qualname__}", "learned": list(type(sched).learned),
+            "params": sched.params.to_dict(),
             "days": [c.to_dict() for c in days]}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 

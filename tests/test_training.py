@@ -255,3 +255,16 @@ def test_the_record_states_the_declared_budget_of_the_training():
                                           "ddqn_updates_per_epoch": 2}
     assert rec["budget"]["training_total"] == {"plan_evaluations_per_epoch": 256 * 4,
                                                "gradient_steps_per_epoch": 128 * 4, "ddqn_updates_per_epoch": 8}
+
+
+def test_actor_critics_mean_logits_stay_within_their_bound():
+    """Unbounded, three training days drove the mean logits to |x| ~ 200-300 (a one-hot plan no update moves); the
+    squash keeps them in [-bound, bound] and is about the identity near 0 (the untrained policy is unchanged)."""
+    from schedulers.actorcritic import GaussianActor
+
+    actor = GaussianActor(3, 4, 8, 0.0, logit_bound=6.0)
+    with torch.no_grad():
+        actor.head[-1].bias.copy_(torch.tensor([1000.0, -1000.0, 0.3, 0.0]))
+    out = actor.mean(torch.zeros(1, 3))[0]
+    assert torch.all(out.abs() <= 6.0) and out[0] > 5.99 and out[1] < -5.99
+    assert abs(float(out[2]) - 0.3) < 1e-3 and float(out[3]) == 0.0

@@ -248,6 +248,21 @@ def test_the_second_study_reuses_the_first_ones_checkpoints(tmp_path, capsys):
     assert "protocol='trained', not 'online'" in capsys.readouterr().err
 
 
+def test_the_trained_frozen_protocol_gives_every_run_a_frozen_test_day_and_says_so(tmp_path):
+    from reports import experiments
+    from reports.report import _protocol
+
+    argv = ["--schedulers", "qlearning", "--seeds", "1", "--hours", "1", "--dcs", "4", "--out", str(tmp_path),
+            "--protocol", "trained-frozen", "--train-days", "2"]
+    (sweep,) = experiments.sweeps_from_args("compare", experiments._parser("compare").parse_args(argv))
+    args = dict(zip(sweep.run_args[::2], sweep.run_args[1::2]))
+    assert (args["--train-days"], args["--test-learning"]) == ("2", "frozen")
+    assert args["--checkpoint-dir"] == str((tmp_path / "checkpoints").resolve())  # the study's cache
+    assert (sweep.protocol, sweep.settings["train_days"]) == ("trained-frozen", 2)
+    assert "then the scored day frozen" in _protocol({"protocol": "trained-frozen", "train_days": 2})
+    assert "then the scored day online" in _protocol({"protocol": "trained", "train_days": 2})
+
+
 def test_the_record_states_the_declared_budget_of_the_training():
     cfg = _world(scheduler="ddqn")
     rec = training.pretrain(cfg, create("ddqn", {"ddqn_hidden": 16, "ddqn_updates_per_epoch": 2}), 1)

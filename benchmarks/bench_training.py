@@ -68,7 +68,7 @@ def main() -> None:
         tmp = Path(tmp)
         for seed in a.seeds.split(","):
             w = [*world, "--seed", seed]
-            ref = _run(["--scheduler", "uniform", *w], tmp / f"uniform-{seed}")
+            ref = _run(["--scheduler", "uniform", *w, *_sets_for("uniform", a.set)], tmp / f"uniform-{seed}")
             for name in a.learners.split(","):
                 sets = _sets_for(name, a.set)
                 online = _run(["--scheduler", name, *w, *sets], tmp / f"{name}-{seed}-online")

@@ -388,6 +388,8 @@ def execute(sweep: Sweep, workers: int, executor: str = "local", progress: bool 
 def _execute(sweep: Sweep, workers: int, executor: str, progress: bool) -> Outcome:
     from tqdm import tqdm
 
+    from schedulers.registry import resolve
+
     t0 = time.perf_counter()
     write_json(sweep.path / MANIFEST, _merge_manifest(sweep))
     res = Outcome()
@@ -421,7 +423,8 @@ def _execute(sweep: Sweep, workers: int, executor: str, progress: bool) -> Outco
             _run_ray(sweep, pending, workers, done)
         else:
             tasks = [(r, r.argv(sweep.run_args), str(sweep.path / r.name)) for r in pending]
-            run_in_processes(tasks, min(workers, max(len(pending), 1)), local_task, done)
+            learners = any(resolve(r.scheduler).learns() for r in pending)
+            run_in_processes(tasks, min(workers, max(len(pending), 1)), local_task, done, learners)
     finally:
         bar.close()
         res.wall_s = time.perf_counter() - t0

@@ -208,7 +208,8 @@ def run_one(argv: list, out: str) -> None:
     from simcore.run import run
 
     args, cfg, params = build_config(argv)
-    run(cfg, create(cfg.scheduler, params), out, progress=False, checkpoint_dir=args.checkpoint_dir)
+    run(cfg, create(cfg.scheduler, params), out, progress=False, checkpoint_dir=args.checkpoint_dir,
+        test_learning=args.test_learning or "online")
 
 
 def _describe(e: BaseException) -> str:

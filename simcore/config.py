@@ -41,9 +41,6 @@ class Config(Parameters):
     train_days: int = param(0, "pre-training (the trained protocol): a learner first plays this many other days of "
                             "the bundled week, each with its own arrivals and signals (simcore.training); 0 = the "
                             "paper's online protocol", lo=0, hi=6, flag="--train-days")
-    test_learning: str = param("online", "the trained protocol's test day: 'online' = the learner goes on learning by "
-                               "its own online rule (the paper's), 'frozen' = it plays what it learned and updates "
-                               "nothing (simcore.training)", choices=("online", "frozen"), flag="--test-learning")
     plan_timeout_s: float = param(600.0, "a scheduler's plan() that has not returned after this long ends the run "
                                   "(one line naming it; a stuck plug-in must not hang a run or a sweep)",
                                   lo=0, lo_open=True)
@@ -185,8 +182,6 @@ class Config(Parameters):
         if abs(c.hours * 3600.0 / c.epoch_s - c.epochs) > 1e-9:
             raise ConfigError(f"--hours {c.hours}: must be a whole number of {c.epoch_s:g}-s epochs")
         sums_to_one(c, "weights")
-        if c.test_learning == "frozen" and c.train_days == 0:
-            raise ConfigError("--test-learning frozen: a frozen learner must be trained first (--train-days N >= 1)")
         _auto_or(c.cohort_size, "--cohort-size", int, lambda v, text: v >= 1 and str(v) == text.strip(),
                  "a whole number >= 1")
         _auto_or(c.load_scale, "--load-scale", float, lambda v, text: v > 0 and math.isfinite(v), "a positive number")

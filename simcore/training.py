@@ -5,10 +5,10 @@ Owns: which days a run trains on (`training_days`), the key its trained state is
 those days before the test day, so every learner learns through its own online rule (its `plan` / `observe`)
 with its own per-epoch budget (its Simulate calls and gradient steps are its parameters, `config.json` records
 them), and then carries what it learned into the test day (`Scheduler.warm_start`). The test day, for all learners
-alike (`--test-learning`): `online` plays the same online rule from there (the paper's online protocol with a head
+alike (`--test-learning`, a run's argument like `--checkpoint-dir`, not a parameter of the world): `online` plays the same online rule from there (the paper's online protocol with a head
 start), `frozen` sets `Scheduler.frozen`, so the learner acts on what it learned and updates none of its learned
 state (but the constraints' observations it declares in `adapts_frozen`, the head-room). Training days always
-learn: both test-day rules share one checkpoint.
+learn, and the key does not hold the test-day rule: both share one checkpoint.
 
 A training day is another day of the bundled week (never the test day), replayed as a run of its own: that
 date's arrivals (`trace_day`; with `load_scale auto`, scaled by that day's busiest epoch), its grid, price and
@@ -62,9 +62,7 @@ def training_days(cfg: Config, n: int) -> list[Config]:
     if n > len(others):
         raise ConfigError(f"--train-days {n}: the bundled week has only {len(others)} days other than the test day")
     start = dt.date.fromisoformat(cfg.start)
-    # a training day always learns (the test day's --test-learning is not its): frozen and online share a checkpoint
-    return [cfg.replace(trace_day=d.isoformat(), start=(start + (d - test)).isoformat(), test_learning="online")
-            for d in others[:n]]
+    return [cfg.replace(trace_day=d.isoformat(), start=(start + (d - test)).isoformat()) for d in others[:n]]
 
 
 def checkpoint_key(sched: Scheduler, days: list[Config]) -> str:
@@ -128,24 +126,33 @@ def _play(cfg: Config, sched: Scheduler, progress: bool) -> None:
     simulate(sizing.apply(cfg) if sizing is not None else cfg, sched, workload=wl, progress=progress)
 
 
+TEST_LEARNING = ("online", "frozen")  # the test day after training: the learner's online rule, or no update
+
+
 def pretrain(cfg: Config, sched: Scheduler, n_days: int, cache_dir: str | Path | None = None,
-             progress: bool = False) -> dict:
+             progress: bool = False, test_learning: str = "online") -> dict:
     """Train `sched` on n_days other days (or load the cached state), leave it warm-started for the test day's
     run, and return the record `config.json` keeps under 'training'.
 
     :param cache_dir: folder of cached checkpoints (None: train, keep nothing)
     :param progress: one engine progress bar per training day
+    :param test_learning: 'online' (the test day learns by the learner's online rule) or 'frozen' (`Scheduler.frozen`)
+    :raises ConfigError: an unknown test_learning, or 'frozen' without training
     """
+    if test_learning not in TEST_LEARNING:
+        raise ConfigError(f"test_learning={test_learning!r}: one of {', '.join(TEST_LEARNING)}")
+    if test_learning == "frozen" and n_days <= 0:
+        raise ConfigError("--test-learning frozen: a frozen learner must be trained first (--train-days N >= 1)")
     sched.frozen = False  # training days learn; the test day is frozen only once training is done (below)
     if n_days <= 0:
         return {"protocol": "online", "train_days": 0}
     days = training_days(cfg, n_days)
-    record: dict[str, Any] = {"protocol": "trained", "train_days": n_days, "test_learning": cfg.test_learning,
+    record: dict[str, Any] = {"protocol": "trained", "train_days": n_days, "test_learning": test_learning,
                               "days": [c.trace_day for c in days], "starts": [c.start for c in days]}
     if not sched.learns():  # nothing to carry: the days would be played for nothing
         return {**record, "learns": False, "epochs_trained": 0, "days_played": 0, "reused": False}
     record.update(_train(sched, days, checkpoint_key(sched, days), cache_dir, progress))
-    sched.frozen = cfg.test_learning == "frozen"
+    sched.frozen = test_learning == "frozen"
     return record
 
 

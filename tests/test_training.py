@@ -134,9 +134,9 @@ def test_a_frozen_learner_changes_none_of_its_learned_state_on_the_test_day(name
 
     changed = {}
     for mode in ("frozen", "online"):
-        cfg = _world(scheduler=name, train_days=1, test_learning=mode)
+        cfg = _world(scheduler=name, train_days=1)
         sched = create(name, SMALL.get(name, {}))
-        record = training.pretrain(cfg, sched, cfg.train_days)
+        record = training.pretrain(cfg, sched, cfg.train_days, test_learning=mode)
         assert record["test_learning"] == mode and sched.frozen == (mode == "frozen")
         before = learned(sched)
         simulate(cfg, sched)
@@ -144,11 +144,17 @@ def test_a_frozen_learner_changes_none_of_its_learned_state_on_the_test_day(name
     assert changed == {"frozen": False, "online": True}
 
 
-def test_frozen_needs_training_and_training_days_always_learn():
+def test_frozen_needs_training_and_shares_the_online_test_days_checkpoint(tmp_path):
+    from schedulers.options import build_config
+
     with pytest.raises(ConfigError, match="must be trained first"):
-        _world(test_learning="frozen")
-    days = training.training_days(_world(train_days=2, test_learning="frozen"), 2)
-    assert {c.test_learning for c in days} == {"online"}  # frozen and online share one checkpoint
+        build_config(["--scheduler", "qlearning", "--test-learning", "frozen"])
+    with pytest.raises(ConfigError, match="must be trained first"):
+        training.pretrain(_world(), create("qlearning"), 0, test_learning="frozen")
+    cfg = _world(scheduler="qlearning")
+    online = training.pretrain(cfg, create("qlearning"), 1, tmp_path)
+    frozen = training.pretrain(cfg, create("qlearning"), 1, tmp_path, test_learning="frozen")
+    assert frozen["checkpoint"] == online["checkpoint"] and frozen["reused"] and frozen["days_played"] == 0
 
 
 def _plans(cfg, sched) -> list:

@@ -10,6 +10,9 @@ arrived) is printed beside it, since a lower objective bought with violations is
     python benchmarks/bench_training.py [--dcs 4] [--hours 8] [--train-days 3] [--seeds 0] [--learners a,b]
                                         [--set NAME=VALUE ...]
 
+At 24 h give D = 4 its own fleet's load (`--set reference_dcs=4`, as `scale --load paper` does): at the default
+reference fleet of 8 DCs its daytime peak is twice what 4 DCs serve and every scheduler misses most SLAs.
+
 Each learner is trained once (a checkpoint folder of this script's own) and then plays the test day twice from the
 trained state: learning online (`--test-learning online`) and frozen (`--test-learning frozen`).
 

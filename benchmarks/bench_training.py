@@ -11,7 +11,8 @@ arrived) is printed beside it, since a lower objective bought with violations is
                                         [--set NAME=VALUE ...]
 
 At 24 h give D = 4 its own fleet's load (`--set reference_dcs=4`, as `scale --load paper` does): at the default
-reference fleet of 8 DCs its daytime peak is twice what 4 DCs serve and every scheduler misses most SLAs.
+reference fleet of 8 DCs the daytime peak is about twice what 4 DCs serve (uniform and Q-learning: 77 % of
+requests late or unserved).
 
 Each learner is trained once (a checkpoint folder of this script's own) and then plays the test day twice from the
 trained state: learning online (`--test-learning online`) and frozen (`--test-learning frozen`).

@@ -71,8 +71,8 @@ class PerLLM(Scheduler):
     """Constraint satisfaction + (discounted) UCB bandit over datacenters."""
 
     Params = PerLLMParams
-    learned = ("n", "r_sum", "sla_rate", "headroom")
-    adapts_frozen = ("sla_rate", "headroom")  # the constraints' observations, not the bandit: kept up to date  # the bandit's counts and rewards, head-room (simcore.training)
+    learned = ("n", "r_sum", "sla_rate", "headroom")  # the bandit's counts and rewards, head-room (simcore.training)
+    adapts_frozen = ("sla_rate", "headroom")  # the constraints' observations, not the bandit: kept up when frozen
 
     def setup(self) -> None:
         info = self.info

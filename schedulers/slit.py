@@ -255,11 +255,10 @@ class SLIT(EvaluatorScheduler):
         cand = pop_x[np.argsort(pop_f, kind="stable")[: p.slit_verify]]
         if len(cand):
             y_cand = self.evaluate(state, reference, cand)
-        if len(cand) and not self.frozen:
-            self.memory[-1] = (np.vstack([self.memory[-1][0], plan_features(self.decode(cand), state,
-                                                                             self.lat, self.cap)]),
-                               np.vstack([self.memory[-1][1], y_cand]))
-        if len(cand):
+            if not self.frozen:
+                self.memory[-1] = (np.vstack([self.memory[-1][0], plan_features(self.decode(cand), state,
+                                                                                 self.lat, self.cap)]),
+                                   np.vstack([self.memory[-1][1], y_cand]))
             g_all, score = np.vstack([g_train, cand]), np.concatenate([true_train,
                                                                        slit_score(y_cand, self.weights, p)])
         else:

@@ -157,7 +157,7 @@ def _simulate(argv: list[str]) -> int:
 
     out = args.out or f"results/{cfg.scheduler.replace(':', '_').replace('/', '_')}-d{cfg.dcs}-s{cfg.seed}"
     result = run(cfg, create(cfg.scheduler, params), out, overwrite=args.overwrite, progress=not args.no_progress,
-                 checkpoint_dir=args.checkpoint_dir)
+                 checkpoint_dir=args.checkpoint_dir, test_learning=args.test_learning or "online")
     try:
         for note in result.notes:
             print(f"note: {note}", file=sys.stderr)

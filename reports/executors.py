@@ -29,8 +29,14 @@ from simcore.errors import ConfigError
 LOCK_FILE = ".sweep.lock"
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
 STOP_GRACE_S = 30.0  # a stopped run's time to remove its temporary folder before it is killed
+# imported once by the fork server, so no run pays them again: the engine, the timeline's matplotlib and the
+# results' parquet writer; for a sweep with a learner also torch and the learners (a learner's run, and every run of
+# the trained protocol, whose checkpoints torch writes, would otherwise import torch itself: 1.5-6 s a run on this
+# 2-core machine, by its load)
 PRELOAD = ("numpy", "pandas", "simpy", "simcore.run", "simcore.engine", "schedulers.options",
-           "schedulers.registry", "traces.loader", "topology.sites", "reports.timeline")
+           "schedulers.registry", "traces.loader", "topology.sites", "reports.timeline", "pyarrow.parquet")
+LEARNER_PRELOAD = ("torch", "simcore.training", "schedulers.rl.sac", "schedulers.marlin.scheduler",
+                   "schedulers.marlin.agents", "schedulers.ddqn", "schedulers.actorcritic")
 
 
 def _child(conn, task, argv: list, out: str) -> None:
@@ -60,16 +66,17 @@ def _end_with_parent() -> None:
         pass
 
 
-def _context():
+def _context(learners: bool = False):
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(list(PRELOAD))
+    ctx.set_forkserver_preload(list(PRELOAD + (LEARNER_PRELOAD if learners else ())))
     return ctx
 
 
-def run_in_processes(tasks: list, workers: int, task, done) -> None:
+def run_in_processes(tasks: list, workers: int, task, done, learners: bool = False) -> None:
     """Run `task(argv, out) -> (error, seconds)` for each `(key, argv, out)` of `tasks`, each in its own process,
-    `workers` at a time; call `done(key, error, seconds)` as each ends (in this process)."""
-    ctx = _context()
+    `workers` at a time; call `done(key, error, seconds)` as each ends (in this process). `learners`: some run
+    learns (or pre-trains), so the fork server imports torch and the learners once for all of them."""
+    ctx = _context(learners)
     queue = list(tasks)
     running: dict = {}  # process sentinel -> (process, result pipe, key, out, start time)
     try:

@@ -81,7 +81,10 @@ DEFAULT_PARETO_WEIGHTS = (  # MARLIN-Balanced re-weighted towards each pair of o
 )
 ABLATION_BASE = "marlin"  # the full framework the ablation switches are taken from (MARLIN-Balanced)
 RUN_FLAGS = ("--config", "--load-scale", "--trace", "--start", "--cop")  # passed through to every run
-PROTOCOLS = ("online", "trained")  # learners learn only inside the scored day (the paper's), or pre-train first
+# learners learn only inside the scored day (the paper's), or pre-train first and then play the scored day learning
+# online as the paper's learners do, or frozen (`--test-learning`, simcore.training)
+PROTOCOLS = ("online", "trained", "trained-frozen")
+TRAINED = ("trained", "trained-frozen")
 DEFAULT_PROTOCOL = "online"
 DEFAULT_TRAIN_DAYS = 3  # trained protocol: other days of the bundled week each learner plays first (simcore.training)
 CHECKPOINTS = "checkpoints"  # OUT/checkpoints: pre-trained states, shared by the study's sweeps
@@ -205,7 +208,8 @@ def run_one(argv: list, out: str) -> None:
     from simcore.run import run
 
     args, cfg, params = build_config(argv)
-    run(cfg, create(cfg.scheduler, params), out, progress=False, checkpoint_dir=args.checkpoint_dir)
+    run(cfg, create(cfg.scheduler, params), out, progress=False, checkpoint_dir=args.checkpoint_dir,
+        test_learning=args.test_learning or "online")
 
 
 def _describe(e: BaseException) -> str:
@@ -385,6 +389,8 @@ def execute(sweep: Sweep, workers: int, executor: str = "local", progress: bool 
 def _execute(sweep: Sweep, workers: int, executor: str, progress: bool) -> Outcome:
     from tqdm import tqdm
 
+    from schedulers.registry import resolve
+
     t0 = time.perf_counter()
     write_json(sweep.path / MANIFEST, _merge_manifest(sweep))
     res = Outcome()
@@ -418,7 +424,8 @@ def _execute(sweep: Sweep, workers: int, executor: str, progress: bool) -> Outco
             _run_ray(sweep, pending, workers, done)
         else:
             tasks = [(r, r.argv(sweep.run_args), str(sweep.path / r.name)) for r in pending]
-            run_in_processes(tasks, min(workers, max(len(pending), 1)), local_task, done)
+            learners = any(resolve(r.scheduler).learns() for r in pending)
+            run_in_processes(tasks, min(workers, max(len(pending), 1)), local_task, done, learners)
     finally:
         bar.close()
         res.wall_s = time.perf_counter() - t0
@@ -561,7 +568,9 @@ def _parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
                    help="online: every learner learns only inside the scored day (the paper's protocol, default); "
                         "trained: each first plays --train-days other days of the bundled week (simcore.training), "
-                        "its state cached in OUT/checkpoints and reused by every sweep of the study")
+                        "its state cached in OUT/checkpoints and reused by every sweep of the study, then plays "
+                        "the scored day learning online; trained-frozen: the same training (the same checkpoints), "
+                        "then the scored day frozen (no learner updates)")
     p.add_argument("--train-days", type=int, default=DEFAULT_TRAIN_DAYS,
                    help=f"trained protocol: training days per learner (default {DEFAULT_TRAIN_DAYS})")
     g = p.add_argument_group("run flags (passed to every run, as for `python run.py`)")
@@ -582,8 +591,10 @@ def _run_args(a: argparse.Namespace) -> list:
         value = getattr(a, flag[2:].replace("-", "_"))
         if value is not None:
             out += [flag, str(Path(value).resolve()) if flag == "--config" else value]
-    if a.protocol == "trained":  # every run trains (a learner) or notes that it learns nothing
+    if a.protocol in TRAINED:  # every run trains (a learner) or notes that it learns nothing
         out += ["--train-days", str(a.train_days), "--checkpoint-dir", str((Path(a.out) / CHECKPOINTS).resolve())]
+        if a.protocol == "trained-frozen":
+            out += ["--test-learning", "frozen"]
     return out
 
 
@@ -653,7 +664,7 @@ def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
         raise ConfigError(f"--seeds {a.seeds}: need at least 1")
     if a.workers < 1:
         raise ConfigError(f"--workers {a.workers}: need at least 1")
-    if a.protocol == "trained" and a.train_days < 1:
+    if a.protocol in TRAINED and a.train_days < 1:
         raise ConfigError(f"--train-days {a.train_days}: the trained protocol needs at least 1")
     seeds = tuple(range(a.first_seed, a.first_seed + a.seeds))
     root = Path(a.out)
@@ -696,7 +707,7 @@ def sweeps_from_args(kind: str, a: argparse.Namespace) -> list:
                         "weights": [list(w) for w in wl]}
         _check(runs, run_args)
         settings["protocol"] = a.protocol
-        if a.protocol == "trained":
+        if a.protocol in TRAINED:
             settings["train_days"] = a.train_days
         out.append(Sweep(k, root / k, runs, a.hours, run_args, settings))
     if kind == "paper":  # scale at the compare D and ablate's full MARLIN repeat compare's runs: link them

@@ -196,10 +196,12 @@ def _notes(runs: pd.DataFrame, gate: float) -> list:
 
 def _protocol(man: dict) -> str:
     """Which protocol produced a sweep: learners online in the scored day (the paper's), or pre-trained first."""
-    if man.get("protocol", "online") == "trained":
+    protocol = man.get("protocol", "online")
+    if protocol in ("trained", "trained-frozen"):
         n = man.get("train_days", "?")
-        return (f"trained protocol (each learner first played {n} other day{'' if n == 1 else 's'} of the bundled "
-                "week, then the scored day online)")
+        test = "frozen (no update)" if protocol == "trained-frozen" else "online"
+        return (f"{protocol} protocol (each learner first played {n} other day{'' if n == 1 else 's'} of the "
+                f"bundled week, then the scored day {test})")
     return "online protocol (learners learn only inside the scored day, as the paper)"
 
 

@@ -30,7 +30,9 @@ Adapted to this problem:
   declared budget gradient_steps_per_epoch = 128 per epoch that MARLIN's four agents get; one step per epoch
   left the policy untrained); the critic is fitted first, then the advantages R - V(s) use it, standardized
   over the batch (as in common A2C/PPO implementations);
-- acting: the mean plan (softmax of the mean logits), projected onto the head-room target;
+- acting: the mean plan (softmax of the mean logits), projected onto the head-room target; the mean logits are
+  tanh-squashed into [-actorcritic_logit_bound, actorcritic_logit_bound] (as MARLIN's actions are): unbounded,
+  they saturated the softmax after a few days of training and the policy stopped learning;
 - determinism: networks initialized under torch.random.fork_rng with a seed from the scheduler's generator,
   samples drawn with a torch.Generator seeded from it; one torch thread.
 """
@@ -54,12 +56,19 @@ from simcore.params import ordered, param
 class GaussianActor(nn.Module):
     """Mean logits [A] from state features; one learned log std per logit (state-independent, as in A2C)."""
 
-    def __init__(self, n_feat: int, n_act: int, hidden: int, init_log_std: float) -> None:
+    def __init__(self, n_feat: int, n_act: int, hidden: int, init_log_std: float, logit_bound: float) -> None:
         super().__init__()
-        self.mean = mlp([n_feat, hidden, hidden, n_act])
-        nn.init.zeros_(self.mean[-1].weight)  # the first mean plan is the uniform one
-        nn.init.zeros_(self.mean[-1].bias)
+        self.head = mlp([n_feat, hidden, hidden, n_act])
+        nn.init.zeros_(self.head[-1].weight)  # the first mean plan is the uniform one
+        nn.init.zeros_(self.head[-1].bias)
         self.log_std = nn.Parameter(torch.full((n_act,), float(init_log_std)))
+        self.logit_bound = float(logit_bound)
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean logits, tanh-squashed into [-logit_bound, logit_bound] (about the identity near 0). Unbounded, they
+        grew to |logit| ~ 200-300 over three training days: a one-hot softmax whose plan no further update moves
+        (its gradient vanishes), so the trained policy was stuck on one corner (issue 22's measurement)."""
+        return self.logit_bound * torch.tanh(self.head(x) / self.logit_bound)
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,9 @@ class ActorCriticParams(EvaluatorParams):
     actorcritic_init_log_std: float = param(0.0, "Actor-Critic: initial log std of the Gaussian over plan logits")
     actorcritic_min_log_std: float = param(-3.0, "Actor-Critic: lower clamp of the log std")
     actorcritic_max_log_std: float = param(1.0, "Actor-Critic: upper clamp of the log std")
+    actorcritic_logit_bound: float = param(6.0, "Actor-Critic: the mean logits are tanh-squashed into [-this, this] "
+                                           "(a plan entry's share at most e^(2 x this) times another's; MARLIN's "
+                                           "marlin_logit_scale)", lo=0, lo_open=True)
     actorcritic_grad_clip: float = param(1.0, "Actor-Critic: gradient-norm clip", lo=0, lo_open=True)
     actorcritic_torch_threads: int = param(1, "Actor-Critic: torch CPU threads (small nets: 1 is fastest)", lo=1)
 
@@ -103,7 +115,8 @@ class ActorCritic(EvaluatorScheduler):
         self.gen = torch.Generator().manual_seed(sample_seed)
         with torch_threads(p.actorcritic_torch_threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(net_seed)
-            self.actor = GaussianActor(n_feat, n_act, p.actorcritic_hidden, p.actorcritic_init_log_std)
+            self.actor = GaussianActor(n_feat, n_act, p.actorcritic_hidden, p.actorcritic_init_log_std,
+                                       p.actorcritic_logit_bound)
             self.critic = mlp([n_feat, p.actorcritic_hidden, p.actorcritic_hidden, 1])
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=p.actorcritic_lr_actor)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=p.actorcritic_lr_critic)
@@ -161,6 +174,12 @@ class ActorCritic(EvaluatorScheduler):
         x = x1.expand(self.n_samples, -1)
         steps0 = self.grad_steps
         with torch_threads(p.actorcritic_torch_threads):
+            if self.frozen:  # the trained protocol's frozen test day: the learned policy's mean plan, no rollouts
+                with torch.no_grad():
+                    mean_plan = feasible(logits_to_plan(self.actor.mean(x1)[0].double(), shape).numpy())
+                self.headroom.record(mean_plan, obs.predicted_requests, obs.epoch)
+                self.epoch_spend = (0, 0)
+                return mean_plan
             with torch.no_grad():  # rollouts: sample plans from pi(. | s)
                 mean = self.actor.mean(x1)
                 noise = torch.randn((self.n_samples, mean.shape[-1]), generator=self.gen)

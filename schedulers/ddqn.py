@@ -136,22 +136,23 @@ class DDQN(EvaluatorScheduler):
         x = state_features(obs, self.info, backlog=True)
         self.headroom.learn(obs.last)
         steps0 = self.grad_steps
-        if self.pending is not None:  # last epoch's real transition, completed with the real next state
+        if self.pending is not None and not self.frozen:  # last epoch's real transition, with its real next state
             x0, a0, r0 = self.pending
             self.buffer.add(obs=x0[None], act=np.array([a0]), rew=np.array([r0]), next_obs=x[None])
-            self.pending = None
+        self.pending = None
         # Dyna: every candidate simulated in one call -> K transitions with the model's next state
         state = self.epoch_state(obs)
         plans = candidate_plans(obs, self.info, self.headroom.target())
         k = len(plans)
         incumbent = 0 if self.last is None else self.last[1]  # the action run last epoch (uniform before any)
-        reward, _, _, self.ema = self.score_with_incumbent(state, plans, self.info.weights, self.ema, incumbent)
-        x_model = state_features(dataclasses.replace(obs, time_s=obs.time_s + self.info.epoch_s), self.info,
-                                 backlog=True)
-        self.buffer.add(obs=np.broadcast_to(x, (k, len(x))), act=np.arange(k), rew=reward,
-                        next_obs=np.broadcast_to(x_model, (k, len(x))))
+        if not self.frozen:  # a frozen Q-network (the trained protocol's frozen test day) acts on what it learned
+            reward, _, _, self.ema = self.score_with_incumbent(state, plans, self.info.weights, self.ema, incumbent)
+            x_model = state_features(dataclasses.replace(obs, time_s=obs.time_s + self.info.epoch_s), self.info,
+                                     backlog=True)
+            self.buffer.add(obs=np.broadcast_to(x, (k, len(x))), act=np.arange(k), rew=reward,
+                            next_obs=np.broadcast_to(x_model, (k, len(x))))
         with torch_threads(p.ddqn_torch_threads):
-            if len(self.buffer) >= p.ddqn_batch_size:
+            if len(self.buffer) >= p.ddqn_batch_size and not self.frozen:
                 for _ in range(p.ddqn_updates_per_epoch):
                     self.train_step()
             eps = linear_epsilon(obs.epoch + self.experience_epochs, p.ddqn_epsilon_start, p.ddqn_epsilon_end,
@@ -164,11 +165,11 @@ class DDQN(EvaluatorScheduler):
         self.last = (x, a, state)
         self.actions.append(a)
         self.headroom.record(plans[a], obs.predicted_requests, obs.epoch)
-        self.epoch_spend = (k, self.grad_steps - steps0)
+        self.epoch_spend = (0 if self.frozen else k, self.grad_steps - steps0)
         return plans[a]
 
     def observe(self, result: EpochResult) -> None:
-        if self.last is None:
+        if self.last is None or self.frozen:
             return
         x, a, state = self.last
         got = observed_reward(self, state, result, self.info.weights, self.ema)

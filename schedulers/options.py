@@ -63,6 +63,9 @@ def run_parser(add_help: bool = True, prog_name: str | None = None) -> argparse.
     p.add_argument("--train-days", dest="train_days", default=None,
                    help="the trained protocol: pre-train a learner on this many other days of the bundled week "
                    "(default 0: the paper's online protocol; simcore.training)")
+    p.add_argument("--test-learning", dest="test_learning", default=None, choices=("online", "frozen"),
+                   help="with --train-days: the test day goes on learning (online, default) or plays frozen "
+                   "(simcore.training)")
     p.add_argument("--checkpoint-dir", default=None, help="cache of pre-trained states: reused when the scheduler, "
                    "its parameters, the seed, the days and D match; an interrupted training resumes from it")
     p.add_argument("--config", default=None, help="JSON file of parameters: the world's by name, the scheduler's "
@@ -116,6 +119,8 @@ def build_config(argv: list[str]):
             values[k] = v
     world = set(Config.names())
     cfg = Config.from_dict({k: v for k, v in values.items() if k in world}, where="parameters")
+    if args.test_learning == "frozen" and cfg.train_days == 0:
+        raise ConfigError("--test-learning frozen: a frozen learner must be trained first (--train-days N >= 1)")
     sections.pop("training", None)  # config.json's record of a run's pre-training, not a parameter
     for name in sections:  # a section must name a scheduler (a typo is refused); a run reads its scheduler's
         resolve(name)

@@ -72,6 +72,7 @@ class PerLLM(Scheduler):
 
     Params = PerLLMParams
     learned = ("n", "r_sum", "sla_rate", "headroom")  # the bandit's counts and rewards, head-room (simcore.training)
+    adapts_frozen = ("sla_rate", "headroom")  # the constraints' observations, not the bandit: kept up when frozen
 
     def setup(self) -> None:
         info = self.info
@@ -125,9 +126,10 @@ class PerLLM(Scheduler):
 
     def observe(self, result: EpochResult) -> None:
         gamma = self.params.perllm_discount
-        reward, played = self.arm_rewards(result)
-        self.n = gamma * self.n + played
-        self.r_sum = gamma * self.r_sum + reward * played
+        if not self.frozen:  # frozen (the trained protocol's frozen test day): the bandit plays what it learned
+            reward, played = self.arm_rewards(result)
+            self.n = gamma * self.n + played
+            self.r_sum = gamma * self.r_sum + reward * played
         req = np.asarray(result.requests, dtype=float)
         self.sla_rate = np.where(req > 0, np.asarray(result.sla_violations, float) / np.maximum(req, 1.0), 0.0)
 

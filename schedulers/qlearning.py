@@ -122,17 +122,18 @@ class QLearning(EvaluatorScheduler):
         p = self.params
         s = self.discretize(obs)
         self.headroom.learn(obs.last)
-        if self.pending is not None:  # the real transition of last epoch, now that its next state is known
+        if self.pending is not None and not self.frozen:  # last epoch's real transition, its next state now known
             s0, a0, r0 = self.pending
             self.update(s0, np.array([a0]), np.array([r0]), s, p.qlearning_observed_alpha)
-            self.pending = None
+        self.pending = None
         # Dyna planning: all K candidates in one Simulate call; model next state = clock + one epoch
         state = self.epoch_state(obs)
         plans = candidate_plans(obs, self.info, self.headroom.target())
         incumbent = 0 if self.last is None else self.last[1]  # the action run last epoch (uniform before any)
-        reward, _, _, self.ema = self.score_with_incumbent(state, plans, self.info.weights, self.ema, incumbent)
-        s_model = self.discretize(obs, obs.time_s + self.info.epoch_s)
-        self.update(s, np.arange(len(plans)), reward, s_model, p.qlearning_alpha)
+        if not self.frozen:  # a frozen table (the trained protocol's frozen test day) plans on what it learned
+            reward, _, _, self.ema = self.score_with_incumbent(state, plans, self.info.weights, self.ema, incumbent)
+            s_model = self.discretize(obs, obs.time_s + self.info.epoch_s)
+            self.update(s, np.arange(len(plans)), reward, s_model, p.qlearning_alpha)
         # act epsilon-greedily on the table
         eps = linear_epsilon(obs.epoch + self.experience_epochs, p.qlearning_epsilon_start, p.qlearning_epsilon_end,
                              p.qlearning_epsilon_decay_epochs)
@@ -143,11 +144,11 @@ class QLearning(EvaluatorScheduler):
         self.last = (s, a, state)
         self.actions.append(a)
         self.headroom.record(plans[a], obs.predicted_requests, obs.epoch)
-        self.epoch_spend = (len(plans), 0)
+        self.epoch_spend = (0 if self.frozen else len(plans), 0)
         return plans[a]
 
     def observe(self, result: EpochResult) -> None:
-        if self.last is None or self.params.qlearning_observed_alpha <= 0:
+        if self.last is None or self.params.qlearning_observed_alpha <= 0 or self.frozen:
             return
         s, a, state = self.last
         got = observed_reward(self, state, result, self.info.weights, self.ema)

@@ -172,7 +172,9 @@ class SLIT(EvaluatorScheduler):
     """GA over plans on a ridge surrogate of Simulate, trained online on evaluator samples."""
 
     Params = SLITParams
-    learned = ("incumbent", "memory", "headroom")  # last plan, surrogate samples, head-room (simcore.training)
+    # carried by pre-training (simcore.training): the surrogate's samples and the head-room (the last plan of another
+    # day is no knowledge of this one: each day starts from the uniform incumbent)
+    learned = ("memory", "headroom")
 
     def setup(self) -> None:
         super().setup()
@@ -229,8 +231,9 @@ class SLIT(EvaluatorScheduler):
         # 1-2: sample, remember, refit
         g_train = self.sample_genomes(p.slit_train_samples)
         y_train = self.evaluate(state, reference, g_train)
-        self.memory.append((plan_features(self.decode(g_train), state, self.lat, self.cap), y_train))
-        self.memory = self.memory[-p.slit_memory_epochs:]
+        if not self.frozen:  # frozen (the trained protocol's frozen test day): the trained surrogate's samples only
+            self.memory.append((plan_features(self.decode(g_train), state, self.lat, self.cap), y_train))
+            self.memory = self.memory[-p.slit_memory_epochs:]
         self.fit_surrogate()
         # 3: GA on the surrogate, seeded with the incumbent and the best samples
         true_train = slit_score(y_train, self.weights, p)
@@ -252,9 +255,10 @@ class SLIT(EvaluatorScheduler):
         cand = pop_x[np.argsort(pop_f, kind="stable")[: p.slit_verify]]
         if len(cand):
             y_cand = self.evaluate(state, reference, cand)
-            self.memory[-1] = (np.vstack([self.memory[-1][0], plan_features(self.decode(cand), state,
-                                                                             self.lat, self.cap)]),
-                               np.vstack([self.memory[-1][1], y_cand]))
+            if not self.frozen:
+                self.memory[-1] = (np.vstack([self.memory[-1][0], plan_features(self.decode(cand), state,
+                                                                                 self.lat, self.cap)]),
+                                   np.vstack([self.memory[-1][1], y_cand]))
             g_all, score = np.vstack([g_train, cand]), np.concatenate([true_train,
                                                                        slit_score(y_cand, self.weights, p)])
         else:

@@ -282,6 +282,9 @@ class Scheduler(ABC):
     Params: ClassVar[type[Parameters]] = Parameters
     #: a learner's learned state: names of attributes `setup` builds and the run then changes (empty: learns nothing)
     learned: ClassVar[tuple[str, ...]] = ()
+    #: the `learned` attributes a frozen learner (`frozen`) still updates: observations of its constraints (the
+    #: head-room's forecast error, an SLA rate), not what it learned
+    adapts_frozen: ClassVar[tuple[str, ...]] = ("headroom",)
     #: privileged: the engine gives this class the epoch's true arrivals (`Observation.true_requests`) at each
     #: epoch start. Only for bounds that no deployment could run (the LP oracle's `oracle-hindsight`); every
     #: other scheduler sees the forecast alone. `summary.json` records it (`hindsight`).
@@ -293,6 +296,9 @@ class Scheduler(ABC):
         self.rng: Optional[np.random.Generator] = None
         self.experience_epochs = 0  # epochs played in earlier runs (pre-training) before this one
         self._warm: Any = None  # the state `reset` loads after `setup` (`warm_start`)
+        #: the trained protocol's frozen test day (`--test-learning frozen`, set by `simcore.training`): a learner
+        #: acts on what it learned and changes none of its `learned` state but `adapts_frozen`
+        self.frozen = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -56,7 +56,7 @@ class RunOutput:
 
 
 def run(cfg, scheduler, out: str | Path, *, overwrite: bool = False, progress: bool = False,
-        checkpoint_dir: str | Path | None = None) -> RunOutput:
+        checkpoint_dir: str | Path | None = None, test_learning: str = "online") -> RunOutput:
     """Simulate `cfg` with `scheduler` and write its results folder `out` (module docstring: the steps).
 
     :param cfg: the world (`simcore.config.Config`)
@@ -65,6 +65,7 @@ def run(cfg, scheduler, out: str | Path, *, overwrite: bool = False, progress: b
     :param overwrite: replace an earlier results folder at `out`
     :param progress: show a progress bar
     :param checkpoint_dir: cache of pre-trained states (`cfg.train_days` > 0: `simcore.training.pretrain`)
+    :param test_learning: after pre-training, the test day learns 'online' or plays 'frozen' (`simcore.training`)
     :raises SimError: bad input, an unusable `out`, or a scheduler that fails (nothing is left behind)
     """
     from simcore.results import Staging
@@ -74,14 +75,15 @@ def run(cfg, scheduler, out: str | Path, *, overwrite: bool = False, progress: b
         # overflow in parameters far out of range is refused with the parameter named (finite totals, a request
         # served within an epoch), not printed as numpy warnings
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return _run(cfg, scheduler, out, stage, progress, checkpoint_dir)
+            return _run(cfg, scheduler, out, stage, progress, checkpoint_dir, test_learning)
     except BaseException:
         with interrupts.held():
             stage.abandon()
         raise
 
 
-def _run(cfg, scheduler, out, stage, progress: bool, checkpoint_dir=None) -> RunOutput:
+def _run(cfg, scheduler, out, stage, progress: bool, checkpoint_dir=None,
+         test_learning: str = "online") -> RunOutput:
     from simcore.engine import simulate
     from simcore.results import write_results
     from simcore.rng import stream
@@ -89,7 +91,8 @@ def _run(cfg, scheduler, out, stage, progress: bool, checkpoint_dir=None) -> Run
     from traces.loader import load_workload
 
     # the trained protocol: the learner first plays its training days (never the test day), or loads them cached
-    training = pretrain(cfg, scheduler, cfg.train_days, checkpoint_dir, progress=progress)
+    training = pretrain(cfg, scheduler, cfg.train_days, checkpoint_dir, progress=progress,
+                        test_learning=test_learning)
     wl = load_workload(cfg, stream(cfg.seed, "trace"))
     notes = [n for n in ((wl.sizing.note if wl.sizing is not None else ""), *wl.notes) if n]
     world = wl.sizing.apply(cfg) if wl.sizing is not None else cfg

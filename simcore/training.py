@@ -4,8 +4,11 @@ Owns: which days a run trains on (`training_days`), the key its trained state is
 (`checkpoint_key`), and the driver (`pretrain`) that plays the run's scheduler object through whole engine runs of
 those days before the test day, so every learner learns through its own online rule (its `plan` / `observe`)
 with its own per-epoch budget (its Simulate calls and gradient steps are its parameters, `config.json` records
-them), and then carries what it learned into the test day (`Scheduler.warm_start`; the test day plays the same
-online rule from there: the paper's online protocol with a head start, for all learners alike).
+them), and then carries what it learned into the test day (`Scheduler.warm_start`). The test day, for all learners
+alike (`--test-learning`, a run's argument like `--checkpoint-dir`, not a parameter of the world): `online` plays the same online rule from there (the paper's online protocol with a head
+start), `frozen` sets `Scheduler.frozen`, so the learner acts on what it learned and updates none of its learned
+state (but the constraints' observations it declares in `adapts_frozen`, the head-room). Training days always
+learn, and the key does not hold the test-day rule: both share one checkpoint.
 
 A training day is another day of the bundled week (never the test day), replayed as a run of its own: that
 date's arrivals (`trace_day`; with `load_scale auto`, scaled by that day's busiest epoch), its grid, price and
@@ -33,7 +36,7 @@ from simcore.config import Config
 from simcore.errors import ConfigError
 from simcore.interface import Scheduler
 
-FORMAT_VERSION = 1  # of the checkpoint files and of the key: bump when either changes meaning
+FORMAT_VERSION = 2  # of the checkpoint files and of the key: bump when either changes meaning
 BUNDLED_WEEK_TRACE = "azure-code-2024"  # the trace whose bundled days are the training days
 WEEKEND = (5, 6)  # date.weekday() of Saturday and Sunday
 
@@ -63,10 +66,11 @@ def training_days(cfg: Config, n: int) -> list[Config]:
 
 
 def checkpoint_key(sched: Scheduler, days: list[Config]) -> str:
-    """The cache key of a trained state: the scheduler (name and class), its parameters and the training days'
-    worlds (these hold the seed, D, the dates and every other parameter of the world)."""
+    """The cache key of a trained state: the scheduler (name, class and what it carries), its parameters and the
+    training days' worlds (these hold the seed, D, the dates and every other parameter of the world)."""
     blob = {"format": FORMAT_VERSION, "scheduler": days[0].scheduler,
-            "class": f"{type(sched).__module__}.{type(sched).__qualname__}", "params": sched.params.to_dict(),
+            "class": f"{type(sched).__module__}.{type(sched).__qualname__}", "learned": list(type(sched).learned),
+            "params": sched.params.to_dict(),
             "days": [c.to_dict() for c in days]}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -122,23 +126,42 @@ def _play(cfg: Config, sched: Scheduler, progress: bool) -> None:
     simulate(sizing.apply(cfg) if sizing is not None else cfg, sched, workload=wl, progress=progress)
 
 
+TEST_LEARNING = ("online", "frozen")  # the test day after training: the learner's online rule, or no update
+
+
 def pretrain(cfg: Config, sched: Scheduler, n_days: int, cache_dir: str | Path | None = None,
-             progress: bool = False) -> dict:
+             progress: bool = False, test_learning: str = "online") -> dict:
     """Train `sched` on n_days other days (or load the cached state), leave it warm-started for the test day's
     run, and return the record `config.json` keeps under 'training'.
 
     :param cache_dir: folder of cached checkpoints (None: train, keep nothing)
     :param progress: one engine progress bar per training day
+    :param test_learning: 'online' (the test day learns by the learner's online rule) or 'frozen' (`Scheduler.frozen`)
+    :raises ConfigError: an unknown test_learning, or 'frozen' without training
     """
+    if test_learning not in TEST_LEARNING:
+        raise ConfigError(f"test_learning={test_learning!r}: one of {', '.join(TEST_LEARNING)}")
+    if test_learning == "frozen" and n_days <= 0:
+        raise ConfigError("--test-learning frozen: a frozen learner must be trained first (--train-days N >= 1)")
+    sched.frozen = False  # training days learn; the test day is frozen only once training is done (below)
     if n_days <= 0:
         return {"protocol": "online", "train_days": 0}
     days = training_days(cfg, n_days)
-    record: dict[str, Any] = {"protocol": "trained", "train_days": n_days, "days": [c.trace_day for c in days],
-                              "starts": [c.start for c in days]}
+    record: dict[str, Any] = {"protocol": "trained", "train_days": n_days, "test_learning": test_learning,
+                              "days": [c.trace_day for c in days], "starts": [c.start for c in days]}
     if not sched.learns():  # nothing to carry: the days would be played for nothing
         return {**record, "learns": False, "epochs_trained": 0, "days_played": 0, "reused": False}
-    key = checkpoint_key(sched, days)
-    record.update(learns=True, checkpoint=key, budget=declared_budget(sched, sum(c.epochs for c in days)))
+    record.update(_train(sched, days, checkpoint_key(sched, days), cache_dir, progress))
+    sched.frozen = test_learning == "frozen"
+    return record
+
+
+def _train(sched: Scheduler, days: list[Config], key: str, cache_dir, progress: bool) -> dict:
+    """Train `sched` on `days` (or load its cached state under `key`) and warm-start it with the result; return
+    the training fields of the record."""
+    n_days = len(days)
+    record: dict[str, Any] = {"learns": True, "checkpoint": key,
+                              "budget": declared_budget(sched, sum(c.epochs for c in days))}
     final = partial = None
     blob = None
     if cache_dir is not None:
@@ -170,7 +193,8 @@ def pretrain(cfg: Config, sched: Scheduler, n_days: int, cache_dir: str | Path |
                             "experience_epochs": epochs, "train_wall_s": wall}, replace=True)
     if final is not None:
         _save(final, {"key": key, "format": FORMAT_VERSION, "days_done": n_days, "state": state,
-                      "experience_epochs": epochs, "train_wall_s": wall, "days": record["days"]}, replace=False)
+                      "experience_epochs": epochs, "train_wall_s": wall, "days": [c.trace_day for c in days]},
+              replace=False)
         partial.unlink(missing_ok=True)  # ours: written above or by the interrupted run of this same key
     sched.warm_start(state, epochs)
     return {**record, "epochs_trained": epochs, "days_played": n_days - resumed, "resumed_from_day": resumed,

@@ -124,6 +124,39 @@ def test_every_learner_carries_what_it_learned_into_the_test_day(name):
         assert online != warm
 
 
+@pytest.mark.parametrize("name", LEARNERS)
+def test_a_frozen_learner_changes_none_of_its_learned_state_on_the_test_day(name):
+    """--test-learning frozen: after training, the test day changes nothing the learner learned (but the
+    constraints' observations it declares, `adapts_frozen`); the same learner with --test-learning online does."""
+    def learned(sched) -> dict:
+        state = sched.state_dict()
+        return {k: v for k, v in state.items() if k not in sched.adapts_frozen}
+
+    changed = {}
+    for mode in ("frozen", "online"):
+        cfg = _world(scheduler=name, train_days=1)
+        sched = create(name, SMALL.get(name, {}))
+        record = training.pretrain(cfg, sched, cfg.train_days, test_learning=mode)
+        assert record["test_learning"] == mode and sched.frozen == (mode == "frozen")
+        before = learned(sched)
+        simulate(cfg, sched)
+        changed[mode] = not _same(learned(sched), before)
+    assert changed == {"frozen": False, "online": True}
+
+
+def test_frozen_needs_training_and_shares_the_online_test_days_checkpoint(tmp_path):
+    from schedulers.options import build_config
+
+    with pytest.raises(ConfigError, match="must be trained first"):
+        build_config(["--scheduler", "qlearning", "--test-learning", "frozen"])
+    with pytest.raises(ConfigError, match="must be trained first"):
+        training.pretrain(_world(), create("qlearning"), 0, test_learning="frozen")
+    cfg = _world(scheduler="qlearning")
+    online = training.pretrain(cfg, create("qlearning"), 1, tmp_path)
+    frozen = training.pretrain(cfg, create("qlearning"), 1, tmp_path, test_learning="frozen")
+    assert frozen["checkpoint"] == online["checkpoint"] and frozen["reused"] and frozen["days_played"] == 0
+
+
 def _plans(cfg, sched) -> list:
     """The plans a scheduler executes over a run of cfg."""
     plans, decide = [], sched.decide
@@ -221,6 +254,21 @@ def test_the_second_study_reuses_the_first_ones_checkpoints(tmp_path, capsys):
     assert "protocol='trained', not 'online'" in capsys.readouterr().err
 
 
+def test_the_trained_frozen_protocol_gives_every_run_a_frozen_test_day_and_says_so(tmp_path):
+    from reports import experiments
+    from reports.report import _protocol
+
+    argv = ["--schedulers", "qlearning", "--seeds", "1", "--hours", "1", "--dcs", "4", "--out", str(tmp_path),
+            "--protocol", "trained-frozen", "--train-days", "2"]
+    (sweep,) = experiments.sweeps_from_args("compare", experiments._parser("compare").parse_args(argv))
+    args = dict(zip(sweep.run_args[::2], sweep.run_args[1::2]))
+    assert (args["--train-days"], args["--test-learning"]) == ("2", "frozen")
+    assert args["--checkpoint-dir"] == str((tmp_path / "checkpoints").resolve())  # the study's cache
+    assert (sweep.protocol, sweep.settings["train_days"]) == ("trained-frozen", 2)
+    assert "then the scored day frozen" in _protocol({"protocol": "trained-frozen", "train_days": 2})
+    assert "then the scored day online" in _protocol({"protocol": "trained", "train_days": 2})
+
+
 def test_the_record_states_the_declared_budget_of_the_training():
     cfg = _world(scheduler="ddqn")
     rec = training.pretrain(cfg, create("ddqn", {"ddqn_hidden": 16, "ddqn_updates_per_epoch": 2}), 1)
@@ -228,3 +276,17 @@ def test_the_record_states_the_declared_budget_of_the_training():
                                           "ddqn_updates_per_epoch": 2}
     assert rec["budget"]["training_total"] == {"plan_evaluations_per_epoch": 256 * 4,
                                                "gradient_steps_per_epoch": 128 * 4, "ddqn_updates_per_epoch": 8}
+
+
+def test_actor_critics_mean_logits_stay_within_their_bound():
+    """Unbounded, three training days drove the mean logits to |x| ~ 200-300 (a one-hot plan no update moves); the
+    squash keeps them in [-bound, bound] and is about the identity near 0 (the untrained policy is unchanged)."""
+    from schedulers.actorcritic import GaussianActor
+
+    actor = GaussianActor(3, 4, 8, 0.0, logit_bound=6.0)
+    with torch.no_grad():
+        actor.head[-1].bias.copy_(torch.tensor([1000.0, -1000.0, 0.3, 0.0]))
+    with torch.no_grad():
+        out = actor.mean(torch.zeros(1, 3))[0]
+    assert torch.all(out.abs() <= 6.0) and out[0] > 5.99 and out[1] < -5.99
+    assert abs(float(out[2]) - 0.3) < 1e-3 and float(out[3]) == 0.0

@@ -224,7 +224,7 @@ class Marlin(EvaluatorScheduler):
         state = self.epoch_state(obs)  # Algorithm 1 lines 1-2: State_e with the forecast I_e
         obs_vec = state_features(obs, self.info)
         steps_before = self.agents[0].updates
-        with self._torch_threads():
+        with self._torch_threads(), self._frozen_agents():
             p1 = phase1(self.agents, obs_vec, state, self.score_feasible, self.k_opt, "no-her" not in self.ablate,
                         self.rng, self.gen, self.incumbent_scores(state))
             game = phase2(self.agents, obs_vec, p1["plans"], self.capital, self.variant_w, self.params, self.ablate)
@@ -232,7 +232,7 @@ class Marlin(EvaluatorScheduler):
         plan = self.feasible(state, game.plan)
         _, blend_norm, _ = self.score_plans(state, plan[None], self.variant_w)
         capital_before = self.capital.copy()
-        if "no-capital" not in self.ablate:
+        if "no-capital" not in self.ablate and not self.frozen:
             self.capital, _, _ = capital_update(self.capital, p1["norm"], blend_norm[0], self.params)
         moved = np.abs(plan - game.plan).sum(axis=2) * state.predicted / 2  # requests the repair moved
         self._log(obs.epoch, p1["norm"], blend_norm[0], game, capital_before,
@@ -241,6 +241,22 @@ class Marlin(EvaluatorScheduler):
         self.incumbent = plan
         self.headroom.record(plan, obs.predicted_requests, obs.epoch)
         return plan
+
+    @contextlib.contextmanager
+    def _frozen_agents(self):
+        """Frozen (the trained protocol's frozen test day, `--test-learning frozen`): phase 1 samples, scores and
+        proposes as ever, but takes no gradient step, stores no transition and keeps each agent's EMA."""
+        if not self.frozen:
+            yield
+            return
+        kept = [(a.params, a.ema) for a in self.agents]
+        for a in self.agents:
+            a.params, a.pending = dataclasses.replace(a.params, marlin_updates_per_epoch=0), None
+        try:
+            yield
+        finally:
+            for a, (params, ema) in zip(self.agents, kept):
+                a.params, a.ema, a.pending = params, ema, None
 
     def incumbent_scores(self, state) -> np.ndarray:
         """[J] the bounded score (`feasibility.sla_score`) of the incumbent, the plan MARLIN executed last (the

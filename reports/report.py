@@ -194,6 +194,24 @@ def _notes(runs: pd.DataFrame, gate: float) -> list:
     return lines
 
 
+def _undecided_at_gate(stats: pd.DataFrame, gate: float) -> list:
+    """One warning line per (sweep, D) naming the schedulers whose SLA violation share's 95 % interval contains the
+    gate: the gate calls them feasible or not on their mean, which the seeds do not establish, so every ranking,
+    'best', hypervolume and reproduction verdict that turns on them is not established either."""
+    if not len(stats):
+        return []
+    sla = stats[(stats["metric"] == "sla_violation_rate") & (stats["ci_low"] <= gate) & (stats["ci_high"] >= gate)]
+    lines = []
+    for (kind, d), t in sla.groupby(["kind", "dcs"], sort=False):
+        names = ", ".join(f"{r.label} {r.mean * 100:.2f} % [{r.ci_low * 100:.2f}, {r.ci_high * 100:.2f}]"
+                          for r in t.sort_values("mean").itertuples())
+        lines.append(f"**Undecided at the gate** ({kind}, D = {d}): the 95 % interval of the SLA violation share "
+                     f"contains the {gate * 100:g} % gate for {names}. Their feasible / infeasible mark rests on the "
+                     "mean alone; rankings, 'best', hypervolumes and reproduction verdicts that turn on them are not "
+                     "established (more seeds, or a world off the gate).")
+    return lines
+
+
 def _protocol(man: dict) -> str:
     """Which protocol produced a sweep: learners online in the scored day (the paper's), or pre-trained first."""
     protocol = man.get("protocol", "online")
@@ -236,7 +254,7 @@ def build(study: Study, ref_offset: float = REF_OFFSET, gate: float = an.SLA_GAT
           "nodes kept warm or busy; the fifth objective with objective_embodied=true; docs/model.md 'Embodied "
           "carbon').")
     doc.items(lines)
-    doc.items(_notes(runs, gate))
+    doc.items(_notes(runs, gate) + _undecided_at_gate(stats, gate))
 
     comp = stats[stats["kind"] == "compare"] if len(stats) else stats
     for d in sorted(comp["dcs"].unique()) if len(comp) else []:

@@ -451,3 +451,21 @@ def test_sla_gate_outside_0_1_is_one_line_exit_2(tmp_path, capsys):
     assert report.main([str(tmp_path), "--sla-gate", "2"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--sla-gate 2.0: must be a share in [0, 1]" in err
+
+
+def test_the_report_names_the_schedulers_whose_sla_interval_contains_the_gate():
+    import pandas as pd
+
+    from reports.report import _undecided_at_gate
+
+    rows = [("compare", 8, "a", 0.008, 0.005, 0.012),  # interval [0.5, 1.2] % contains the 1 % gate: undecided
+            ("compare", 8, "b", 0.004, 0.003, 0.006),  # wholly below: feasible, established
+            ("compare", 8, "c", 0.020, 0.015, 0.030),  # wholly above: infeasible, established
+            ("compare", 8, "d", 0.011, 0.009, 0.014)]  # mean past the gate, interval across it: undecided
+    stats = pd.DataFrame([{"kind": k, "dcs": d, "label": lab, "metric": "sla_violation_rate", "mean": m,
+                           "ci_low": lo, "ci_high": hi} for k, d, lab, m, lo, hi in rows])
+    lines = _undecided_at_gate(stats, 0.01)
+    assert len(lines) == 1
+    assert "a 0.80 % [0.50, 1.20], d 1.10 % [0.90, 1.40]" in lines[0]
+    assert " b " not in lines[0] and " c " not in lines[0]
+    assert _undecided_at_gate(stats, 0.05) == []  # a gate above every interval decides them all

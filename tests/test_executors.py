@@ -42,11 +42,18 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _ctrl_c_default() -> None:
+    """In the child before exec: Ctrl-C's default disposition. A shell without job control starts a background
+    job with SIGINT ignored, and an ignored SIGINT stays ignored across exec (Python then installs no handler), so
+    a test suite started in the background would otherwise send Ctrl-C to a sweep that cannot receive it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_slow_sweep(out: Path) -> subprocess.Popen:
     """A compare of two runs of a scheduler that takes a second per epoch (8 epochs), two at a time."""
     return subprocess.Popen([sys.executable, "run.py", "compare", "--schedulers", "tests.plugins:Slow,uniform",
                              "--hours", "2", *SMALL, "--workers", "2", "--out", str(out)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_default)
 
 
 def wait_for(condition, timeout_s: float = 90.0) -> None:

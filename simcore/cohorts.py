@@ -22,7 +22,7 @@ import numpy as np
 from simcore import physics
 from simcore.config import MODELS
 from simcore.errors import ConfigError
-from simcore.exact import WRR_RESOLUTION
+from simcore.exact import wrr_weights
 from simcore.nodes import NodeModel
 from simcore.queueing import pool_queueing_wait, prefill_queue_wait, segment_waits
 
@@ -38,7 +38,7 @@ SPILL_DRAIN_S = 60.0
 def balancer_shares(rps: np.ndarray, avail_s: np.ndarray, warm: int, served: float) -> np.ndarray:
     """How the exact balancer (`simcore.exact`: smooth weighted round-robin) spreads a pool's `served` real
     requests over its nodes, as node-seconds of serving capacity used: the first `warm` nodes (the warm set) take
-    requests in proportion to their weights (throughput in 1/WRR_RESOLUTION of the slowest warm node's), a node
+    requests in proportion to their weights (`exact.wrr_weights` of the warm nodes' throughputs), a node
     spilled in joins the rotation once (weight 1), each for the `avail_s` it serves; a node's use is capped at its
     `avail_s` and what a full node cannot take goes to the others in proportion to their room (the balancer
     skips a node without a free batch slot).
@@ -49,7 +49,7 @@ def balancer_shares(rps: np.ndarray, avail_s: np.ndarray, warm: int, served: flo
     avail = np.asarray(avail_s, dtype=float)
     weight = np.ones(len(rps))
     if warm:
-        weight[:warm] = np.maximum(np.rint(WRR_RESOLUTION * rps[:warm] / max(rps[:warm].min(), 1e-300)), 1.0)
+        weight[:warm] = wrr_weights(rps[:warm])
     want = weight * avail  # requests in proportion
     total = want.sum()
     if total <= 0 or served <= 0:

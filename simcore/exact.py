@@ -27,6 +27,15 @@ from simcore.config import MODELS
 from simcore.nodes import NodeModel
 
 WRR_RESOLUTION = 8  # balancer weights resolve node throughputs to 1/8 of the slowest node's
+
+
+def wrr_weights(rps: np.ndarray) -> np.ndarray:
+    """Balancer weights: each node's throughput `rps` in whole multiples of 1/WRR_RESOLUTION of the slowest
+    node's (at least 1). Also how the cohort model spreads a pool's work (`simcore.cohorts.balancer_shares`)."""
+    rps = np.asarray(rps, dtype=float)
+    if not len(rps):
+        return np.zeros(0, dtype=int)
+    return np.maximum(np.rint(WRR_RESOLUTION * rps / max(rps.min(), 1e-300)), 1).astype(int)
 DECODE_CLOCK_TOLERANCE = 1e-7  # decode steps: a request counts as done when the node's clock is this close
 
 
@@ -171,12 +180,8 @@ class ExactNodes(NodeModel):
 
     # --- the requests (the hot path) ----------------------------------------------------------------------------
     def _wrr_weights(self, key: int, m: int, nodes: np.ndarray) -> np.ndarray:
-        """Balancer weights: each node's throughput for the pool's work, in whole multiples of 1/WRR_RESOLUTION of
-        the slowest node's."""
-        rps = self.e.capacity.node_rps[m][self.e.fleet.node_type[nodes]]
-        if not len(rps):
-            return np.zeros(0, dtype=int)
-        return np.maximum(np.rint(WRR_RESOLUTION * rps / max(rps.min(), 1e-300)), 1).astype(int)
+        """Balancer weights of a pool's nodes (`wrr_weights` of their throughputs for the pool's work)."""
+        return wrr_weights(self.e.capacity.node_rps[m][self.e.fleet.node_type[nodes]])
 
     def _fits(self, n: int, m: int, kv: float) -> bool:
         """Admission test (Eq. 1): weights (+ the model if not resident) + KV within the pooled memory."""

@@ -15,6 +15,7 @@ import os
 import sys
 
 from simcore.errors import ConfigError
+from simcore.training import TEST_LEARNING, check_test_learning
 
 
 class Parser(argparse.ArgumentParser):
@@ -63,7 +64,7 @@ def run_parser(add_help: bool = True, prog_name: str | None = None) -> argparse.
     p.add_argument("--train-days", dest="train_days", default=None,
                    help="the trained protocol: pre-train a learner on this many other days of the bundled week "
                    "(default 0: the paper's online protocol; simcore.training)")
-    p.add_argument("--test-learning", dest="test_learning", default=None, choices=("online", "frozen"),
+    p.add_argument("--test-learning", dest="test_learning", default=None, choices=TEST_LEARNING,
                    help="with --train-days: the test day goes on learning (online, default) or plays frozen "
                    "(simcore.training)")
     p.add_argument("--checkpoint-dir", default=None, help="cache of pre-trained states: reused when the scheduler, "
@@ -119,8 +120,8 @@ def build_config(argv: list[str]):
             values[k] = v
     world = set(Config.names())
     cfg = Config.from_dict({k: v for k, v in values.items() if k in world}, where="parameters")
-    if args.test_learning == "frozen" and cfg.train_days == 0:
-        raise ConfigError("--test-learning frozen: a frozen learner must be trained first (--train-days N >= 1)")
+    if args.test_learning is not None:  # refused before anything runs (a sweep: before its first run)
+        check_test_learning(args.test_learning, cfg.train_days)
     sections.pop("training", None)  # config.json's record of a run's pre-training, not a parameter
     for name in sections:  # a section must name a scheduler (a typo is refused); a run reads its scheduler's
         resolve(name)

@@ -129,6 +129,14 @@ def _play(cfg: Config, sched: Scheduler, progress: bool) -> None:
 TEST_LEARNING = ("online", "frozen")  # the test day after training: the learner's online rule, or no update
 
 
+def check_test_learning(test_learning: str, n_days: int) -> None:
+    """Refuse an unknown test-day rule, or 'frozen' without training (ConfigError, one line)."""
+    if test_learning not in TEST_LEARNING:
+        raise ConfigError(f"test_learning={test_learning!r}: one of {', '.join(TEST_LEARNING)}")
+    if test_learning == "frozen" and n_days <= 0:
+        raise ConfigError("--test-learning frozen: a frozen learner must be trained first (--train-days N >= 1)")
+
+
 def pretrain(cfg: Config, sched: Scheduler, n_days: int, cache_dir: str | Path | None = None,
              progress: bool = False, test_learning: str = "online") -> dict:
     """Train `sched` on n_days other days (or load the cached state), leave it warm-started for the test day's
@@ -139,10 +147,7 @@ def pretrain(cfg: Config, sched: Scheduler, n_days: int, cache_dir: str | Path |
     :param test_learning: 'online' (the test day learns by the learner's online rule) or 'frozen' (`Scheduler.frozen`)
     :raises ConfigError: an unknown test_learning, or 'frozen' without training
     """
-    if test_learning not in TEST_LEARNING:
-        raise ConfigError(f"test_learning={test_learning!r}: one of {', '.join(TEST_LEARNING)}")
-    if test_learning == "frozen" and n_days <= 0:
-        raise ConfigError("--test-learning frozen: a frozen learner must be trained first (--train-days N >= 1)")
+    check_test_learning(test_learning, n_days)
     sched.frozen = False  # training days learn; the test day is frozen only once training is done (below)
     if n_days <= 0:
         return {"protocol": "online", "train_days": 0}

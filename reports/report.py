@@ -30,7 +30,7 @@ import pandas as pd
 
 from reports import analysis as an
 from reports import figures, oracle_gap
-from reports.experiments import DEFAULT_OUT, _Parser
+from reports.experiments import DEFAULT_OUT, TRAINED, _Parser
 from reports.hypervolume import REF_OFFSET
 from reports.study import METRICS, OBJECTIVE_KEYS, Study, display, load
 from simcore.errors import ConfigError, SimError
@@ -215,7 +215,7 @@ def _undecided_at_gate(stats: pd.DataFrame, gate: float) -> list:
 def _protocol(man: dict) -> str:
     """Which protocol produced a sweep: learners online in the scored day (the paper's), or pre-trained first."""
     protocol = man.get("protocol", "online")
-    if protocol in ("trained", "trained-frozen"):
+    if protocol in TRAINED:
         n = man.get("train_days", "?")
         test = "frozen (no update)" if protocol == "trained-frozen" else "online"
         return (f"{protocol} protocol (each learner first played {n} other day{'' if n == 1 else 's'} of the "

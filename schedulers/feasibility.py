@@ -7,17 +7,25 @@ API (stable: other modules and branches build on these names and signatures)
 Head-room (what `fill-*` introduced, now shared):
 
 - `headroom_target(peak_to_mean, error_z, error_sd) -> float`: the utilization a datacenter is planned up to,
-  1 / (peak_to_mean x (1 + error_z x error_sd)): its busiest minute must fit its capacity when the epoch brings
-  1 + error_z x error_sd times the forecast.
+  1 / (peak_to_mean x (1 + error_z x error_sd)): its busiest burst (one `cohort_bin_s` bin, 10 s) must fit its
+  capacity when the epoch brings 1 + error_z x error_sd times the forecast.
 - `forecast_error(planned [D], arrived [D]) -> float | None`: ||arrived - planned|| / ||planned||.
-- `HeadroomParams`: the four `fill_*` parameters (peak-to-mean 1.25, z 2, prior 0.1, EWMA alpha 0.25). Scheduler
-  parameter dataclasses extend it (`FillParams`, `EvaluatorParams`, `PerLLMParams`), so every scheduler's
-  head-room is set by the same names and recorded in its config.json.
-- `Headroom(params)`: the observed forecast error of one scheduler's own plans. `learn(last: EpochResult | None)`
-  folds the finished epoch's arrivals against what was planned for it into an EWMA of the squared error;
+- `HeadroomParams`: the `fill_*` parameters (peak-to-mean prior 1.25, burst z 2, burst EWMA alpha 0.25, error z
+  2, error prior 0.1, error EWMA alpha 0.25). Scheduler parameter dataclasses extend it (`FillParams`,
+  `EvaluatorParams`, `PerLLMParams`), so every scheduler's head-room is set by the same names and recorded in its
+  config.json.
+- `Headroom(params)`: what one scheduler has observed of the world's within-epoch burstiness and of its own
+  plans' forecast error. `learn(last: EpochResult | None)` folds the finished epoch's burstiness
+  (`EpochResult.peak_to_mean`, the busiest bin's arrivals over the epoch's mean per bin) into an EWMA of its mean
+  and variance, and its arrivals against what was planned for it into an EWMA of the squared forecast error;
+  `peak_to_mean() -> float` is the burst planned for, mean + `fill_burst_z` standard deviations;
   `record(plan [M, O, D], pred [M, O], epoch)` remembers what this epoch's plan sends each datacenter;
-  `target() -> float` is `headroom_target` at the current error; attributes `error_var`, `planned`,
-  `planned_epoch`.
+  `target() -> float` is `headroom_target` at the current burst and error; attributes `error_var`,
+  `burst_mean`, `burst_var`, `planned`, `planned_epoch`.
+- `least_latency_routing(plan [M, O, D], pred [M, O], latency [O, D]) -> [M, O, D]`: the same requests per
+  (model, datacenter) as `plan`, each origin's share sent to the nearest datacenters that can take it (a
+  transportation LP per model, HiGHS): carbon, water, cost and utilization are those of `plan`, the network
+  latency the least they allow.
 
 Capacity:
 
@@ -65,10 +73,10 @@ from simcore.params import Parameters, param
 
 # --- head-room ---------------------------------------------------------------------------------------------------
 def headroom_target(peak_to_mean: float, error_z: float, error_sd: float) -> float:
-    """Utilization a datacenter is planned up to: its busiest minute (`peak_to_mean` x the epoch's mean rate) must
+    """Utilization a datacenter is planned up to: its busiest burst (`peak_to_mean` x the epoch's mean rate) must
     still fit its capacity when the epoch brings 1 + error_z x error_sd times the forecast.
 
-    :param peak_to_mean: busiest minute's arrival rate over the epoch's mean (>= 1)
+    :param peak_to_mean: busiest bin's arrival rate over the epoch's mean (>= 1)
     :param error_z: standard deviations of forecast error held free
     :param error_sd: the forecast's relative error (standard deviation, `forecast_error`)
     """
@@ -90,10 +98,14 @@ def forecast_error(planned: np.ndarray, arrived: np.ndarray) -> float | None:
 class HeadroomParams(Parameters):
     """The head-room every capacity-aware scheduler leaves (`headroom_target`, `Headroom`)."""
 
-    fill_peak_to_mean: float = param(1.25, "fill: the busiest minute's arrival rate over its epoch's mean that a "
-                                     "filled datacenter must still serve (bundled Azure code day: median 1.16, 90th "
-                                     "percentile 1.26 over its 96 epochs); the fill target is 1 / (this x forecast "
-                                     "head-room)", lo=1)
+    fill_peak_to_mean: float = param(1.25, "fill: the busiest bin's arrival rate over its epoch's mean assumed "
+                                     "before any epoch has been observed; from then on the head-room plans for the "
+                                     "observed burstiness (`fill_burst_z`, docs/model.md 'Head-room')", lo=1)
+    fill_burst_z: float = param(2.0, "fill: burst head-room, in standard deviations of the observed busiest-bin "
+                                "ratio (its running mean + this x its running standard deviation; bundled Azure "
+                                "code day, 10-s bins: covers 90 % of epochs)", lo=0)
+    fill_burst_ewma_alpha: float = param(0.25, "fill: weight of the newest epoch's busiest-bin ratio in the running "
+                                         "estimate of its mean and variance", lo=0, lo_open=True, hi=1)
     fill_error_z: float = param(2.0, "fill: forecast head-room, in standard deviations of the observed relative "
                                 "forecast error (1 + this x error)", lo=0)
     fill_error_prior: float = param(0.1, "fill: relative forecast error (standard deviation) assumed before any "
@@ -103,7 +115,8 @@ class HeadroomParams(Parameters):
 
 
 class Headroom:
-    """The observed relative forecast error of one scheduler's plans and the head-room target it implies.
+    """The observed within-epoch burstiness, the observed relative forecast error of one scheduler's plans, and the
+    head-room target they imply.
 
     :param params: a HeadroomParams (or a dataclass extending it)
     """
@@ -111,18 +124,35 @@ class Headroom:
     def __init__(self, params: HeadroomParams) -> None:
         self.params = params
         self.error_var = params.fill_error_prior ** 2  # running mean of the squared relative error
+        self.burst_mean = params.fill_peak_to_mean  # running mean of the busiest bin's ratio to its epoch's mean
+        self.burst_var = 0.0  # its running variance
+        self.burst_epoch = None  # the last epoch whose burstiness was folded in
         self.planned = None  # [D] requests the last plan sent to each datacenter (plan x forecast)
         self.planned_epoch = None
 
+    def peak_to_mean(self) -> float:
+        """The burst planned for: the running mean of the busiest bin's ratio + `fill_burst_z` standard deviations
+        (at least 1)."""
+        return max(1.0, self.burst_mean + self.params.fill_burst_z * float(np.sqrt(self.burst_var)))
+
     def target(self) -> float:
-        """The head-room target for the forecast error seen so far (`headroom_target`)."""
+        """The head-room target for the burstiness and forecast error seen so far (`headroom_target`)."""
         p = self.params
-        return headroom_target(p.fill_peak_to_mean, p.fill_error_z, float(np.sqrt(self.error_var)))
+        return headroom_target(self.peak_to_mean(), p.fill_error_z, float(np.sqrt(self.error_var)))
 
     def learn(self, last) -> None:
-        """Fold the finished epoch's forecast error (its arrivals against the plan recorded for it) into the
-        running mean of the squared error; a result of another epoch than the one recorded teaches nothing."""
-        if last is None or self.planned is None or last.epoch != self.planned_epoch:
+        """Fold the finished epoch's burstiness (any epoch, once) and forecast error (its arrivals against the plan
+        recorded for it; a result of another epoch than the one recorded teaches nothing) into the running
+        estimates."""
+        if last is None:
+            return
+        burst = getattr(last, "peak_to_mean", None)
+        if burst is not None and last.epoch != self.burst_epoch:
+            a, dev = self.params.fill_burst_ewma_alpha, float(burst) - self.burst_mean
+            self.burst_mean += a * dev  # the EWMA of the mean and of the variance about it
+            self.burst_var = (1.0 - a) * (self.burst_var + a * dev * dev)
+            self.burst_epoch = last.epoch
+        if self.planned is None or last.epoch != self.planned_epoch:
             return
         e = forecast_error(self.planned, last.requests)
         if e is not None:
@@ -133,6 +163,43 @@ class Headroom:
         """Remember the requests this epoch's plan [M, O, D] sends each datacenter for the forecast [M, O]."""
         self.planned = np.einsum("mod,mo->d", plan, np.asarray(pred, dtype=float))
         self.planned_epoch = epoch
+
+
+LATENCY_GAIN_TOL = 1e-9  # relative latency gain below which a plan's own routing is kept (LP ties, rounding)
+
+
+def least_latency_routing(plan: np.ndarray, pred: np.ndarray, latency: np.ndarray) -> np.ndarray:
+    """The plan [M, O, D] that sends each datacenter the same requests of each model as `plan` does for the forecast
+    `pred` [M, O], with each origin's requests going to the datacenters nearest it (least total one-way `latency`
+    [O, D] x requests): per model, a transportation LP (HiGHS) from the origins' forecasts to the datacenters'
+    planned loads. What a plan costs in energy, carbon, water and money and the utilization it sets depend on the
+    per-datacenter loads only, so this changes its network latency alone. Rows with nothing forecast keep `plan`'s,
+    and a model whose routing is already the nearest keeps it (the LP's ties are not taken).
+    """
+    from scipy.optimize import linprog
+
+    plan = np.asarray(plan, dtype=float)
+    pred = np.asarray(pred, dtype=float)
+    lat = np.asarray(latency, dtype=float)
+    M, O, D = plan.shape
+    out = plan.copy()
+    for m in range(M):
+        rows = pred[m] > 0
+        if rows.sum() < 2:
+            continue  # one origin (or none): nothing to exchange
+        supply = pred[m, rows]  # [o] requests of each origin
+        load = (plan[m, rows] * supply[:, None]).sum(axis=0)  # [D] requests the plan sends each datacenter
+        o = len(supply)
+        a_eq = np.vstack([np.kron(np.eye(o), np.ones(D)), np.kron(np.ones(o), np.eye(D))])  # rows, then columns
+        scale = supply.sum()
+        res = linprog(lat[rows].ravel(), A_eq=a_eq, b_eq=np.r_[supply, load] / scale, bounds=(0, None),
+                      method="highs")
+        own = float((lat[rows] * plan[m, rows] * supply[:, None]).sum()) / scale
+        if res.status != 0 or res.fun >= own * (1.0 - LATENCY_GAIN_TOL):
+            continue  # the plan's own routing is already the nearest (ties keep it)
+        x = np.maximum(res.x.reshape(o, D), 0.0)
+        out[m, rows] = x / np.maximum(x.sum(axis=1, keepdims=True), 1e-300)
+    return out
 
 
 # --- capacity ----------------------------------------------------------------------------------------------------

@@ -23,10 +23,12 @@ Per epoch:
 - the fill target leaves head-room for what the forecast cannot see (`schedulers.feasibility.headroom_target`
   and `Headroom`, the shared toolkit this module's machinery moved to):
 
-      target = 1 / (fill_peak_to_mean x (1 + fill_error_z x sigma))
+      target = 1 / (peak_to_mean x (1 + fill_error_z x sigma))
 
-  * within the epoch, arrivals are not flat: the busiest minute brings `fill_peak_to_mean` (1.25) times the
-    epoch's mean rate, and a datacenter whose busiest minute exceeds its capacity queues past the SLA;
+  * within the epoch, arrivals are not flat: the busiest 10-s bin (`cohort_bin_s`) brings peak_to_mean times the
+    epoch's mean rate, and a datacenter whose busiest bursts exceed its capacity queues past the SLA.
+    peak_to_mean is observed: the running mean of each finished epoch's busiest-bin ratio
+    (`EpochResult.peak_to_mean`) + `fill_burst_z` standard deviations, from the prior `fill_peak_to_mean`;
   * the epoch's arrivals are not the forecast: sigma is the forecast's observed relative error, the error of
     each finished epoch's per-datacenter arrivals (`obs.last.requests`) against the loads this scheduler
     planned for it (plan x forecast), ||arrived - planned|| / ||planned|| (`feasibility.forecast_error`),
@@ -39,7 +41,12 @@ Per epoch:
   already holds, `common_level`), so no site runs hotter than the others while they all have to run hot;
   demand a datacenter cannot host goes to the row's best datacenter;
 - rows without forecast (epoch 0, or a (model, origin) pair that forecasts nothing) go entirely to the row's
-  best datacenter.
+  best datacenter;
+- routing: the filled loads fix each datacenter's requests of each model, and with them its energy, carbon,
+  water, cost and utilization; which origin's requests make them up only changes the network latency, so each
+  origin is sent to the nearest datacenters that can take it (`feasibility.least_latency_routing`, a
+  transportation LP): a carbon-filled plan pays the farther, greener site's latency only for the requests that
+  must travel there.
 
 Cold starts (a site that gets more work than last epoch loads weights onto new nodes) get no head-room of their
 own: on the default day they cost < 0.1 point of SLA violations (docs/model.md 'Fill references').
@@ -53,7 +60,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from schedulers.feasibility import Headroom, HeadroomParams
+from schedulers.feasibility import Headroom, HeadroomParams, least_latency_routing
 from simcore.interface import EpochResult, Observation, Scheduler
 
 
@@ -187,6 +194,7 @@ class FillScheduler(Scheduler):
         pred = np.asarray(obs.predicted_requests, dtype=float)
         plan = fill_plan(pred, self.rank(obs), self.info.capacity.requests_per_epoch, self.target(), obs.queued,
                          self.row_order(obs))
+        plan = least_latency_routing(plan, pred, self.info.latency_s)  # the same loads, each origin to its nearest
         self.headroom.record(plan, pred, obs.epoch)
         return plan
 

@@ -293,5 +293,6 @@ class OracleHindsight(Oracle):
         return np.asarray(obs.true_requests, dtype=float)
 
     def target(self) -> float:
-        """No forecast error to cover: the truth is known; the within-epoch peak still needs head-room."""
-        return headroom_target(self.params.fill_peak_to_mean, self.params.fill_error_z, 0.0)
+        """No forecast error to cover: the truth is known; the within-epoch bursts (observed so far, not known
+        ahead) still need head-room."""
+        return headroom_target(self.headroom.peak_to_mean(), self.params.fill_error_z, 0.0)

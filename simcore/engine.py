@@ -32,7 +32,7 @@ from simcore import physics
 from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity
 from simcore.cohorts import CohortNodes
 from simcore.config import MODELS, Config
-from simcore.epochs import Epoch, Epochs, other_days
+from simcore.epochs import Epoch, Epochs, arrival_peak_to_mean, other_days
 from simcore.evaluator import EpochEvaluator
 from simcore.exact import WRR_RESOLUTION, ExactNodes, wrr_sequence  # noqa: F401 (re-exported)
 from simcore.interface import EpochResult, Observation, Request, RunRecord, Scheduler, StaticInfo
@@ -389,6 +389,8 @@ class Engine:
         n_active = np.bincount(fl.node_dc, weights=active, minlength=cfg.dcs)
         lo, hi = (len(self.wl), len(self.wl)) if drain else (int(self.epochs.bounds[e]), int(self.epochs.bounds[e + 1]))
         dcs, ttft, w_all, late_all = self.nodes.epoch_requests(lo, hi)
+        burst = None if drain else arrival_peak_to_mean(self.wl.t_s[lo:hi], e * cfg.epoch_s, cfg.epoch_s,
+                                                        cfg.cohort_bin_s)
         requests = np.bincount(dcs[dcs >= 0], minlength=cfg.dcs) * self.C
         done = (dcs >= 0) & ~np.isnan(ttft)
         w, late = w_all[done], late_all[done]
@@ -410,7 +412,8 @@ class Engine:
                    "drain": int(drain),
                    "requests": int(requests[d]), "active_nodes": int(n_active[d]), "warm_nodes": int(warm[d]),
                    "parked_nodes": int(cfg.nodes_per_dc - n_active[d]), "cold_starts": int(self.cold_starts[d]),
-                   "capacity_requests": float(cap_mix[d]), "utilization": float(util[d])}
+                   "capacity_requests": float(cap_mix[d]), "utilization": float(util[d]),
+                   "arrival_peak_to_mean": float("nan") if burst is None else burst}
             for j, name in enumerate(("p0", "p1", "p2", "p3", "parked")):
                 row[f"tdp_kw_{name}"] = float(tdp_kw[d, j])
             row.update({"cop": float(s.cop[e, d]), "tou_usd_per_kwh": float(s.tou_usd_per_kwh[e, d]),
@@ -425,7 +428,8 @@ class Engine:
             epoch=e, requests=requests, ttft_sum_s=tsum, ttft_count=tcnt, sla_violations=viol,
             energy_kwh=met["total_kwh"], carbon_kg=met["carbon_kg"], water_l=met["water_l"],
             cost_usd=met["cost_usd"], parked_share=parked_share, utilization=util, capacity_requests=cap_mix,
-            embodied_carbon_kg=met["embodied_carbon_kg"], embodied_attributable_kg=met["embodied_attributable_kg"])
+            embodied_carbon_kg=met["embodied_carbon_kg"], embodied_attributable_kg=met["embodied_attributable_kg"],
+            peak_to_mean=burst)
         self.sched.observe(self.last)
 
     def _model_share(self) -> tuple:

@@ -238,6 +238,8 @@ class EpochResult:
     model mix) its served requests used. `carbon_kg` is operational (Eq. 10); `embodied_carbon_kg` is the
     epoch's amortised share of the hardware's manufacturing carbon (`physics.embodied_carbon_kg`), and
     `embodied_attributable_kg` the part of it on the nodes that served (warm or busy; docs/model.md).
+    `peak_to_mean` is how bursty the epoch's arrivals were: the fleet's busiest `cohort_bin_s` bin over the
+    epoch's mean per bin (`simcore.epochs.arrival_peak_to_mean`; None when nothing arrived).
     """
 
     epoch: int
@@ -254,6 +256,7 @@ class EpochResult:
     capacity_requests: np.ndarray | None = None
     embodied_carbon_kg: np.ndarray | None = None  # the epoch's share of the hardware's embodied carbon
     embodied_attributable_kg: np.ndarray | None = None  # of it, the nodes reserved for serving (warm or busy)
+    peak_to_mean: float | None = None  # the fleet's busiest bin (cohort_bin_s) of arrivals over the epoch's mean bin
 
 
 @dataclass(frozen=True)

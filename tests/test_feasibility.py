@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from schedulers.common import EvaluatorParams
 from schedulers.feasibility import (Headroom, HeadroomParams, bounded_reward, compress_metrics, forecast_error,
-                                    headroom_target,
+                                    headroom_target, least_latency_routing,
                                     metric_cap, planned_utilization, project_to_capacity, sla_score, update_ema)
 
 
@@ -40,6 +40,42 @@ def test_headroom_tracker_learns_the_observed_error_by_hand():
     assert h.target() == pytest.approx(1 / (1.25 * (1 + 2 * math.sqrt(0.03))))
     h.learn(SimpleNamespace(epoch=2, requests=[0.0, 0.0]))  # not the recorded epoch: nothing learnt
     assert h.error_var == pytest.approx(0.03)
+
+
+def test_headroom_learns_the_observed_burstiness_by_hand():
+    h = Headroom(HeadroomParams())  # prior 1.25, variance 0, alpha 0.25, z 2
+    assert h.peak_to_mean() == pytest.approx(1.25)
+    # an epoch whose busiest bin brought 1.65 x its mean: deviation 0.4, mean 1.25 + 0.25 x 0.4 = 1.35,
+    # variance 0.75 x (0 + 0.25 x 0.16) = 0.03, so the burst planned for is 1.35 + 2 sqrt(0.03)
+    h.learn(SimpleNamespace(epoch=0, requests=[1.0], peak_to_mean=1.65))
+    assert (h.burst_mean, h.burst_var) == (pytest.approx(1.35), pytest.approx(0.03))
+    assert h.peak_to_mean() == pytest.approx(1.35 + 2 * math.sqrt(0.03))
+    assert h.target() == pytest.approx(1 / ((1.35 + 2 * math.sqrt(0.03)) * 1.2))  # the error is still the prior
+    h.learn(SimpleNamespace(epoch=0, requests=[1.0], peak_to_mean=3.0))  # the same epoch again: folded once
+    assert h.burst_mean == pytest.approx(1.35)
+    h.learn(SimpleNamespace(epoch=1, requests=[1.0], peak_to_mean=None))  # nothing arrived: nothing learnt
+    assert h.burst_mean == pytest.approx(1.35)
+
+
+def test_least_latency_routing_keeps_the_loads_and_sends_each_origin_nearest():
+    # two origins of 100 requests, two datacenters, origin o nearest datacenter o. The plan sends both origins
+    # half to each (loads 100 / 100, total latency 100 x (0.01 + 0.05)): the same loads with each origin kept
+    # at home cost 200 x 0.01
+    lat = np.array([[0.01, 0.05], [0.05, 0.01]])
+    plan = np.full((1, 2, 2), 0.5)
+    out = least_latency_routing(plan, np.array([[100.0, 100.0]]), lat)
+    np.testing.assert_allclose(out[0], np.eye(2), atol=1e-9)
+    # 150 from origin 0, 50 from origin 1, the plan sends 80 % to datacenter 1 (160): origin 1's 50 stay home,
+    # origin 0 makes up the other 110 (and keeps 40)
+    plan = np.zeros((1, 2, 2))
+    plan[0, :, 1], plan[0, :, 0] = 0.8, 0.2
+    out = least_latency_routing(plan, np.array([[150.0, 50.0]]), lat)
+    np.testing.assert_allclose(out[0], [[40 / 150, 110 / 150], [0.0, 1.0]], atol=1e-9)
+    loads = np.einsum("mod,mo->md", out, [[150.0, 50.0]])
+    np.testing.assert_allclose(loads, [[40.0, 160.0]])
+    # equal latencies: nothing to gain, the plan is kept as it was
+    np.testing.assert_array_equal(least_latency_routing(plan, np.array([[150.0, 50.0]]), np.full((2, 2), 0.03)),
+                                  plan)
 
 
 CAP = np.array([[100.0], [100.0]])  # two datacenters, one model, 100 requests per epoch each

@@ -209,4 +209,5 @@ def test_engine_run_learns_the_forecast_error():
         assert e < 0.3
         var = (1 - p.fill_error_ewma_alpha) * var + p.fill_error_ewma_alpha * e * e
     assert s.error_var == pytest.approx(var)
-    assert s.target() == pytest.approx(headroom_target(p.fill_peak_to_mean, p.fill_error_z, np.sqrt(var)))
+    assert s.target() == pytest.approx(headroom_target(s.headroom.peak_to_mean(), p.fill_error_z, np.sqrt(var)))
+    assert s.headroom.burst_epoch == cfg.epochs - 2  # the burstiness of every finished epoch was folded in

@@ -8,8 +8,8 @@ pre-training itself is every learner's, `simcore.training`). Its parameters: `Ma
 Feasible set (Algorithm 2 line 11; the paper's problem is solved "given resource constraints"): every plan MARLIN
 simulates or executes, an agent's sample, its proposal or the consensus, is first repaired so that no datacenter
 is planned above the shared head-room target (`feasibility.project_to_capacity` to `feasibility.Headroom.target`:
-1 / (fill_peak_to_mean x (1 + fill_error_z x the observed forecast error of MARLIN's own plans)), the ceiling
-fill-* plan up to; the forecast and the requests already waiting count). The agents' actions, what their critics
+1 / (the observed burstiness `Headroom.peak_to_mean()` x (1 + fill_error_z x the observed forecast error of
+MARLIN's own plans)), the ceiling fill-* plan up to; the forecast and the requests already waiting count). The agents' actions, what their critics
 and the game score, stay the plans their actors produce: the repair is part of executing a plan
 (`Marlin.feasible`).
 

@@ -37,15 +37,15 @@ def test_routing_lp_trades_the_queueing_penalty_against_the_unit_cost():
     assert obj == pytest.approx(230.0)
 
 
-def test_routing_lp_overload_keeps_the_least_excess_and_counts_what_waits():
-    """200 requests into 2 datacenters of 100 at ceiling 0.8, 0.1 already committed at dc 1: the least total
-    excess is 2.0 - 1.6 + 0.1 = 0.5 whatever the split, and the cheaper dc 0 takes all it can (the LP never
-    moves load to a worse datacenter to hide excess, nor the reverse)."""
+def test_routing_lp_overload_spreads_to_a_common_level_and_counts_what_waits():
+    """200 requests into 2 datacenters of 100 at ceiling 0.8, 0.1 already committed at dc 1: 2.1 of utilization
+    over 2 datacenters needs 1.05 each, 0.25 over the ceiling, and neither is asked more (the cheaper dc 0 does
+    not take the excess alone): dc 0 takes 105, dc 1 95 (0.95 + 0.1 waiting)."""
     x, excess, _ = routing_lp(np.array([[200.0]]), np.array([[[1.0, 2.0]]]), np.array([[100.0], [100.0]]),
                               np.array([0.8, 0.8]), np.array([0.0, 0.1]))
-    assert excess == pytest.approx(0.5)
+    assert excess == pytest.approx(0.25)
     assert x.sum() == pytest.approx(200.0)
-    assert x[0, 0, 0] == pytest.approx(130.0)  # dc 1 down to its ceiling (0.7 of room), dc 0 takes the rest
+    assert x[0, 0, 0] == pytest.approx(105.0, abs=1e-4)
 
 
 def test_routing_lp_never_routes_a_model_where_it_is_not_hosted():

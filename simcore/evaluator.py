@@ -13,8 +13,8 @@ Scores a batch of candidate plans [B, model, origin, datacenter] for one epoch a
 - exact runs (`exact`): the exact engine plays every request of the trace, whose per-second bursts fill a pool's
   batch slots near saturation: each pool adds the wait for a slot in the workload's own per-second sequence
   (`queueing.BurstTable`, beyond the flat fluid's) and its node's prefill-queue wait at the per-second rates
-  (round-robin arrivals, Kingman), in place of the cohort pools' M/G/c wait; a pool spills where its bursts fill
-  its warm slots, to cover the busiest seconds' rate;
+  (round-robin arrivals, Kingman), in place of the cohort pools' M/G/c wait; a pool spills to the fewest nodes
+  after which its worst burst no longer fills its batch slots;
 - cold starts: a newly warm node loads its model from the epoch start, so requests reaching it in the first
   LA_load seconds wait (mean LA_load^2 / (2 t_e) per request, SLA violated when the wait exceeds the SLA);
 - p-states (Eq. 4-5): a pool's warm nodes at their utilization, its spilled nodes at the overflow's, as the engine's
@@ -255,7 +255,8 @@ class EpochEvaluator:
             mu = pre_r[b] - pre_r[a] + pre_r[c] - pre_r[start]
             slots = pre_s[b] - pre_s[a] + pre_s[c] - pre_s[start]
             rho = lam / np.maximum(mu, 1e-300)
-            more &= (table.overflow_s(rho, BurstTable.slot_buffer_s(rho, slots, mu)) * mu >= 1.0) & (c < N) & (lam > 0)
+            over = table.overflow_s(rho, BurstTable.slot_buffer_s(rho, slots, mu)) * mu  # real requests
+            more &= (over >= 1.0) & (c < N) & (lam > 0)
             if not more.any():
                 break
             k = k + more
@@ -283,10 +284,8 @@ class EpochEvaluator:
             a, b = ranges[m]
             warm_mu = self.pre_rps[m][b] - self.pre_rps[m][a]
             if self.exact:
-                # the exact balancer sends a request to the next cold node when it finds every batch slot of the
-                # pool taken, and that node's slots take the overflow until they too are full: the nodes whose
-                # slots hold the epoch's worst burst beyond the warm set's free slots (`BurstTable.overflow_s`),
-                # besides what the mean rate and a backlog need
+                # the exact balancer spills when a request finds every batch slot of the pool taken: the nodes
+                # the workload's worst burst needs (`_burst_spill`), besides what the mean rate and a backlog need
                 want = np.maximum(2.0 * (lam[..., m] - warm_mu), 0.0) + backlog[..., m] / SPILL_DRAIN_S
                 extra = np.maximum(self._burst_spill(m, lam[..., m], a, b, start),
                                    np.where((lam[..., m] > warm_mu) | (backlog[..., m] > 0),

@@ -266,7 +266,8 @@ def test_exact_evaluator_queues_in_the_workloads_bursts(small_eval):
     pred = np.repeat((0.95 * eng.capacity.mix_requests_per_epoch(share)[0] * share / 4)[:, None], 4, axis=1)
     st = _state(eng, pred)
     a, b = ev_flat.evaluate(st, plan), ev_burst.evaluate(st, plan)
-    print(f"\nflat {a.ttft_mean_s[0]:.3f} s, bursty {b.ttft_mean_s[0]:.3f} s; late {a.sla_violations[0]:.0f} vs {b.sla_violations[0]:.0f}")
+    print(f"\nflat {a.ttft_mean_s[0]:.3f} s, bursty {b.ttft_mean_s[0]:.3f} s; "
+          f"late {a.sla_violations[0]:.0f} vs {b.sla_violations[0]:.0f}")
     assert b.ttft_mean_s[0] > a.ttft_mean_s[0] + 0.05  # bursts past the warm capacity queue
     assert b.sla_violations[0] >= a.sla_violations[0]
     # a backlog that outlasts the epoch keeps the pool busy throughout: the bursts only move the wait about the

@@ -93,7 +93,8 @@ class Engine:
             epoch_s=cfg.epoch_s, epochs=cfg.epochs, weights=cfg.weights, sla_ttft_s=cfg.sla_ttft_s,
             ttft_model=cfg.ttft_model, warm_target_utilization=cfg.warm_target_utilization, fleet=self.fleet,
             profiles=self.prof, capacity=self.capacity,
-            evaluator=EpochEvaluator(cfg, self.lat, self.fleet, self.prof, *sample, self.capacity, rate_profile),
+            evaluator=EpochEvaluator(cfg, self.lat, self.fleet, self.prof, *sample, self.capacity, rate_profile,
+                                     arrival_s=None if self.C > 1 else self.wl.t_s[~self.wl.failed], exact=self.C == 1),
             token_sample=sample, cohort_size=self.C, rate_profile=rate_profile,
             other_days=functools.partial(other_days, cfg), plan_timeout_s=cfg.plan_timeout_s)
 

@@ -9,7 +9,12 @@ Scores a batch of candidate plans [B, model, origin, datacenter] for one epoch a
 - capacity binds: each datacenter is a FIFO fluid queue (`simcore.queueing.fluid_segment`, the engine's cohort
   pools' closed form) that drains work at its full capacity behind what already waits (`queued`); it gives the
   mean wait and the share waiting past the SLA; below saturation each model's pool adds the M/G/c wait
-  (`stationary_wait`) as the engine's pools do;
+  (`stationary_wait`) as the engine's cohort pools do;
+- exact runs (`exact`): the exact engine plays every request of the trace, whose per-second bursts fill a pool's
+  batch slots near saturation: each pool adds the wait for a slot in the workload's own per-second sequence
+  (`queueing.BurstTable`, beyond the flat fluid's) and its node's prefill-queue wait at the per-second rates
+  (round-robin arrivals, Kingman), in place of the cohort pools' M/G/c wait; a pool spills to the fewest nodes
+  after which its worst burst no longer fills its batch slots;
 - cold starts: a newly warm node loads its model from the epoch start, so requests reaching it in the first
   LA_load seconds wait (mean LA_load^2 / (2 t_e) per request, SLA violated when the wait exceeds the SLA);
 - p-states (Eq. 4-5): a pool's warm nodes at their utilization, its spilled nodes at the overflow's, as the engine's
@@ -27,8 +32,10 @@ import numpy as np
 from simcore import physics
 from simcore.config import Config
 from simcore.cohorts import SPILL_DRAIN_S
-from simcore.queueing import bins_per_epoch, fluid_segment, pool_queueing_wait, prefill_queue_wait
+from simcore.queueing import (BurstTable, bin_rate_profile, bins_per_epoch, fluid_segment,
+                              pool_queueing_wait, prefill_queue_wait)
 
+SPILL_NODES_MAX = 16  # exact runs: most nodes a pool's per-second bursts spill to (`EpochEvaluator._burst_spill`)
 HALFIN_WHITT_NEGLIGIBLE = 6.0  # sqrt(slots) x (1 - rho) above this: the queueing wait is negligible
 
 @dataclass(frozen=True)
@@ -102,11 +109,17 @@ class EpochEvaluator:
     :param capacity: `simcore.capacity.Capacity` of the run (`StaticInfo.capacity`)
     :param rate_profile: the workload's bin rates over their epoch's mean (`simcore.queueing.bin_rate_profile`,
         `StaticInfo.rate_profile`); None: every bin at the epoch's mean rate
+    :param arrival_s: the workload's arrival times (trace seconds), for an exact run's bursts (None: none)
+    :param exact: score plans as the exact engine plays them (`cohort_size` 1), else as its cohort pools do
     """
 
     def __init__(self, cfg: Config, latency_s: np.ndarray, fleet, profiles, prompt_tokens: np.ndarray,
-                 output_tokens: np.ndarray, capacity, rate_profile=None) -> None:
+                 output_tokens: np.ndarray, capacity, rate_profile=None, arrival_s: np.ndarray | None = None,
+                 exact: bool = False) -> None:
         self.cfg, self.lat = cfg, np.asarray(latency_s, dtype=float)
+        self.exact = bool(exact)
+        self._arrival_s = None if arrival_s is None else np.asarray(arrival_s, dtype=float)
+        self._burst = None  # (BurstTable, per-second rate profile), built at the first exact evaluation
         N, M = cfg.nodes_per_dc, len(cfg.model_weights_gb)
         self.cap = capacity
         types = fleet.node_type[:N]
@@ -177,6 +190,37 @@ class EpochEvaluator:
             wait[live], late[live] = w.mean(axis=0), lt.mean(axis=0)
         return wait, late
 
+    def _burst_model(self) -> tuple:
+        """The exact engine's per-second bursts (`queueing.BurstTable` and the per-second rate profile of the
+        workload's arrivals), built once (a few tenths of a second) at the first evaluation of an exact run."""
+        if self._burst is None:
+            cfg = self.cfg
+            t = np.zeros(0) if self._arrival_s is None else self._arrival_s
+            table = BurstTable.from_arrivals(t, cfg.epoch_s, cfg.horizon_s)
+            self._burst = (table, bin_rate_profile(t, cfg.epoch_s, table.step_s, cfg.horizon_s))
+        return self._burst
+
+    def _exact_waits(self, lam, mu, slots, nodes, backlog, limit, slack) -> tuple:
+        """Each pool's ([B, D, M]) waits in the exact engine below and around saturation: for a batch slot in the
+        workload's per-second bursts (`BurstTable`, beyond the flat fluid's wait), and for its node's earlier
+        prefill passes at the per-second rates (`queueing.prefill_queue_wait`, a bin past the pool's capacity
+        admitting at it; the balancer's round-robin deals a node every k-th request, c_a^2 = 1 / k). A pool that
+        starts with a backlog is busy until the backlog drains at mu - lam: bursts before then only move its wait
+        about the flat fluid's, so the burst wait counts for the share of the epoch after it."""
+        table, profile = self._burst_model()
+        rho = lam / np.maximum(mu, 1e-300)
+        buffer_s = BurstTable.slot_buffer_s(rho, slots, mu)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            drain_s = np.where(backlog > 0, backlog / np.maximum(mu - lam, 0.0), 0.0)
+        after = np.clip(1.0 - np.nan_to_num(drain_s, nan=np.inf) / self.cfg.epoch_s, 0.0, 1.0)
+        w_slot = after * table.excess_wait(rho, buffer_s)
+        late_slot = after * table.late_share(rho, buffer_s, slack)
+        rho_bin = np.minimum(rho[None] * profile[:, None, None, None], 1.0)  # [levels, B, D, M]
+        a, b, g = self.prefill_moments
+        w_pf, late_pf = prefill_queue_wait(rho_bin, a, b, g, self.type_share, limit, 1.0 / np.maximum(nodes, 1.0))
+        w_pf, late_pf = w_pf.mean(axis=0), late_pf.mean(axis=0)
+        return w_slot + w_pf, 1.0 - (1.0 - late_slot) * (1.0 - late_pf)
+
     def _prefill_wait(self, lam, mu, limit) -> tuple:
         """Each pool's ([B, D, M]) wait for its nodes' earlier prefill passes (`queueing.prefill_queue_wait`, as the
         engine's cohort pools add it), averaged over the workload's bin rates; 0 where the pool is saturated (its
@@ -188,12 +232,35 @@ class EpochEvaluator:
         w, late = prefill_queue_wait(np.where(ok, rho_bin, 0.0), a, b, g, self.type_share, limit)
         return np.where(ok, w, 0.0).mean(axis=0), np.where(ok, late, 0.0).mean(axis=0)
 
-    def _take(self, m: int, start: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    def _take(self, m: int, start: np.ndarray, rate: np.ndarray, pre: np.ndarray | None = None) -> np.ndarray:
         """How many nodes from position `start` on the engine's cumulative rule takes for model m: the fewest whose
-        summed throughput reaches `rate` (real requests/s; 0 where rate <= 0; past the last node if it never does)."""
-        pre = self.pre_rps[m]
+        summed throughput reaches `rate` (real requests/s; 0 where rate <= 0; past the last node if it never does);
+        with `pre`, the fewest whose summed prefix-sum figure (batch slots) reaches it."""
+        pre = self.pre_rps[m] if pre is None else pre
         j = np.searchsorted(pre, pre[start] + rate - 1e-9, side="left")
         return np.where(rate > 0, np.maximum(j - start, 0), 0)
+
+    def _burst_spill(self, m: int, lam: np.ndarray, a: np.ndarray, b: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """Exact runs: the nodes from `start` on a pool (model m, warm nodes [a, b)) spills to in the workload's
+        per-second bursts. The exact balancer sends a request to the next cold node when every batch slot of the
+        pool is taken, and the node stays in the rotation: the fewest nodes (at most SPILL_NODES_MAX) after which
+        the epoch's worst burst (`BurstTable.overflow_s`) no longer fills the pool's slots."""
+        table, _ = self._burst_model()
+        N = self.cfg.nodes_per_dc
+        pre_r, pre_s = self.pre_rps[m], self.pre_slots[m]
+        k = np.zeros(start.shape, dtype=np.int64)
+        more = np.ones(start.shape, dtype=bool)
+        for _ in range(SPILL_NODES_MAX + 1):
+            c = np.minimum(start + k, N)
+            mu = pre_r[b] - pre_r[a] + pre_r[c] - pre_r[start]
+            slots = pre_s[b] - pre_s[a] + pre_s[c] - pre_s[start]
+            rho = lam / np.maximum(mu, 1e-300)
+            over = table.overflow_s(rho, BurstTable.slot_buffer_s(rho, slots, mu)) * mu  # real requests
+            more &= (over >= 1.0) & (c < N) & (lam > 0)
+            if not more.any():
+                break
+            k = k + more
+        return np.minimum(k, SPILL_NODES_MAX)
 
     def _pools(self, P: np.ndarray, lam: np.ndarray, backlog: np.ndarray) -> dict:
         """The engine's pools of each plan ([B, D, M] each, node positions [B, D]): warm sets along the node order,
@@ -216,12 +283,22 @@ class EpochEvaluator:
         for m in range(M):
             a, b = ranges[m]
             warm_mu = self.pre_rps[m][b] - self.pre_rps[m][a]
-            # the engine spills in its busiest bins: the profile's top rate (the mean of the busiest requests' bins)
-            peak = lam[..., m] * self.rate_profile.max()
-            want = np.maximum(2.0 * (lam[..., m] - warm_mu), peak - warm_mu) \
-                + backlog[..., m] / SPILL_DRAIN_S  # as the engine spills
-            want = np.where((peak > warm_mu) | (backlog[..., m] > 0), want, 0.0)
-            extra = np.minimum(self._take(m, start, want), N - start)
+            if self.exact:
+                # the exact balancer spills when a request finds every batch slot of the pool taken: the nodes
+                # the workload's worst burst needs (`_burst_spill`), besides what the mean rate and a backlog need
+                want = np.maximum(2.0 * (lam[..., m] - warm_mu), 0.0) + backlog[..., m] / SPILL_DRAIN_S
+                extra = np.maximum(self._burst_spill(m, lam[..., m], a, b, start),
+                                   np.where((lam[..., m] > warm_mu) | (backlog[..., m] > 0),
+                                            self._take(m, start, want), 0))
+                extra = np.minimum(extra, N - start)
+            else:
+                # the cohort pools spill in their busiest bins: the profile's top rate (the mean of the busiest
+                # requests' bins)
+                peak = lam[..., m] * self.rate_profile.max()
+                want = np.maximum(2.0 * (lam[..., m] - warm_mu), peak - warm_mu) \
+                    + backlog[..., m] / SPILL_DRAIN_S  # as the engine spills
+                want = np.where((peak > warm_mu) | (backlog[..., m] > 0), want, 0.0)
+                extra = np.minimum(self._take(m, start, want), N - start)
             c = start + extra
             for key, pre in (("mu", self.pre_rps[m]), ("slots", self.pre_slots[m]), ("scv", self.pre_scv[m]),
                              ("tdp_w", self.cum_tdp_w)):
@@ -267,12 +344,15 @@ class EpochEvaluator:
         cold_frac = np.where(nodes > 0, new / np.maximum(nodes, 1.0), 0.0)
         load_wait = cold_frac * self.cold_wait_s  # [B, D, M]
         limit = cfg.sla_ttft_s - self.first_token_s  # [M] (network latency aside)
-        stat_wait, stat_late = self._stationary(lam, mu, pool["slots"], pool["scv"], pool["spare"], limit)
-        pf_wait, pf_late = self._prefill_wait(lam, mu, limit)
-        stat_wait, stat_late = stat_wait + pf_wait, 1.0 - (1.0 - stat_late) * (1.0 - pf_late)
         net = np.einsum("bmod,mo,od->bdm", plans, state.requests, self.lat)  # sum of one-way latencies
         mean_net = net / np.maximum(R, 1e-12)
         slack = np.maximum(0.0, limit - physics.round_trip_s(mean_net))  # [B, D, M]
+        if self.exact:
+            stat_wait, stat_late = self._exact_waits(lam, mu, pool["slots"], nodes, backlog, limit, slack)
+        else:
+            stat_wait, stat_late = self._stationary(lam, mu, pool["slots"], pool["scv"], pool["spare"], limit)
+            pf_wait, pf_late = self._prefill_wait(lam, mu, limit)
+            stat_wait, stat_late = stat_wait + pf_wait, 1.0 - (1.0 - stat_late) * (1.0 - pf_late)
 
         # capacity binds: each pool drains its arrivals at its capacity, FIFO behind what already waits for it (a
         # fluid queue; the capacity is taken to persist until they are served)

@@ -12,7 +12,9 @@
 - `prefill_queue_wait`: the wait of a prompt for the prefill passes queued before it at its node (M/G/1), which
   the pooled M/G/c wait leaves out: a continuous-batching node prefills one prompt at a time;
 - `bin_rate_profile`: how a workload's arrival rate spreads over the engine's bins within an epoch (the
-  evaluator's within-epoch burstiness).
+  evaluator's within-epoch burstiness);
+- `BurstTable`: the wait for a batch slot of a pool whose arrivals follow the workload's own per-second sequence
+  (the evaluator's queueing near saturation in exact runs).
 
 `fluid_segment` works on Python floats and on numpy arrays alike (elementwise).
 """
@@ -28,6 +30,11 @@ TRANSIENT_NODES = 8  # Gauss-Legendre points over a bin at which `transient_wait
 TRANSIENT_RELAXED = 50.0  # (mu - lam)^2 T / sigma^2 above this: the bin's queue has relaxed (`pool_queueing_wait`)
 PROFILE_QUANTILES = 8  # equally weighted quantiles of the requests' bin rates in `bin_rate_profile`
 PREFILL_BUSY_MAX = 0.99  # a node's prefill passes busy at most this share in `prefill_queue_wait` (rho < 1 there)
+BURST_STEP_S = 1.0  # `BurstTable`: the exact engine plays each request; its pools queue in bursts of seconds
+BURST_MIN_ARRIVALS = 100  # `burst_step_s`: arrivals a step holds at least (Poisson noise within 10 % of them)
+BURST_EPOCHS = 8  # `BurstTable` plays the busiest complete epochs of the workload (where queueing matters)
+BURST_RHO = np.linspace(0.0, 2.0, 81)  # `BurstTable`: pool utilizations tabulated
+BURST_Z_S = np.concatenate([[0.0], np.geomspace(1e-3, 1e4, 57)])  # `BurstTable`: wait thresholds tabulated, s
 
 
 class _Scalar:
@@ -186,7 +193,7 @@ def pool_queueing_wait(lam, mu, slots, scv, limit_s, bin_s):
     return w, late
 
 
-def prefill_queue_wait(rho, prefill_mean_s, prefill_m2_s2, gpu_s, share, limit_s):
+def prefill_queue_wait(rho, prefill_mean_s, prefill_m2_s2, gpu_s, share, limit_s, arrival_scv=1.0):
     """A prompt's wait for the prefill passes queued before it at its node, averaged over node types (elementwise
     over the leading axes; the node-type axis is the last of the per-type arrays).
 
@@ -195,19 +202,25 @@ def prefill_queue_wait(rho, prefill_mean_s, prefill_m2_s2, gpu_s, share, limit_s
     a node of type t at the pool's utilization rho takes lam_t = rho / gpu_s[t] requests/s (the weighted balancer
     keeps every node at the pool's utilization), its prefill pass is busy rho_t = lam_t E[P_t] of the time and a
     prompt waits W_t = lam_t E[P_t^2] / (2 (1 - rho_t)); P(wait > x) ~ rho_t exp(-x rho_t / W_t) (the
-    exponential tail with the exact mean and P(wait > 0) = rho_t).
+    exponential tail with the exact mean and P(wait > 0) = rho_t). With `arrival_scv` c_a^2 < 1 (the exact
+    balancer's round-robin deals a node every k-th request of its pool: c_a^2 ~ 1 / k) the wait is Kingman's
+    GI/G/1 correction of it, W_t (c_a^2 + c_s^2) / (1 + c_s^2), c_s^2 the prefill time's SCV.
 
     :param rho: the pools' utilizations (lam / mu), below 1
     :param prefill_mean_s, prefill_m2_s2: [..., T] mean and second moment of a prompt's prefill time (0: none)
     :param gpu_s: [..., T] GPU time of a request at full batch, 1 / node_rps
     :param share: [..., T] share of the pool's requests a node type takes (sums to 1)
     :param limit_s: the wait above which a request is late (broadcast with rho)
+    :param arrival_scv: SCV of a node's interarrival times (broadcast with rho; 1: Poisson, Pollaczek-Khinchine)
     :returns: (mean wait, s; share waiting longer than limit_s), rho's shape
     """
     rho = np.asarray(rho, dtype=float)[..., None]
     lam = rho / np.maximum(gpu_s, 1e-300)
     busy = np.minimum(lam * prefill_mean_s, PREFILL_BUSY_MAX)
     w = lam * prefill_m2_s2 / (2.0 * (1.0 - busy))
+    if not np.all(np.asarray(arrival_scv) == 1.0):
+        scv_s = np.maximum(prefill_m2_s2 / np.maximum(prefill_mean_s ** 2, 1e-300) - 1.0, 0.0)
+        w = w * (np.asarray(arrival_scv, dtype=float)[..., None] + scv_s) / (1.0 + scv_s)
     x = np.asarray(limit_s, dtype=float)[..., None]
     with np.errstate(divide="ignore", invalid="ignore"):
         late = np.where(w > 0, busy * np.exp(-np.maximum(x, 0.0) * busy / np.maximum(w, 1e-300)), 0.0)
@@ -244,3 +257,126 @@ def bin_rate_profile(arrival_s: np.ndarray, epoch_s: float, bin_s: float, horizo
     ratio, weight = ratio[order], weight[order]
     cdf = (np.cumsum(weight) - 0.5 * weight) / weight.sum()
     return np.interp((np.arange(PROFILE_QUANTILES) + 0.5) / PROFILE_QUANTILES, cdf, ratio)
+
+
+
+
+def _flat_stop_loss(rho, z, length_s):
+    """E[(W - z)+] over arrivals uniform in [0, length_s] of a fluid at utilization rho that starts empty:
+    W(t) = (rho - 1)+ t (`BurstTable`'s flat reference)."""
+    slope = np.maximum(rho - 1.0, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        over = np.where(slope > 0, np.maximum(length_s - z / np.where(slope > 0, slope, 1.0), 0.0), 0.0)
+    return 0.5 * slope * over * over / length_s
+
+
+class BurstTable:
+    """How long requests wait for a batch slot in a pool whose arrivals follow the workload's own sequence within
+    its epochs (docs/model.md 'Epoch evaluator'), as a function of the pool's mean utilization rho and its free
+    batch slots.
+
+    The arrivals per `step_s` of the workload's busiest complete epochs (`BURST_EPOCHS`), each over its epoch's
+    mean, times rho, drive a fluid at capacity that starts the epoch empty: W(t + h) = max(0, W(t) + (rho r(t) -
+    1) h), the work waiting in seconds of the pool's capacity (scale-free: the same for every pool at rho). A pool
+    holds the excess in its free batch slots before anyone waits: at rho its nodes run rho x its slots, so a
+    request waits (W - b)+ with b = S (1 - rho), S = slots / mu the time a full pool takes to turn its slots over
+    (`slot_buffer_s`). Tabulated once over `BURST_RHO` x `BURST_Z_S`: the stop-loss E[(W - z)+] and the share
+    P(W > z) over the requests (each step's two ends, weighted by its arrivals); read by linear interpolation.
+    """
+
+    def __init__(self, counts: np.ndarray, step_s: float) -> None:
+        r = np.asarray(counts, dtype=float)
+        r = r / np.maximum(r.mean(axis=1, keepdims=True), 1e-300)  # [E, K]
+        E, K = r.shape
+        self.step_s, self.length_s = float(step_s), K * step_s
+        rho = BURST_RHO[:, None]
+        W = np.zeros((len(BURST_RHO), E, K + 1))
+        w = np.zeros((len(BURST_RHO), E))
+        for k in range(K):
+            w = np.maximum(0.0, w + (rho * r[:, k] - 1.0) * step_s)
+            W[:, :, k + 1] = w
+        self.peak_s = W.max(axis=2).mean(axis=1)  # [R] an epoch's largest wait, averaged over the epochs
+        vals = np.concatenate([W[:, :, :-1], W[:, :, 1:]], axis=2).reshape(len(BURST_RHO), -1)
+        weight = np.concatenate([r, r], axis=1).ravel()
+        weight = weight / weight.sum()
+        order = np.argsort(vals, axis=1, kind="stable")
+        v = np.take_along_axis(vals, order, axis=1)
+        wt = weight[order]
+        # tail sums from each sorted position: share above and weighted sum above
+        tail_w = np.cumsum(wt[:, ::-1], axis=1)[:, ::-1]
+        tail_vw = np.cumsum((wt * v)[:, ::-1], axis=1)[:, ::-1]
+        tail_w = np.concatenate([tail_w, np.zeros((len(BURST_RHO), 1))], axis=1)
+        tail_vw = np.concatenate([tail_vw, np.zeros((len(BURST_RHO), 1))], axis=1)
+        pos = np.stack([np.searchsorted(row, BURST_Z_S, side="right") for row in v])  # first value above z
+        above = np.take_along_axis(tail_w, pos, axis=1)
+        self.stop_loss = np.take_along_axis(tail_vw, pos, axis=1) - BURST_Z_S * above  # [R, Z]
+        self.survival = above
+
+    @classmethod
+    def from_arrivals(cls, arrival_s: np.ndarray, epoch_s: float, horizon_s: float) -> "BurstTable":
+        """The table of a workload's arrival times (trace seconds), in steps of `burst_step_s`."""
+        step = burst_step_s(arrival_s, epoch_s, horizon_s)
+        return cls(burst_counts(arrival_s, epoch_s, step, horizon_s, BURST_EPOCHS), step)
+
+    def _read(self, table: np.ndarray, rho, z) -> np.ndarray:
+        rho, z = np.broadcast_arrays(np.asarray(rho, dtype=float), np.asarray(z, dtype=float))
+        fr = np.clip(rho, BURST_RHO[0], BURST_RHO[-1]) / (BURST_RHO[1] - BURST_RHO[0])
+        i = np.minimum(fr.astype(np.int64), len(BURST_RHO) - 2)
+        a = fr - i
+        zc = np.clip(z, 0.0, BURST_Z_S[-1])
+        j = np.clip(np.searchsorted(BURST_Z_S, zc, side="right") - 1, 0, len(BURST_Z_S) - 2)
+        z0, z1 = BURST_Z_S[j], BURST_Z_S[j + 1]
+        c = (zc - z0) / (z1 - z0)
+        lo = table[i, j] * (1.0 - c) + table[i, j + 1] * c
+        hi = table[i + 1, j] * (1.0 - c) + table[i + 1, j + 1] * c
+        return lo * (1.0 - a) + hi * a
+
+    @staticmethod
+    def slot_buffer_s(rho, slots, mu) -> np.ndarray:
+        """b = S (1 - rho), S = slots / mu: the seconds of the pool's capacity its free slots hold at rho."""
+        return np.asarray(slots, dtype=float) / np.maximum(mu, 1e-300) * np.maximum(1.0 - np.asarray(rho), 0.0)
+
+    def overflow_s(self, rho, buffer_s) -> np.ndarray:
+        """The largest excess over the buffer in an epoch, (max_t W(t) - b)+, in seconds of the pool's capacity
+        (mean over the epochs): the work that finds every slot taken at the epoch's worst burst."""
+        rho = np.asarray(rho, dtype=float)
+        return np.maximum(np.interp(rho, BURST_RHO, self.peak_s) - np.asarray(buffer_s, dtype=float), 0.0)
+
+    def excess_wait(self, rho, buffer_s) -> np.ndarray:
+        """Mean wait for a slot beyond a flat fluid's at the same rho (`fluid_segment` holds that part), s."""
+        w = self._read(self.stop_loss, rho, buffer_s) - _flat_stop_loss(np.asarray(rho, dtype=float),
+                                                                         np.asarray(buffer_s, dtype=float),
+                                                                         self.length_s)
+        return np.maximum(w, 0.0)
+
+    def late_share(self, rho, buffer_s, limit_s) -> np.ndarray:
+        """Share of the requests whose wait for a slot exceeds limit_s."""
+        return np.clip(self._read(self.survival, rho, np.asarray(buffer_s) + np.maximum(limit_s, 0.0)), 0.0, 1.0)
+
+
+def burst_step_s(arrival_s: np.ndarray, epoch_s: float, horizon_s: float) -> float:
+    """The step a workload's bursts are read in: BURST_STEP_S, or longer where its busiest epochs hold fewer than
+    BURST_MIN_ARRIVALS per step (a fluid of a few requests per step would read their Poisson noise as bursts: a
+    thin trace is played in steps that each hold that many), a whole divisor of the epoch."""
+    counts = burst_counts(arrival_s, epoch_s, epoch_s, horizon_s, BURST_EPOCHS)  # [E, 1] arrivals per epoch
+    steps = int(np.clip(counts.mean() // BURST_MIN_ARRIVALS, 1, max(1, round(epoch_s / BURST_STEP_S))))
+    return epoch_s / steps
+
+
+def burst_counts(arrival_s: np.ndarray, epoch_s: float, step_s: float, horizon_s: float, epochs: int) -> np.ndarray:
+    """The arrivals per `step_s` of the `epochs` busiest complete epochs before `horizon_s` ([E, K], in time
+    order; all epochs with arrivals if none is complete; one flat epoch without arrivals)."""
+    t = np.asarray(arrival_s, dtype=float)
+    per_epoch = max(1, int(round(epoch_s / step_s)))
+    if len(t) == 0:
+        return np.ones((1, per_epoch))
+    n_epochs = int(t.max() // epoch_s) + 1
+    idx = np.minimum((t % epoch_s) // (epoch_s / per_epoch), per_epoch - 1).astype(np.int64)
+    counts = np.bincount((t // epoch_s).astype(np.int64) * per_epoch + idx, minlength=n_epochs * per_epoch)
+    counts = counts[:n_epochs * per_epoch].reshape(n_epochs, per_epoch).astype(float)
+    complete = int(horizon_s // epoch_s + 1e-9)
+    if 0 < complete < n_epochs:
+        counts = counts[:complete]
+    counts = counts[counts.sum(axis=1) > 0]
+    busiest = np.argsort(-counts.sum(axis=1), kind="stable")[:epochs]
+    return counts[np.sort(busiest)]

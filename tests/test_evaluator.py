@@ -1,11 +1,15 @@
-"""The epoch evaluator: vectorized, deterministic, and in agreement with the event engine."""
+"""The epoch evaluator: vectorized, deterministic, and in agreement with the event engine (cohort runs on the
+24-h worlds, an exact run near saturation), and the burst closed forms it rests on checked by hand."""
+import math
+
 import numpy as np
 import pytest
 
 from simcore.config import Config
 from simcore.engine import Engine
-from simcore.evaluator import EpochState
+from simcore.evaluator import EpochEvaluator, EpochState
 from simcore.interface import Scheduler
+from simcore.queueing import BURST_RHO, BurstTable, burst_step_s, prefill_queue_wait
 from simcore.results import epoch_table
 
 ENERGY_TOL, TTFT_TOL = 0.10, 0.25
@@ -84,11 +88,13 @@ def agreement():
     return rows
 
 
-# issue 19 (open): on the morning ramp (epoch 40) the engine's pools spill to cold nodes within the epoch in their
-# busiest 10-s bins; the evaluator charges spills at its rate profile's top level (`EpochEvaluator._pools`), which
-# falls short of a ramp epoch's last bins: energy, cost or water -10 .. -14 % there (the D=4 uniform epoch since
-# issue 20's load factor; D=8 nearest and D=12 random_plan since the 10-s cohort bins). Held apart so the others
-# stay at 10 %.
+# issue 19 (open): on the morning ramp (epoch 40) the forecast shrinks the 70B warm set by a node, and the engine
+# keeps the 7B pool on its resident nodes (`Engine._set_warm` takes resident nodes first: D=4 uniform, the three
+# small nodes 6-8) where the evaluator, placing pools along the node order (`EpochEvaluator._pools`), moves it onto
+# the freed 8xH100 node 5: energy, cost or water -10.8 .. -13.9 %. Reading the resident block from
+# `resident_nodes` (counts) fixes the three (-1.7 %, -3.2 %, -9.0 %) but not in general: the counts include spilled
+# nodes (D=4 uniform peak 1.3: 70B 11 resident for 7 warm), and there it moved epoch 40 from -0.5 % to -12.4 %; the
+# nodes' positions are not in the observation. Held apart so the others stay at 10 %.
 RAMP_GAP = ("D=4 uniform peak 0.95 epoch 40", "D=8 nearest peak 0.95 epoch 40", "D=12 random_plan peak 0.95 epoch 40")
 
 
@@ -109,8 +115,9 @@ def test_energy_cost_water_carbon_agree_with_event_engine(agreement):
         assert abs(worst[k][k]) <= ENERGY_TOL, worst[k]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19 (open): the evaluator does not charge the spills to cold nodes "
-                   "on the morning ramp (RAMP_GAP)")
+@pytest.mark.xfail(strict=True, reason="issue 19 (open): on the morning ramp the engine keeps the 7B pool on its "
+                   "resident small nodes where the evaluator moves it onto the 8xH100 node the 70B warm set freed "
+                   "(RAMP_GAP: energy/cost/water -13.9 % D=4 uniform, -10.8 % D=8 nearest, -12.1 % D=12 random_plan)")
 def test_energy_agrees_with_event_engine_on_the_ramp_epoch(agreement):
     for r in agreement:
         if r["scenario"] in RAMP_GAP:
@@ -119,8 +126,11 @@ def test_energy_agrees_with_event_engine_on_the_ramp_epoch(agreement):
 
 
 @pytest.mark.xfail(strict=True, reason="issue 19 (open): D=8 nearest epoch 80 (the evening, an epoch of its own) "
-                   "queues in the engine's pools to a 0.415 s mean TTFT where the evaluator, fed the same forecast and "
-                   "counts, sees 0.235 s (-43 %); the other 15 epochs of their own hold (docs/model.md 'Validation')")
+                   "queues in the engine's cohort pools to a 0.415 s mean TTFT where the evaluator, fed the same "
+                   "forecast and counts, sees 0.235 s (-43 %): the datacenters that start it with a 7B backlog (dc 5: "
+                   "5,936 requests, 9 s of its capacity at rho 0.91) stay queued (engine 1.81 s there, 0.09-0.10 s at "
+                   "the datacenters without one) where the evaluator's fluid drains it in 108 s (0.56 s); the other "
+                   "15 epochs of their own hold (docs/model.md 'Validation')")
 def test_ttft_agreement_with_event_engine(agreement):
     """Mean TTFT per epoch, where the epoch is the engine's own: every request served and at most CARRY_LIMIT of
     its arrivals still waiting at its end (else its waits are set by later epochs' plans and warm sets, which the
@@ -190,3 +200,101 @@ def test_consolidation_needs_the_same_nodes_and_local_routing_is_fastest(small_e
     assert r.energy_kwh[1] == pytest.approx(r.energy_kwh[0], rel=0.15)
     assert r.ttft_mean_s[2] < r.ttft_mean_s[1]  # no network for local routing
     np.testing.assert_allclose(r.dc_requests.sum(axis=1), pred.sum())
+
+
+# --- exact runs: the workload's per-second bursts (docs/model.md 'Epoch evaluator') --------------------------------
+def test_burst_table_hand_computed():
+    # one epoch of 100 1-s steps: 1.5x the mean rate for 50 s, then 0.5x; at rho = 1 the fluid's wait rises 0.5 s
+    # per second to 25 s and falls back to 0: every request waits 12.5 s on average (both halves alike); beyond a
+    # buffer of 5 s: (1/50) int_10^50 0.5 (t - 10) dt = 8 s in each half
+    table = BurstTable(np.r_[np.full(50, 1.5), np.full(50, 0.5)][None], 1.0)
+    assert 1.0 in BURST_RHO
+    assert table.excess_wait(1.0, 0.0) == pytest.approx(12.5)
+    assert table.excess_wait(1.0, 5.0) == pytest.approx(8.0, rel=0.02)
+    # waits above 20 s: the first half's last 10 s and the second half's first 10 s, 20 % of each half's requests
+    assert table.late_share(1.0, 0.0, 20.0) == pytest.approx(0.2, abs=0.02)
+    # at rho = 0.5 the bursts reach 0.75 of capacity: nobody waits
+    assert table.excess_wait(0.5, 0.0) == 0.0 and table.late_share(0.5, 0.0, 0.0) == 0.0
+
+
+def test_burst_table_flat_arrivals_add_nothing_to_the_flat_fluid():
+    table = BurstTable(np.full((2, 100), 7.0), 1.0)
+    assert table.excess_wait(0.9, 0.0) == 0.0
+    # past capacity the flat fluid (`fluid_segment`) holds the whole wait: 0.2 x 100 / 2 = 10 s, nothing beyond
+    assert table._read(table.stop_loss, 1.2, 0.0) == pytest.approx(10.0)
+    assert table.excess_wait(1.2, 0.0) == pytest.approx(0.0, abs=1e-9)
+    # free slots hold the excess: S (1 - rho) = 20 s x 0.25
+    assert BurstTable.slot_buffer_s(0.75, 40.0, 2.0) == pytest.approx(5.0)
+
+
+def test_burst_step_holds_enough_arrivals_to_be_a_fluid():
+    # 2 epochs of 900 s: 540 arrivals/s read per second; 0.2/s (180 an epoch, fewer than BURST_MIN_ARRIVALS = 100
+    # per step twice over) in one step per epoch; 50/s (45,000 an epoch) in 450 steps of 2 s
+    assert burst_step_s(np.linspace(0.0, 1799.0, 972_000), 900.0, 1800.0) == 1.0
+    assert burst_step_s(np.linspace(0.0, 1799.0, 360), 900.0, 1800.0) == 900.0
+    assert burst_step_s(np.linspace(0.0, 1799.0, 90_000), 900.0, 1800.0) == 2.0
+
+
+def test_prefill_queue_wait_with_round_robin_arrivals_is_kingman_by_hand():
+    # as the Pollaczek-Khinchine case of tests/test_validate.py (wait 0.00625 s), prefill SCV 0.002 / 0.04^2 - 1 =
+    # 0.25; a node dealt every 4th request (c_a^2 = 0.25): x (0.25 + 0.25) / (1 + 0.25) = 0.4
+    w, late = prefill_queue_wait(0.5, np.array([0.04]), np.array([0.002]), np.array([0.1]), np.array([1.0]), 0.1,
+                                 0.25)
+    assert w == pytest.approx(0.0025)
+    assert late == pytest.approx(0.2 * math.exp(-0.1 * 0.2 / 0.0025))
+
+
+def _exact_evaluator(eng, arrival_s):
+    return EpochEvaluator(eng.cfg, eng.lat, eng.fleet, eng.prof, *eng.info.token_sample, eng.capacity,
+                          arrival_s=arrival_s, exact=True)
+
+
+def test_exact_evaluator_queues_in_the_workloads_bursts(small_eval):
+    eng, _ = small_eval
+    cfg = eng.cfg
+    rng = np.random.default_rng(1)
+    flat = np.sort(rng.uniform(0.0, cfg.epoch_s, 200_000))
+    # the same number of arrivals, a third of them in 60-s bursts at 3x the rate
+    bursty = np.sort(np.r_[rng.uniform(0.0, cfg.epoch_s, 133_333),
+                           rng.uniform(0.0, 60.0, 66_667) + rng.integers(0, cfg.epoch_s // 60 - 1, 66_667) * 60.0])
+    # every origin's work on datacenter 0 at 95 % of its capacity (85 % / 15 % model mix): its warm sets take
+    # every node, no node is left to spill to
+    ev_flat, ev_burst = _exact_evaluator(eng, flat), _exact_evaluator(eng, bursty)
+    plan = np.zeros((2, 4, 4))
+    plan[:, :, 0] = 1.0
+    share = np.array([0.85, 0.15])
+    pred = np.repeat((0.95 * eng.capacity.mix_requests_per_epoch(share)[0] * share / 4)[:, None], 4, axis=1)
+    st = _state(eng, pred)
+    a, b = ev_flat.evaluate(st, plan), ev_burst.evaluate(st, plan)
+    print(f"\nflat {a.ttft_mean_s[0]:.3f} s, bursty {b.ttft_mean_s[0]:.3f} s; "
+          f"late {a.sla_violations[0]:.0f} vs {b.sla_violations[0]:.0f}")
+    assert b.ttft_mean_s[0] > a.ttft_mean_s[0] + 0.05  # bursts past the warm capacity queue
+    assert b.sla_violations[0] >= a.sla_violations[0]
+    # a backlog that outlasts the epoch keeps the pool busy throughout: the bursts only move the wait about the
+    # flat fluid's, the two agree
+    busy = EpochState(pred, pred, st.ci_kg_per_kwh, st.gi_l_per_kwh, st.tou_usd_per_kwh, st.cop,
+                      queued_by_model=np.array([[pred[0, 0] * 4, 0.0], [0, 0], [0, 0], [0, 0]]))
+    np.testing.assert_allclose(ev_burst.evaluate(busy, plan).ttft_mean_s, ev_flat.evaluate(busy, plan).ttft_mean_s,
+                               rtol=0.02)
+
+
+def test_exact_run_near_saturation_agrees_with_the_engine():
+    """The grid cell where the evaluator was furthest off in exact runs before the bursts (docs/model.md
+    'Validation': N=12 U=0.95 Azure code day, uniform, epoch 0, mean TTFT -71 %), its first epoch played exactly:
+    the 7B pools of two nodes fill their batch slots in the trace's per-second bursts. Mean TTFT within TTFT_TOL,
+    energy within ENERGY_TOL."""
+    from reports import validate as V
+
+    cell = dict(nodes_per_dc=12, peak_utilization=0.95, trace="azure-code-2024", scheduler="uniform")
+    cfg = V.cell_config(cell, "1", repr(float(V.window_load_scale(cell)))).replace(hours=0.25)
+    rec_sched = Recorder(uniform)
+    eng = Engine(cfg, rec_sched)
+    truth = epoch_table(eng.run()).groupby("epoch")[["total_kwh", "ttft_sum_s", "served"]].sum().loc[0]
+    est = eng.info.evaluator.evaluate(EpochState.from_observation(rec_sched.obs[0], eng.epochs.counts[0].astype(float)),
+                                      rec_sched.plans[0])
+    engine_ttft = truth.ttft_sum_s / truth.served
+    print(f"\nexact N=12 U=0.95 epoch 0: TTFT engine {engine_ttft:.3f} s, evaluator {est.ttft_mean_s[0]:.3f} s; "
+          f"energy {truth.total_kwh:.2f} / {est.energy_kwh[0]:.2f} kWh")
+    assert engine_ttft > 0.4  # the pools queue: a flat fluid below capacity (the evaluator before) saw ~0.18 s
+    assert est.ttft_mean_s[0] == pytest.approx(engine_ttft, rel=TTFT_TOL)
+    assert est.energy_kwh[0] == pytest.approx(truth.total_kwh, rel=ENERGY_TOL)

@@ -13,6 +13,10 @@ fill-* plan up to; the forecast and the requests already waiting count). The age
 and the game score, stay the plans their actors produce: the repair is part of executing a plan
 (`Marlin.feasible`).
 
+Simulate check (`marlin_simulate_check`, after Algorithm 2 line 19): the consensus is executed only where Simulate
+scores it, under the run's weights, no worse than each agent's proposal and the incumbent; else the best of those
+(`Marlin._simulate_check`: the game scores blends with critics that have seen only their own actor's plans).
+
 Budgets per scored epoch (declared in the parameters, recorded in config.json, used per epoch in
 marlin_epochs.csv): Simulate, `plan_evaluations_per_epoch` (256) covers every plan scored, the J x k_opt samples,
 the J proposals, the consensus, the incumbent and the uniform reference each scoring call evaluates
@@ -362,7 +366,9 @@ class Marlin(EvaluatorScheduler):
     def extra_results(self) -> dict:
         """`marlin_epochs.csv`: per epoch, the share of the forecast requests the capacity repair moved off the
         consensus (`capacity_repair`), the head-room target it repaired to (`headroom_target`), the plans Simulate
-        scored (`simulate_plans`) and the gradient steps taken (`gradient_steps`, all agents), every proposal's
+        scored (`simulate_plans`) and the gradient steps taken (`gradient_steps`, all agents), the plan executed
+        (`executed`: consensus, proposal_<agent> or incumbent, by the Simulate check) with its bounded score and the
+        consensus's (`executed_score`, `consensus_score`), every proposal's
         bounded normalized metrics (1.0 = the uniform plan), the consensus's, the vetoes, each agent's capital at
         the start of the game, blend weights and utilities."""
         return {"marlin_epochs": pd.DataFrame(self.log_rows)}

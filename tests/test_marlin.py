@@ -95,7 +95,8 @@ def test_objective_embodied_adds_a_fifth_agent_and_off_keeps_the_four():
     s = make("marlin", objective_embodied=True)
     assert s.names == ("ttft", "carbon", "water", "cost", "embodied") and len(s.agents) == 5
     assert np.allclose(s.variant_w, 0.2)  # Balanced: the run's five equal objective weights
-    assert np.array_equal(s.agents[4].w, [0, 0, 0, 0, 1.0])  # the embodied agent weighs its own objective only
+    # the embodied agent weighs its own objective at marlin_agent_dominant (0.7), the other four share 0.3
+    assert np.allclose(s.agents[4].w, [0.075, 0.075, 0.075, 0.075, 0.7])
     assert s.k_opt == (37 - (5 + 2 + 8)) // 5  # the Simulate budget shared by five agents
     for e in range(2):
         validate_plan(s.plan(hand_obs(e, pred=_forecast())), s.info.plan_shape, "marlin")
@@ -233,11 +234,39 @@ def test_plans_are_repaired_to_the_capacity_ceiling():
     assert np.allclose(util(heavy[None])[0] * 4, 1.2, rtol=1e-6)
 
 
+@pytest.mark.parametrize("check", [True, False])
+def test_simulate_check_executes_a_better_scored_plan_than_a_bad_consensus(monkeypatch, check):
+    """A game whose consensus sends every request to the dirtiest, dearest datacenter: with the Simulate check
+    MARLIN executes a candidate Simulate scores better (a proposal or the incumbent); without it, the consensus."""
+    import schedulers.marlin.game as game
+
+    real = game.phase2
+
+    def bad(*a, **k):
+        out = real(*a, **k)
+        out.plan = np.zeros_like(out.plan)
+        out.plan[..., 0] = 1.0
+        return out
+
+    monkeypatch.setattr(game, "phase2", bad)
+    s = make("marlin", marlin_simulate_check=check)
+    obs = [hand_obs(e, ci=(2.0, 0.2, 0.2, 0.2), tou=(1.0, 0.1, 0.1, 0.1), pred=_forecast()) for e in range(2)]
+    plans = [s.plan(o) for o in obs]
+    for plan, row in zip(plans, s.log_rows):
+        if check:
+            assert row["executed"] != "consensus" and row["executed_score"] < row["consensus_score"]
+            assert plan[..., 0].mean() < 0.4
+        else:
+            assert row["executed"] == "consensus" and row["executed_score"] == row["consensus_score"]
+            assert plan[..., 0].mean() > 0.5  # as much on datacenter 0 as its head-room takes
+
+
 @pytest.mark.parametrize("switch", ABLATIONS)
 def test_each_ablation_changes_behaviour(switch):
     def plans(ablate):
         # MinCarbon (its agent may veto from the start) with any utility loss triggering the veto
-        s = make("marlin-mincarbon", marlin_ablate=ablate, marlin_veto_delta=0.0)
+        # (the Simulate check off: on these few epochs it executes the incumbent whatever the game decides)
+        s = make("marlin-mincarbon", marlin_ablate=ablate, marlin_veto_delta=0.0, marlin_simulate_check=False)
         last = None
         out = []
         for e in range(3):

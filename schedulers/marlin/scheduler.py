@@ -13,6 +13,10 @@ MARLIN's own plans)), the ceiling fill-* plan up to; the forecast and the reques
 and the game score, stay the plans their actors produce: the repair is part of executing a plan
 (`Marlin.feasible`).
 
+Simulate check (`marlin_simulate_check`, after Algorithm 2 line 19): the consensus is executed only where Simulate
+scores it, under the run's weights, no worse than each agent's proposal and the incumbent; else the best of those
+(`Marlin._simulate_check`: the game scores blends with critics that have seen only their own actor's plans).
+
 Budgets per scored epoch (declared in the parameters, recorded in config.json, used per epoch in
 marlin_epochs.csv): Simulate, `plan_evaluations_per_epoch` (256) covers every plan scored, the J x k_opt samples,
 the J proposals, the consensus, the incumbent and the uniform reference each scoring call evaluates
@@ -84,8 +88,10 @@ class MarlinParams(EvaluatorParams):
     marlin_logit_scale: float = param(6.0, "MARLIN: actions are logits in [-this, this] (tanh-squashed); plan = "
                                       "softmax",
                                       lo=0, lo_open=True)
-    marlin_agent_dominant: float = param(1.0, "MARLIN: weight of an agent's own objective in its reward, rest shared "
-                                         "(1.0: each agent optimizes its single objective, paper section 5)",
+    marlin_agent_dominant: float = param(0.7, "MARLIN: weight of an agent's own objective in its reward, the rest "
+                                         "shared (1.0: each agent optimizes its objective alone; 0.7: specialists "
+                                         "whose proposals stay usable on the other objectives, so a blend of "
+                                         "trained agents is not a blend of extremes; docs/model.md 'Training days')",
                                          lo=0, hi=1)
     marlin_variant_dominant: float = param(0.7, "MARLIN-Min* variants: weight of the variant's objective in the game",
                                            lo=0, hi=1)
@@ -106,6 +112,9 @@ class MarlinParams(EvaluatorParams):
     marlin_veto_delta: float = param(0.05, "MARLIN: delta_thresh, relative utility loss that justifies a veto", lo=0)
     marlin_veto_capital_scale: float = param(100.0, "MARLIN: veto strength = min(veto_max, delta x capital / this)",
                                              lo=0, lo_open=True)
+    marlin_simulate_check: bool = param(True, "MARLIN phase 2: execute the consensus only where Simulate scores it "
+                                        "(the run's weights, SLA step included) no worse than every proposal and "
+                                        "the incumbent, else the best of those (scores Simulate already computed)")
     marlin_ablate: tuple = param((), "MARLIN ablations: any of " + ",".join(ABLATIONS),
                                  choices=ABLATIONS, length=ANY_LENGTH, item=str, flag="--ablate")
     marlin_pretrain_days: int = param(0, "MARLIN: replaced by --train-days (every learner pre-trains, simcore.training); "
@@ -201,6 +210,8 @@ class Marlin(EvaluatorScheduler):
                               f"need at least {simulate_plans(J, 1)} (one sample per agent)")
         self.headroom = Headroom(p)  # the observed error of MARLIN's own plans -> the capacity ceiling
         self.incumbent = self.uniform_plan  # the plan MARLIN would run anyway: the last one executed
+        self._incumbent_norm = None  # its bounded metrics and SLA rate in this epoch's state (`incumbent_scores`)
+        self._candidates: dict = {}  # the plans the Simulate check chose from this epoch (`_simulate_check`)
 
     @contextlib.contextmanager
     def _torch_threads(self):
@@ -230,14 +241,16 @@ class Marlin(EvaluatorScheduler):
             game = phase2(self.agents, obs_vec, p1["plans"], self.capital, self.variant_w, self.params, self.ablate)
         # Algorithm 2 line 11's feasible set includes capacity; line 19: Simulate the consensus; 20-24: capital
         plan = self.feasible(state, game.plan)
-        _, blend_norm, _ = self.score_plans(state, plan[None], self.variant_w)
+        _, blend_norm, blend_ev = self.score_plans(state, plan[None], self.variant_w)
         capital_before = self.capital.copy()
         if "no-capital" not in self.ablate and not self.frozen:
             self.capital, _, _ = capital_update(self.capital, p1["norm"], blend_norm[0], self.params)
         moved = np.abs(plan - game.plan).sum(axis=2) * state.predicted / 2  # requests the repair moved
+        executed, scores = self._simulate_check(state, plan, blend_norm[0], blend_ev, p1)
         self._log(obs.epoch, p1["norm"], blend_norm[0], game, capital_before,
                   float(moved.sum() / max(float(state.predicted.sum()), 1e-12)),
-                  (self.agents[0].updates - steps_before) * len(self.agents))
+                  (self.agents[0].updates - steps_before) * len(self.agents), executed, scores)
+        plan = self._candidates[executed]
         self.incumbent = plan
         self.headroom.record(plan, obs.predicted_requests, obs.epoch)
         return plan
@@ -258,6 +271,34 @@ class Marlin(EvaluatorScheduler):
             for a, (params, ema) in zip(self.agents, kept):
                 a.params, a.ema, a.pending = params, ema, None
 
+    def _simulate_check(self, state, consensus: np.ndarray, blend_norm: np.ndarray, blend_ev, p1: dict) -> tuple:
+        """The plan to execute (its name) and the bounded scores of the candidates: the consensus, unless
+        `marlin_simulate_check` and Simulate scores a proposal or the incumbent better under the run's weights
+        (`feasibility.sla_score`: Eq. 11's weighted sum, every SLA-violating plan above every feasible one).
+
+        Why: the game's utilities and its ascent on Q_tot score the proposals and their blends with each agent's
+        critic, which has only ever seen its own actor's plans; and with near-linear metrics a convex blend scores
+        about the omega-weighted mean of its proposals, so it cannot beat the best of them. Once the agents are
+        trained specialists (the trained protocol) the blend of their extreme plans is worse than their best
+        proposal (6 h, D = 4: 0.835 vs 0.774 of uniform). Simulate already scored every candidate (line 13 the
+        proposals, line 19 the consensus, the incumbent for the EMA): no Simulate call is added."""
+        from schedulers.common import sla_rate, weighted_score
+
+        cands = {"consensus": consensus}
+        norms, evs = [blend_norm[None]], [sla_rate(state, blend_ev)]
+        if self.params.marlin_simulate_check:
+            for j, name in enumerate(self.names):
+                cands[f"proposal_{name}"] = self.feasible(state, p1["plans"][j:j + 1])[0]
+            norms.append(p1["norm"])
+            evs.append(sla_rate(state, p1["ev"]))
+            if self._incumbent_norm is not None:
+                cands["incumbent"] = self.feasible(state, self.incumbent[None])[0]
+                norms.append(self._incumbent_norm[0])
+                evs.append(self._incumbent_norm[1])
+        scores = sla_score(weighted_score(np.concatenate(norms), self.variant_w), np.concatenate(evs), self.params)
+        self._candidates = cands
+        return list(cands)[int(np.argmin(scores))], scores
+
     def incumbent_scores(self, state) -> np.ndarray:
         """[J] the bounded score (`feasibility.sla_score`) of the incumbent, the plan MARLIN executed last (the
         uniform plan before any), in this epoch's state under each agent's weights: what each agent's EMA term
@@ -266,6 +307,7 @@ class Marlin(EvaluatorScheduler):
 
         _, norm, ev = self.score_feasible(state, self.incumbent[None], self.variant_w)
         rate = sla_rate(state, ev)
+        self._incumbent_norm = (norm, rate)  # a candidate of the Simulate check (`_simulate_check`)
         return np.array([float(sla_score(weighted_score(norm, a.w), rate, self.params)[0]) for a in self.agents])
 
     # --- the capacity-feasible set ------------------------------------------------------------------------------
@@ -297,9 +339,10 @@ class Marlin(EvaluatorScheduler):
 
     # --- the per-epoch log --------------------------------------------------------------------------------------
     def _log(self, epoch: int, prop_norm: np.ndarray, blend_norm: np.ndarray, game, capital_before,
-             repaired: float, gradient_steps: int) -> None:
+             repaired: float, gradient_steps: int, executed: str, scores: np.ndarray) -> None:
         row = {"epoch": epoch, "capacity_repair": repaired, "headroom_target": self.headroom.target(),
-               "simulate_plans": simulate_plans(len(self.agents), self.k_opt), "gradient_steps": gradient_steps}
+               "simulate_plans": simulate_plans(len(self.agents), self.k_opt), "gradient_steps": gradient_steps,
+               "executed": executed, "executed_score": float(scores.min()), "consensus_score": float(scores[0])}
         for j, a in enumerate(self.names):  # agent j optimizes objective j
             for k, m in enumerate(self.names):
                 row[f"proposal_{a}_{m}"] = float(prop_norm[j, k])
@@ -323,7 +366,9 @@ class Marlin(EvaluatorScheduler):
     def extra_results(self) -> dict:
         """`marlin_epochs.csv`: per epoch, the share of the forecast requests the capacity repair moved off the
         consensus (`capacity_repair`), the head-room target it repaired to (`headroom_target`), the plans Simulate
-        scored (`simulate_plans`) and the gradient steps taken (`gradient_steps`, all agents), every proposal's
+        scored (`simulate_plans`) and the gradient steps taken (`gradient_steps`, all agents), the plan executed
+        (`executed`: consensus, proposal_<agent> or incumbent, by the Simulate check) with its bounded score and the
+        consensus's (`executed_score`, `consensus_score`), every proposal's
         bounded normalized metrics (1.0 = the uniform plan), the consensus's, the vetoes, each agent's capital at
         the start of the game, blend weights and utilities."""
         return {"marlin_epochs": pd.DataFrame(self.log_rows)}

@@ -50,9 +50,6 @@ class Config(Parameters):
                        "azure-code-2023) or a CSV path",
                        flag="--trace")
     trace_day: str = param("2024-05-13", "day of the bundled Azure 2024 code trace used for arrivals")
-    hour_token_window_s: float = param(60.0, "azure-conv-2023 / azure-code-2023 scaled up: each copy of a request "
-                                       "but its first takes the tokens of a request of the hour drawn within this "
-                                       "window centred on it (docs/model.md 'Workload')", lo=0)
     load_scale: str = param("auto", "arrival-rate multiplier, or 'auto' (the trace day's busiest epoch at "
                             "peak_utilization of the reference fleet's serving capacity; docs/model.md 'Load')",
                             flag="--load-scale")
@@ -73,10 +70,6 @@ class Config(Parameters):
                              "(docs/model.md 'Cohorts')", flag="--cohort-size")
     cohort_auto_requests_per_day: float = param(1.2e6, "cohort_size auto: simulated requests per trace day aimed at",
                                                 lo=1)
-    cohort_auto_min_nodes_per_dc: int = param(30, "cohort_size auto: a world of fewer nodes per datacenter is played "
-                                              "exactly wherever the run holds at most max_workload_requests real "
-                                              "requests (cohorts are held to exact play from 30 nodes on; "
-                                              "docs/model.md 'Cohorts')", lo=1)
     gpt4_share: float = param(0.153, "share of GPT-4-class (Llama-2-70B) requests when a trace has no model column",
                               lo=0, hi=1)
     model_context_tokens: tuple = param((4096, 4096), "context window per model, tokens (Llama-2: 4,096)", lo=1)

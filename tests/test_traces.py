@@ -376,7 +376,7 @@ def test_scaled_2023_hour_is_not_bursts_of_identical_prompts():
 
 
 def test_auto_cohort_plays_small_worlds_exactly_where_the_run_fits():
-    """cohort_size auto plays a world of fewer than cohort_auto_min_nodes_per_dc (30) nodes per datacenter
+    """cohort_size auto plays a world of fewer than COHORT_AUTO_MIN_NODES_PER_DC (30) nodes per datacenter
     exactly when the run holds at most max_workload_requests real requests; a larger run gets the cohorts of
     the per-day rule (1.2e8 / 1.2e6 = 100) and a note; a 30-node world, or a given size, keeps them."""
     c = cfg(nodes_per_dc=12)

@@ -21,8 +21,9 @@ Bundled traces (data and licences in `traces/data/`, see its SOURCES.md):
   19,366 requests over 58.4 min; code, 8,819 over 57.3 min; 2023-11-16 from 18:15:46 / 18:17:03 UTC), each
   request at its own arrival (ms) with its own tokens, from the file's first request's whole second; past the
   file's last request the hour repeats (`Workload.notes`). Scaled per request (below). `cohort_size` auto plays
-  them exactly wherever the run holds at most `max_workload_requests` real requests (cohorts do not hold on them,
-  docs/model.md 'Validation'); a larger run gets auto's cohorts and a note saying so.
+  them exactly wherever the run holds at most `max_workload_requests` real requests (cohorts are not held to exact
+  play on them, docs/model.md 'Validation'); a larger run gets auto's cohorts and a note saying so. So does a world
+  of fewer than `COHORT_AUTO_MIN_NODES_PER_DC` (30) nodes per datacenter on any trace (`run_cohort`).
 
 Load factor f (SPEC 3; the rule is `simcore.sizing`'s): `auto` = peak_utilization x the serving capacity of the
 reference fleet (reference_dcs x nodes_per_dc nodes) in one epoch / (most arrivals in one `epoch_s` epoch of the
@@ -33,7 +34,8 @@ expected count (the profile is a rate, not a draw). f < 1 thins, f > 1 multiplie
 - Poisson profile: the rate is multiplied by f (exact for a Poisson process either way);
 - the 2023 hours: request i is played count_i times, count_i drawn as a per-second count is (f x 1 per
   request), every copy at the request's arrival plus a uniform jitter in [-0.5, +0.5) s (a copy jittered before
-  0 is mirrored back after it), with the request's tokens;
+  0 is mirrored back after it); the first copy with the request's tokens, each other with those of a request of
+  the hour drawn within `HOUR_TOKEN_WINDOW_S` around it (`_neighbour_tokens`: no burst of identical prompts);
 - CSV traces: thinning keeps each request with probability f; multiplying keeps every request and adds
   floor(f) - 1 replicas, plus one more with probability frac(f), each replica moved by a uniform jitter in
   [-0.5, +0.5) s (same tokens, same model); a replica jittered before the trace's first request is mirrored
@@ -104,6 +106,14 @@ BURSTGPT_REQUIRED = ("timestamp", "request tokens", "response tokens")
 AZURE_COLUMNS = ("timestamp", "contexttokens", "generatedtokens")
 _INT32_MAX = np.iinfo(np.int32).max
 MAX_REAL_REQUESTS = 2 ** 53  # most real requests a run may stand for (counted exactly in float64 and int64)
+# cohort_size auto plays a world of fewer nodes per datacenter exactly (where the run fits max_workload_requests):
+# the validation grid holds cohorts to exact play on 30-node datacenters and fails only on 4 and 12 (docs/model.md
+# 'Cohorts'). A module constant, not a Config field: it is the grid's finding, not a property of a world.
+COHORT_AUTO_MIN_NODES_PER_DC = 30
+# copies of a scaled 2023-hour request take the tokens of a request within this window around it (s): ~330
+# conversation / ~150 code requests, more than the copies of one request (f <= 180), and short against the hour's
+# drift in token lengths (docs/model.md 'Workload')
+HOUR_TOKEN_WINDOW_S = 60.0
 _BLOCK_BYTES = 1 << 26  # bytes scanned at once when counting fields (bounds the scan's memory)
 
 
@@ -216,7 +226,7 @@ def cohort_size(cfg, day_requests: float) -> int:
 def run_cohort(cfg, sized, day_requests: float, run_requests: float) -> tuple[int, tuple]:
     """The run's cohort and its note, if any: `cohort_size(cfg, day_requests)`, but `auto` plays exactly a run of
     at most `max_workload_requests` real requests (`run_requests`) where cohorts are not held to exact play
-    (docs/model.md 'Cohorts', 'Validation'): a world of fewer than `cohort_auto_min_nodes_per_dc` nodes per
+    (docs/model.md 'Cohorts', 'Validation'): a world of fewer than `COHORT_AUTO_MIN_NODES_PER_DC` nodes per
     datacenter (its pools are a few nodes; the grid's failing cells are all on 4 and 12 nodes, every 30-node cell
     holds), and the Azure 2023 hours at any size. A larger run of such a world gets auto's cohorts and a note."""
     cohort = cohort_size(cfg, day_requests)
@@ -224,8 +234,8 @@ def run_cohort(cfg, sized, day_requests: float, run_requests: float) -> tuple[in
         return cohort, ()
     nodes = sized.nodes_per_dc if sized is not None else cfg.nodes_per_dc
     where = (f"{cfg.trace}" if cfg.trace in AZURE_2023 else
-             f"{nodes} nodes per datacenter (< cohort_auto_min_nodes_per_dc={cfg.cohort_auto_min_nodes_per_dc})"
-             if nodes < cfg.cohort_auto_min_nodes_per_dc else None)
+             f"{nodes} nodes per datacenter (fewer than {COHORT_AUTO_MIN_NODES_PER_DC})"
+             if nodes < COHORT_AUTO_MIN_NODES_PER_DC else None)
     if where is None:
         return cohort, ()
     if run_requests <= cfg.max_workload_requests:
@@ -507,7 +517,7 @@ def _azure2023_hour(cfg, rng: np.random.Generator, sizing) -> Workload:
     counts = _scale_counts(np.ones(len(t)), f / cohort, rng, cohort > 1)
     sel = np.repeat(np.arange(len(t)), counts)
     arrive = np.abs(t[sel] + rng.random(len(sel)) - 0.5)
-    tok = _neighbour_tokens(t, sel, counts, cfg.hour_token_window_s, rng)
+    tok = _neighbour_tokens(t, sel, counts, HOUR_TOKEN_WINDOW_S, rng)
     order = np.argsort(arrive, kind="stable")
     order = order[arrive[order] < horizon]
     t, sel = arrive[order], idx[tok[order]]

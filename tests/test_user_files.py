@@ -128,7 +128,8 @@ NONSENSE = {
     "totals_overflow": (["--set", "nodes_per_dc=1000", "--set", "cooling_multiplier=1e308"],
                         "cooling_multiplier=1e+308"),
     "no_request_served": (["--set", "gpu_tflops=1e-300,1e-300"], "gpu_tflops=1e-300,1e-300"),
-    "cohort_auto_one": (["--set", "cohort_auto_requests_per_day=1"], "cohort_auto_requests_per_day=1"),
+    "cohort_auto_one": (["--set", "nodes_per_dc=30", "--set", "cohort_auto_requests_per_day=1"],  # auto plays
+                        "cohort_auto_requests_per_day=1"),  # fewer nodes exactly (docs/model.md 'Cohorts')
     "cohort_2_53": (["--cohort-size", str(2 ** 53)], f"--cohort-size {2 ** 53}"),
     "hours_tiny": (["--hours", "1e-10"], "--hours 1e-10: must be at least one"),
     "overridden_flag": (["--set", "hours=nan", "--hours", "0.25"], "--hours nan"),

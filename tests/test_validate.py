@@ -49,6 +49,16 @@ def test_quick_grid_holds_and_writes_every_row(ladder, tmp_path):
         read = list(csv.DictReader(f))
     assert len(read) == len(ladder) and set(V.COLUMNS) <= set(read[0])
     assert "rung 0:" in V.report(ladder) and "rung 2:" in V.report(ladder)
+    # both quick cells (12 and 4 nodes per datacenter) are worlds cohort_size auto plays exactly
+    assert {r["auto_cohort"] for r in grid} == {1}
+
+
+def test_report_counts_rung2_failures_where_auto_plays_exactly_apart():
+    row = dict(rung=2, cell="N=4 U=0.8 conv23 uniform run", quantity="ttft_mean", reference=1.0, simulated=0.5,
+               error=-0.5, tolerance=0.25, holds=False, exception=False)
+    text = V.report([{**row, "auto_cohort": 1}, {**row, "cell": "N=30 U=0.5 azure uniform run", "auto_cohort": 98}])
+    assert "NO, auto exact" in text
+    assert "of the 2 that fail, 1 are in cells cohort_size auto plays exactly; 1 where auto plays cohorts" in text
 
 
 def test_capacity_is_one_over_a_requests_gpu_time_by_hand():

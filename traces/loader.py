@@ -21,8 +21,9 @@ Bundled traces (data and licences in `traces/data/`, see its SOURCES.md):
   19,366 requests over 58.4 min; code, 8,819 over 57.3 min; 2023-11-16 from 18:15:46 / 18:17:03 UTC), each
   request at its own arrival (ms) with its own tokens, from the file's first request's whole second; past the
   file's last request the hour repeats (`Workload.notes`). Scaled per request (below). `cohort_size` auto plays
-  them exactly wherever the run holds at most `max_workload_requests` real requests (cohorts do not hold on them,
-  docs/model.md 'Validation'); a larger run gets auto's cohorts and a note saying so.
+  them exactly wherever the run holds at most `max_workload_requests` real requests (cohorts are not held to exact
+  play on them, docs/model.md 'Validation'); a larger run gets auto's cohorts and a note saying so. So does a world
+  of fewer than `COHORT_AUTO_MIN_NODES_PER_DC` (30) nodes per datacenter on any trace (`run_cohort`).
 
 Load factor f (SPEC 3; the rule is `simcore.sizing`'s): `auto` = peak_utilization x the serving capacity of the
 reference fleet (reference_dcs x nodes_per_dc nodes) in one epoch / (most arrivals in one `epoch_s` epoch of the
@@ -33,7 +34,8 @@ expected count (the profile is a rate, not a draw). f < 1 thins, f > 1 multiplie
 - Poisson profile: the rate is multiplied by f (exact for a Poisson process either way);
 - the 2023 hours: request i is played count_i times, count_i drawn as a per-second count is (f x 1 per
   request), every copy at the request's arrival plus a uniform jitter in [-0.5, +0.5) s (a copy jittered before
-  0 is mirrored back after it), with the request's tokens;
+  0 is mirrored back after it); the first copy with the request's tokens, each other with those of a request of
+  the hour drawn within `HOUR_TOKEN_WINDOW_S` around it (`_neighbour_tokens`: no burst of identical prompts);
 - CSV traces: thinning keeps each request with probability f; multiplying keeps every request and adds
   floor(f) - 1 replicas, plus one more with probability frac(f), each replica moved by a uniform jitter in
   [-0.5, +0.5) s (same tokens, same model); a replica jittered before the trace's first request is mirrored
@@ -104,6 +106,14 @@ BURSTGPT_REQUIRED = ("timestamp", "request tokens", "response tokens")
 AZURE_COLUMNS = ("timestamp", "contexttokens", "generatedtokens")
 _INT32_MAX = np.iinfo(np.int32).max
 MAX_REAL_REQUESTS = 2 ** 53  # most real requests a run may stand for (counted exactly in float64 and int64)
+# cohort_size auto plays a world of fewer nodes per datacenter exactly (where the run fits max_workload_requests):
+# the validation grid holds cohorts to exact play on 30-node datacenters and fails only on 4 and 12 (docs/model.md
+# 'Cohorts'). A module constant, not a Config field: it is the grid's finding, not a property of a world.
+COHORT_AUTO_MIN_NODES_PER_DC = 30
+# copies of a scaled 2023-hour request take the tokens of a request within this window around it (s): ~330
+# conversation / ~150 code requests, more than the copies of one request (f <= 180), and short against the hour's
+# drift in token lengths (docs/model.md 'Workload')
+HOUR_TOKEN_WINDOW_S = 60.0
 _BLOCK_BYTES = 1 << 26  # bytes scanned at once when counting fields (bounds the scan's memory)
 
 
@@ -211,6 +221,27 @@ def cohort_size(cfg, day_requests: float) -> int:
         return int(cfg.cohort_size)
     c = day_requests / cfg.cohort_auto_requests_per_day
     return max(1, int(round(c if c < MAX_REAL_REQUESTS else MAX_REAL_REQUESTS)))  # inf: _check_size refuses it
+
+
+def run_cohort(cfg, sized, day_requests: float, run_requests: float) -> tuple[int, tuple]:
+    """The run's cohort and its note, if any: `cohort_size(cfg, day_requests)`, but `auto` plays exactly a run of
+    at most `max_workload_requests` real requests (`run_requests`) where cohorts are not held to exact play
+    (docs/model.md 'Cohorts', 'Validation'): a world of fewer than `COHORT_AUTO_MIN_NODES_PER_DC` nodes per
+    datacenter (its pools are a few nodes; the grid's failing cells are all on 4 and 12 nodes, every 30-node cell
+    holds), and the Azure 2023 hours at any size. A larger run of such a world gets auto's cohorts and a note."""
+    cohort = cohort_size(cfg, day_requests)
+    if cfg.cohort_size != "auto" or cohort == 1:
+        return cohort, ()
+    nodes = sized.nodes_per_dc if sized is not None else cfg.nodes_per_dc
+    where = (f"{cfg.trace}" if cfg.trace in AZURE_2023 else
+             f"{nodes} nodes per datacenter (fewer than {COHORT_AUTO_MIN_NODES_PER_DC})"
+             if nodes < COHORT_AUTO_MIN_NODES_PER_DC else None)
+    if where is None:
+        return cohort, ()
+    if run_requests <= cfg.max_workload_requests:
+        return 1, ()
+    return cohort, (f"cohorts of {cohort} on {where}, where they are not held to exact play (docs/model.md "
+                    "'Validation'); the run is too large to play exactly",)
 
 
 def _scale_counts(counts: np.ndarray, g: float, rng: np.random.Generator, systematic: bool) -> np.ndarray:
@@ -392,13 +423,12 @@ def _azure_bundle(cfg, rng: np.random.Generator, sizing) -> Workload:
     prompt, output, kept = _as_policy_leaves(cfg, *token_pairs())
     peak = np.bincount(ep, weights=day).max() * kept  # the requests the policy keeps (expected, `drop`)
     f, sized = _sized(cfg, sizing, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
-    cohort = cohort_size(cfg, float(day.sum()) * f)
+    cohort, notes = run_cohort(cfg, sized, float(day.sum()) * f, float(counts.sum()) * f)
     _check_size(cfg, float(counts.sum()), f, cohort)
-    notes = ()
     if n_days > 1:  # the horizon runs on into the following real days, at this day's load factor
         growth = ", ".join(f"{d} {week[first + k].sum() / day.sum() - 1:+.0%}" for k, d in
                            enumerate(days[first + 1:first + n_days], start=1))
-        notes = (f"hours past 24 play the trace's next real days ({growth} requests against {cfg.trace_day}) at "
+        notes += (f"hours past 24 play the trace's next real days ({growth} requests against {cfg.trace_day}) at "
                  f"{cfg.trace_day}'s load factor x{f:.4g}, fixed from the first day",)
 
     # (1) scaling, (2) arrival times
@@ -426,7 +456,7 @@ def _burstgpt_profile(cfg, rng: np.random.Generator, sizing) -> Workload:
     prompt, output, kept = _as_policy_leaves(cfg, *token_pairs())
     peak = np.bincount((day_s // cfg.epoch_s).astype(np.int64), weights=per_s).max() * kept
     f, sized = _sized(cfg, sizing, peak, prompt, output, (1.0 - cfg.gpt4_share, cfg.gpt4_share))
-    cohort = cohort_size(cfg, float(per_hour.sum()) * f)
+    cohort, notes = run_cohort(cfg, sized, float(per_hour.sum()) * f, float((rate * dur).sum()) * f)
     _check_size(cfg, float((rate * dur).sum()), f, cohort)
 
     # (1)+(2): a Poisson process at rate f x rate (real requests): exactly, a Poisson count per hour and uniform
@@ -437,7 +467,7 @@ def _burstgpt_profile(cfg, rng: np.random.Generator, sizing) -> Workload:
         n = rng.poisson(f * rate * dur)
         t = np.repeat(start, n) + rng.random(int(n.sum())) * np.repeat(dur, n)
         t.sort()
-    notes = (f"hours past 24 repeat {BURSTGPT_PROFILE}'s one day (an hour-of-day profile)",) if n_hours > 24 else ()
+    notes += (f"hours past 24 repeat {BURSTGPT_PROFILE}'s one day (an hour-of-day profile)",) if n_hours > 24 else ()
     return _with_bundled_tokens(cfg, rng, t, f, _SOURCES[BURSTGPT_PROFILE], cohort, sized, notes)
 
 
@@ -478,24 +508,19 @@ def _azure2023_hour(cfg, rng: np.random.Generator, sizing) -> Workload:
     run_real = float(np.count_nonzero(t < horizon)) * f
     notes = ((f"--hours {cfg.hours:g} runs past the {cfg.trace} file's {period / 60:.3g} min: the hour repeats",)
              if horizon > period else ())
-    if cfg.cohort_size == "auto" and run_real <= cfg.max_workload_requests:
-        # cohorts do not hold against exact play on these hours (docs/model.md 'Validation'): auto plays them
-        # exactly wherever the run fits
-        cohort = 1
-    else:
-        cohort = cohort_size(cfg, len(t_hour) * SECONDS_PER_DAY / period * f)
-        if cfg.cohort_size == "auto" and cohort > 1:
-            notes += (f"cohorts of {cohort} on {cfg.trace}, where they do not hold against exact play "
-                      "(docs/model.md 'Validation'); the run is too large to play exactly",)
+    cohort, more = run_cohort(cfg, sized, len(t_hour) * SECONDS_PER_DAY / period * f, run_real)
+    notes += more
     _check_size(cfg, float(np.count_nonzero(t < horizon)), f, cohort)
 
-    # (1) scaling: per request, as a per-second count is; (2) arrival times: a jitter for every copy
+    # (1) scaling: per request, as a per-second count is; (2) arrival times: a jitter for every copy;
+    # (3) tokens: the first copy keeps the request's own, the others those of a request near it (`_neighbour_tokens`)
     counts = _scale_counts(np.ones(len(t)), f / cohort, rng, cohort > 1)
     sel = np.repeat(np.arange(len(t)), counts)
-    t = np.abs(t[sel] + rng.random(len(sel)) - 0.5)
-    order = np.argsort(t, kind="stable")
-    order = order[t[order] < horizon]
-    t, sel = t[order], idx[sel[order]]
+    arrive = np.abs(t[sel] + rng.random(len(sel)) - 0.5)
+    tok = _neighbour_tokens(t, sel, counts, HOUR_TOKEN_WINDOW_S, rng)
+    order = np.argsort(arrive, kind="stable")
+    order = order[arrive[order] < horizon]
+    t, sel = arrive[order], idx[tok[order]]
     n = len(t)
     u = _uniforms(rng, n, cohort > 1)  # (4) model class, (5) origin
     model = (u[:, 0] < cfg.gpt4_share).astype(np.int8)
@@ -503,6 +528,31 @@ def _azure2023_hour(cfg, rng: np.random.Generator, sizing) -> Workload:
     t, model, p, o, origin, over = _fit_context(cfg, f"--trace {cfg.trace}", t, model, p_hour[sel], o_hour[sel],
                                                 origin, cohort)
     return Workload(cfg.trace, t, model, p, o, origin, f, _SOURCES[cfg.trace], cohort, over * cohort, sized, notes)
+
+
+def _neighbour_tokens(t: np.ndarray, sel: np.ndarray, counts: np.ndarray, window_s: float,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Which request's tokens each copy of a scaled-up 2023 hour carries (indices into `t`, the repeated hour's
+    arrivals, ascending): the first copy of request i its own; each further copy those of a request drawn
+    uniformly among the hour's requests that arrive within `window_s` centred on i (i itself included).
+
+    A copy is a request the real service did not see: a service f times busier gets f times the requests in that
+    second, not f copies of one prompt. Identical copies make every second's work the work of its few real
+    requests repeated (a 4,000-token prompt copied 100 times is 100 prefills in one second), a burst of work no
+    real trace of that volume has and that the cohort pools, which drain requests at the mix's mean rate, cannot
+    see. The window keeps the copies' tokens those of the trace around that moment (its slow drift in prompt and
+    output lengths) and the arrivals stay the trace's own (docs/model.md 'Workload').
+
+    :param sel: the source request of every copy, ascending (`np.repeat(arange, counts)`)
+    :param counts: copies per request
+    """
+    first = np.zeros(len(sel), dtype=bool)
+    first[(np.cumsum(counts) - counts)[counts > 0]] = True
+    half = 0.5 * window_s
+    lo = np.searchsorted(t, t[sel] - half, side="left")
+    hi = np.searchsorted(t, t[sel] + half, side="right")
+    drawn = lo + (rng.random(len(sel)) * (hi - lo)).astype(np.int64)
+    return np.where(first, sel, np.minimum(drawn, hi - 1))
 
 
 _PLASTIC = 1.324717957244746  # x^3 = x + 1: the R2 sequence's base (Roberts 2018), evenly spread in 2-D
@@ -552,7 +602,7 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path, sizing) -> Workload
     peak = np.bincount(np.floor(kept_t / cfg.epoch_s).astype(np.int64)).max() if len(kept_t) else 0
     f, sized = _sized(cfg, sizing, peak, p_left, o_left, (1.0 - share70, share70), bundled=False)
     span_days = max(float(all_t.max()) / SECONDS_PER_DAY, 1.0) if len(all_t) else 1.0
-    cohort = cohort_size(cfg, len(all_t) * f / span_days)
+    cohort, auto_note = run_cohort(cfg, sized, len(all_t) * f / span_days, float(len(t)) * f)
     f_sim = f / cohort
     _check_size(cfg, float(len(t)), f, cohort)
 
@@ -583,8 +633,9 @@ def _csv_workload(cfg, rng: np.random.Generator, path: Path, sizing) -> Workload
     origin = np.minimum((u[:, 1] * cfg.dcs).astype(np.int16), cfg.dcs - 1)
     fmt = {"burstgpt": "BurstGPT", "azure": "Azure LLM inference"}[tab["format"]]
     end = float(all_t[-1]) if len(all_t) else 0.0
-    notes = ((f"--hours {cfg.hours:g} runs past the trace's last request (at {end / SECONDS_PER_HOUR:.3g} h): "
-              "the hours after it have no arrivals",) if horizon - end > cfg.epoch_s else ())
+    past = ((f"--hours {cfg.hours:g} runs past the trace's last request (at {end / SECONDS_PER_HOUR:.3g} h): "
+             "the hours after it have no arrivals",) if horizon - end > cfg.epoch_s else ())
+    notes = auto_note + past
     t, model, prompt, output, origin, over = _fit_context(cfg, f"{path}:0", t, model, prompt, output, origin, cohort)
     return Workload(cfg.trace, t, model, prompt, output, origin, f, f"{fmt} trace CSV {path}", cohort, over * cohort,
                     sized, notes)

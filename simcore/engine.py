@@ -32,12 +32,12 @@ from simcore import physics
 from simcore.capacity import build_fleet, datacenter_utilization, serving_capacity
 from simcore.cohorts import CohortNodes
 from simcore.config import MODELS, Config
-from simcore.epochs import Epoch, Epochs, arrival_peak_to_mean, other_days
+from simcore.epochs import Epoch, Epochs, other_days
 from simcore.evaluator import EpochEvaluator
 from simcore.exact import WRR_RESOLUTION, ExactNodes, wrr_sequence  # noqa: F401 (re-exported)
 from simcore.interface import EpochResult, Observation, Request, RunRecord, Scheduler, StaticInfo
 from simcore.profiles import load_profiles
-from simcore.queueing import bin_rate_profile, bins_per_epoch
+from simcore.queueing import arrival_peak_to_mean, bin_rate_profile, bins_per_epoch
 from simcore.rng import stream
 from topology.graph import latency_matrix_s
 from topology.sites import HOURS_IN_DATA, S_PER_HOUR, epoch_hour_index, site_signals

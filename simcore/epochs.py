@@ -89,23 +89,6 @@ class Epochs:
             true_requests=self.counts[e].astype(float) if hindsight else None)
 
 
-def arrival_peak_to_mean(arrival_s: np.ndarray, start_s: float, epoch_s: float, bin_s: float) -> float | None:
-    """How bursty an epoch's arrivals were: the busiest of its equal bins (`queueing.bins_per_epoch`, the length
-    the cohort pools are played in) over the epoch's mean count per bin; None when nothing arrived.
-
-    :param arrival_s: [n] arrival times within [start_s, start_s + epoch_s), s
-    """
-    from simcore.queueing import bins_per_epoch
-
-    t = np.asarray(arrival_s, dtype=float)
-    if len(t) == 0:
-        return None
-    n = bins_per_epoch(epoch_s, bin_s)
-    k = np.clip(((t - start_s) * (n / epoch_s)).astype(np.int64), 0, n - 1)
-    counts = np.bincount(k, minlength=n)
-    return float(counts.max() * n / len(t))
-
-
 def arrivals(cfg: Config, workload: Workload) -> tuple[np.ndarray, np.ndarray]:
     """(each request's epoch [n], the real requests arriving per (epoch, model, origin) [E, M, O], failures left
     out): what the predictor is fed and what a forecast is scored against."""

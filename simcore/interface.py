@@ -239,7 +239,7 @@ class EpochResult:
     epoch's amortised share of the hardware's manufacturing carbon (`physics.embodied_carbon_kg`), and
     `embodied_attributable_kg` the part of it on the nodes that served (warm or busy; docs/model.md).
     `peak_to_mean` is how bursty the epoch's arrivals were: the fleet's busiest `cohort_bin_s` bin over the
-    epoch's mean per bin (`simcore.epochs.arrival_peak_to_mean`; None when nothing arrived).
+    epoch's mean per bin (`simcore.queueing.arrival_peak_to_mean`; None when nothing arrived).
     """
 
     epoch: int

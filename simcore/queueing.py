@@ -13,6 +13,8 @@
   the pooled M/G/c wait leaves out: a continuous-batching node prefills one prompt at a time;
 - `bin_rate_profile`: how a workload's arrival rate spreads over the engine's bins within an epoch (the
   evaluator's within-epoch burstiness);
+- `arrival_peak_to_mean`: how bursty one epoch's arrivals were over the same bins (what every scheduler's
+  head-room learns, `EpochResult.peak_to_mean`);
 - `BurstTable`: the wait for a batch slot of a pool whose arrivals follow the workload's own per-second sequence
   (the evaluator's queueing near saturation in exact runs).
 
@@ -259,6 +261,19 @@ def bin_rate_profile(arrival_s: np.ndarray, epoch_s: float, bin_s: float, horizo
     return np.interp((np.arange(PROFILE_QUANTILES) + 0.5) / PROFILE_QUANTILES, cdf, ratio)
 
 
+def arrival_peak_to_mean(arrival_s: np.ndarray, start_s: float, epoch_s: float, bin_s: float) -> float | None:
+    """How bursty an epoch's arrivals were: the busiest of its equal bins (`bins_per_epoch`, the length the cohort
+    pools are played in) over the epoch's mean count per bin; None when nothing arrived.
+
+    :param arrival_s: [n] arrival times within [start_s, start_s + epoch_s), s
+    """
+    t = np.asarray(arrival_s, dtype=float)
+    if len(t) == 0:
+        return None
+    n = bins_per_epoch(epoch_s, bin_s)
+    k = np.clip(((t - start_s) * (n / epoch_s)).astype(np.int64), 0, n - 1)
+    counts = np.bincount(k, minlength=n)
+    return float(counts.max() * n / len(t))
 
 
 def _flat_stop_loss(rho, z, length_s):

@@ -92,14 +92,3 @@ def test_other_days_replays_the_training_days_each_with_its_own_signals():
         assert len(list(epochs)) == cfg.epochs
     with pytest.raises(ConfigError, match="only 6 days other than the test day"):
         list(eng.info.other_days(7))
-
-
-def test_arrival_peak_to_mean_by_hand():
-    from simcore.epochs import arrival_peak_to_mean
-
-    # a 100-s epoch starting at 200 s in 10-s bins: 6 arrivals, 3 of them in the bin [230, 240): 3 / (6 / 10) = 5
-    t = np.array([201.0, 231.0, 232.0, 239.9, 255.0, 299.0])
-    assert arrival_peak_to_mean(t, 200.0, 100.0, 10.0) == pytest.approx(5.0)
-    # evenly spread: one per bin, the ratio is 1
-    assert arrival_peak_to_mean(200.0 + 10.0 * np.arange(10) + 5.0, 200.0, 100.0, 10.0) == pytest.approx(1.0)
-    assert arrival_peak_to_mean(np.zeros(0), 0.0, 100.0, 10.0) is None

@@ -9,7 +9,7 @@ from simcore.config import Config
 from simcore.engine import Engine
 from simcore.evaluator import EpochEvaluator, EpochState
 from simcore.interface import Scheduler
-from simcore.queueing import BURST_RHO, BurstTable, burst_step_s, prefill_queue_wait
+from simcore.queueing import BURST_RHO, BurstTable, arrival_peak_to_mean, burst_step_s, prefill_queue_wait
 from simcore.results import epoch_table
 
 ENERGY_TOL, TTFT_TOL = 0.10, 0.25
@@ -298,3 +298,12 @@ def test_exact_run_near_saturation_agrees_with_the_engine():
     assert engine_ttft > 0.4  # the pools queue: a flat fluid below capacity (the evaluator before) saw ~0.18 s
     assert est.ttft_mean_s[0] == pytest.approx(engine_ttft, rel=TTFT_TOL)
     assert est.energy_kwh[0] == pytest.approx(truth.total_kwh, rel=ENERGY_TOL)
+
+
+def test_arrival_peak_to_mean_by_hand():
+    # a 100-s epoch starting at 200 s in 10-s bins: 6 arrivals, 3 of them in the bin [230, 240): 3 / (6 / 10) = 5
+    t = np.array([201.0, 231.0, 232.0, 239.9, 255.0, 299.0])
+    assert arrival_peak_to_mean(t, 200.0, 100.0, 10.0) == pytest.approx(5.0)
+    # evenly spread: one per bin, the ratio is 1
+    assert arrival_peak_to_mean(200.0 + 10.0 * np.arange(10) + 5.0, 200.0, 100.0, 10.0) == pytest.approx(1.0)
+    assert arrival_peak_to_mean(np.zeros(0), 0.0, 100.0, 10.0) is None

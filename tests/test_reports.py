@@ -469,3 +469,30 @@ def test_the_report_names_the_schedulers_whose_sla_interval_contains_the_gate():
     assert "a 0.80 % [0.50, 1.20], d 1.10 % [0.90, 1.40]" in lines[0]
     assert " b " not in lines[0] and " c " not in lines[0]
     assert _undecided_at_gate(stats, 0.05) == []  # a gate above every interval decides them all
+
+
+def _bench_paper():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_paper", Path(__file__).parents[1] / "benchmarks" /
+                                                  "bench_paper.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("protocol, expected", [
+    # online: compare's MARLIN at D=8 (4 epochs), scale's at D=4 (its D=8 run is compare's, linked), ablate's 7
+    # ablations (its full MARLIN is compare's) and pareto's 6 weight vectors at D=8: 4 + 28 + 24 = 56
+    ("online", {8: 56, 4: 4}),
+    # trained: 2 training days x 4 epochs more for each of the 14 states at D=8 and the one at D=4
+    ("trained", {8: 56 + 14 * 8, 4: 4 + 8}),
+    ("trained-frozen", {8: 14 * 8, 4: 8}),
+])
+def test_the_paper_floor_counts_each_learning_epoch_of_marlin_once(tmp_path, protocol, expected):
+    from reports.experiments import DEFAULT_PARETO_WEIGHTS, MARLIN_ABLATIONS
+    assert (len(MARLIN_ABLATIONS), len(DEFAULT_PARETO_WEIGHTS)) == (7, 6)  # the counts above assume these
+    argv = ["--schedulers", "marlin,uniform", "--seeds", "1", "--hours", "1", "--dcs", "8", "--dcs-list", "4,8",
+            "--protocol", protocol, "--train-days", "2", "--out", str(tmp_path)]
+    a = experiments._parser("paper").parse_args(argv)
+    sweeps = experiments.sweeps_from_args("paper", a)
+    assert _bench_paper().learning_epochs(sweeps, a.protocol, a.train_days) == expected

@@ -395,9 +395,11 @@ class EpochEvaluator:
             backlog = queued[None, :, None] * mix  # [B, D, M]
         lam = R / t_e
         burst = self._burst_model(state.arrival_s) if self.exact else None
-        pool = self._pools(P, lam, backlog, burst)
-        if state.work_scale is not None:  # the epoch's own token mix: its pools serve fewer (more) requests
+        if state.work_scale is None:
+            pool = self._pools(P, lam, backlog, burst)
+        else:  # the epoch's own token mix: its pools serve fewer (more) requests, and spill as its work needs
             scale = np.asarray(state.work_scale, dtype=float)
+            pool = self._pools(P, lam * scale, backlog, burst)
             pool["mu"], pool["warm_mu"] = pool["mu"] / scale, pool["warm_mu"] / scale
         nodes, mu = pool["nodes"], pool["mu"]
 

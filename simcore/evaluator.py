@@ -14,7 +14,11 @@ Scores a batch of candidate plans [B, model, origin, datacenter] for one epoch a
   batch slots near saturation: each pool adds the wait for a slot in the workload's own per-second sequence
   (`queueing.BurstTable`, beyond the flat fluid's) and its node's prefill-queue wait at the per-second rates
   (round-robin arrivals, Kingman), in place of the cohort pools' M/G/c wait; a pool spills to the fewest nodes
-  after which its worst burst no longer fills its batch slots;
+  after which its worst burst no longer fills its batch slots; a node spilled in joins the balancer's rotation
+  with one turn and stays (the warm set takes rotation / (rotation + spilled) of the requests); what a burst late
+  in the epoch leaves waiting at its end (`BurstTable.carry_s`) is served, and counted, in the next epoch;
+- agreement checks (rung 3) may feed an epoch's truth: its own arrivals' bursts (`EpochState.arrival_s`) and
+  token mix (`EpochState.work_scale`); a scheduler never has them;
 - cold starts: a newly warm node loads its model from the epoch start, so requests reaching it in the first
   LA_load seconds wait (mean LA_load^2 / (2 t_e) per request, SLA violated when the wait exceeds the SLA);
 - p-states (Eq. 4-5): a pool's warm nodes at their utilization, its spilled nodes at the overflow's, as the engine's
@@ -39,6 +43,7 @@ from simcore.queueing import (BurstTable, bin_rate_profile, bins_per_epoch, flui
 SPILL_NODES_MAX = 16  # exact runs: most nodes a pool's per-second bursts spill to (`EpochEvaluator._burst_spill`)
 HALFIN_WHITT_NEGLIGIBLE = 6.0  # sqrt(slots) x (1 - rho) above this: the queueing wait is negligible
 
+
 def _wrr_range_sums(rps: np.ndarray) -> np.ndarray:
     """[N + 1, N + 1]: entry [a, b] the exact balancer's rotation length over a warm set of nodes [a, b) along the
     node order, the sum of `exact.wrr_weights` of the nodes that serve the model (rps > 0; 0 if none)."""
@@ -51,7 +56,7 @@ def _wrr_range_sums(rps: np.ndarray) -> np.ndarray:
         low = np.minimum.accumulate(np.where(ok, r, np.inf))  # [b - a] the slowest node of [a, b]
         w = np.where(ok[None, :], np.maximum(np.rint(WRR_RESOLUTION * r[None, :] / low[:, None]), 1.0), 0.0)
         w = np.where(np.tri(len(r), dtype=bool), w, 0.0)  # node j counts in [a, a + i] for j <= i
-        out[a, a + 1:] = np.nan_to_num(w).sum(axis=1)
+        out[a, a + 1:] = w.sum(axis=1)
     return out
 
 

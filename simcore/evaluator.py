@@ -14,7 +14,11 @@ Scores a batch of candidate plans [B, model, origin, datacenter] for one epoch a
   batch slots near saturation: each pool adds the wait for a slot in the workload's own per-second sequence
   (`queueing.BurstTable`, beyond the flat fluid's) and its node's prefill-queue wait at the per-second rates
   (round-robin arrivals, Kingman), in place of the cohort pools' M/G/c wait; a pool spills to the fewest nodes
-  after which its worst burst no longer fills its batch slots;
+  after which its worst burst no longer fills its batch slots; a node spilled in joins the balancer's rotation
+  with one turn and stays (the warm set takes rotation / (rotation + spilled) of the requests); what a burst late
+  in the epoch leaves waiting at its end (`BurstTable.carry_s`) is served, and counted, in the next epoch;
+- agreement checks (rung 3) may feed an epoch's truth: its own arrivals' bursts (`EpochState.arrival_s`) and
+  token mix (`EpochState.work_scale`); a scheduler never has them;
 - cold starts: a newly warm node loads its model from the epoch start, so requests reaching it in the first
   LA_load seconds wait (mean LA_load^2 / (2 t_e) per request, SLA violated when the wait exceeds the SLA);
 - p-states (Eq. 4-5): a pool's warm nodes at their utilization, its spilled nodes at the overflow's, as the engine's
@@ -32,11 +36,29 @@ import numpy as np
 from simcore import physics
 from simcore.config import Config
 from simcore.cohorts import SPILL_DRAIN_S
+from simcore.exact import WRR_RESOLUTION
 from simcore.queueing import (BurstTable, bin_rate_profile, bins_per_epoch, fluid_segment,
                               pool_queueing_wait, prefill_queue_wait)
 
 SPILL_NODES_MAX = 16  # exact runs: most nodes a pool's per-second bursts spill to (`EpochEvaluator._burst_spill`)
 HALFIN_WHITT_NEGLIGIBLE = 6.0  # sqrt(slots) x (1 - rho) above this: the queueing wait is negligible
+
+
+def _wrr_range_sums(rps: np.ndarray) -> np.ndarray:
+    """[N + 1, N + 1]: entry [a, b] the exact balancer's rotation length over a warm set of nodes [a, b) along the
+    node order, the sum of `exact.wrr_weights` of the nodes that serve the model (rps > 0; 0 if none)."""
+    rps = np.asarray(rps, dtype=float)
+    N = len(rps)
+    out = np.zeros((N + 1, N + 1))
+    for a in range(N):
+        r = rps[a:]
+        ok = r > 0
+        low = np.minimum.accumulate(np.where(ok, r, np.inf))  # [b - a] the slowest node of [a, b]
+        w = np.where(ok[None, :], np.maximum(np.rint(WRR_RESOLUTION * r[None, :] / low[:, None]), 1.0), 0.0)
+        w = np.where(np.tri(len(r), dtype=bool), w, 0.0)  # node j counts in [a, a + i] for j <= i
+        out[a, a + 1:] = w.sum(axis=1)
+    return out
+
 
 @dataclass(frozen=True)
 class EpochState:
@@ -48,6 +70,13 @@ class EpochState:
     :param resident_nodes: [D, M] nodes already holding each model (None: the warm set is already loaded)
     :param queued: [D] real requests already waiting in each datacenter (None: none)
     :param queued_by_model: [D, M] the same by model (None: `queued` in the plan's model mix)
+    :param arrival_s: the epoch's own arrival times (s, any origin; None: not known). Only an agreement check that
+        feeds the truth gives them (`reports/validate.py` rung 3): an exact evaluation then reads the bursts of
+        this epoch rather than the workload's busiest epochs'. A scheduler never has them (they are the epoch's
+        arrivals).
+    :param work_scale: [M] the epoch's own mean GPU time per request over the workload's
+        (`EpochEvaluator.work_scale`; None: 1). Likewise only an agreement check's truth: a real epoch's token mix
+        is a few % heavier or lighter than the workload's, which moves a node near a p-state limit across it.
     """
 
     predicted: np.ndarray
@@ -59,14 +88,20 @@ class EpochState:
     resident_nodes: np.ndarray | None = None
     queued: np.ndarray | None = None
     queued_by_model: np.ndarray | None = None
+    arrival_s: np.ndarray | None = None
+    work_scale: np.ndarray | None = None
 
     @classmethod
-    def from_observation(cls, obs, requests: np.ndarray | None = None) -> "EpochState":
-        """The state a scheduler sees at an epoch start (requests default to the forecast)."""
+    def from_observation(cls, obs, requests: np.ndarray | None = None, arrival_s: np.ndarray | None = None,
+                         work_scale: np.ndarray | None = None) -> "EpochState":
+        """The state a scheduler sees at an epoch start (requests default to the forecast). At epoch 0 the service
+        was already running (`Engine._preload`: the first warm set starts loaded, no cold start), so whatever
+        warm set a plan asks for is resident (`resident_nodes` None), though no node holds a model yet."""
         pred = obs.predicted_requests
+        resident = None if obs.epoch == 0 else obs.resident_nodes
         return cls(pred, pred if requests is None else requests, obs.ci_kg_per_kwh, obs.gi_l_per_kwh,
-                   obs.tou_usd_per_kwh, obs.cop, obs.resident_nodes, obs.queued,
-                   obs.queued_by_model)
+                   obs.tou_usd_per_kwh, obs.cop, resident, obs.queued, obs.queued_by_model, arrival_s,
+                   work_scale)
 
 
 @dataclass(frozen=True)
@@ -147,6 +182,7 @@ class EpochEvaluator:
         # a prompt's wait for its node's earlier prefill passes (`queueing.prefill_queue_wait`), per [M, T]
         self.prefill_moments = (prefill.mean(axis=2), (prefill ** 2).mean(axis=2),
                                 np.where(self.cap.node_rps > 0, 1.0 / np.maximum(self.cap.node_rps, 1e-300), 0.0))
+        self._profiles = profiles
         self.load_s = fleet.load_s  # [M, T]
         L = self.load_s
         self.cold_wait_s = (self.type_share * L ** 2).sum(axis=1) / (2.0 * cfg.epoch_s)  # [M] per request
@@ -157,12 +193,31 @@ class EpochEvaluator:
         rps = hosts[:, types] * self.cap.node_rps[:, types]  # [M, N] (0 where the node cannot host the model)
         zero = np.zeros((M, 1))
         self.pre_rps = np.concatenate([zero, np.cumsum(rps, axis=1)], axis=1)  # [M, N + 1]
+        self.pre_hosts = np.concatenate([zero, np.cumsum(rps > 0, axis=1)], axis=1)
         self.pre_slots = np.concatenate([zero, np.cumsum(hosts[:, types] * self.cap.batch[:, types], axis=1)], axis=1)
         self.pre_scv = np.concatenate([zero, np.cumsum(rps * self.cap.service_scv[:, types], axis=1)], axis=1)
+        self.wrr_sum = np.stack([_wrr_range_sums(r) for r in rps]) if self.exact else None  # [M, N + 1, N + 1]
         self.bin_s = cfg.epoch_s / bins_per_epoch(cfg.epoch_s, cfg.cohort_bin_s)  # the engine's cohort bins
         self.rate_profile = np.ones(1) if rate_profile is None else np.asarray(rate_profile, dtype=float)
         if self.rate_profile.ndim != 1 or not len(self.rate_profile) or (self.rate_profile < 0).any():
             raise ValueError(f"rate_profile: non-negative bin-rate ratios expected, got {rate_profile!r}")
+
+    def work_scale(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
+        """[M] the mean GPU time at full batch (`Profiles.gpu_s_array`, what the engine's utilization counts) of
+        the given requests over the workload sample's (1 / node_rps), by model, averaged over the node types as
+        the pools' requests spread (`EpochState.work_scale`; 1 for a model without requests)."""
+        model = np.asarray(model)
+        M, T = self.type_share.shape
+        scale = np.ones(M)
+        for m in range(M):
+            sel = (model == m) & (np.asarray(output_tokens) > 0)
+            if not sel.any():
+                continue
+            p, o = np.asarray(prompt_tokens)[sel].astype(float), np.asarray(output_tokens)[sel].astype(float)
+            ratio = [self._profiles.gpu_s_array(m, t, p, o, int(self.cap.batch[m, t])).mean() * self.cap.node_rps[m, t]
+                     if self.cap.node_rps[m, t] > 0 else 0.0 for t in range(T)]
+            scale[m] = float((self.type_share[m] * np.asarray(ratio)).sum()) or 1.0
+        return scale
 
     def _stationary(self, lam, mu, slots, scv, spare, limit) -> tuple:
         """The stochastic queueing wait and late share of each pool ([B, D, M]) below saturation, as the engine's
@@ -190,24 +245,30 @@ class EpochEvaluator:
             wait[live], late[live] = w.mean(axis=0), lt.mean(axis=0)
         return wait, late
 
-    def _burst_model(self) -> tuple:
+    def _burst_model(self, arrival_s: np.ndarray | None = None) -> tuple:
         """The exact engine's per-second bursts (`queueing.BurstTable` and the per-second rate profile of the
-        workload's arrivals), built once (a few tenths of a second) at the first evaluation of an exact run."""
+        arrivals): the workload's, built once (a few tenths of a second) at the first evaluation of an exact run,
+        or one epoch's own (`EpochState.arrival_s`, an agreement check's truth), built for that evaluation."""
+        cfg = self.cfg
+        if arrival_s is not None:
+            t = np.asarray(arrival_s, dtype=float)
+            t = t - np.floor(t.min() / cfg.epoch_s) * cfg.epoch_s if len(t) else t  # one epoch from 0
+            table = BurstTable.from_arrivals(t, cfg.epoch_s, cfg.epoch_s)
+            return table, bin_rate_profile(t, cfg.epoch_s, table.step_s, cfg.epoch_s)
         if self._burst is None:
-            cfg = self.cfg
             t = np.zeros(0) if self._arrival_s is None else self._arrival_s
             table = BurstTable.from_arrivals(t, cfg.epoch_s, cfg.horizon_s)
             self._burst = (table, bin_rate_profile(t, cfg.epoch_s, table.step_s, cfg.horizon_s))
         return self._burst
 
-    def _exact_waits(self, lam, mu, slots, nodes, backlog, limit, slack) -> tuple:
+    def _exact_waits(self, burst, lam, mu, slots, nodes, backlog, limit, slack) -> tuple:
         """Each pool's ([B, D, M]) waits in the exact engine below and around saturation: for a batch slot in the
         workload's per-second bursts (`BurstTable`, beyond the flat fluid's wait), and for its node's earlier
         prefill passes at the per-second rates (`queueing.prefill_queue_wait`, a bin past the pool's capacity
         admitting at it; the balancer's round-robin deals a node every k-th request, c_a^2 = 1 / k). A pool that
         starts with a backlog is busy until the backlog drains at mu - lam: bursts before then only move its wait
         about the flat fluid's, so the burst wait counts for the share of the epoch after it."""
-        table, profile = self._burst_model()
+        table, profile = burst
         rho = lam / np.maximum(mu, 1e-300)
         buffer_s = BurstTable.slot_buffer_s(rho, slots, mu)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -240,12 +301,12 @@ class EpochEvaluator:
         j = np.searchsorted(pre, pre[start] + rate - 1e-9, side="left")
         return np.where(rate > 0, np.maximum(j - start, 0), 0)
 
-    def _burst_spill(self, m: int, lam: np.ndarray, a: np.ndarray, b: np.ndarray, start: np.ndarray) -> np.ndarray:
+    def _burst_spill(self, table, m: int, lam: np.ndarray, a: np.ndarray, b: np.ndarray,
+                     start: np.ndarray) -> np.ndarray:
         """Exact runs: the nodes from `start` on a pool (model m, warm nodes [a, b)) spills to in the workload's
         per-second bursts. The exact balancer sends a request to the next cold node when every batch slot of the
         pool is taken, and the node stays in the rotation: the fewest nodes (at most SPILL_NODES_MAX) after which
         the epoch's worst burst (`BurstTable.overflow_s`) no longer fills the pool's slots."""
-        table, _ = self._burst_model()
         N = self.cfg.nodes_per_dc
         pre_r, pre_s = self.pre_rps[m], self.pre_slots[m]
         k = np.zeros(start.shape, dtype=np.int64)
@@ -262,7 +323,7 @@ class EpochEvaluator:
             k = k + more
         return np.minimum(k, SPILL_NODES_MAX)
 
-    def _pools(self, P: np.ndarray, lam: np.ndarray, backlog: np.ndarray) -> dict:
+    def _pools(self, P: np.ndarray, lam: np.ndarray, backlog: np.ndarray, burst=None) -> dict:
         """The engine's pools of each plan ([B, D, M] each, node positions [B, D]): warm sets along the node order,
         the large model first (`Engine._set_warm`: nodes whose throughput covers the forecast at the target
         utilization, at least `min_warm_nodes`, the other models' minimum warm sets kept), then spills from the
@@ -279,7 +340,8 @@ class EpochEvaluator:
             k = np.maximum(cfg.min_warm_nodes, np.minimum(k, N - start - cfg.min_warm_nodes * m))
             ranges[m] = [start, start + k]
             start = start + k
-        out = {k: np.zeros(P.shape) for k in ("warm", "nodes", "mu", "slots", "scv", "tdp_w", "warm_mu", "warm_tdp_w")}
+        out = {k: np.zeros(P.shape) for k in ("warm", "nodes", "mu", "slots", "scv", "tdp_w", "warm_mu", "warm_tdp_w",
+                                              "rotation", "spilled")}
         for m in range(M):
             a, b = ranges[m]
             warm_mu = self.pre_rps[m][b] - self.pre_rps[m][a]
@@ -287,7 +349,7 @@ class EpochEvaluator:
                 # the exact balancer spills when a request finds every batch slot of the pool taken: the nodes
                 # the workload's worst burst needs (`_burst_spill`), besides what the mean rate and a backlog need
                 want = np.maximum(2.0 * (lam[..., m] - warm_mu), 0.0) + backlog[..., m] / SPILL_DRAIN_S
-                extra = np.maximum(self._burst_spill(m, lam[..., m], a, b, start),
+                extra = np.maximum(self._burst_spill(burst[0], m, lam[..., m], a, b, start),
                                    np.where((lam[..., m] > warm_mu) | (backlog[..., m] > 0),
                                             self._take(m, start, want), 0))
                 extra = np.minimum(extra, N - start)
@@ -305,6 +367,9 @@ class EpochEvaluator:
                 out[key][..., m] = pre[b] - pre[a] + pre[c] - pre[start]
             out["warm_mu"][..., m] = warm_mu
             out["warm_tdp_w"][..., m] = self.cum_tdp_w[b] - self.cum_tdp_w[a]
+            if self.exact:  # the rotation's length over the warm set; each node spilled in joins it once
+                out["rotation"][..., m] = self.wrr_sum[m][a, b]
+                out["spilled"][..., m] = self.pre_hosts[m][c] - self.pre_hosts[m][start]
             out["warm"][..., m] = b - a
             out["nodes"][..., m] = b - a + extra
             start = c
@@ -334,7 +399,13 @@ class EpochEvaluator:
             mix = np.where(R_dc > 0, R / np.maximum(R_dc, 1e-12), mix_all)
             backlog = queued[None, :, None] * mix  # [B, D, M]
         lam = R / t_e
-        pool = self._pools(P, lam, backlog)
+        burst = self._burst_model(state.arrival_s) if self.exact else None
+        if state.work_scale is None:
+            pool = self._pools(P, lam, backlog, burst)
+        else:  # the epoch's own token mix: its pools serve fewer (more) requests, and spill as its work needs
+            scale = np.asarray(state.work_scale, dtype=float)
+            pool = self._pools(P, lam * scale, backlog, burst)
+            pool["mu"], pool["warm_mu"] = pool["mu"] / scale, pool["warm_mu"] / scale
         nodes, mu = pool["nodes"], pool["mu"]
 
         resident = state.resident_nodes
@@ -348,7 +419,7 @@ class EpochEvaluator:
         mean_net = net / np.maximum(R, 1e-12)
         slack = np.maximum(0.0, limit - physics.round_trip_s(mean_net))  # [B, D, M]
         if self.exact:
-            stat_wait, stat_late = self._exact_waits(lam, mu, pool["slots"], nodes, backlog, limit, slack)
+            stat_wait, stat_late = self._exact_waits(burst, lam, mu, pool["slots"], nodes, backlog, limit, slack)
         else:
             stat_wait, stat_late = self._stationary(lam, mu, pool["slots"], pool["scv"], pool["spare"], limit)
             pf_wait, pf_late = self._prefill_wait(lam, mu, limit)
@@ -367,11 +438,21 @@ class EpochEvaluator:
 
         # energy: each pool's nodes at the p-state of their utilization (served work over capacity, Eq. 4-5), the
         # nodes past the last pool parked. The balancer's weights give the warm set the work up to its capacity and
-        # the nodes spilled in what it cannot take (`cohorts.balancer_shares`, as the engine's pools spread it)
+        # the nodes spilled in what it cannot take (`cohorts.balancer_shares`, as the engine's pools spread it).
+        # Exact runs: what a burst late in the epoch leaves waiting at its end is admitted, its GPU time counted,
+        # in the next epoch (`BurstTable.carry_s`)
         work = np.minimum(R + backlog, mu * t_e)
         warm_mu, warm_tdp = pool["warm_mu"], pool["warm_tdp_w"]
-        rho_w = np.minimum(work / np.maximum(warm_mu * t_e, 1e-300), 1.0)
-        rho_s = np.clip((work - warm_mu * t_e) / np.maximum((mu - warm_mu) * t_e, 1e-300), 0.0, 1.0)
+        warm_work = work
+        if self.exact:
+            rho = lam / mu_
+            work = np.maximum(work - burst[0].carry_s(rho, BurstTable.slot_buffer_s(rho, pool["slots"], mu)) * mu,
+                              0.0)
+            # the exact rotation: the warm set's weights and one turn for each node spilled in (it stays in)
+            rot = pool["rotation"]
+            warm_work = work * rot / np.maximum(rot + pool["spilled"], 1e-300)
+        rho_w = np.minimum(warm_work / np.maximum(warm_mu * t_e, 1e-300), 1.0)
+        rho_s = np.clip((work - rho_w * warm_mu * t_e) / np.maximum((mu - warm_mu) * t_e, 1e-300), 0.0, 1.0)
         pc_w, pc_s = (physics.pstate_power_fraction(r, True, cfg.pc_pstates, cfg.pstate_busy_limits, cfg.pc_parked)
                       for r in (rho_w, rho_s))
         active = pool["active"]  # [B, D]

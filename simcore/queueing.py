@@ -311,6 +311,7 @@ class BurstTable:
             w = np.maximum(0.0, w + (rho * r[:, k] - 1.0) * step_s)
             W[:, :, k + 1] = w
         self.peak_s = W.max(axis=2).mean(axis=1)  # [R] an epoch's largest wait, averaged over the epochs
+        self.end_s = W[:, :, -1].copy()  # [R, E] each epoch's wait at its end (work it leaves to the next)
         vals = np.concatenate([W[:, :, :-1], W[:, :, 1:]], axis=2).reshape(len(BURST_RHO), -1)
         weight = np.concatenate([r, r], axis=1).ravel()
         weight = weight / weight.sum()
@@ -356,6 +357,17 @@ class BurstTable:
         (mean over the epochs): the work that finds every slot taken at the epoch's worst burst."""
         rho = np.asarray(rho, dtype=float)
         return np.maximum(np.interp(rho, BURST_RHO, self.peak_s) - np.asarray(buffer_s, dtype=float), 0.0)
+
+    def carry_s(self, rho, buffer_s) -> np.ndarray:
+        """The work left waiting at the epoch's end, (W(end) - b)+ in seconds of the pool's capacity (mean over
+        the epochs; linear in rho between the tabulated utilizations): what a burst late in the epoch leaves to
+        the next one, beyond the slots' buffer (its requests are admitted, and their GPU time counted, then)."""
+        rho, b = np.broadcast_arrays(np.asarray(rho, dtype=float), np.asarray(buffer_s, dtype=float))
+        fr = np.clip(rho, BURST_RHO[0], BURST_RHO[-1]) / (BURST_RHO[1] - BURST_RHO[0])
+        i = np.minimum(fr.astype(np.int64), len(BURST_RHO) - 2)
+        a = (fr - i)[..., None]
+        end = self.end_s[i] * (1.0 - a) + self.end_s[i + 1] * a  # [..., E]
+        return np.maximum(end - b[..., None], 0.0).mean(axis=-1)
 
     def excess_wait(self, rho, buffer_s) -> np.ndarray:
         """Mean wait for a slot beyond a flat fluid's at the same rho (`fluid_segment` holds that part), s."""

@@ -117,7 +117,8 @@ def test_energy_cost_water_carbon_agree_with_event_engine(agreement):
 
 @pytest.mark.xfail(strict=True, reason="issue 19 (open): on the morning ramp the engine keeps the 7B pool on its "
                    "resident small nodes where the evaluator moves it onto the 8xH100 node the 70B warm set freed "
-                   "(RAMP_GAP: energy/cost/water -13.9 % D=4 uniform, -10.8 % D=8 nearest, -12.1 % D=12 random_plan)")
+                   "(RAMP_GAP: energy -13.9 % D=4 uniform, cost -10.8 % D=8 nearest, water -10.6 % D=12 random_plan; "
+                   "the nodes' positions are not in the observation)")
 def test_energy_agrees_with_event_engine_on_the_ramp_epoch(agreement):
     for r in agreement:
         if r["scenario"] in RAMP_GAP:
@@ -125,12 +126,12 @@ def test_energy_agrees_with_event_engine_on_the_ramp_epoch(agreement):
                 assert abs(r[k]) <= ENERGY_TOL, (k, r)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19 (open): D=8 nearest epoch 80 (the evening, an epoch of its own) "
-                   "queues in the engine's cohort pools to a 0.415 s mean TTFT where the evaluator, fed the same "
-                   "forecast and counts, sees 0.235 s (-43 %): the datacenters that start it with a 7B backlog (dc 5: "
-                   "5,936 requests, 9 s of its capacity at rho 0.91) stay queued (engine 1.81 s there, 0.09-0.10 s at "
-                   "the datacenters without one) where the evaluator's fluid drains it in 108 s (0.56 s); the other "
-                   "15 epochs of their own hold (docs/model.md 'Validation')")
+@pytest.mark.xfail(strict=True, reason="issue 19 (open): D=4 uniform epoch 80 (the evening, an epoch of its own): "
+                   "engine 0.168 s, evaluator 0.239 s (+42 %, 0.021 s past the 0.05-s allowance). The 70B agrees "
+                   "(0.507 s both); the 7B pool (15 nodes at rho 0.91, no free node left to spill to) gets 0.085 s "
+                   "of M/G/c wait in the rate profile's two top levels (1.12x, 1.21x: rho_bin 1.02, 1.10) where the "
+                   "engine's cohort pools wait ~0.01 s; the epoch's own profile (top 1.11x, 1.16x) closes less than "
+                   "half of it. D=8 nearest epoch 80, the case before, now holds (-14.6 %)")
 def test_ttft_agreement_with_event_engine(agreement):
     """Mean TTFT per epoch, where the epoch is the engine's own: every request served and at most CARRY_LIMIT of
     its arrivals still waiting at its end (else its waits are set by later epochs' plans and warm sets, which the
@@ -307,3 +308,60 @@ def test_arrival_peak_to_mean_by_hand():
     # evenly spread: one per bin, the ratio is 1
     assert arrival_peak_to_mean(200.0 + 10.0 * np.arange(10) + 5.0, 200.0, 100.0, 10.0) == pytest.approx(1.0)
     assert arrival_peak_to_mean(np.zeros(0), 0.0, 100.0, 10.0) is None
+
+
+# --- the epoch's truth in agreement checks; the exact balancer's rotation (issue 19, rung 3) ---------------------
+def test_burst_table_carry_is_the_wait_left_at_the_epoch_end_by_hand():
+    # 0.5x the mean rate for 50 s, then 1.5x: at rho = 1 the fluid's wait rises 0.5 s per second from 50 s to 25 s
+    # at the end; beyond a buffer of 5 s, 20 s of the pool's capacity is left to the next epoch
+    table = BurstTable(np.r_[np.full(50, 0.5), np.full(50, 1.5)][None], 1.0)
+    assert table.carry_s(1.0, 0.0) == pytest.approx(25.0)
+    assert table.carry_s(1.0, 5.0) == pytest.approx(20.0)
+    # the burst first, then the calm (test_burst_table_hand_computed): all served within the epoch
+    assert BurstTable(np.r_[np.full(50, 1.5), np.full(50, 0.5)][None], 1.0).carry_s(1.0, 0.0) == 0.0
+    # halfway between two tabulated utilizations, linear: at rho 0.975 the wait rises 0.975 x 1.5 - 1 = 0.4625 s per
+    # second to 23.125 s; halfway to 25 s: 24.0625 s
+    rho = 0.5 * (BURST_RHO[39] + BURST_RHO[40])
+    assert BURST_RHO[39] == pytest.approx(0.975)
+    assert table.carry_s(rho, 0.0) == pytest.approx(24.0625)
+
+
+def test_rotation_length_of_a_warm_range_by_hand():
+    from simcore.evaluator import _wrr_range_sums
+
+    # node throughputs 2, 0 (does not serve the model), 4, 1: weights are 8 x rps / the slowest of the range's
+    w = _wrr_range_sums(np.array([2.0, 0.0, 4.0, 1.0]))
+    assert w[0, 1] == 8 and w[0, 2] == 8  # node 1 takes no turn
+    assert w[0, 3] == 8 + 16
+    assert w[0, 4] == 16 + 32 + 8
+    assert w[2, 4] == 32 + 8 and w[1, 2] == 0 and w[3, 3] == 0
+
+
+def test_epoch_zero_warm_set_is_resident_and_work_scale_of_the_sample_is_one(small_eval):
+    eng, ev = small_eval
+    obs = eng.epochs.observation(next(iter(eng.epochs)))
+    assert obs.epoch == 0 and not np.any(obs.resident_nodes)
+    # the service was running before the horizon: the first warm set starts loaded (`Engine._preload`)
+    assert EpochState.from_observation(obs).resident_nodes is None
+    p, o = eng.info.token_sample
+    model = np.zeros(len(p), dtype=int)
+    np.testing.assert_allclose(ev.work_scale(model, p, o), [1.0, 1.0])  # model 1: no requests, 1
+    heavier = ev.work_scale(model, p, 2 * np.asarray(o))
+    assert 1.2 < heavier[0] < 2.0  # twice the decode, the prefill alike: between
+
+
+def test_exact_evaluator_fed_the_truth_holds_the_code_hours_bursty_epochs():
+    """Rung 3's cell N=4 U=0.5 Azure 2023 code hour (12 of its 57 minutes empty, bursts to 3.6x the mean): before
+    the epoch's own bursts and carry-over, and the exact balancer's rotation, energy was +17 % in epoch 0 (the 7B
+    warm node at P2 where the engine's rotation gives its spilled node a ninth of the requests) and TTFT -51 % /
+    +61 % (the workload's averaged bursts)."""
+    from reports import validate as V
+
+    cell = dict(nodes_per_dc=4, peak_utilization=0.5, trace="azure-code-2023", scheduler="uniform")
+    rec, tab, eng, seen = V.play_cell(cell, "1", repr(float(V.window_load_scale(cell))), record=True)
+    rows = V.rung3_rows(V.cell_name(cell), eng, rec, tab, seen)
+    for r in rows:
+        print(f"  {r['cell']} {r['quantity']:<9} engine {r['reference']:9.4g} evaluator {r['simulated']:9.4g} "
+              f"{r['error']:+.3f}")
+    assert {r["quantity"] for r in rows} == {"energy", "cost", "water", "carbon", "ttft_mean"}
+    assert all(r["holds"] for r in rows)

@@ -3,7 +3,8 @@ online protocol) and after `--train-days` other days of the bundled week (`simco
 both on its own objective.
 
 A learner's objective is the Eq. 11 weighted sum of its four metrics under its own weights (the run's, equal by
-default, for MARLIN-Balanced and the baselines; a MARLIN-Min* variant's, its objective dominant), each over the same run of the uniform plan on the same day (1.0 = as
+default, for MARLIN-Balanced and the baselines; a MARLIN-Min* variant's, its objective dominant; SLIT's
+`slit_weights`, carbon and water first), each over the same run of the uniform plan on the same day (1.0 = as
 uniform, lower is better): mean TTFT, carbon, water and cost; the SLA-violation rate (late or unserved over
 arrived) is printed beside it, since a lower objective bought with violations is not a better scheduler.
 
@@ -16,6 +17,9 @@ requests late or unserved).
 
 Each learner is trained once (a checkpoint folder of this script's own) and then plays the test day twice from the
 trained state: learning online (`--test-learning online`) and frozen (`--test-learning frozen`).
+
+`--jsonl FILE` appends one JSON line per learner and seed (the three runs' metrics, the uniform run's, the
+weights and the objectives) for tables made later.
 
 Figures, not a test: the machine's load changes the walls, never the metrics (same seed, same output).
 """
@@ -60,6 +64,7 @@ def main() -> None:
     ap.add_argument("--learners", default=",".join(LEARNERS))
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a parameter for every learner's runs that has it (e.g. a candidate default)")
+    ap.add_argument("--jsonl", default=None, help="append one JSON line per learner and seed to this file")
     a = ap.parse_args()
     world = ["--dcs", str(a.dcs), "--hours", f"{a.hours:g}"]
     weights = (0.25, 0.25, 0.25, 0.25)
@@ -80,7 +85,7 @@ def main() -> None:
                 trained = _run(["--scheduler", name, *train], tmp / f"{name}-{seed}-trained")
                 frozen = _run(["--scheduler", name, *train, "--test-learning", "frozen"],
                               tmp / f"{name}-{seed}-frozen")  # the same checkpoint: no second training
-                own = own_weights(name, weights)
+                own = own_weights(name, weights, a.set)
                 o, t, f = (objective(x, ref, own) for x in (online, trained, frozen))
                 train_s = trained["training"].get("train_wall_s", 0.0)
                 print(f"{name:<12} {seed:>4} {o:>10.4f} {t:>11.4f} {100 * (t / o - 1):>+7.2f}% {f:>10.4f} "
@@ -90,16 +95,30 @@ def main() -> None:
                 print(f"{'':<12} trained / online: " + ", ".join(
                     f"{m} {trained[m] / online[m]:.3f}" for m in METRICS) + "; frozen / online: " + ", ".join(
                     f"{m} {frozen[m] / online[m]:.3f}" for m in METRICS), flush=True)
+                if a.jsonl:
+                    keep = (*METRICS, "sla_violation_rate")
+                    row = {"learner": name, "seed": int(seed), "dcs": a.dcs, "hours": a.hours,
+                           "train_days": a.train_days, "sets": a.set, "weights": [float(w) for w in own],
+                           "objective": {"online": o, "trained": t, "frozen": f}, "train_wall_s": train_s,
+                           **{k: {m: x[m] for m in keep} for k, x in
+                              (("uniform", ref), ("online", online), ("trained", trained), ("frozen", frozen))}}
+                    with open(a.jsonl, "a") as fh:
+                        fh.write(json.dumps(row) + "\n")
 
 
-def own_weights(name: str, weights: tuple) -> tuple:
-    """A learner's own objective weights: a MARLIN Min* variant's (its objective dominant), else the run's."""
+def own_weights(name: str, weights: tuple, sets: list = ()) -> tuple:
+    """A learner's own objective weights (with the `--set` values of its parameters): a MARLIN Min* variant's (its
+    objective dominant), SLIT's `slit_weights`, else the run's."""
     from schedulers.marlin.scheduler import Marlin, variant_weights
     from schedulers.registry import resolve
 
     cls = resolve(name)
+    mine = dict(item.split("=", 1) for item in sets if item.partition("=")[0].strip() in cls.Params.names())
+    params = cls.Params.from_dict({k.strip(): v for k, v in mine.items()}, "--set")
     if isinstance(cls, type) and issubclass(cls, Marlin) and cls.variant is not None:
-        return tuple(variant_weights(cls.variant, cls.Params().marlin_variant_dominant))
+        return tuple(variant_weights(cls.variant, params.marlin_variant_dominant))
+    if hasattr(params, "slit_weights"):
+        return tuple(params.slit_weights)
     return weights
 
 

@@ -65,7 +65,12 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a parameter for every learner's runs that has it (e.g. a candidate default)")
     ap.add_argument("--jsonl", default=None, help="append one JSON line per learner and seed to this file")
+    ap.add_argument("--table", default=None, metavar="FILE.jsonl",
+                    help="run nothing: print the Markdown table (one row per learner) of the lines in this file")
     a = ap.parse_args()
+    if a.table:
+        print(markdown_table([json.loads(x) for x in Path(a.table).read_text().splitlines() if x.strip()]))
+        return
     world = ["--dcs", str(a.dcs), "--hours", f"{a.hours:g}"]
     weights = (0.25, 0.25, 0.25, 0.25)
     print(f"D={a.dcs}, {a.hours:g} h, train days {a.train_days}{', ' + ' '.join(a.set) if a.set else ''}; objective "
@@ -104,6 +109,32 @@ def main() -> None:
                               (("uniform", ref), ("online", online), ("trained", trained), ("frozen", frozen))}}
                     with open(a.jsonl, "a") as fh:
                         fh.write(json.dumps(row) + "\n")
+
+
+OBJECTIVE_NAMES = ("TTFT", "carbon", "water", "cost")
+
+
+def markdown_table(rows: list) -> str:
+    """One row per learner (the last line of each learner and seed counts), its seeds side by side: its objective's
+    weights, online / trained / frozen objective, the changes against online and the SLA-violation shares."""
+    last = {(r["learner"], r["seed"]): r for r in rows}
+    learners = list(dict.fromkeys(k[0] for k in last))
+    out = ["| learner | objective (weights on TTFT, carbon, water, cost) | seeds | online | trained | trained: change "
+           "| frozen | frozen: change | SLA violations online / trained / frozen |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for name in learners:
+        rs = [last[k] for k in sorted(k for k in last if k[0] == name)]
+        w = "Eq. 11, " + "/".join(f"{x:g}" for x in (round(v, 3) for v in rs[0]["weights"]))
+
+        def cell(f):
+            return " / ".join(f(r) for r in rs)
+        ob = lambda k: cell(lambda r: f"{r['objective'][k]:.4f}")  # noqa: E731
+        ch = lambda k: cell(lambda r: f"{100 * (r['objective'][k] / r['objective']['online'] - 1):+.2f} %")  # noqa: E731
+        viol = cell(lambda r: "{:.2f}/{:.2f}/{:.2f} %".format(
+            *(100 * r[k]["sla_violation_rate"] for k in ("online", "trained", "frozen"))))
+        out.append(f"| {name} | {w} | {cell(lambda r: str(r['seed']))} | {ob('online')} | {ob('trained')} | "
+                   f"{ch('trained')} | {ob('frozen')} | {ch('frozen')} | {viol} |")
+    return "\n".join(out)
 
 
 def own_weights(name: str, weights: tuple, sets: list = ()) -> tuple:

@@ -37,16 +37,6 @@ Adapted, and why: PerLLM's servers are edge and cloud machines with per-request 
 a plan per epoch, so one epoch plays several arms (one per row) and each played arm gets one reward. The grid's
 carbon intensity and price move every hour, so past rewards are discounted by `perllm_discount` per epoch
 (discounted UCB, Garivier & Moulines 2011); 1.0 gives the paper's stationary UCB.
-
-What it carries to another run (the trained protocol, `simcore.training`): its arms' ranking, not their statistics.
-A run starts with every arm unplayed (infinite index), as the untrained bandit does, and tries them in the order of
-the carried ranking, `prior` (each arm's discounted mean reward at the end of the run it learned on; the seeded
-RNG and latency break the remaining ties, as before; untrained, `prior` is 0 everywhere and nothing changes).
-Why: the discounted statistics describe the last hours of another day's grid, and discounting decays an unplayed
-arm's count, never its mean; carried as they were, a mean left 3 reward units behind by that day's evening peak
-(TTFT several times the fleet mean) kept an arm unexplored for about 50 epochs of the test day, which routed its
-whole night to the arm that had been greenest the evening before (24 h, D = 4, seed 1: carbon +2.3 % over the
-untrained run, all of it in hours 2-14).
 """
 from __future__ import annotations
 
@@ -81,8 +71,7 @@ class PerLLM(Scheduler):
     """Constraint satisfaction + (discounted) UCB bandit over datacenters."""
 
     Params = PerLLMParams
-    # the bandit's arm ranking, its counts and rewards (carried as the ranking alone, `state_dict`), the head-room
-    learned = ("n", "r_sum", "prior", "sla_rate", "headroom")  # simcore.training
+    learned = ("n", "r_sum", "sla_rate", "headroom")  # the bandit's counts and rewards, head-room (simcore.training)
     adapts_frozen = ("sla_rate", "headroom")  # the constraints' observations, not the bandit: kept up when frozen
 
     def setup(self) -> None:
@@ -90,7 +79,6 @@ class PerLLM(Scheduler):
         D = info.dcs
         self.n = np.zeros(info.plan_shape[1:])  # discounted play counts per (origin, datacenter)
         self.r_sum = np.zeros(info.plan_shape[1:])  # discounted reward sums
-        self.prior = np.zeros(info.plan_shape[1:])  # carried ranking: the order unplayed arms are tried in (0: none)
         self.rtt = physics.round_trip_s(np.asarray(info.latency_s, dtype=float))  # [O, D]
         self.sent = None  # [O, D] requests the last plan sent from each origin to each datacenter
         self.sla_rate = np.zeros(D)  # last observed SLA-violation share per datacenter
@@ -103,16 +91,6 @@ class PerLLM(Scheduler):
         self.sla_ok = ttft <= self.params.perllm_sla_margin * info.sla_ttft_s
         self.capacity = np.asarray(info.capacity.requests_per_epoch, dtype=float)  # [D, M] requests per epoch
         self.headroom = Headroom(self.params)
-
-    # --- what another run carries ---------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """The learned state as another run starts from it: no plays, and each arm's rank (`prior`) its discounted
-        mean reward so far (an arm this run never played keeps the rank it was given)."""
-        state = super().state_dict()
-        n, r_sum = state["n"], state["r_sum"]
-        state["prior"] = np.where(n > 0, r_sum / np.maximum(n, 1e-300), state["prior"])
-        state["n"], state["r_sum"] = np.zeros_like(n), np.zeros_like(r_sum)
-        return state
 
     # --- bandit ------------------------------------------------------------------------------------------
     def ucb(self) -> np.ndarray:
@@ -176,10 +154,8 @@ class PerLLM(Scheduler):
         for neg, m, o in order:
             left = -neg
             arms = np.flatnonzero(feas[m, o])
-            # best UCB first; ties (e.g. several unplayed arms) broken by the carried ranking, the seeded RNG, then
-            # lower latency
-            arms = sorted(arms, key=lambda d: (-index[o, d], -self.prior[o, d], self.rng.random(),
-                                               self.info.latency_s[o, d]))
+            # best UCB first; ties (e.g. several unplayed arms) broken by the seeded RNG, then lower latency
+            arms = sorted(arms, key=lambda d: (-index[o, d], self.rng.random(), self.info.latency_s[o, d]))
             if left <= 0:  # no forecast for this row: its best arm, taking no capacity
                 plan[m, o, arms[0] if len(arms) else int(np.argmin(self.info.latency_s[o]))] = 1.0
                 continue

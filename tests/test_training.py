@@ -290,38 +290,3 @@ def test_actor_critics_mean_logits_stay_within_their_bound():
         out = actor.mean(torch.zeros(1, 3))[0]
     assert torch.all(out.abs() <= 6.0) and out[0] > 5.99 and out[1] < -5.99
     assert abs(float(out[2]) - 0.3) < 1e-3 and float(out[3]) == 0.0
-
-
-
-def test_a_trained_perllm_starts_the_day_unplayed_and_tries_its_arms_in_the_carried_order():
-    """PerLLM carries its arms' ranking, not their discounted counts: carried as they were, a mean left far behind by
-    another day's evening kept an arm unexplored for half the test day (24 h, D = 4: the night routed to the arm
-    greenest the evening before). The test day starts with every arm unplayed, and its first plan sends each row to
-    the feasible arm ranked best by training; the untrained bandit has no ranking (prior 0: its play unchanged)."""
-    cfg = _world(scheduler="perllm")
-    sched = create("perllm")
-    training.pretrain(cfg, sched, 1)
-    state = sched.state_dict()
-    assert not state["n"].any() and not state["r_sum"].any()
-    assert np.all(state["prior"] < 0)  # every arm was played: ranked by its mean reward (a negative cost)
-    seen, decide = [], sched.decide
-
-    def first(obs):
-        counts, feas, prior = sched.n.copy(), sched.feasible(), sched.prior.copy()
-        plan = decide(obs)
-        if obs.epoch == 0:
-            seen.append((counts, feas, prior, plan))
-        return plan
-
-    sched.decide = first
-    simulate(cfg, sched)  # the test day
-    counts, feas, prior, plan = seen[0]
-    assert not counts.any() and np.array_equal(prior, state["prior"])
-    rows = [(m, o) for m in range(plan.shape[0]) for o in range(plan.shape[1]) if feas[m, o].any()]
-    assert rows
-    for m, o in rows:
-        arms = np.flatnonzero(feas[m, o])
-        assert int(np.argmax(plan[m, o])) == int(arms[np.argmax(prior[o, arms])])
-    fresh = create("perllm")
-    fresh.reset(engine_mod.Engine(cfg, fresh).info, np.random.default_rng(0))
-    assert not fresh.prior.any()

@@ -130,8 +130,8 @@ def markdown_table(rows: list) -> str:
             return " / ".join(f(r) for r in rs)
         ob = lambda k: cell(lambda r: f"{r['objective'][k]:.4f}")  # noqa: E731
         ch = lambda k: cell(lambda r: f"{100 * (r['objective'][k] / r['objective']['online'] - 1):+.2f} %")  # noqa: E731
-        viol = cell(lambda r: "{:.2f}/{:.2f}/{:.2f} %".format(
-            *(100 * r[k]["sla_violation_rate"] for k in ("online", "trained", "frozen"))))
+        viol = "; ".join("seed {}: {:.2f} / {:.2f} / {:.2f} %".format(
+            r["seed"], *(100 * r[k]["sla_violation_rate"] for k in ("online", "trained", "frozen"))) for r in rs)
         out.append(f"| {name} | {w} | {cell(lambda r: str(r['seed']))} | {ob('online')} | {ob('trained')} | "
                    f"{ch('trained')} | {ob('frozen')} | {ch('frozen')} | {viol} |")
     return "\n".join(out)

@@ -111,9 +111,6 @@ def main() -> None:
                         fh.write(json.dumps(row) + "\n")
 
 
-OBJECTIVE_NAMES = ("TTFT", "carbon", "water", "cost")
-
-
 def markdown_table(rows: list) -> str:
     """One row per learner (the last line of each learner and seed counts), its seeds side by side: its objective's
     weights, online / trained / frozen objective, the changes against online and the SLA-violation shares."""
@@ -126,10 +123,14 @@ def markdown_table(rows: list) -> str:
         rs = [last[k] for k in sorted(k for k in last if k[0] == name)]
         w = "Eq. 11, " + "/".join(f"{x:g}" for x in (round(v, 3) for v in rs[0]["weights"]))
 
-        def cell(f):
+        def cell(f, rs=rs):
             return " / ".join(f(r) for r in rs)
-        ob = lambda k: cell(lambda r: f"{r['objective'][k]:.4f}")  # noqa: E731
-        ch = lambda k: cell(lambda r: f"{100 * (r['objective'][k] / r['objective']['online'] - 1):+.2f} %")  # noqa: E731
+
+        def ob(k):
+            return cell(lambda r: f"{r['objective'][k]:.4f}")
+
+        def ch(k):
+            return cell(lambda r: f"{100 * (r['objective'][k] / r['objective']['online'] - 1):+.2f} %")
         viol = "; ".join("seed {}: {:.2f} / {:.2f} / {:.2f} %".format(
             r["seed"], *(100 * r[k]["sla_violation_rate"] for k in ("online", "trained", "frozen"))) for r in rs)
         out.append(f"| {name} | {w} | {cell(lambda r: str(r['seed']))} | {ob('online')} | {ob('trained')} | "

@@ -3,7 +3,8 @@ online protocol) and after `--train-days` other days of the bundled week (`simco
 both on its own objective.
 
 A learner's objective is the Eq. 11 weighted sum of its four metrics under its own weights (the run's, equal by
-default, for MARLIN-Balanced and the baselines; a MARLIN-Min* variant's, its objective dominant), each over the same run of the uniform plan on the same day (1.0 = as
+default, for MARLIN-Balanced and the baselines; a MARLIN-Min* variant's, its objective dominant; SLIT's
+`slit_weights`, carbon and water first), each over the same run of the uniform plan on the same day (1.0 = as
 uniform, lower is better): mean TTFT, carbon, water and cost; the SLA-violation rate (late or unserved over
 arrived) is printed beside it, since a lower objective bought with violations is not a better scheduler.
 
@@ -16,6 +17,9 @@ requests late or unserved).
 
 Each learner is trained once (a checkpoint folder of this script's own) and then plays the test day twice from the
 trained state: learning online (`--test-learning online`) and frozen (`--test-learning frozen`).
+
+`--jsonl FILE` appends one JSON line per learner and seed (the three runs' metrics, the uniform run's, the
+weights and the objectives) for tables made later.
 
 Figures, not a test: the machine's load changes the walls, never the metrics (same seed, same output).
 """
@@ -60,7 +64,13 @@ def main() -> None:
     ap.add_argument("--learners", default=",".join(LEARNERS))
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a parameter for every learner's runs that has it (e.g. a candidate default)")
+    ap.add_argument("--jsonl", default=None, help="append one JSON line per learner and seed to this file")
+    ap.add_argument("--table", default=None, metavar="FILE.jsonl",
+                    help="run nothing: print the Markdown table (one row per learner) of the lines in this file")
     a = ap.parse_args()
+    if a.table:
+        print(markdown_table([json.loads(x) for x in Path(a.table).read_text().splitlines() if x.strip()]))
+        return
     world = ["--dcs", str(a.dcs), "--hours", f"{a.hours:g}"]
     weights = (0.25, 0.25, 0.25, 0.25)
     print(f"D={a.dcs}, {a.hours:g} h, train days {a.train_days}{', ' + ' '.join(a.set) if a.set else ''}; objective "
@@ -80,7 +90,7 @@ def main() -> None:
                 trained = _run(["--scheduler", name, *train], tmp / f"{name}-{seed}-trained")
                 frozen = _run(["--scheduler", name, *train, "--test-learning", "frozen"],
                               tmp / f"{name}-{seed}-frozen")  # the same checkpoint: no second training
-                own = own_weights(name, weights)
+                own = own_weights(name, weights, a.set)
                 o, t, f = (objective(x, ref, own) for x in (online, trained, frozen))
                 train_s = trained["training"].get("train_wall_s", 0.0)
                 print(f"{name:<12} {seed:>4} {o:>10.4f} {t:>11.4f} {100 * (t / o - 1):>+7.2f}% {f:>10.4f} "
@@ -90,16 +100,57 @@ def main() -> None:
                 print(f"{'':<12} trained / online: " + ", ".join(
                     f"{m} {trained[m] / online[m]:.3f}" for m in METRICS) + "; frozen / online: " + ", ".join(
                     f"{m} {frozen[m] / online[m]:.3f}" for m in METRICS), flush=True)
+                if a.jsonl:
+                    keep = (*METRICS, "sla_violation_rate")
+                    row = {"learner": name, "seed": int(seed), "dcs": a.dcs, "hours": a.hours,
+                           "train_days": a.train_days, "sets": a.set, "weights": [float(w) for w in own],
+                           "objective": {"online": o, "trained": t, "frozen": f}, "train_wall_s": train_s,
+                           **{k: {m: x[m] for m in keep} for k, x in
+                              (("uniform", ref), ("online", online), ("trained", trained), ("frozen", frozen))}}
+                    with open(a.jsonl, "a") as fh:
+                        fh.write(json.dumps(row) + "\n")
 
 
-def own_weights(name: str, weights: tuple) -> tuple:
-    """A learner's own objective weights: a MARLIN Min* variant's (its objective dominant), else the run's."""
+def markdown_table(rows: list) -> str:
+    """One row per learner (the last line of each learner and seed counts), its seeds side by side: its objective's
+    weights, online / trained / frozen objective, the changes against online and the SLA-violation shares."""
+    last = {(r["learner"], r["seed"]): r for r in rows}
+    learners = list(dict.fromkeys(k[0] for k in last))
+    out = ["| learner | objective (weights on TTFT, carbon, water, cost) | seeds | online | trained | trained: change "
+           "| frozen | frozen: change | SLA violations online / trained / frozen |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for name in learners:
+        rs = [last[k] for k in sorted(k for k in last if k[0] == name)]
+        w = "Eq. 11, " + "/".join(f"{x:g}" for x in (round(v, 3) for v in rs[0]["weights"]))
+
+        def cell(f, rs=rs):
+            return " / ".join(f(r) for r in rs)
+
+        def ob(k):
+            return cell(lambda r: f"{r['objective'][k]:.4f}")
+
+        def ch(k):
+            return cell(lambda r: f"{100 * (r['objective'][k] / r['objective']['online'] - 1):+.2f} %")
+        viol = "; ".join("seed {}: {:.2f} / {:.2f} / {:.2f} %".format(
+            r["seed"], *(100 * r[k]["sla_violation_rate"] for k in ("online", "trained", "frozen"))) for r in rs)
+        out.append(f"| {name} | {w} | {cell(lambda r: str(r['seed']))} | {ob('online')} | {ob('trained')} | "
+                   f"{ch('trained')} | {ob('frozen')} | {ch('frozen')} | {viol} |")
+    return "\n".join(out)
+
+
+def own_weights(name: str, weights: tuple, sets: list = ()) -> tuple:
+    """A learner's own objective weights (with the `--set` values of its parameters): a MARLIN Min* variant's (its
+    objective dominant), SLIT's `slit_weights`, else the run's."""
     from schedulers.marlin.scheduler import Marlin, variant_weights
     from schedulers.registry import resolve
 
     cls = resolve(name)
+    mine = dict(item.split("=", 1) for item in sets if item.partition("=")[0].strip() in cls.Params.names())
+    params = cls.Params.from_dict({k.strip(): v for k, v in mine.items()}, "--set")
     if isinstance(cls, type) and issubclass(cls, Marlin) and cls.variant is not None:
-        return tuple(variant_weights(cls.variant, cls.Params().marlin_variant_dominant))
+        return tuple(variant_weights(cls.variant, params.marlin_variant_dominant))
+    if hasattr(params, "slit_weights"):
+        return tuple(params.slit_weights)
     return weights
 
 

@@ -290,3 +290,22 @@ def test_actor_critics_mean_logits_stay_within_their_bound():
         out = actor.mean(torch.zeros(1, 3))[0]
     assert torch.all(out.abs() <= 6.0) and out[0] > 5.99 and out[1] < -5.99
     assert abs(float(out[2]) - 0.3) < 1e-3 and float(out[3]) == 0.0
+
+
+def test_the_training_benchmark_scores_each_learner_on_its_own_objective():
+    """benchmarks/bench_training.py: SLIT's objective is its own `slit_weights` (carbon and water first), a MARLIN
+    Min* variant's is its dominant objective, the others' the run's weights; `--set` values count."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
+    spec = importlib.util.spec_from_file_location("bench_training", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    equal = (0.25, 0.25, 0.25, 0.25)
+    assert bench.own_weights("qlearning", equal) == equal
+    assert bench.own_weights("slit", equal) == (0.1, 0.4, 0.4, 0.1)
+    assert bench.own_weights("slit", equal, ["slit_weights=0.25,0.25,0.25,0.25", "reference_dcs=4"]) == equal
+    assert np.allclose(bench.own_weights("marlin-mincarbon", equal), (0.1, 0.7, 0.1, 0.1))
+    assert np.allclose(bench.own_weights("marlin-mincarbon", equal, ["marlin_variant_dominant=0.4"]),
+                       (0.2, 0.4, 0.2, 0.2))

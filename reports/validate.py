@@ -11,12 +11,12 @@
 
 `python run.py validate [--quick] [--out validation.csv] [--overwrite] [--cells NAME] [--workers N]` runs the grid
 (`--workers` pieces at a time, each in its own process; the rows are a serial run's), prints every cell's errors and
-the worst per rung, and writes `validation.csv` (one row per cell and quantity). It is a library call (`run_ladder`); the
-command line only parses and prints. It lives in reports/ because it plays schedulers (simcore knows none).
+the worst per rung, and writes `validation.csv` (one row per cell and quantity). It is a library call
+(`run_ladder`); the command line only parses and prints. It lives in reports/ because it plays schedulers
+(simcore knows none).
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import math

@@ -9,16 +9,18 @@
 - rung 3, the epoch evaluator vs the engine: each epoch's observation, plan and true counts fed to the evaluator
   (energy, cost, water, carbon; mean TTFT).
 
-`python run.py validate [--quick] [--out validation.csv] [--overwrite] [--cells NAME]` runs the grid, prints every cell's errors and the worst
-per rung, and writes `validation.csv` (one row per cell and quantity). It is a library call (`run_ladder`); the
-command line only parses and prints. It lives in reports/ because it plays schedulers (simcore knows none).
+`python run.py validate [--quick] [--out validation.csv] [--overwrite] [--cells NAME] [--workers N]` runs the grid
+(`--workers` pieces at a time, each in its own process; the rows are a serial run's), prints every cell's errors and
+the worst per rung, and writes `validation.csv` (one row per cell and quantity). It is a library call
+(`run_ladder`); the command line only parses and prints. It lives in reports/ because it plays schedulers
+(simcore knows none).
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,14 +183,15 @@ RUNG3_TTFT_ABS_S = 0.05  # as tests/test_evaluator.py: 2.5 % of the SLA
 RUNG3_CARRY_LIMIT = 0.05  # an epoch whose backlog at its end exceeds this share of its arrivals is not its own
 GRID_DCS = 4
 GRID_HOURS = 0.5  # two epochs: epoch 0 (warm start) and epoch 1 (the first planned on a forecast)
-GRID = {"nodes_per_dc": (4, 12, 30), "peak_utilization": (0.5, 0.8, 0.95, 1.2),
+GRID = {"nodes_per_dc": (4, 12, 30, 100), "peak_utilization": (0.5, 0.8, 0.95, 1.2),
         "trace": ("azure-code-2024", "burstgpt-profile", "azure-conv-2023", "azure-code-2023"),
         "scheduler": ("uniform", "nearest", "fill-carbon")}
-# the full factorial is ~100 exact runs of up to 3e6 requests, past the 20-minute budget on this machine: for the
-# Azure code day and the BurstGPT profile every (nodes, utilization) with `uniform` (at 30 nodes only the 0.5 and
-# 0.95 loads), and the other schedulers at 12 nodes and 0.95 (their plans concentrate load: the cells where pools
-# are smallest); for the two Azure 2023 hours `uniform` on 4 and 12 nodes at 0.5, 0.8 and 0.95
-GRID_SKIP = {(30, 0.8), (30, 1.2)}
+# the full factorial is ~100 exact runs of up to 8e6 requests, past the 20-minute budget on this machine: for the
+# Azure code day and the BurstGPT profile every (nodes, utilization) with `uniform` (at 30 and 100 nodes only the
+# 0.5 and 0.95 loads: a 100-node cell at 0.95 is ~8e6 exact requests, ~4.5 min of CPU), and the other schedulers at
+# 12 nodes and 0.95 (their plans concentrate load: the cells where pools are smallest); for the two Azure 2023
+# hours `uniform` on 4 and 12 nodes at 0.5, 0.8 and 0.95
+GRID_SKIP = {(30, 0.8), (30, 1.2), (100, 0.8), (100, 1.2)}
 HOUR_TRACES = ("azure-conv-2023", "azure-code-2023")
 HOUR_CELLS = {"nodes_per_dc": (4, 12), "peak_utilization": (0.5, 0.8, 0.95)}
 QUICK = (dict(nodes_per_dc=12, peak_utilization=0.8, trace="burstgpt-profile", scheduler="uniform"),
@@ -368,13 +371,17 @@ def auto_cohort(cell: dict, load_scale: str) -> int:
 
 def run_cell(cell: dict) -> list[dict]:
     """Rungs 2 and 3 of one cell: one exact run (recording the plans), one cohort run at the same load, and the
-    cohort auto would use there (a rung-2 row that fails where auto plays exactly is no error of a run)."""
+    cohort auto would use there (a rung-2 row that fails where auto plays exactly is no error of a run); where auto
+    plays cohorts of another size, a run in those too (rung-2 rows named '<cell> cohort <size>')."""
     scale = repr(float(window_load_scale(cell)))
     rec_a, tab_a, eng, seen = play_cell(cell, "1", scale, record=True)
     rec_b, tab_b, _, _ = play_cell(cell, str(GRID_COHORT), scale)
     name = cell_name(cell)
     rows = rung2_rows(name, (rec_a, tab_a), (rec_b, tab_b)) + rung3_rows(name, eng, rec_a, tab_a, seen)
     auto = auto_cohort(cell, scale)
+    if auto not in (1, GRID_COHORT):  # the cohort auto plays the cell in, held to exact play too
+        rec_c, tab_c, _, _ = play_cell(cell, str(auto), scale)
+        rows += rung2_rows(f"{name} cohort {auto}", (rec_a, tab_a), (rec_c, tab_c))
     for r in rows:
         r.update({k: cell[k] for k in GRID}, exact_requests=len(rec_a.ttft_s), auto_cohort=auto)
     return rows
@@ -385,18 +392,78 @@ COLUMNS = ("rung", "cell", "quantity", "reference", "simulated", "error", "toler
            "nodes_per_dc", "peak_utilization", "trace", "scheduler", "exact_requests", "auto_cohort")
 
 
-def run_ladder(quick: bool = False, progress=print, cells: str | None = None) -> list[dict]:
-    """Every rung's rows: rung 0 (vidur), then rungs 2 and 3 over the grid (or its QUICK cells); with `cells`, only
-    the grid cells whose name contains it (no rung 0)."""
+def ladder_tasks(quick: bool = False, cells: str | None = None) -> list[tuple]:
+    """The ladder's independent pieces in report order: ("rung 0", None) unless `cells` is given, then
+    ("cell", cell) for each grid cell (or QUICK cell) whose name contains `cells`."""
     chosen = [c for c in grid_cells(quick) if cells is None or cells in cell_name(c)]
     if cells is not None and not chosen:
         raise SimError(f"--cells {cells!r}: no grid cell's name contains it (names like 'N=12 U=0.95 azure uniform')")
-    rows = rung0(quick) if cells is None else []
-    for cell in chosen:
-        t0 = time.perf_counter()
-        rows += run_cell(cell)
-        progress(f"  cell {cell_name(cell)}: {time.perf_counter() - t0:.1f} s")
-    return rows
+    return ([] if cells is not None else [("rung 0", None)]) + [("cell", c) for c in chosen]
+
+
+def run_task(kind: str, cell: dict | None, quick: bool) -> list[dict]:
+    """One piece of the ladder: rung 0's rows, or one cell's rungs 2 and 3."""
+    return rung0(quick) if kind == "rung 0" else run_cell(cell)
+
+
+def _process_task(argv: tuple, out: str) -> tuple:
+    """A piece run in its own process (`reports.executors.run_in_processes`): (error or None, seconds, rows)."""
+    kind, cell, quick = argv
+    t0, c0 = time.perf_counter(), time.process_time()
+    try:
+        rows = run_task(kind, cell, quick)
+    except Exception as e:  # noqa: BLE001  (reported by the parent, which ends the ladder with it)
+        return f"{type(e).__name__}: {e}", time.perf_counter() - t0, None
+    return None, time.perf_counter() - t0, rows, time.process_time() - c0
+
+
+def run_ladder(quick: bool = False, progress=print, cells: str | None = None, workers: int = 1,
+               bar: bool = False, cpu: dict | None = None) -> list[dict]:
+    """Every rung's rows: rung 0 (vidur), then rungs 2 and 3 over the grid (or its QUICK cells); with `cells`, only
+    the grid cells whose name contains it (no rung 0). `workers` > 1: the pieces (rung 0, each cell) run in that
+    many processes at a time (`reports.executors`); the rows are those of a serial run, in its order. `progress`
+    gets a line per piece as it ends (or None); `bar`: a tqdm bar over the pieces (where stderr is a terminal);
+    `cpu`, a dict: its "s" gets the pieces' CPU seconds added, in whichever process they ran."""
+    from tqdm import tqdm
+
+    tasks = ladder_tasks(quick, cells)
+    names = ["rung 0" if kind == "rung 0" else f"cell {cell_name(cell)}" for kind, cell in tasks]
+    results: list = [None] * len(tasks)
+    shown = tqdm(total=len(tasks), desc="validate", unit="piece", disable=None if bar else True, dynamic_ncols=True)
+    say = shown.write if not shown.disable else (progress or (lambda _: None))
+
+    def done(i: int, error: str | None, seconds: float, rows: list | None = None, cpu_s: float = 0.0) -> None:
+        if error:  # a bug, not the user's: an internal error (exit 1), the other pieces stopped
+            raise RuntimeError(f"validate: {names[i]} failed: {error}")
+        results[i] = rows
+        if cpu is not None:
+            cpu["s"] = cpu.get("s", 0.0) + cpu_s
+        say(f"  {names[i]}: {seconds:.1f} s (CPU {cpu_s:.1f} s)")
+        shown.update(1)
+
+    try:
+        if workers <= 1 or len(tasks) <= 1:
+            for i, (kind, cell) in enumerate(tasks):
+                t0, c0 = time.perf_counter(), time.process_time()
+                rows = run_task(kind, cell, quick)
+                done(i, None, time.perf_counter() - t0, rows, time.process_time() - c0)
+        else:
+            from reports.executors import run_in_processes
+
+            # the biggest pieces first, so the last to end is a small one (same rows: they are put back in order)
+            order = sorted(range(len(tasks)), key=lambda i: -_cost(*tasks[i], quick))
+            # a piece writes no file: the executor's `out` (what it cleans after a killed process) is the null device
+            run_in_processes([(i, (*tasks[i], quick), os.devnull) for i in order], min(workers, len(tasks)),
+                             _process_task, done)
+    finally:
+        shown.close()
+    return [r for rows in results for r in rows]
+
+
+def _cost(kind: str, cell: dict | None, quick: bool) -> float:
+    """A piece's rough CPU time, to start the longest first: a cell's nodes x load (its exact requests); rung 0
+    (about a minute, less than the large cells) is put last."""
+    return 0.0 if kind == "rung 0" else cell["nodes_per_dc"] * cell["peak_utilization"]
 
 
 def write_csv(rows: list[dict], path: str | Path) -> None:
@@ -449,15 +516,24 @@ def report(rows: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """`python run.py validate [--quick] [--out validation.csv] [--overwrite] [--cells NAME]`."""
-    ap = argparse.ArgumentParser(prog="run.py validate", description="the fidelity ladder (docs/model.md "
+    """`python run.py validate [--quick] [--out validation.csv] [--overwrite] [--cells NAME] [--workers N]
+    [--no-progress]`."""
+    from schedulers.options import Parser
+
+    ap = Parser(prog="run.py validate", description="the fidelity ladder (docs/model.md "
                                  "'Validation'): rung 0 vs vidur, rungs 2-3 over the grid")
     ap.add_argument("--quick", action="store_true", help="rung 0 and a few cells (CI, under 2 minutes)")
     ap.add_argument("--out", default="validation.csv", help="the CSV written (default validation.csv)")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     ap.add_argument("--cells", default=None, help="only the grid cells whose name contains this (e.g. 'conv23', "
                     "'N=12 U=0.95'); rung 0 left out")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="pieces (rung 0, each grid cell) run at a time, each in its own process; the rows are a "
+                    "serial run's (default: the machine's cores)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = ap.parse_args(argv)
+    if a.workers < 1:
+        raise SimError(f"--workers {a.workers}: need at least 1")
     out = Path(a.out)
     if out.exists() and not out.is_file():
         raise SimError(f"--out {out}: not a file")
@@ -465,9 +541,10 @@ def main(argv: list[str]) -> int:
         raise SimError(f"--out {out}: exists; pass --overwrite to replace it")
     if not out.parent.is_dir():
         raise SimError(f"--out {out}: no folder {out.parent}")
-    t0, c0 = time.perf_counter(), time.process_time()
-    rows = run_ladder(a.quick, cells=a.cells)
+    t0, cpu = time.perf_counter(), {"s": 0.0}
+    rows = run_ladder(a.quick, cells=a.cells, workers=a.workers, bar=not a.no_progress, cpu=cpu)
     print(report(rows))
     write_csv(rows, out)
-    print(f"{len(rows)} rows -> {out} (wall {time.perf_counter() - t0:.0f} s, CPU {time.process_time() - c0:.0f} s)")
+    print(f"{len(rows)} rows -> {out} (wall {time.perf_counter() - t0:.0f} s, CPU {cpu['s']:.0f} s in the pieces, "
+          f"{a.workers} worker{'s' * (a.workers > 1)})")
     return 0

@@ -145,3 +145,35 @@ def test_validate_command_refuses_to_replace_a_file_it_did_not_write(tmp_path, c
     out.write_text("mine")
     assert run.main(["validate", "--quick", "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err and out.read_text() == "mine"
+
+
+def test_grid_measures_100_nodes_per_datacenter_on_the_azure_day_and_burstgpt():
+    cells = V.grid_cells()
+    names = [V.cell_name(c) for c in cells]
+    assert len(names) == len(set(names))  # every cell once
+    big = {(c["trace"], c["peak_utilization"], c["scheduler"]) for c in cells if c["nodes_per_dc"] == 100}
+    assert big == {(t, u, "uniform") for t in ("azure-code-2024", "burstgpt-profile") for u in (0.5, 0.95)}
+    assert {c["nodes_per_dc"] for c in cells} == {4, 12, 30, 100}
+    assert "N=100 U=0.95 azure uniform" in names and "N=100 U=0.5 burstgpt uniform" in names
+    # the quick grid (CI) stays on its two small cells
+    assert [c["nodes_per_dc"] for c in V.grid_cells(quick=True)] == [12, 4]
+
+
+def test_workers_give_the_serial_rows_in_the_serial_order(ladder, tmp_path):
+    # both quick cells in two processes (the larger one starts first) against the serial fixture's rows
+    parallel = V.run_ladder(quick=True, progress=None, cells=" U=0.", workers=2)
+    serial = [r for r in ladder if r["rung"] != 0]
+    assert [r["cell"] for r in parallel] == [r["cell"] for r in serial]
+    V.write_csv(serial, tmp_path / "serial.csv")
+    V.write_csv(parallel, tmp_path / "parallel.csv")
+    assert (tmp_path / "parallel.csv").read_text() == (tmp_path / "serial.csv").read_text()
+
+
+@pytest.mark.parametrize("value, says", [("0", "--workers 0: need at least 1"), ("-2", "--workers -2: need at least 1"),
+                                         ("two", "argument --workers: invalid int value: 'two'")])
+def test_validate_refuses_a_bad_workers_value_in_one_line(tmp_path, capsys, value, says):
+    import run
+    out = tmp_path / "validation.csv"
+    assert run.main(["validate", "--quick", "--workers", value, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: {says}" and not out.exists()

@@ -406,15 +406,21 @@ def run_task(kind: str, cell: dict | None, quick: bool) -> list[dict]:
     return rung0(quick) if kind == "rung 0" else run_cell(cell)
 
 
-def _process_task(argv: tuple, out: str) -> tuple:
-    """A piece run in its own process (`reports.executors.run_in_processes`): (error or None, seconds, rows)."""
-    kind, cell, quick = argv
+def _timed_task(kind: str, cell: dict | None, quick: bool) -> tuple:
+    """(None, wall seconds, rows, CPU seconds) of one piece (`run_task`), the shape `run_ladder`'s `done` takes."""
     t0, c0 = time.perf_counter(), time.process_time()
-    try:
-        rows = run_task(kind, cell, quick)
-    except Exception as e:  # noqa: BLE001  (reported by the parent, which ends the ladder with it)
-        return f"{type(e).__name__}: {e}", time.perf_counter() - t0, None
+    rows = run_task(kind, cell, quick)
     return None, time.perf_counter() - t0, rows, time.process_time() - c0
+
+
+def _process_task(argv: tuple, out: str) -> tuple:
+    """A piece run in its own process (`reports.executors.run_in_processes`): `_timed_task`'s tuple, or (error,
+    wall seconds, None, 0.0) for a piece that raised."""
+    t0 = time.perf_counter()
+    try:
+        return _timed_task(*argv)
+    except Exception as e:  # noqa: BLE001  (reported by the parent, which ends the ladder with it)
+        return f"{type(e).__name__}: {e}", time.perf_counter() - t0, None, 0.0
 
 
 def run_ladder(quick: bool = False, progress=print, cells: str | None = None, workers: int = 1,
@@ -444,9 +450,7 @@ def run_ladder(quick: bool = False, progress=print, cells: str | None = None, wo
     try:
         if workers <= 1 or len(tasks) <= 1:
             for i, (kind, cell) in enumerate(tasks):
-                t0, c0 = time.perf_counter(), time.process_time()
-                rows = run_task(kind, cell, quick)
-                done(i, None, time.perf_counter() - t0, rows, time.process_time() - c0)
+                done(i, *_timed_task(kind, cell, quick))
         else:
             from reports.executors import run_in_processes
 

@@ -36,7 +36,7 @@ import numpy as np
 from simcore import physics
 from simcore.config import Config
 from simcore.cohorts import SPILL_DRAIN_S
-from simcore.exact import WRR_RESOLUTION
+from simcore.exact import wrr_weight
 from simcore.queueing import (BurstTable, bin_rate_profile, bins_per_epoch, fluid_segment,
                               pool_queueing_wait, prefill_queue_wait)
 
@@ -46,7 +46,8 @@ HALFIN_WHITT_NEGLIGIBLE = 6.0  # sqrt(slots) x (1 - rho) above this: the queuein
 
 def _wrr_range_sums(rps: np.ndarray) -> np.ndarray:
     """[N + 1, N + 1]: entry [a, b] the exact balancer's rotation length over a warm set of nodes [a, b) along the
-    node order, the sum of `exact.wrr_weights` of the nodes that serve the model (rps > 0; 0 if none)."""
+    node order, the sum of the balancer weights (`exact.wrr_weight`) of the nodes that serve the model (rps > 0; 0
+    if none)."""
     rps = np.asarray(rps, dtype=float)
     N = len(rps)
     out = np.zeros((N + 1, N + 1))
@@ -54,7 +55,7 @@ def _wrr_range_sums(rps: np.ndarray) -> np.ndarray:
         r = rps[a:]
         ok = r > 0
         low = np.minimum.accumulate(np.where(ok, r, np.inf))  # [b - a] the slowest node of [a, b]
-        w = np.where(ok[None, :], np.maximum(np.rint(WRR_RESOLUTION * r[None, :] / low[:, None]), 1.0), 0.0)
+        w = np.where(ok[None, :], wrr_weight(r[None, :], low[:, None]), 0.0)
         w = np.where(np.tri(len(r), dtype=bool), w, 0.0)  # node j counts in [a, a + i] for j <= i
         out[a, a + 1:] = w.sum(axis=1)
     return out

@@ -29,13 +29,19 @@ from simcore.nodes import NodeModel
 WRR_RESOLUTION = 8  # balancer weights resolve node throughputs to 1/8 of the slowest node's
 
 
+def wrr_weight(rps, slowest) -> np.ndarray:
+    """A node's balancer weight (elementwise, float): its throughput `rps` in whole multiples of 1/WRR_RESOLUTION
+    of the `slowest` node's in its warm set, at least 1."""
+    return np.maximum(np.rint(WRR_RESOLUTION * np.asarray(rps, dtype=float) / np.maximum(slowest, 1e-300)), 1.0)
+
+
 def wrr_weights(rps: np.ndarray) -> np.ndarray:
-    """Balancer weights: each node's throughput `rps` in whole multiples of 1/WRR_RESOLUTION of the slowest
-    node's (at least 1). Also how the cohort model spreads a pool's work (`simcore.cohorts.balancer_shares`)."""
+    """Balancer weights of a warm set (`wrr_weight` against its slowest node). Also how the cohort model spreads a
+    pool's work (`simcore.cohorts.balancer_shares`)."""
     rps = np.asarray(rps, dtype=float)
     if not len(rps):
         return np.zeros(0, dtype=int)
-    return np.maximum(np.rint(WRR_RESOLUTION * rps / max(rps.min(), 1e-300)), 1).astype(int)
+    return wrr_weight(rps, rps.min()).astype(int)
 DECODE_CLOCK_TOLERANCE = 1e-7  # decode steps: a request counts as done when the node's clock is this close
 
 

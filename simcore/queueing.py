@@ -334,11 +334,17 @@ class BurstTable:
         step = burst_step_s(arrival_s, epoch_s, horizon_s)
         return cls(burst_counts(arrival_s, epoch_s, step, horizon_s, BURST_EPOCHS), step)
 
-    def _read(self, table: np.ndarray, rho, z) -> np.ndarray:
-        rho, z = np.broadcast_arrays(np.asarray(rho, dtype=float), np.asarray(z, dtype=float))
+    @staticmethod
+    def _rho_bracket(rho: np.ndarray) -> tuple:
+        """(i, a): rho lies between the tabulated BURST_RHO[i] and BURST_RHO[i + 1], a fraction a of the way (clipped
+        to the table's range; BURST_RHO is evenly spaced from 0)."""
         fr = np.clip(rho, BURST_RHO[0], BURST_RHO[-1]) / (BURST_RHO[1] - BURST_RHO[0])
         i = np.minimum(fr.astype(np.int64), len(BURST_RHO) - 2)
-        a = fr - i
+        return i, fr - i
+
+    def _read(self, table: np.ndarray, rho, z) -> np.ndarray:
+        rho, z = np.broadcast_arrays(np.asarray(rho, dtype=float), np.asarray(z, dtype=float))
+        i, a = self._rho_bracket(rho)
         zc = np.clip(z, 0.0, BURST_Z_S[-1])
         j = np.clip(np.searchsorted(BURST_Z_S, zc, side="right") - 1, 0, len(BURST_Z_S) - 2)
         z0, z1 = BURST_Z_S[j], BURST_Z_S[j + 1]
@@ -363,9 +369,8 @@ class BurstTable:
         the epochs; linear in rho between the tabulated utilizations): what a burst late in the epoch leaves to
         the next one, beyond the slots' buffer (its requests are admitted, and their GPU time counted, then)."""
         rho, b = np.broadcast_arrays(np.asarray(rho, dtype=float), np.asarray(buffer_s, dtype=float))
-        fr = np.clip(rho, BURST_RHO[0], BURST_RHO[-1]) / (BURST_RHO[1] - BURST_RHO[0])
-        i = np.minimum(fr.astype(np.int64), len(BURST_RHO) - 2)
-        a = (fr - i)[..., None]
+        i, a = self._rho_bracket(rho)
+        a = a[..., None]
         end = self.end_s[i] * (1.0 - a) + self.end_s[i + 1] * a  # [..., E]
         return np.maximum(end - b[..., None], 0.0).mean(axis=-1)
 

@@ -33,6 +33,8 @@ Adapted to this problem:
 - acting: the mean plan (softmax of the mean logits), projected onto the head-room target; the mean logits are
   tanh-squashed into [-actorcritic_logit_bound, actorcritic_logit_bound] (as MARLIN's actions are): unbounded,
   they saturated the softmax after a few days of training and the policy stopped learning;
+- pre-training (`--train-days`): the networks, optimizers, EMA and head-room are carried from day to day; each
+  day played from a trained state (not a frozen one) restarts the policy's spread at `actorcritic_warm_log_std`;
 - determinism: networks initialized under torch.random.fork_rng with a seed from the scheduler's generator,
   samples drawn with a torch.Generator seeded from it; one torch thread.
 """
@@ -88,6 +90,11 @@ class ActorCriticParams(EvaluatorParams):
     actorcritic_init_log_std: float = param(0.0, "Actor-Critic: initial log std of the Gaussian over plan logits")
     actorcritic_min_log_std: float = param(-3.0, "Actor-Critic: lower clamp of the log std")
     actorcritic_max_log_std: float = param(1.0, "Actor-Critic: upper clamp of the log std")
+    actorcritic_warm_log_std: float = param(0.0, "Actor-Critic: a day played from a trained state starts with the "
+                                            "policy's log std raised to at least this (and its Adam moments "
+                                            "restarted): the spread its rollouts search with, which training "
+                                            "collapses (-2.8 after 3 days); <= actorcritic_min_log_std keeps it as "
+                                            "trained; a frozen day keeps it")
     actorcritic_logit_bound: float = param(6.0, "Actor-Critic: the mean logits are tanh-squashed into [-this, this] "
                                            "(a plan entry's share at most e^(2 x this) times another's; MARLIN's "
                                            "marlin_logit_scale)", lo=0, lo_open=True)
@@ -127,6 +134,19 @@ class ActorCritic(EvaluatorScheduler):
         self.grad_steps = 0
         self.epoch_spend = (0, 0)  # (plans simulated, gradient steps) of the last epoch: the declared budgets
         self.history: list = []  # per epoch: (mean sampled reward, critic value) for inspection
+
+    def load_state_dict(self, state) -> None:
+        """The trained state, its policy's spread raised to `actorcritic_warm_log_std` (not on a frozen day): the
+        exploration restarts, the mean policy, the critic and the rest of the optimizers' state are carried. The
+        test day's plans are searched by sampling around the mean; at the trained spread (log std -2.8, samples
+        within ~0.06 logit of the mean) a day of updates hardly moved the policy (24 h, D = 4: 1.86 % worse than
+        untrained on seed 1; restored to 0: README 'Protocols')."""
+        super().load_state_dict(state)
+        floor = self.params.actorcritic_warm_log_std
+        if state is not None and not self.frozen and floor > self.params.actorcritic_min_log_std:
+            with torch.no_grad():
+                self.actor.log_std.clamp_(min=floor)
+            self.actor_opt.state.pop(self.actor.log_std, None)
 
     def log_std(self) -> torch.Tensor:
         p = self.params

@@ -22,6 +22,12 @@ SMALL = {"ddqn": {"ddqn_hidden": 16, "ddqn_updates_per_epoch": 2},
          "actorcritic": {"actorcritic_hidden": 16},
          "marlin": {"marlin_actor_hidden": 16, "marlin_critic_hidden": 16, "marlin_batch_size": 16,
                     "marlin_updates_per_epoch": 1, "plan_evaluations_per_epoch": 17}}
+# what a learner restarts when a day starts from a trained state, switched off: then the state survives `reset` exactly
+KEEP_ALL = {"ddqn": {"ddqn_warm_replay_keep": 20000}, "actorcritic": {"actorcritic_warm_log_std": -3.0}}
+
+
+def _small(name: str, keep_all: bool = False) -> dict:
+    return {**SMALL.get(name, {}), **(KEEP_ALL.get(name, {}) if keep_all else {})}
 
 
 def _state_bytes(state) -> bytes:
@@ -109,17 +115,17 @@ def test_every_learner_carries_what_it_learned_into_the_test_day(name):
     """After training, the test day's run starts from the trained state (not setup's fresh one) and plays
     differently from an untrained run wherever it has a choice; the trained state survives `reset`."""
     cfg = _world(scheduler=name)
-    trained = create(name, SMALL.get(name, {}))
+    trained = create(name, _small(name, keep_all=True))
     record = training.pretrain(cfg, trained, 1)
     assert record["learns"] and record["epochs_trained"] == cfg.epochs and record["days_played"] == 1
     state = trained.state_dict()
     engine = engine_mod.Engine(cfg, trained)
     trained.reset(engine.info, np.random.default_rng(0))  # what the test day's run does first
     assert _same(trained.state_dict(), state)
-    fresh = create(name, SMALL.get(name, {}))
+    fresh = create(name, _small(name, keep_all=True))
     fresh.reset(engine.info, np.random.default_rng(0))
     assert not _same(fresh.state_dict(), state)
-    online, warm = _plans(cfg, create(name, SMALL.get(name, {}))), _plans(cfg, trained)
+    online, warm = _plans(cfg, create(name, _small(name, keep_all=True))), _plans(cfg, trained)
     if len({str(p) for p in online + warm}) > 1:  # (where this small world leaves it a choice at all)
         assert online != warm
 
@@ -309,3 +315,54 @@ def test_the_training_benchmark_scores_each_learner_on_its_own_objective():
     assert np.allclose(bench.own_weights("marlin-mincarbon", equal), (0.1, 0.7, 0.1, 0.1))
     assert np.allclose(bench.own_weights("marlin-mincarbon", equal, ["marlin_variant_dominant=0.4"]),
                        (0.2, 0.4, 0.2, 0.2))
+
+
+def test_a_replay_buffer_keeps_its_newest_transitions_in_order():
+    from schedulers.rl.nets import ReplayBuffer
+
+    buf = ReplayBuffer(4, {"x": ()})
+    buf.add(x=np.arange(6.0))  # the ring holds 2, 3, 4, 5 (pos 2: 4, 5, 2, 3)
+    buf.keep_newest(2)
+    assert len(buf) == 2 and buf.data["x"][:2].tolist() == [4.0, 5.0]
+    buf.add(x=np.array([6.0]))  # appended after the kept ones
+    assert len(buf) == 3 and buf.data["x"][:3].tolist() == [4.0, 5.0, 6.0]
+    buf.keep_newest(0)
+    assert len(buf) == 0 and buf.pos == 0
+
+
+def _trained_then_reset(name: str, params: dict, frozen: bool = False):
+    """(the learner's state at the end of one training day, the learner after the next day's `reset`)."""
+    cfg = _world(scheduler=name)
+    sched = create(name, {**SMALL.get(name, {}), **params})
+    training.pretrain(cfg, sched, 1)
+    state = sched.state_dict()
+    sched.frozen = frozen
+    sched.reset(engine_mod.Engine(cfg, sched).info, np.random.default_rng(0))
+    return state, sched
+
+
+def test_ddqn_starts_a_day_from_a_trained_state_with_its_newest_transitions_only():
+    """ddqn_warm_replay_keep: the networks and the optimizer are carried, the replay is cut to its newest
+    transitions (default 0: empty, the day's own transitions are not outnumbered by older days'); frozen: kept."""
+    state, sched = _trained_then_reset("ddqn", {})
+    assert len(state["buffer"]) > 0 and len(sched.buffer) == 0
+    assert _same(sched.q_net, state["q_net"]) and _same(sched.optimizer, state["optimizer"])
+    state, sched = _trained_then_reset("ddqn", {"ddqn_warm_replay_keep": 3})
+    n = len(state["buffer"])
+    assert len(sched.buffer) == 3 and np.array_equal(sched.buffer.data["rew"][:3],
+                                                      state["buffer"].data["rew"][(n - 3 + np.arange(3)) % n])
+    state, sched = _trained_then_reset("ddqn", {}, frozen=True)
+    assert len(sched.buffer) == len(state["buffer"])
+
+
+def test_actor_critic_starts_a_day_from_a_trained_state_with_its_spread_restored():
+    """actorcritic_warm_log_std: a trained policy's log std is raised to at least it (default 0, the initial
+    spread) and its Adam moments restart; the mean policy and the critic are carried; frozen: kept as trained."""
+    state, sched = _trained_then_reset("actorcritic", {"actorcritic_init_log_std": -2.0})
+    assert float(state["actor"].log_std.detach().max()) < 0.0
+    assert torch.all(sched.actor.log_std == 0.0) and sched.actor.log_std not in sched.actor_opt.state
+    assert torch.equal(sched.actor.head[-1].weight, state["actor"].head[-1].weight)
+    assert _same(sched.critic, state["critic"])
+    state, sched = _trained_then_reset("actorcritic", {"actorcritic_init_log_std": -2.0}, frozen=True)
+    assert torch.equal(sched.actor.log_std, state["actor"].log_std)
+

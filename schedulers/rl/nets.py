@@ -107,5 +107,15 @@ class ReplayBuffer:
         idx = rng.integers(0, self.size, size=n)
         return {k: v[idx] for k, v in self.data.items()}
 
+    def keep_newest(self, n: int) -> None:
+        """Forget all but the newest `n` transitions (in insertion order; the next add follows them)."""
+        n = max(0, min(int(n), self.size))
+        order = (self.pos - n + np.arange(n)) % self.capacity  # oldest kept first
+        for k, v in self.data.items():
+            kept = v[order]
+            v[:] = 0
+            v[:n] = kept
+        self.size, self.pos = n, n % self.capacity
+
     def __len__(self) -> int:
         return self.size

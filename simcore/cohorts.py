@@ -309,7 +309,8 @@ class CohortNodes(NodeModel):
         burst fills the free slots, (S - X), before a backlog W grows at lam - mu (`queueing.slot_fill_s`); a
         backlog drains at mu - lam and leaves the slots full. No node ready: W grows at lam.
 
-        :returns: (real requests admitted, the departure curve's points in the bin [(t, D)]); the pool's state
+        :returns: (real requests admitted, the departure curve's points in the bin [(t, D)], whether the curve
+            follows the steps: False where nobody waited and only the bin's end is given); the pool's state
             (backlog, requests in service, drain rate, slots, pending capacity) is left at t1
         """
         W0 = W = self.pW[p]
@@ -323,6 +324,17 @@ class CohortNodes(NodeModel):
         steps = len(lams)
         h = (t1 - t0) / steps
         a = self.pA[p]  # cumulative arrivals at s
+        arrived = sum(lams) * h
+        if W <= 0 and mu > 1e-12 and S > 0 and max(lams) <= mu and not (bps and bps[0][0] < t1):
+            # no step outruns the pool: its slots never fill and nobody waits (D = A all through the bin, whose
+            # segment then reads zero waits off the bin's end point alone: `_play_bin`)
+            T = S / mu
+            decay = math.exp(-h / T)
+            X = min(X, S)
+            for lam in lams:
+                X = lam * T + (X - lam * T) * decay
+            self.pT[p], self.pMu[p], self.pS[p], self.pX[p] = t1, mu, S, X
+            return arrived, [(t1, a + arrived)], False
         curve = []
         k = 0
         while s < t1:
@@ -365,7 +377,7 @@ class CohortNodes(NodeModel):
             elif b >= end:
                 k += 1
         self.pW[p], self.pT[p], self.pMu[p], self.pS[p], self.pX[p] = W, t1, max(mu, 0.0), max(S, 0.0), X
-        return W0 + sum(lams) * h - W, curve
+        return W0 + arrived - W, curve, True
 
     def _play_bin(self) -> None:
         """Play every pool over the bin that just ended: the bin's cohorts arrive at a constant rate (their real
@@ -388,6 +400,9 @@ class CohortNodes(NodeModel):
         lam_nk = self._expected_cohorts(idx, pool, self._step_shares(idx, pool, t0, steps)).reshape(P, steps)
         lam_n = lam_nk.sum(axis=1)
         h = self.bin_s / steps
+        knots = np.zeros((P, steps + 1))  # each pool's real arrivals at the steps' ends since the bin's start
+        np.cumsum(lam_nk * C, axis=1, out=knots[:, 1:])
+        rates = (lam_nk * (C / h)).tolist()
         base = physics.round_trip_s(self.f_net[idx]) + self.f_first[idx]
         base_p = np.bincount(pool, weights=base, minlength=P) / np.maximum(n_p, 1)
         sla = self.cfg.sla_ttft_s
@@ -400,9 +415,9 @@ class CohortNodes(NodeModel):
             lam = n * C / self.bin_s
             later_phase = (p % self.K) // M > 0  # its requests' first token came from their first phase
             limit = sla - base_p[p]
-            lams = (lam_nk[p] * (C / h)).tolist()
+            lams = rates[p]
             saved = (self.pW[p], self.pT[p], self.pMu[p], self.pS[p], self.pX[p], list(self.pBp[p]))
-            drained, curve = self._advance(p, t0, t1, lams)
+            drained, curve, stepped = self._advance(p, t0, t1, lams)
             n_before = len(self.pNodes[p])
             if self.pW[p] > 0 and self._spill(p, p % self.K, self.pool_model[p], t0, lam):
                 # the balancer spills as soon as the warm nodes are full: replay the bin with the cold nodes
@@ -413,7 +428,7 @@ class CohortNodes(NodeModel):
                 self.pW[p], self.pT[p], self.pMu[p], self.pS[p], self.pX[p], self.pBp[p] = saved
                 for bp in joined:
                     bisect.insort(self.pBp[p], bp)
-                drained, curve = self._advance(p, t0, t1, lams)
+                drained, curve, stepped = self._advance(p, t0, t1, lams)
             self.pServed[p] += drained
             self._extend_curve(p, curve)
             a0 = self.pA[p]
@@ -422,8 +437,8 @@ class CohortNodes(NodeModel):
                 self.e.served_dm[self.pool_dc[p], self.pool_model[p]] += drained
             if n > 0:
                 if not later_phase and n_p[p]:
-                    knots = a0 + np.concatenate(([0.0], np.cumsum(lam_nk[p]) * C))
-                    self.pOpen[p].append([a0, self.pA[p], t0, t1, idx[pool == p], limit, 0.0, 0.0, knots])
+                    self.pOpen[p].append([a0, self.pA[p], t0, t1, idx[pool == p], limit, 0.0, 0.0,
+                                          a0 + knots[p] if stepped else None])
                 if 0 < lam < self.pMu[p] and self.pW[p] <= 0:
                     stationary.append((p, lam, self.pMu[p], limit))
             played.append(p)

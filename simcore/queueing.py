@@ -85,6 +85,7 @@ def fluid_segment(backlog, lam, mu, length, wait_limit_s):
 
 
 _MIDPOINTS: dict = {}  # samples -> the midpoints (k + 0.5) / samples, made once (`segment_waits` runs per bin)
+_KNOTS: dict = {}  # knots -> their evenly spaced fractions of a segment, made once (`segment_waits`)
 
 
 def slot_fill_s(in_service: float, steady: float, slots: float, service_s: float) -> float:
@@ -122,7 +123,10 @@ def segment_waits(a0: float, a1: float, t0: float, t1: float, curve_t, curve_d, 
     depart = np.interp(x, curve_d, curve_t)
     if arrivals is None:
         return np.maximum(depart - (t0 + frac * (t1 - t0)), 0.0)
-    arrive = np.interp(x, arrivals, np.linspace(t0, t1, len(arrivals)))
+    knots = _KNOTS.get(len(arrivals))
+    if knots is None:
+        knots = _KNOTS[len(arrivals)] = np.linspace(0.0, 1.0, len(arrivals))
+    arrive = np.interp(x, arrivals, t0 + knots * (t1 - t0))
     return np.maximum(depart - arrive, 0.0)
 
 

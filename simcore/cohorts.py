@@ -3,8 +3,9 @@ reached its datacenter pool since the pool's previous cohort (docs/model.md 'Coh
 
 A pool (datacenter x model, or x phase under split execution) is a fluid FIFO server: its nodes drain the backlog
 at their summed throughput (node capacity `node_rps`, from Eq. 1 and the profiles), a node adding its capacity
-once its weights are loaded. Between two cohorts the arrival rate is C / gap, so the backlog follows in closed
-form, and each real request's wait is read off the pool's cumulative arrival and departure curves once it has
+once its weights are loaded, and a request waits only once the pool's batch slots are full (a burst first fills
+the free slots). Between two cohorts the arrival rate is C / gap (played in 1-s steps), so the backlog follows in
+closed form, and each real request's wait is read off the pool's cumulative arrival and departure curves once it has
 departed (exact whatever the capacity does after it arrived); when the backlog grows faster than the pool drains,
 cold nodes are drawn in (they pay LA_load), and when no node is left the backlog grows: capacity binds. Below
 saturation each request adds the pool's stochastic wait (M/G/c over its batch slots, bounded by what a bin can

@@ -194,3 +194,18 @@ def test_free_batch_slots_absorb_a_burst_before_anyone_waits():
     pool = _pool(100.0, 200.0, 100.0)
     drained, curve, stepped = pool._advance(0, 0.0, 4.0, [90.0, 10.0, 100.0, 50.0])
     assert (drained, curve, stepped, pool.pW[0]) == (250.0, [(4.0, 250.0)], False, 0.0)
+
+
+def test_a_cohort_arrives_evenly_since_the_previous_one_of_its_stream():
+    from types import SimpleNamespace
+
+    nodes = CohortNodes.__new__(CohortNodes)
+    nodes.bin_s = 10.0
+    # bin [10, 20) in 1-s steps: two 7B cohorts (plan-routed: one stream) at 12.5 and 14, a 70B cohort at 11
+    nodes.f_arr, nodes.f_routed = np.array([12.5, 14.0, 11.0]), np.array([True, True, True])
+    nodes.wl = SimpleNamespace(model=np.array([0, 0, 1]))
+    w = nodes._step_shares(np.arange(3), np.array([0, 0, 1]), 10.0, 10)
+    # the first 7B cohort over [10, 12.5], the second over [12.5, 14], the 70B one over [10, 11]
+    assert w[0, :3] == pytest.approx([0.4, 0.4, 0.2]) and w[0, 3:].sum() == 0.0
+    assert w[1, 2:4] == pytest.approx([1 / 3, 2 / 3]) and w[1].sum() == pytest.approx(1.0)
+    assert w[2, 0] == pytest.approx(1.0)

@@ -38,6 +38,10 @@ SPILL_DRAIN_S = 60.0
 # bursts of a few seconds, and a lull inside a bin leaves capacity idle that a burst after it cannot use (issue 19:
 # at one rate per 10-s bin the 100-node Azure cell at 95 % was 25-33 % optimistic on epoch 1's SLA share)
 ARRIVAL_STEP_S = 1.0
+# ... in bins up to this long (the default 10 s, where rung 2 holds them): the spill rule (`_spill`) decides once per
+# bin from its mean rate, so in a longer bin (the RL world's 300 s) a stepped pool queued through bursts that exact
+# play spills to cold nodes (SLA violations 11.4 % vs exact 0.10 %, docs/model.md 'Cohorts'); such bins keep one rate
+STEPPED_BIN_MAX_S = 10.0
 
 
 def balancer_shares(rps: np.ndarray, avail_s: np.ndarray, warm: int, served: float) -> np.ndarray:
@@ -397,7 +401,7 @@ class CohortNodes(NodeModel):
         pool = self.f_pool[idx]
         n_p = np.bincount(pool, minlength=P)
         # each pool's cohorts per arrival step of the bin (ARRIVAL_STEP_S), and their sum
-        steps = max(1, int(round(self.bin_s / ARRIVAL_STEP_S)))
+        steps = max(1, int(round(self.bin_s / ARRIVAL_STEP_S))) if self.bin_s <= STEPPED_BIN_MAX_S + 1e-9 else 1
         lam_nk = self._expected_cohorts(idx, pool, self._step_shares(idx, pool, t0, steps)).reshape(P, steps)
         lam_n = lam_nk.sum(axis=1)
         h = self.bin_s / steps

@@ -85,15 +85,33 @@ def fluid_segment(backlog, lam, mu, length, wait_limit_s):
 
 
 _MIDPOINTS: dict = {}  # samples -> the midpoints (k + 0.5) / samples, made once (`segment_waits` runs per bin)
+_KNOTS: dict = {}  # knots -> their evenly spaced fractions of a segment, made once (`segment_waits`)
+
+
+def slot_fill_s(in_service: float, steady: float, slots: float, service_s: float) -> float:
+    """How long until a pool's batch slots are full: requests in service X follow dX/dt = lam - X / T_s (each slot
+    served in T_s, arrivals lam admitted while a slot is free), from X = `in_service` towards `steady` = lam T_s;
+    they reach `slots` after T_s ln((steady - X) / (steady - slots)), never when steady <= slots (a pool whose
+    arrivals it serves without filling its slots). The cohort pools' buffer against bursts (docs/model.md
+    'Cohorts').
+
+    :returns: seconds (math.inf if never)
+    """
+    if steady <= slots:
+        return math.inf
+    if in_service >= slots:
+        return 0.0
+    return service_s * math.log((steady - in_service) / (steady - slots))
 
 
 def segment_waits(a0: float, a1: float, t0: float, t1: float, curve_t, curve_d, share: float,
-                  samples: int) -> np.ndarray:
-    """Waits in a FIFO fluid queue read off its cumulative curves: a segment of arrivals at a constant rate over
-    [t0, t1] occupies positions [a0, a1] of the arrival curve A(t); the departure curve D(t) is piecewise linear
-    through (curve_t, curve_d), strictly increasing in D. The real request at position x waits
-    D^-1(x) - A^-1(x), exact whatever the capacity did after it arrived; read at `samples` evenly spaced
-    positions (midpoints) of the segment's first `share`.
+                  samples: int, arrivals=None) -> np.ndarray:
+    """Waits in a FIFO fluid queue read off its cumulative curves: a segment of arrivals over [t0, t1] occupies
+    positions [a0, a1] of the arrival curve A(t), at a constant rate, or with `arrivals` the values of A at
+    len(arrivals) evenly spaced times from t0 to t1 (a0 first, a1 last; A linear between them); the departure
+    curve D(t) is piecewise linear through (curve_t, curve_d), strictly increasing in D. The real request at
+    position x waits D^-1(x) - A^-1(x), exact whatever the capacity did after it arrived; read at `samples`
+    evenly spaced positions (midpoints) of the segment's first `share`.
 
     :returns: [samples] waits (s)
     """
@@ -101,8 +119,15 @@ def segment_waits(a0: float, a1: float, t0: float, t1: float, curve_t, curve_d, 
     if mid is None:
         mid = _MIDPOINTS[samples] = (np.arange(samples) + 0.5) / samples
     frac = mid * share
-    depart = np.interp(a0 + frac * (a1 - a0), curve_d, curve_t)
-    return np.maximum(depart - (t0 + frac * (t1 - t0)), 0.0)
+    x = a0 + frac * (a1 - a0)
+    depart = np.interp(x, curve_d, curve_t)
+    if arrivals is None:
+        return np.maximum(depart - (t0 + frac * (t1 - t0)), 0.0)
+    knots = _KNOTS.get(len(arrivals))
+    if knots is None:
+        knots = _KNOTS[len(arrivals)] = np.linspace(0.0, 1.0, len(arrivals))
+    arrive = np.interp(x, arrivals, t0 + knots * (t1 - t0))
+    return np.maximum(depart - arrive, 0.0)
 
 
 def stationary_wait(lam, mu, slots, scv, limit_s):

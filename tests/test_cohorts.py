@@ -10,8 +10,9 @@ from simcore.config import Config
 from simcore.engine import simulate
 import numpy as np
 
+from simcore.cohorts import CohortNodes
 from simcore.queueing import (PROFILE_QUANTILES, bin_rate_profile, bins_per_epoch, fluid_segment, pool_queueing_wait,
-                              segment_waits, stationary_wait, transient_wait)
+                              segment_waits, slot_fill_s, stationary_wait, transient_wait)
 from simcore.results import epoch_table, summary
 
 ENERGY_TOL, TTFT_TOL, SLA_POINTS, UTIL_POINTS = 0.05, 0.25, 0.02, 0.03
@@ -144,3 +145,67 @@ def test_balancer_shares_follow_the_exact_balancers_weights():
     # without a warm set every node takes weight 1; nothing served, nothing used
     np.testing.assert_allclose(balancer_shares(rps, avail, 0, 300.0), [10.0, 5.0, 10.0])
     assert not balancer_shares(rps, avail, 2, 0.0).any()
+
+
+def test_slot_fill_s_hand_computed():
+    # 100 of 200 slots busy, each served in 2 s, arrivals at 300/s (steady state 600 in service): full after
+    # 2 ln((600 - 100) / (600 - 200)) = 2 ln 1.25 s; arrivals the slots keep up with never fill them
+    assert slot_fill_s(100.0, 600.0, 200.0, 2.0) == pytest.approx(2.0 * math.log(1.25))
+    assert slot_fill_s(100.0, 200.0, 200.0, 2.0) == math.inf
+    assert slot_fill_s(200.0, 600.0, 200.0, 2.0) == 0.0
+
+
+def test_segment_waits_read_arrivals_between_their_knots():
+    # nothing arrives in [0, 1), 10 requests in [1, 2); served from t = 1 at 5/s: the request at position x
+    # arrives at 1 + x / 10 and departs at 1 + x / 5, so it waits x / 10 (positions 2.5 and 7.5)
+    w = segment_waits(0.0, 10.0, 0.0, 2.0, [1.0, 3.0], [0.0, 10.0], 1.0, 2, arrivals=[0.0, 0.0, 10.0])
+    assert w == pytest.approx([0.25, 0.75])
+
+
+def _pool(mu: float, slots: float, in_service: float) -> CohortNodes:
+    """One cohort pool's fluid state, nothing else (for `CohortNodes._advance`)."""
+    nodes = CohortNodes.__new__(CohortNodes)
+    nodes.pW, nodes.pT, nodes.pMu, nodes.pS, nodes.pX, nodes.pBp, nodes.pA = \
+        [0.0], [0.0], [mu], [slots], [in_service], [[]], [0.0]
+    return nodes
+
+
+def test_free_batch_slots_absorb_a_burst_before_anyone_waits():
+    # 200 slots served at 100/s (2 s each), 100 busy (the steady state of 50/s); 1-s steps of a 4-s bin
+    calm, burst, flood = [150.0, 50.0, 50.0, 50.0], [300.0, 50.0, 50.0, 50.0], [150.0] * 4
+    pool = _pool(100.0, 200.0, 100.0)
+    drained, curve, _ = pool._advance(0, 0.0, 4.0, calm)
+    # 150/s for 1 s: the slots (steady state 300 > 200) would fill after 2 ln 2 = 1.39 s: nobody waits
+    assert pool.pW[0] == 0.0 and drained == pytest.approx(300.0)
+    assert pool.pX[0] < 200.0
+    pool = _pool(100.0, 200.0, 100.0)
+    drained, curve, _ = pool._advance(0, 0.0, 4.0, burst)
+    # 300/s: full after 2 ln 1.25 s, then a backlog grows at 200/s to t = 1 and drains at 50/s from there
+    fill = 2.0 * math.log(1.25)
+    w1 = 200.0 * (1.0 - fill)
+    assert curve[0] == pytest.approx((fill, 300.0 * fill))
+    assert curve[1] == pytest.approx((1.0, 300.0 - w1))
+    assert pool.pW[0] == pytest.approx(max(0.0, w1 - 3 * 50.0)) and drained == pytest.approx(450.0)
+    # the slots already full (no buffer, as the fluid without slots was): 150/s queue at once, 50/s for 4 s
+    pool = _pool(100.0, 200.0, 200.0)
+    pool._advance(0, 0.0, 4.0, flood)
+    assert pool.pW[0] == pytest.approx(200.0)
+    # no step above the drain rate: the slots never fill, and the bin's curve is its end point alone
+    pool = _pool(100.0, 200.0, 100.0)
+    drained, curve, stepped = pool._advance(0, 0.0, 4.0, [90.0, 10.0, 100.0, 50.0])
+    assert (drained, curve, stepped, pool.pW[0]) == (250.0, [(4.0, 250.0)], False, 0.0)
+
+
+def test_a_cohort_arrives_evenly_since_the_previous_one_of_its_stream():
+    from types import SimpleNamespace
+
+    nodes = CohortNodes.__new__(CohortNodes)
+    nodes.bin_s = 10.0
+    # bin [10, 20) in 1-s steps: two 7B cohorts (plan-routed: one stream) at 12.5 and 14, a 70B cohort at 11
+    nodes.f_arr, nodes.f_routed = np.array([12.5, 14.0, 11.0]), np.array([True, True, True])
+    nodes.wl = SimpleNamespace(model=np.array([0, 0, 1]))
+    w = nodes._step_shares(np.arange(3), np.array([0, 0, 1]), 10.0, 10)
+    # the first 7B cohort over [10, 12.5], the second over [12.5, 14], the 70B one over [10, 11]
+    assert w[0, :3] == pytest.approx([0.4, 0.4, 0.2]) and w[0, 3:].sum() == 0.0
+    assert w[1, 2:4] == pytest.approx([1 / 3, 2 / 3]) and w[1].sum() == pytest.approx(1.0)
+    assert w[2, 0] == pytest.approx(1.0)

@@ -58,8 +58,10 @@ def test_backlog_drains_in_the_predicted_time_and_draws_the_predicted_energy(coh
     if cohort == 1:  # exact: request i starts at its arrival + i x S; the last start ends the backlog
         last = H - 1.0 + latency_matrix_s(cfg)[0, 0] + (n - 1) * S
         backlog = n - 1  # the first started before the horizon
-    else:  # cohorts: the bin's arrivals spread over its 60 s, the node drains 1/S per second from the bin's start
-        backlog = n - cfg.cohort_bin_s / S
+    else:  # cohorts: the bin's arrivals spread from its start, the node's one batch slot takes a request at once
+        # (as exact play's first start; filling the slot takes ~0.1 s, a tenth of a request) and it drains 1/S per
+        # second from the bin's start
+        backlog = n - 1 - cfg.cohort_bin_s / S
         last = H + backlog * S
     drain_s = math.ceil((last - H) / cfg.cohort_bin_s) * cfg.cohort_bin_s  # the drain ends at a bin's end
     assert drain_s > 2 * cfg.epoch_s  # two full drain epochs and a partial one

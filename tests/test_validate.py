@@ -49,8 +49,11 @@ def test_quick_grid_holds_and_writes_every_row(ladder, tmp_path):
         read = list(csv.DictReader(f))
     assert len(read) == len(ladder) and set(V.COLUMNS) <= set(read[0])
     assert "rung 0:" in V.report(ladder) and "rung 2:" in V.report(ladder)
-    # both quick cells (12 and 4 nodes per datacenter) are worlds cohort_size auto plays exactly
-    assert {r["auto_cohort"] for r in grid} == {1}
+    # two quick cells (12 and 4 nodes per datacenter) are worlds cohort_size auto plays exactly; in the third (30
+    # nodes) auto plays cohorts, and those are held to exact play too (rows '<cell> cohort C')
+    auto = {r["nodes_per_dc"]: r["auto_cohort"] for r in grid}
+    assert auto[12] == auto[4] == 1 and auto[30] > 1
+    assert any(r["rung"] == 2 and f"cohort {auto[30]} " in r["cell"] for r in grid)
 
 
 def test_report_counts_rung2_failures_where_auto_plays_exactly_apart():
@@ -155,12 +158,12 @@ def test_grid_measures_100_nodes_per_datacenter_on_the_azure_day_and_burstgpt():
     assert big == {(t, u, "uniform") for t in ("azure-code-2024", "burstgpt-profile") for u in (0.5, 0.95)}
     assert {c["nodes_per_dc"] for c in cells} == {4, 12, 30, 100}
     assert "N=100 U=0.95 azure uniform" in names and "N=100 U=0.5 burstgpt uniform" in names
-    # the quick grid (CI) stays on its two small cells
-    assert [c["nodes_per_dc"] for c in V.grid_cells(quick=True)] == [12, 4]
+    # the quick grid (CI) stays on three small cells, one where auto plays cohorts
+    assert [c["nodes_per_dc"] for c in V.grid_cells(quick=True)] == [12, 4, 30]
 
 
 def test_workers_give_the_serial_rows_in_the_serial_order(ladder, tmp_path):
-    # both quick cells in two processes (the larger one starts first) against the serial fixture's rows
+    # the quick cells in two processes (the larger ones start first) against the serial fixture's rows
     parallel = V.run_ladder(quick=True, progress=None, cells=" U=0.", workers=2)
     serial = [r for r in ladder if r["rung"] != 0]
     assert [r["cell"] for r in parallel] == [r["cell"] for r in serial]

@@ -197,6 +197,14 @@ class EpochEvaluator:
         self.pre_hosts = np.concatenate([zero, np.cumsum(rps > 0, axis=1)], axis=1)
         self.pre_slots = np.concatenate([zero, np.cumsum(hosts[:, types] * self.cap.batch[:, types], axis=1)], axis=1)
         self.pre_scv = np.concatenate([zero, np.cumsum(rps * self.cap.service_scv[:, types], axis=1)], axis=1)
+        # exact runs: a memory-limited node in a pool with a node memory does not limit serves the small requests,
+        # more at once (`capacity.sorted_admission`): what it adds then, and how many such other nodes a range has
+        gain = hosts[:, types] * (self.cap.sorted_rps[:, types] - self.cap.node_rps[:, types]) if self.exact else 0 * rps
+        more = hosts[:, types] * (self.cap.sorted_batch[:, types] - self.cap.batch[:, types]) if self.exact else 0 * rps
+        unlimited = hosts[:, types] & ~self.cap.memory_limited[:, types]
+        self.pre_gain = np.concatenate([zero, np.cumsum(gain, axis=1)], axis=1)  # [M, N + 1]
+        self.pre_more = np.concatenate([zero, np.cumsum(more, axis=1)], axis=1)
+        self.pre_unlimited = np.concatenate([zero, np.cumsum(unlimited, axis=1)], axis=1)
         self.wrr_sum = np.stack([_wrr_range_sums(r) for r in rps]) if self.exact else None  # [M, N + 1, N + 1]
         self.bin_s = cfg.epoch_s / bins_per_epoch(cfg.epoch_s, cfg.cohort_bin_s)  # the engine's cohort bins
         self.rate_profile = np.ones(1) if rate_profile is None else np.asarray(rate_profile, dtype=float)
@@ -302,6 +310,15 @@ class EpochEvaluator:
         j = np.searchsorted(pre, pre[start] + rate - 1e-9, side="left")
         return np.where(rate > 0, np.maximum(j - start, 0), 0)
 
+    def _mixed(self, m: int, a, b, start, c) -> tuple:
+        """What the memory-limited nodes of a pool (model m, nodes [a, b) and [start, c)) add to its throughput and
+        batch slots when the pool also has a node memory does not limit (`capacity.sorted_admission`; exact runs
+        only, else 0)."""
+        def span(pre):
+            return pre[b] - pre[a] + pre[c] - pre[start]
+        mixed = span(self.pre_unlimited[m]) > 0
+        return np.where(mixed, span(self.pre_gain[m]), 0.0), np.where(mixed, span(self.pre_more[m]), 0.0)
+
     def _burst_spill(self, table, m: int, lam: np.ndarray, a: np.ndarray, b: np.ndarray,
                      start: np.ndarray) -> np.ndarray:
         """Exact runs: the nodes from `start` on a pool (model m, warm nodes [a, b)) spills to in the workload's
@@ -314,8 +331,9 @@ class EpochEvaluator:
         more = np.ones(start.shape, dtype=bool)
         for _ in range(SPILL_NODES_MAX + 1):
             c = np.minimum(start + k, N)
-            mu = pre_r[b] - pre_r[a] + pre_r[c] - pre_r[start]
-            slots = pre_s[b] - pre_s[a] + pre_s[c] - pre_s[start]
+            gain, gain_slots = self._mixed(m, a, b, start, c)
+            mu = pre_r[b] - pre_r[a] + pre_r[c] - pre_r[start] + gain
+            slots = pre_s[b] - pre_s[a] + pre_s[c] - pre_s[start] + gain_slots
             rho = lam / np.maximum(mu, 1e-300)
             over = table.overflow_s(rho, BurstTable.slot_buffer_s(rho, slots, mu)) * mu  # real requests
             more &= (over >= 1.0) & (c < N) & (lam > 0)
@@ -342,7 +360,7 @@ class EpochEvaluator:
             ranges[m] = [start, start + k]
             start = start + k
         out = {k: np.zeros(P.shape) for k in ("warm", "nodes", "mu", "slots", "scv", "tdp_w", "warm_mu", "warm_tdp_w",
-                                              "rotation", "spilled")}
+                                              "rotation", "spilled", "mu_base")}
         for m in range(M):
             a, b = ranges[m]
             warm_mu = self.pre_rps[m][b] - self.pre_rps[m][a]
@@ -366,6 +384,10 @@ class EpochEvaluator:
             for key, pre in (("mu", self.pre_rps[m]), ("slots", self.pre_slots[m]), ("scv", self.pre_scv[m]),
                              ("tdp_w", self.cum_tdp_w)):
                 out[key][..., m] = pre[b] - pre[a] + pre[c] - pre[start]
+            out["mu_base"][..., m] = out["mu"][..., m]
+            gain, more = self._mixed(m, a, b, start, c)  # what the pool serves (utilization counts at B*: mu_base)
+            out["mu"][..., m] += gain
+            out["slots"][..., m] += more
             out["warm_mu"][..., m] = warm_mu
             out["warm_tdp_w"][..., m] = self.cum_tdp_w[b] - self.cum_tdp_w[a]
             if self.exact:  # the rotation's length over the warm set; each node spilled in joins it once
@@ -406,7 +428,7 @@ class EpochEvaluator:
         else:  # the epoch's own token mix: its pools serve fewer (more) requests, and spill as its work needs
             scale = np.asarray(state.work_scale, dtype=float)
             pool = self._pools(P, lam * scale, backlog, burst)
-            pool["mu"], pool["warm_mu"] = pool["mu"] / scale, pool["warm_mu"] / scale
+            pool["mu"], pool["warm_mu"], pool["mu_base"] = (pool[k] / scale for k in ("mu", "warm_mu", "mu_base"))
         nodes, mu = pool["nodes"], pool["mu"]
 
         resident = state.resident_nodes
@@ -452,8 +474,9 @@ class EpochEvaluator:
             # the exact rotation: the warm set's weights and one turn for each node spilled in (it stays in)
             rot = pool["rotation"]
             warm_work = work * rot / np.maximum(rot + pool["spilled"], 1e-300)
+        mu_b = pool["mu_base"]  # the work counted at B* (as the engine's utilization counts it)
         rho_w = np.minimum(warm_work / np.maximum(warm_mu * t_e, 1e-300), 1.0)
-        rho_s = np.clip((work - rho_w * warm_mu * t_e) / np.maximum((mu - warm_mu) * t_e, 1e-300), 0.0, 1.0)
+        rho_s = np.clip((work - rho_w * warm_mu * t_e) / np.maximum((mu_b - warm_mu) * t_e, 1e-300), 0.0, 1.0)
         pc_w, pc_s = (physics.pstate_power_fraction(r, True, cfg.pc_pstates, cfg.pstate_busy_limits, cfg.pc_parked)
                       for r in (rho_w, rho_s))
         active = pool["active"]  # [B, D]

@@ -78,6 +78,8 @@ class EpochState:
     :param work_scale: [M] the epoch's own mean GPU time per request over the workload's
         (`EpochEvaluator.work_scale`; None: 1). Likewise only an agreement check's truth: a real epoch's token mix
         is a few % heavier or lighter than the workload's, which moves a node near a p-state limit across it.
+    :param arrival_work: with `arrival_s`, each arrival's `EpochEvaluator.request_work` (None: 1 each). Likewise
+        the truth only: the bursts then carry the work that arrives, so a heavier stretch of the epoch weighs more.
     """
 
     predicted: np.ndarray
@@ -91,10 +93,12 @@ class EpochState:
     queued_by_model: np.ndarray | None = None
     arrival_s: np.ndarray | None = None
     work_scale: np.ndarray | None = None
+    arrival_work: np.ndarray | None = None
 
     @classmethod
     def from_observation(cls, obs, requests: np.ndarray | None = None, arrival_s: np.ndarray | None = None,
-                         work_scale: np.ndarray | None = None) -> "EpochState":
+                         work_scale: np.ndarray | None = None,
+                         arrival_work: np.ndarray | None = None) -> "EpochState":
         """The state a scheduler sees at an epoch start (requests default to the forecast). At epoch 0 the service
         was already running (`Engine._preload`: the first warm set starts loaded, no cold start), so whatever
         warm set a plan asks for is resident (`resident_nodes` None), though no node holds a model yet."""
@@ -102,7 +106,7 @@ class EpochState:
         resident = None if obs.epoch == 0 else obs.resident_nodes
         return cls(pred, pred if requests is None else requests, obs.ci_kg_per_kwh, obs.gi_l_per_kwh,
                    obs.tou_usd_per_kwh, obs.cop, resident, obs.queued, obs.queued_by_model, arrival_s,
-                   work_scale)
+                   work_scale, arrival_work)
 
 
 @dataclass(frozen=True)
@@ -211,21 +215,35 @@ class EpochEvaluator:
         if self.rate_profile.ndim != 1 or not len(self.rate_profile) or (self.rate_profile < 0).any():
             raise ValueError(f"rate_profile: non-negative bin-rate ratios expected, got {rate_profile!r}")
 
-    def work_scale(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
-        """[M] the mean GPU time at full batch (`Profiles.gpu_s_array`, what the engine's utilization counts) of
-        the given requests over the workload sample's (1 / node_rps), by model, averaged over the node types as
-        the pools' requests spread (`EpochState.work_scale`; 1 for a model without requests)."""
+    def request_work(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
+        """Each request's GPU time at full batch (`Profiles.gpu_s_array`, what the engine's utilization counts)
+        over its model's mean on the workload sample (1 / node_rps), averaged over the node types as the pools'
+        requests spread (0 for a request without output tokens)."""
         model = np.asarray(model)
+        p_all, o_all = np.asarray(prompt_tokens, dtype=float), np.asarray(output_tokens, dtype=float)
         M, T = self.type_share.shape
-        scale = np.ones(M)
+        work = np.zeros(len(model))
         for m in range(M):
-            sel = (model == m) & (np.asarray(output_tokens) > 0)
+            sel = (model == m) & (o_all > 0)
             if not sel.any():
                 continue
-            p, o = np.asarray(prompt_tokens)[sel].astype(float), np.asarray(output_tokens)[sel].astype(float)
-            ratio = [self._profiles.gpu_s_array(m, t, p, o, int(self.cap.batch[m, t])).mean() * self.cap.node_rps[m, t]
-                     if self.cap.node_rps[m, t] > 0 else 0.0 for t in range(T)]
-            scale[m] = float((self.type_share[m] * np.asarray(ratio)).sum()) or 1.0
+            p, o = p_all[sel], o_all[sel]
+            work[sel] = sum(self.type_share[m, t] * self.cap.node_rps[m, t]
+                            * self._profiles.gpu_s_array(m, t, p, o, int(self.cap.batch[m, t]))
+                            for t in range(T) if self.cap.node_rps[m, t] > 0)
+        return work
+
+    def work_scale(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
+        """[M] the mean of the given requests' `request_work` by model (`EpochState.work_scale`; 1 for a model
+        without requests)."""
+        model = np.asarray(model)
+        work = self.request_work(model, prompt_tokens, output_tokens)
+        served = np.asarray(output_tokens) > 0
+        scale = np.ones(self.type_share.shape[0])
+        for m in range(len(scale)):
+            sel = (model == m) & served
+            if sel.any():
+                scale[m] = float(work[sel].mean()) or 1.0
         return scale
 
     def _stationary(self, lam, mu, slots, scv, spare, limit) -> tuple:
@@ -254,7 +272,7 @@ class EpochEvaluator:
             wait[live], late[live] = w.mean(axis=0), lt.mean(axis=0)
         return wait, late
 
-    def _burst_model(self, arrival_s: np.ndarray | None = None) -> tuple:
+    def _burst_model(self, arrival_s: np.ndarray | None = None, work: np.ndarray | None = None) -> tuple:
         """The exact engine's per-second bursts (`queueing.BurstTable` and the per-second rate profile of the
         arrivals): the workload's, built once (a few tenths of a second) at the first evaluation of an exact run,
         or one epoch's own (`EpochState.arrival_s`, an agreement check's truth), built for that evaluation."""
@@ -262,7 +280,7 @@ class EpochEvaluator:
         if arrival_s is not None:
             t = np.asarray(arrival_s, dtype=float)
             t = t - np.floor(t.min() / cfg.epoch_s) * cfg.epoch_s if len(t) else t  # one epoch from 0
-            table = BurstTable.from_arrivals(t, cfg.epoch_s, cfg.epoch_s)
+            table = BurstTable.from_arrivals(t, cfg.epoch_s, cfg.epoch_s, work)
             return table, bin_rate_profile(t, cfg.epoch_s, table.step_s, cfg.epoch_s)
         if self._burst is None:
             t = np.zeros(0) if self._arrival_s is None else self._arrival_s
@@ -422,7 +440,7 @@ class EpochEvaluator:
             mix = np.where(R_dc > 0, R / np.maximum(R_dc, 1e-12), mix_all)
             backlog = queued[None, :, None] * mix  # [B, D, M]
         lam = R / t_e
-        burst = self._burst_model(state.arrival_s) if self.exact else None
+        burst = self._burst_model(state.arrival_s, state.arrival_work) if self.exact else None
         if state.work_scale is None:
             pool = self._pools(P, lam, backlog, burst)
         else:  # the epoch's own token mix: its pools serve fewer (more) requests, and spill as its work needs

@@ -206,6 +206,7 @@ class EpochEvaluator:
         gain = hosts[:, types] * (self.cap.sorted_rps[:, types] - self.cap.node_rps[:, types]) if self.exact else 0 * rps
         more = hosts[:, types] * (self.cap.sorted_batch[:, types] - self.cap.batch[:, types]) if self.exact else 0 * rps
         unlimited = hosts[:, types] & ~self.cap.memory_limited[:, types]
+        self.rps, self.gain, self.node_types = rps, gain, types  # [M, N], [M, N], [N]
         self.pre_gain = np.concatenate([zero, np.cumsum(gain, axis=1)], axis=1)  # [M, N + 1]
         self.pre_more = np.concatenate([zero, np.cumsum(more, axis=1)], axis=1)
         self.pre_unlimited = np.concatenate([zero, np.cumsum(unlimited, axis=1)], axis=1)
@@ -215,35 +216,40 @@ class EpochEvaluator:
         if self.rate_profile.ndim != 1 or not len(self.rate_profile) or (self.rate_profile < 0).any():
             raise ValueError(f"rate_profile: non-negative bin-rate ratios expected, got {rate_profile!r}")
 
-    def request_work(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
-        """Each request's GPU time at full batch (`Profiles.gpu_s_array`, what the engine's utilization counts)
-        over its model's mean on the workload sample (1 / node_rps), averaged over the node types as the pools'
-        requests spread (0 for a request without output tokens)."""
+    def _type_work(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
+        """[len, T] each request's GPU time at full batch (`Profiles.gpu_s_array`, what the engine's utilization
+        counts) on each node type over its model's mean there on the workload sample (1 / node_rps); 0 where the
+        type does not serve the model or the request has no output tokens."""
         model = np.asarray(model)
         p_all, o_all = np.asarray(prompt_tokens, dtype=float), np.asarray(output_tokens, dtype=float)
         M, T = self.type_share.shape
-        work = np.zeros(len(model))
+        work = np.zeros((len(model), T))
         for m in range(M):
             sel = (model == m) & (o_all > 0)
-            if not sel.any():
-                continue
-            p, o = p_all[sel], o_all[sel]
-            work[sel] = sum(self.type_share[m, t] * self.cap.node_rps[m, t]
-                            * self._profiles.gpu_s_array(m, t, p, o, int(self.cap.batch[m, t]))
-                            for t in range(T) if self.cap.node_rps[m, t] > 0)
+            for t in range(T):
+                if sel.any() and self.cap.node_rps[m, t] > 0:
+                    work[sel, t] = self.cap.node_rps[m, t] * self._profiles.gpu_s_array(
+                        m, t, p_all[sel], o_all[sel], int(self.cap.batch[m, t]))
         return work
 
+    def request_work(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
+        """Each request's `_type_work` averaged over the node types as its model's requests spread (`type_share`):
+        its GPU time over the mean request's (`EpochState.arrival_work`)."""
+        work = self._type_work(model, prompt_tokens, output_tokens)
+        return (work * self.type_share[np.asarray(model)]).sum(axis=1)
+
     def work_scale(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
-        """[M] the mean of the given requests' `request_work` by model (`EpochState.work_scale`; 1 for a model
-        without requests)."""
+        """[M, T] the given requests' mean GPU time on each node type over the workload sample's, by model
+        (`EpochState.work_scale`; 1 for a model without requests or a type that does not serve it)."""
         model = np.asarray(model)
-        work = self.request_work(model, prompt_tokens, output_tokens)
+        work = self._type_work(model, prompt_tokens, output_tokens)
         served = np.asarray(output_tokens) > 0
-        scale = np.ones(self.type_share.shape[0])
+        scale = np.ones(self.type_share.shape)
         for m in range(len(scale)):
             sel = (model == m) & served
             if sel.any():
-                scale[m] = float(work[sel].mean()) or 1.0
+                mean = work[sel].mean(axis=0)
+                scale[m] = np.where(mean > 0, mean, 1.0)
         return scale
 
     def _stationary(self, lam, mu, slots, scv, spare, limit) -> tuple:
@@ -323,33 +329,34 @@ class EpochEvaluator:
     def _take(self, m: int, start: np.ndarray, rate: np.ndarray, pre: np.ndarray | None = None) -> np.ndarray:
         """How many nodes from position `start` on the engine's cumulative rule takes for model m: the fewest whose
         summed throughput reaches `rate` (real requests/s; 0 where rate <= 0; past the last node if it never does);
-        with `pre`, the fewest whose summed prefix-sum figure (batch slots) reaches it."""
+        with `pre`, the same over that prefix sum (the throughput of the epoch's own requests)."""
         pre = self.pre_rps[m] if pre is None else pre
         j = np.searchsorted(pre, pre[start] + rate - 1e-9, side="left")
         return np.where(rate > 0, np.maximum(j - start, 0), 0)
 
-    def _mixed(self, m: int, a, b, start, c) -> tuple:
+    def _mixed(self, m: int, a, b, start, c, pre_gain: np.ndarray | None = None) -> tuple:
         """What the memory-limited nodes of a pool (model m, nodes [a, b) and [start, c)) add to its throughput and
         batch slots when the pool also has a node memory does not limit (`capacity.sorted_admission`; exact runs
         only, else 0)."""
         def span(pre):
             return pre[b] - pre[a] + pre[c] - pre[start]
         mixed = span(self.pre_unlimited[m]) > 0
-        return np.where(mixed, span(self.pre_gain[m]), 0.0), np.where(mixed, span(self.pre_more[m]), 0.0)
+        pre_gain = self.pre_gain[m] if pre_gain is None else pre_gain
+        return np.where(mixed, span(pre_gain), 0.0), np.where(mixed, span(self.pre_more[m]), 0.0)
 
     def _burst_spill(self, table, m: int, lam: np.ndarray, a: np.ndarray, b: np.ndarray,
-                     start: np.ndarray) -> np.ndarray:
+                     start: np.ndarray, pre_r: np.ndarray, pre_gain: np.ndarray) -> np.ndarray:
         """Exact runs: the nodes from `start` on a pool (model m, warm nodes [a, b)) spills to in the workload's
         per-second bursts. The exact balancer sends a request to the next cold node when every batch slot of the
         pool is taken, and the node stays in the rotation: the fewest nodes (at most SPILL_NODES_MAX) after which
         the epoch's worst burst (`BurstTable.overflow_s`) no longer fills the pool's slots."""
         N = self.cfg.nodes_per_dc
-        pre_r, pre_s = self.pre_rps[m], self.pre_slots[m]
+        pre_s = self.pre_slots[m]
         k = np.zeros(start.shape, dtype=np.int64)
         more = np.ones(start.shape, dtype=bool)
         for _ in range(SPILL_NODES_MAX + 1):
             c = np.minimum(start + k, N)
-            gain, gain_slots = self._mixed(m, a, b, start, c)
+            gain, gain_slots = self._mixed(m, a, b, start, c, pre_gain)
             mu = pre_r[b] - pre_r[a] + pre_r[c] - pre_r[start] + gain
             slots = pre_s[b] - pre_s[a] + pre_s[c] - pre_s[start] + gain_slots
             rho = lam / np.maximum(mu, 1e-300)
@@ -360,7 +367,8 @@ class EpochEvaluator:
             k = k + more
         return np.minimum(k, SPILL_NODES_MAX)
 
-    def _pools(self, P: np.ndarray, lam: np.ndarray, backlog: np.ndarray, burst=None) -> dict:
+    def _pools(self, P: np.ndarray, lam: np.ndarray, backlog: np.ndarray, burst=None,
+               inv_scale: np.ndarray | None = None) -> dict:
         """The engine's pools of each plan ([B, D, M] each, node positions [B, D]): warm sets along the node order,
         the large model first (`Engine._set_warm`: nodes whose throughput covers the forecast at the target
         utilization, at least `min_warm_nodes`, the other models' minimum warm sets kept), then spills from the
@@ -368,6 +376,13 @@ class EpochEvaluator:
         backlog, draws nodes for 2 (lam - mu) + backlog / bin, the capacity the balancer reaches after one bin."""
         cfg, N, t_e = self.cfg, self.cfg.nodes_per_dc, self.cfg.epoch_s
         M = P.shape[-1]
+        # what the nodes serve of this epoch's requests (`inv_scale` [M, N]: the workload's mean request over the
+        # epoch's on each node's type); the warm sets are sized on the workload's, as the engine sizes them
+        zero = np.zeros((M, 1))
+        pre_mu = self.pre_rps if inv_scale is None else np.concatenate(
+            [zero, np.cumsum(self.rps * inv_scale, axis=1)], axis=1)
+        pre_gain = self.pre_gain if inv_scale is None else np.concatenate(
+            [zero, np.cumsum(self.gain * inv_scale, axis=1)], axis=1)
         cap_dc = self.pre_rps[:, N] * t_e  # [M] requests per epoch of a whole datacenter
         target = np.clip((P / cap_dc).sum(axis=2), cfg.warm_target_utilization, 1.0)  # [B, D]
         start = np.zeros(P.shape[:2], dtype=np.int64)
@@ -381,14 +396,14 @@ class EpochEvaluator:
                                               "rotation", "spilled", "mu_base")}
         for m in range(M):
             a, b = ranges[m]
-            warm_mu = self.pre_rps[m][b] - self.pre_rps[m][a]
+            warm_mu = pre_mu[m][b] - pre_mu[m][a]
             if self.exact:
                 # the exact balancer spills when a request finds every batch slot of the pool taken: the nodes
                 # the workload's worst burst needs (`_burst_spill`), besides what the mean rate and a backlog need
                 want = np.maximum(2.0 * (lam[..., m] - warm_mu), 0.0) + backlog[..., m] / SPILL_DRAIN_S
-                extra = np.maximum(self._burst_spill(burst[0], m, lam[..., m], a, b, start),
+                extra = np.maximum(self._burst_spill(burst[0], m, lam[..., m], a, b, start, pre_mu[m], pre_gain[m]),
                                    np.where((lam[..., m] > warm_mu) | (backlog[..., m] > 0),
-                                            self._take(m, start, want), 0))
+                                            self._take(m, start, want, pre_mu[m]), 0))
                 extra = np.minimum(extra, N - start)
             else:
                 # the cohort pools spill in their busiest bins: the profile's top rate (the mean of the busiest
@@ -397,13 +412,15 @@ class EpochEvaluator:
                 want = np.maximum(2.0 * (lam[..., m] - warm_mu), peak - warm_mu) \
                     + backlog[..., m] / SPILL_DRAIN_S  # as the engine spills
                 want = np.where((peak > warm_mu) | (backlog[..., m] > 0), want, 0.0)
-                extra = np.minimum(self._take(m, start, want), N - start)
+                extra = np.minimum(self._take(m, start, want, pre_mu[m]), N - start)
             c = start + extra
-            for key, pre in (("mu", self.pre_rps[m]), ("slots", self.pre_slots[m]), ("scv", self.pre_scv[m]),
+            for key, pre in (("mu", pre_mu[m]), ("slots", self.pre_slots[m]), ("scv", self.pre_scv[m]),
                              ("tdp_w", self.cum_tdp_w)):
                 out[key][..., m] = pre[b] - pre[a] + pre[c] - pre[start]
+            rps_span = self.pre_rps[m][b] - self.pre_rps[m][a] + self.pre_rps[m][c] - self.pre_rps[m][start]
+            out["scv"][..., m] /= np.maximum(rps_span, 1e-300)  # throughput-weighted
             out["mu_base"][..., m] = out["mu"][..., m]
-            gain, more = self._mixed(m, a, b, start, c)  # what the pool serves (utilization counts at B*: mu_base)
+            gain, more = self._mixed(m, a, b, start, c, pre_gain[m])  # what it serves (utilization: at B*)
             out["mu"][..., m] += gain
             out["slots"][..., m] += more
             out["warm_mu"][..., m] = warm_mu
@@ -414,10 +431,9 @@ class EpochEvaluator:
             out["warm"][..., m] = b - a
             out["nodes"][..., m] = b - a + extra
             start = c
-        out["scv"] = out["scv"] / np.maximum(out["mu"], 1e-300)
         out["active"] = start  # [B, D] the nodes before this position serve a pool, the rest are parked
         # what the free nodes could add to each model's pool (requests/s), for in-bin spills
-        out["spare"] = self.pre_rps[:, N] - self.pre_rps[np.arange(M), start[..., None]]
+        out["spare"] = pre_mu[:, N] - pre_mu[np.arange(M), start[..., None]]
         return out
 
     # ------------------------------------------------------------------------------------------------------------
@@ -445,8 +461,8 @@ class EpochEvaluator:
             pool = self._pools(P, lam, backlog, burst)
         else:  # the epoch's own token mix: its pools serve fewer (more) requests, and spill as its work needs
             scale = np.asarray(state.work_scale, dtype=float)
-            pool = self._pools(P, lam * scale, backlog, burst)
-            pool["mu"], pool["warm_mu"], pool["mu_base"] = (pool[k] / scale for k in ("mu", "warm_mu", "mu_base"))
+            scale = np.broadcast_to(scale[:, None] if scale.ndim == 1 else scale, self.type_share.shape)
+            pool = self._pools(P, lam, backlog, burst, 1.0 / scale[:, self.node_types])
         nodes, mu = pool["nodes"], pool["mu"]
 
         resident = state.resident_nodes

@@ -345,9 +345,13 @@ def test_epoch_zero_warm_set_is_resident_and_work_scale_of_the_sample_is_one(sma
     assert EpochState.from_observation(obs).resident_nodes is None
     p, o = eng.info.token_sample
     model = np.zeros(len(p), dtype=int)
-    np.testing.assert_allclose(ev.work_scale(model, p, o), [1.0, 1.0])  # model 1: no requests, 1
+    # per node type: the sample's own mean on every type (a type serving the model or not), model 1: no requests
+    np.testing.assert_allclose(ev.work_scale(model, p, o), np.ones(ev.type_share.shape))
+    np.testing.assert_allclose(ev.request_work(model, p, o).mean(), 1.0)
     heavier = ev.work_scale(model, p, 2 * np.asarray(o))
-    assert 1.2 < heavier[0] < 2.0  # twice the decode, the prefill alike: between
+    serves = eng.capacity.node_rps[0] > 0
+    assert np.all((1.2 < heavier[0][serves]) & (heavier[0][serves] < 2.0))  # twice the decode, the prefill alike
+    np.testing.assert_allclose(heavier[1], 1.0)
 
 
 def test_exact_evaluator_fed_the_truth_holds_the_code_hours_bursty_epochs():

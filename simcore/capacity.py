@@ -154,8 +154,10 @@ def sorted_admission(cfg, fleet, profiles, p: np.ndarray, o: np.ndarray, batch: 
     A node type whose memory holds fewer than `max_batch` mean requests (B* < max_batch) admits the queue's head
     only if its own KV fits: beside nodes that take any request, it serves the small ones. Taken to the limit
     (the pool sorts by KV): its nodes serve the share f of the pool's requests their throughput gives them
-    (`fleet.nodes_per_type` x rps over the hosting types), the smallest by KV, so they run
-    min(max_batch, free memory / their mean KV) at once. Their throughput in requests of the pool's mix is then
+    (`fleet.nodes_per_type` x rps over the hosting types) or more, the smallest by KV: as many of them as it
+    can hold `max_batch` of (their mean KV within free memory / max_batch: a node at full batch admits what fits
+    in what its batch leaves), so they run min(max_batch, free memory / their mean KV) at once. Their throughput in
+    requests of the pool's mix is then
     rps x G(B*) / G(B) over those requests (G: a request's GPU time at a batch, `Profiles.gpu_s_array`): the same
     requests' work done at the larger batch, the pool's other nodes serving the rest at their full throughput.
     Where memory does not bind, or no type of a model is free of it, the node's B* and rps."""
@@ -174,8 +176,13 @@ def sorted_admission(cfg, fleet, profiles, p: np.ndarray, o: np.ndarray, batch: 
         f = float((share * limited).sum() / max(share.sum(), 1e-300))  # the limited types' share of the requests
         if f <= 0.0:
             continue
-        small = np.argsort(kv, kind="stable")[:max(1, int(round(f * len(kv))))]
+        order = np.argsort(kv, kind="stable")
+        smallest_mean = np.cumsum(kv[order]) / np.arange(1, len(kv) + 1)  # [k] mean KV of the k + 1 smallest
         for t in np.flatnonzero(limited):
+            # the requests it takes: as many of the smallest as it can hold max_batch of, at least its share f
+            fit = int(np.searchsorted(smallest_mean, (mem_t[t] - cfg.model_weights_gb[m]) / cfg.max_batch,
+                                      side="right"))
+            small = order[:max(fit, int(round(f * len(kv))), 1)]
             b = int(physics.max_batch_in_memory(mem_t[t], cfg.model_weights_gb[m], kv[small].mean(), cfg.max_batch))
             if b <= batch[m, t]:
                 continue

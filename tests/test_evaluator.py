@@ -9,7 +9,8 @@ from simcore.config import Config
 from simcore.engine import Engine
 from simcore.evaluator import EpochEvaluator, EpochState
 from simcore.interface import Scheduler
-from simcore.queueing import BURST_RHO, BurstTable, arrival_peak_to_mean, burst_step_s, prefill_queue_wait
+from simcore.queueing import (BURST_RHO, BurstTable, arrival_peak_to_mean, burst_counts, burst_step_s,
+                              prefill_queue_wait)
 from simcore.results import epoch_table
 
 ENERGY_TOL, TTFT_TOL = 0.10, 0.25
@@ -369,3 +370,14 @@ def test_exact_evaluator_fed_the_truth_holds_the_code_hours_bursty_epochs():
               f"{r['error']:+.3f}")
     assert {r["quantity"] for r in rows} == {"energy", "cost", "water", "carbon", "ttft_mean"}
     assert all(r["holds"] for r in rows)
+
+
+def test_burst_steps_carry_the_work_that_arrives_by_hand():
+    # three arrivals in a 4-s epoch of 1-s steps: counted, and weighted by their work (`EpochState.arrival_work`)
+    t = np.array([0.5, 1.5, 1.6])
+    np.testing.assert_allclose(burst_counts(t, 4.0, 1.0, 4.0, 1), [[1, 2, 0, 0]])
+    np.testing.assert_allclose(burst_counts(t, 4.0, 1.0, 4.0, 1, np.array([1.0, 2.0, 3.0])), [[1, 5, 0, 0]])
+    # a table of the same arrivals whose second step carries heavier work waits longer at the same utilization
+    light = BurstTable(np.array([[1.0, 2.0, 0.0, 0.0]]), 1.0)
+    heavy = BurstTable(np.array([[1.0, 5.0, 0.0, 0.0]]), 1.0)
+    assert heavy.excess_wait(0.9, 0.0) > light.excess_wait(0.9, 0.0) > 0

@@ -159,7 +159,7 @@ class EpochEvaluator:
         self.cfg, self.lat = cfg, np.asarray(latency_s, dtype=float)
         self.exact = bool(exact)
         self._arrival_s = None if arrival_s is None else np.asarray(arrival_s, dtype=float)
-        self._burst = None  # (BurstTable, per-second rate profile), built at the first exact evaluation
+        self._burst = None  # (BurstTable, per-second rate profile, BurstTable of counts), at the first exact evaluation
         N, M = cfg.nodes_per_dc, len(cfg.model_weights_gb)
         self.cap = capacity
         types = fleet.node_type[:N]
@@ -204,11 +204,9 @@ class EpochEvaluator:
         # exact runs: a memory-limited node in a pool with a node memory does not limit serves the small requests,
         # more at once (`capacity.sorted_admission`): what it adds then, and how many such other nodes a range has
         gain = hosts[:, types] * (self.cap.sorted_rps[:, types] - self.cap.node_rps[:, types]) if self.exact else 0 * rps
-        more = hosts[:, types] * (self.cap.sorted_batch[:, types] - self.cap.batch[:, types]) if self.exact else 0 * rps
         unlimited = hosts[:, types] & ~self.cap.memory_limited[:, types]
         self.rps, self.gain, self.node_types = rps, gain, types  # [M, N], [M, N], [N]
         self.pre_gain = np.concatenate([zero, np.cumsum(gain, axis=1)], axis=1)  # [M, N + 1]
-        self.pre_more = np.concatenate([zero, np.cumsum(more, axis=1)], axis=1)
         self.pre_unlimited = np.concatenate([zero, np.cumsum(unlimited, axis=1)], axis=1)
         self.wrr_sum = np.stack([_wrr_range_sums(r) for r in rps]) if self.exact else None  # [M, N + 1, N + 1]
         self.bin_s = cfg.epoch_s / bins_per_epoch(cfg.epoch_s, cfg.cohort_bin_s)  # the engine's cohort bins
@@ -287,11 +285,13 @@ class EpochEvaluator:
             t = np.asarray(arrival_s, dtype=float)
             t = t - np.floor(t.min() / cfg.epoch_s) * cfg.epoch_s if len(t) else t  # one epoch from 0
             table = BurstTable.from_arrivals(t, cfg.epoch_s, cfg.epoch_s, work)
-            return table, bin_rate_profile(t, cfg.epoch_s, table.step_s, cfg.epoch_s)
+            # a burst takes a batch slot per request whatever its work: the spills read the counts' table
+            counts = table if work is None else BurstTable.from_arrivals(t, cfg.epoch_s, cfg.epoch_s)
+            return table, bin_rate_profile(t, cfg.epoch_s, table.step_s, cfg.epoch_s), counts
         if self._burst is None:
             t = np.zeros(0) if self._arrival_s is None else self._arrival_s
             table = BurstTable.from_arrivals(t, cfg.epoch_s, cfg.horizon_s)
-            self._burst = (table, bin_rate_profile(t, cfg.epoch_s, table.step_s, cfg.horizon_s))
+            self._burst = (table, bin_rate_profile(t, cfg.epoch_s, table.step_s, cfg.horizon_s), table)
         return self._burst
 
     def _exact_waits(self, burst, lam, mu, slots, nodes, backlog, limit, slack) -> tuple:
@@ -301,7 +301,7 @@ class EpochEvaluator:
         admitting at it; the balancer's round-robin deals a node every k-th request, c_a^2 = 1 / k). A pool that
         starts with a backlog is busy until the backlog drains at mu - lam: bursts before then only move its wait
         about the flat fluid's, so the burst wait counts for the share of the epoch after it."""
-        table, profile = burst
+        table, profile = burst[:2]
         rho = lam / np.maximum(mu, 1e-300)
         buffer_s = BurstTable.slot_buffer_s(rho, slots, mu)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -334,31 +334,31 @@ class EpochEvaluator:
         j = np.searchsorted(pre, pre[start] + rate - 1e-9, side="left")
         return np.where(rate > 0, np.maximum(j - start, 0), 0)
 
-    def _mixed(self, m: int, a, b, start, c, pre_gain: np.ndarray | None = None) -> tuple:
-        """What the memory-limited nodes of a pool (model m, nodes [a, b) and [start, c)) add to its throughput and
-        batch slots when the pool also has a node memory does not limit (`capacity.sorted_admission`; exact runs
-        only, else 0)."""
+    def _mixed(self, m: int, a, b, start, c, pre_gain: np.ndarray | None = None) -> np.ndarray:
+        """What the memory-limited nodes of a pool (model m, nodes [a, b) and [start, c)) add to its throughput
+        when the pool also has a node memory does not limit (`capacity.sorted_admission`: the rate of a saturated
+        pool, whose queue the nodes sort; what a burst finds, the slots and the spills they set, stays B*'s);
+        exact runs only, else 0."""
         def span(pre):
             return pre[b] - pre[a] + pre[c] - pre[start]
-        mixed = span(self.pre_unlimited[m]) > 0
         pre_gain = self.pre_gain[m] if pre_gain is None else pre_gain
-        return np.where(mixed, span(pre_gain), 0.0), np.where(mixed, span(self.pre_more[m]), 0.0)
+        return np.where(span(self.pre_unlimited[m]) > 0, span(pre_gain), 0.0)
 
     def _burst_spill(self, table, m: int, lam: np.ndarray, a: np.ndarray, b: np.ndarray,
-                     start: np.ndarray, pre_r: np.ndarray, pre_gain: np.ndarray) -> np.ndarray:
+                     start: np.ndarray, pre_r: np.ndarray) -> np.ndarray:
         """Exact runs: the nodes from `start` on a pool (model m, warm nodes [a, b)) spills to in the workload's
         per-second bursts. The exact balancer sends a request to the next cold node when every batch slot of the
         pool is taken, and the node stays in the rotation: the fewest nodes (at most SPILL_NODES_MAX) after which
-        the epoch's worst burst (`BurstTable.overflow_s`) no longer fills the pool's slots."""
+        the epoch's worst burst (`BurstTable.overflow_s`) no longer fills the pool's slots (`pre_r`: the nodes'
+        throughput at the epoch's mix, at B*: a burst meets the pool before its queue sorts, `_mixed`)."""
         N = self.cfg.nodes_per_dc
         pre_s = self.pre_slots[m]
         k = np.zeros(start.shape, dtype=np.int64)
         more = np.ones(start.shape, dtype=bool)
         for _ in range(SPILL_NODES_MAX + 1):
             c = np.minimum(start + k, N)
-            gain, gain_slots = self._mixed(m, a, b, start, c, pre_gain)
-            mu = pre_r[b] - pre_r[a] + pre_r[c] - pre_r[start] + gain
-            slots = pre_s[b] - pre_s[a] + pre_s[c] - pre_s[start] + gain_slots
+            mu = pre_r[b] - pre_r[a] + pre_r[c] - pre_r[start]
+            slots = pre_s[b] - pre_s[a] + pre_s[c] - pre_s[start]
             rho = lam / np.maximum(mu, 1e-300)
             over = table.overflow_s(rho, BurstTable.slot_buffer_s(rho, slots, mu)) * mu  # real requests
             more &= (over >= 1.0) & (c < N) & (lam > 0)
@@ -401,7 +401,7 @@ class EpochEvaluator:
                 # the exact balancer spills when a request finds every batch slot of the pool taken: the nodes
                 # the workload's worst burst needs (`_burst_spill`), besides what the mean rate and a backlog need
                 want = np.maximum(2.0 * (lam[..., m] - warm_mu), 0.0) + backlog[..., m] / SPILL_DRAIN_S
-                extra = np.maximum(self._burst_spill(burst[0], m, lam[..., m], a, b, start, pre_mu[m], pre_gain[m]),
+                extra = np.maximum(self._burst_spill(burst[2], m, lam[..., m], a, b, start, pre_mu[m]),
                                    np.where((lam[..., m] > warm_mu) | (backlog[..., m] > 0),
                                             self._take(m, start, want, pre_mu[m]), 0))
                 extra = np.minimum(extra, N - start)
@@ -420,9 +420,7 @@ class EpochEvaluator:
             rps_span = self.pre_rps[m][b] - self.pre_rps[m][a] + self.pre_rps[m][c] - self.pre_rps[m][start]
             out["scv"][..., m] /= np.maximum(rps_span, 1e-300)  # throughput-weighted
             out["mu_base"][..., m] = out["mu"][..., m]
-            gain, more = self._mixed(m, a, b, start, c, pre_gain[m])  # what it serves (utilization: at B*)
-            out["mu"][..., m] += gain
-            out["slots"][..., m] += more
+            out["mu"][..., m] += self._mixed(m, a, b, start, c, pre_gain[m])  # served (utilization: at B*)
             out["warm_mu"][..., m] = warm_mu
             out["warm_tdp_w"][..., m] = self.cum_tdp_w[b] - self.cum_tdp_w[a]
             if self.exact:  # the rotation's length over the warm set; each node spilled in joins it once

@@ -101,7 +101,8 @@ class Capacity:
 
     @property
     def memory_limited(self) -> np.ndarray:
-        """[M, T] node types whose B* is set by their memory, not `max_batch` (they gain in a mixed pool)."""
+        """[M, T] node types whose B* is set by their memory, not `max_batch`, and that run more at once in a mixed
+        pool (`sorted_admission`)."""
         return self.sorted_batch > self.batch
 
     @property

@@ -203,7 +203,7 @@ class EpochEvaluator:
         self.pre_scv = np.concatenate([zero, np.cumsum(rps * self.cap.service_scv[:, types], axis=1)], axis=1)
         # exact runs: a memory-limited node in a pool with a node memory does not limit serves the small requests,
         # more at once (`capacity.sorted_admission`): what it adds then, and how many such other nodes a range has
-        gain = hosts[:, types] * (self.cap.sorted_rps[:, types] - self.cap.node_rps[:, types]) if self.exact else 0 * rps
+        gain = hosts[:, types] * (self.cap.sorted_rps[:, types] - self.cap.node_rps[:, types]) * self.exact
         unlimited = hosts[:, types] & ~self.cap.memory_limited[:, types]
         self.rps, self.gain, self.node_types = rps, gain, types  # [M, N], [M, N], [N]
         self.pre_gain = np.concatenate([zero, np.cumsum(gain, axis=1)], axis=1)  # [M, N + 1]

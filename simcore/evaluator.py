@@ -16,9 +16,12 @@ Scores a batch of candidate plans [B, model, origin, datacenter] for one epoch a
   (round-robin arrivals, Kingman), in place of the cohort pools' M/G/c wait; a pool spills to the fewest nodes
   after which its worst burst no longer fills its batch slots; a node spilled in joins the balancer's rotation
   with one turn and stays (the warm set takes rotation / (rotation + spilled) of the requests); what a burst late
-  in the epoch leaves waiting at its end (`BurstTable.carry_s`) is served, and counted, in the next epoch;
-- agreement checks (rung 3) may feed an epoch's truth: its own arrivals' bursts (`EpochState.arrival_s`) and
-  token mix (`EpochState.work_scale`); a scheduler never has them;
+  in the epoch leaves waiting at its end (`BurstTable.carry_s`) is served, and counted, in the next epoch; a pool
+  that mixes memory-limited nodes with others serves as the engine's per-request KV admission sorts it
+  (`Capacity.sorted_rps`: its rate when saturated; its slots and spills stay at B*);
+- agreement checks (rung 3) may feed an epoch's truth: its own arrivals' bursts (`EpochState.arrival_s`, each
+  arrival weighted by its work, `arrival_work`) and token mix per node type (`EpochState.work_scale`); a scheduler
+  never has them;
 - cold starts: a newly warm node loads its model from the epoch start, so requests reaching it in the first
   LA_load seconds wait (mean LA_load^2 / (2 t_e) per request, SLA violated when the wait exceeds the SLA);
 - p-states (Eq. 4-5): a pool's warm nodes at their utilization, its spilled nodes at the overflow's, as the engine's

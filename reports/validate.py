@@ -322,7 +322,8 @@ def rung2_rows(name: str, exact, cohorts) -> list[dict]:
 def rung3_rows(name: str, eng, rec, table, seen) -> list[dict]:
     """The epoch evaluator vs the exact engine of one cell, per epoch: energy, cost, water, carbon; mean TTFT on
     the epochs that are the engine's own (at most RUNG3_CARRY_LIMIT of their arrivals still waiting at the end).
-    The evaluator is fed the epoch's truth (counts, arrival times, token mix), so what it misses is its own."""
+    The evaluator is fed the epoch's truth (counts, arrival times, token mix and each arrival's work), so what it
+    misses is its own."""
     from simcore.evaluator import EpochState
 
     truth = table.groupby("epoch")[["total_kwh", "cost_usd", "water_l", "carbon_kg", "ttft_sum_s", "served"]].sum()
@@ -332,11 +333,12 @@ def rung3_rows(name: str, eng, rec, table, seen) -> list[dict]:
     for e, (obs, plan) in enumerate(seen):
         counts = eng.epochs.counts[e].astype(float)
         # the truth of the epoch, as a scheduler's forecast would ideally be: its counts, its arrivals' bursts and
-        # its token mix (`EpochState.arrival_s`, `work_scale`)
+        # its token mix, in all and as it arrives (`EpochState.arrival_s`, `work_scale`, `arrival_work`)
         lo, hi = int(eng.epochs.bounds[e]), int(eng.epochs.bounds[e + 1])
         ok = ~wl.failed[lo:hi]
-        scale = ev.work_scale(wl.model[lo:hi][ok], wl.prompt_tokens[lo:hi][ok], wl.output_tokens[lo:hi][ok])
-        state = EpochState.from_observation(obs, requests=counts, arrival_s=wl.t_s[lo:hi][ok], work_scale=scale)
+        mix = (wl.model[lo:hi][ok], wl.prompt_tokens[lo:hi][ok], wl.output_tokens[lo:hi][ok])
+        state = EpochState.from_observation(obs, requests=counts, arrival_s=wl.t_s[lo:hi][ok],
+                                            work_scale=ev.work_scale(*mix), arrival_work=ev.request_work(*mix))
         est = ev.evaluate(state, plan)
         t = truth.loc[e]
         pairs = {"energy": (est.energy_kwh[0], t.total_kwh), "cost": (est.cost_usd[0], t.cost_usd),

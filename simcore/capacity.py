@@ -10,7 +10,10 @@ Computed once per run (the engine hands the result to the schedulers in `StaticI
   over the run's token mix (`simcore.profiles`);
 - node throughput rps[m, t] = 1 / G: requests per second a node of type t serves at full batch;
 - a request's capacity cost on type t: 1 / rps seconds of one node's capacity; a node's utilization in an epoch
-  is the cost of the requests it started divided by the epoch length, 1.0 = served at full throughput.
+  is the cost of the requests it started divided by the epoch length, 1.0 = served at full throughput;
+- in a mixed pool, sorted_batch / sorted_rps [m, t]: a node whose memory holds fewer than `max_batch` mean requests
+  admits by each request's own KV (Eq. 1, as the exact engine does): beside nodes that take any request it ends up
+  serving the small ones, more at once (`sorted_admission`).
 
 A datacenter's capacity for model m is every hosting node serving m: `requests_per_epoch[d, m]`. Both models share
 the nodes, so a datacenter's utilization under a load R[d, m] is sum_m R[d, m] / requests_per_epoch[d, m]
@@ -74,6 +77,9 @@ class Capacity:
     :param epoch_s: epoch length the per-epoch figures refer to, s
     :param service_scv: [M, T] squared coefficient of variation of a request's GPU time at batch B* over the token
         mix (var / mean^2), for the queueing wait of `stationary_wait`
+    :param sorted_batch: [M, T] requests a node runs at once when it serves in a pool beside nodes that B* does not
+        limit by memory (`sorted_admission`; B* where memory does not bind)
+    :param sorted_rps: [M, T] its throughput there, in requests of the pool's mix per second
     """
 
     batch: np.ndarray
@@ -82,10 +88,22 @@ class Capacity:
     requests_per_epoch: np.ndarray
     epoch_s: float
     service_scv: np.ndarray
+    sorted_batch: np.ndarray | None = None
+    sorted_rps: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        for a in (self.batch, self.service_s, self.node_rps, self.requests_per_epoch, self.service_scv):
+        if self.sorted_batch is None:  # no memory-limited node type: every node as alone
+            object.__setattr__(self, "sorted_batch", self.batch.copy())
+            object.__setattr__(self, "sorted_rps", self.node_rps.copy())
+        for a in (self.batch, self.service_s, self.node_rps, self.requests_per_epoch, self.service_scv,
+                  self.sorted_batch, self.sorted_rps):
             a.setflags(write=False)
+
+    @property
+    def memory_limited(self) -> np.ndarray:
+        """[M, T] node types whose B* is set by their memory, not `max_batch`, and that run more at once in a mixed
+        pool (`sorted_admission`)."""
+        return self.sorted_batch > self.batch
 
     @property
     def cost_s(self) -> np.ndarray:
@@ -124,7 +142,55 @@ def serving_capacity(cfg, fleet, profiles, prompt_tokens, output_tokens) -> Capa
     service = np.where(batch > 0, batch * gpu_s, 0.0)
     _check_service(cfg, batch, service)
     per_epoch = (fleet.nodes_per_type[:, None, :] * rps[None, :, :]).sum(axis=2) * cfg.epoch_s  # [D, M]
-    return Capacity(batch.astype(int), service, rps, per_epoch, float(cfg.epoch_s), scv)
+    s_batch, s_rps = sorted_admission(cfg, fleet, profiles, p, o, batch, rps)
+    return Capacity(batch.astype(int), service, rps, per_epoch, float(cfg.epoch_s), scv, s_batch, s_rps)
+
+
+def sorted_admission(cfg, fleet, profiles, p: np.ndarray, o: np.ndarray, batch: np.ndarray,
+                     rps: np.ndarray) -> tuple:
+    """([M, T] batch, [M, T] requests/s) of each node type in a saturated pool that mixes it with nodes whose
+    memory does not limit their batch, under the exact engine's admission (Eq. 1 per request, the pool's FIFO
+    queue served by the first node with room, `simcore.exact`).
+
+    A node type whose memory holds fewer than `max_batch` mean requests (B* < max_batch) admits the queue's head
+    only if its own KV fits: beside nodes that take any request, it serves the small ones. Taken to the limit
+    (the pool sorts by KV): its nodes serve the share f of the pool's requests their throughput gives them
+    (`fleet.nodes_per_type` x rps over the hosting types) or more, the smallest by KV: as many of them as it
+    can hold `max_batch` of (their mean KV within free memory / max_batch: a node at full batch admits what fits
+    in what its batch leaves), so they run min(max_batch, free memory / their mean KV) at once. Their throughput in
+    requests of the pool's mix is then
+    rps x G(B*) / G(B) over those requests (G: a request's GPU time at a batch, `Profiles.gpu_s_array`): the same
+    requests' work done at the larger batch, the pool's other nodes serving the rest at their full throughput.
+    Where memory does not bind, or no type of a model is free of it, the node's B* and rps."""
+    M, T = batch.shape
+    s_batch, s_rps = batch.astype(int).copy(), rps.astype(float).copy()
+    mem_t = np.array([count * cfg.gpu_mem_gb[cfg.gpu_types.index(gpu)] for gpu, count in fleet.node_types],
+                     dtype=float)
+    count = np.asarray(fleet.nodes_per_type, dtype=float).sum(axis=0)  # [T] nodes of each type, all datacenters
+    for m in range(M):
+        limited = (batch[m] > 0) & (batch[m] < cfg.max_batch)
+        free_ok = (batch[m] >= cfg.max_batch)
+        if not limited.any() or not (free_ok & (count > 0)).any():
+            continue
+        kv = physics.request_kv_gb(p + o, cfg.model_kv_mb_per_token[m])
+        share = count * rps[m] * (batch[m] > 0)
+        f = float((share * limited).sum() / max(share.sum(), 1e-300))  # the limited types' share of the requests
+        if f <= 0.0:
+            continue
+        order = np.argsort(kv, kind="stable")
+        smallest_mean = np.cumsum(kv[order]) / np.arange(1, len(kv) + 1)  # [k] mean KV of the k + 1 smallest
+        for t in np.flatnonzero(limited):
+            # the requests it takes: as many of the smallest as it can hold max_batch of, at least its share f
+            fit = int(np.searchsorted(smallest_mean, (mem_t[t] - cfg.model_weights_gb[m]) / cfg.max_batch,
+                                      side="right"))
+            small = order[:max(fit, int(round(f * len(kv))), 1)]
+            b = int(physics.max_batch_in_memory(mem_t[t], cfg.model_weights_gb[m], kv[small].mean(), cfg.max_batch))
+            if b <= batch[m, t]:
+                continue
+            g_star = profiles.gpu_s_array(m, t, p[small], o[small], int(batch[m, t])).mean()
+            g_b = profiles.gpu_s_array(m, t, p[small], o[small], b).mean()
+            s_batch[m, t], s_rps[m, t] = b, rps[m, t] * g_star / g_b
+    return s_batch, s_rps
 
 
 def datacenter_utilization(requests, requests_per_epoch) -> np.ndarray:

@@ -16,9 +16,12 @@ Scores a batch of candidate plans [B, model, origin, datacenter] for one epoch a
   (round-robin arrivals, Kingman), in place of the cohort pools' M/G/c wait; a pool spills to the fewest nodes
   after which its worst burst no longer fills its batch slots; a node spilled in joins the balancer's rotation
   with one turn and stays (the warm set takes rotation / (rotation + spilled) of the requests); what a burst late
-  in the epoch leaves waiting at its end (`BurstTable.carry_s`) is served, and counted, in the next epoch;
-- agreement checks (rung 3) may feed an epoch's truth: its own arrivals' bursts (`EpochState.arrival_s`) and
-  token mix (`EpochState.work_scale`); a scheduler never has them;
+  in the epoch leaves waiting at its end (`BurstTable.carry_s`) is served, and counted, in the next epoch; a pool
+  that mixes memory-limited nodes with others serves as the engine's per-request KV admission sorts it
+  (`Capacity.sorted_rps`: its rate when saturated; its slots and spills stay at B*);
+- agreement checks (rung 3) may feed an epoch's truth: its own arrivals' bursts (`EpochState.arrival_s`, each
+  arrival weighted by its work, `arrival_work`) and token mix per node type (`EpochState.work_scale`); a scheduler
+  never has them;
 - cold starts: a newly warm node loads its model from the epoch start, so requests reaching it in the first
   LA_load seconds wait (mean LA_load^2 / (2 t_e) per request, SLA violated when the wait exceeds the SLA);
 - p-states (Eq. 4-5): a pool's warm nodes at their utilization, its spilled nodes at the overflow's, as the engine's
@@ -78,6 +81,8 @@ class EpochState:
     :param work_scale: [M] the epoch's own mean GPU time per request over the workload's
         (`EpochEvaluator.work_scale`; None: 1). Likewise only an agreement check's truth: a real epoch's token mix
         is a few % heavier or lighter than the workload's, which moves a node near a p-state limit across it.
+    :param arrival_work: with `arrival_s`, each arrival's `EpochEvaluator.request_work` (None: 1 each). Likewise
+        the truth only: the bursts then carry the work that arrives, so a heavier stretch of the epoch weighs more.
     """
 
     predicted: np.ndarray
@@ -91,10 +96,12 @@ class EpochState:
     queued_by_model: np.ndarray | None = None
     arrival_s: np.ndarray | None = None
     work_scale: np.ndarray | None = None
+    arrival_work: np.ndarray | None = None
 
     @classmethod
     def from_observation(cls, obs, requests: np.ndarray | None = None, arrival_s: np.ndarray | None = None,
-                         work_scale: np.ndarray | None = None) -> "EpochState":
+                         work_scale: np.ndarray | None = None,
+                         arrival_work: np.ndarray | None = None) -> "EpochState":
         """The state a scheduler sees at an epoch start (requests default to the forecast). At epoch 0 the service
         was already running (`Engine._preload`: the first warm set starts loaded, no cold start), so whatever
         warm set a plan asks for is resident (`resident_nodes` None), though no node holds a model yet."""
@@ -102,7 +109,7 @@ class EpochState:
         resident = None if obs.epoch == 0 else obs.resident_nodes
         return cls(pred, pred if requests is None else requests, obs.ci_kg_per_kwh, obs.gi_l_per_kwh,
                    obs.tou_usd_per_kwh, obs.cop, resident, obs.queued, obs.queued_by_model, arrival_s,
-                   work_scale)
+                   work_scale, arrival_work)
 
 
 @dataclass(frozen=True)
@@ -155,7 +162,7 @@ class EpochEvaluator:
         self.cfg, self.lat = cfg, np.asarray(latency_s, dtype=float)
         self.exact = bool(exact)
         self._arrival_s = None if arrival_s is None else np.asarray(arrival_s, dtype=float)
-        self._burst = None  # (BurstTable, per-second rate profile), built at the first exact evaluation
+        self._burst = None  # (BurstTable, per-second rate profile, BurstTable of counts), at the first exact evaluation
         N, M = cfg.nodes_per_dc, len(cfg.model_weights_gb)
         self.cap = capacity
         types = fleet.node_type[:N]
@@ -197,27 +204,53 @@ class EpochEvaluator:
         self.pre_hosts = np.concatenate([zero, np.cumsum(rps > 0, axis=1)], axis=1)
         self.pre_slots = np.concatenate([zero, np.cumsum(hosts[:, types] * self.cap.batch[:, types], axis=1)], axis=1)
         self.pre_scv = np.concatenate([zero, np.cumsum(rps * self.cap.service_scv[:, types], axis=1)], axis=1)
+        # exact runs: a memory-limited node in a pool with a node memory does not limit serves the small requests,
+        # more at once (`capacity.sorted_admission`): what it adds then, and how many such other nodes a range has
+        gain = hosts[:, types] * (self.cap.sorted_rps[:, types] - self.cap.node_rps[:, types]) * self.exact
+        unlimited = hosts[:, types] & ~self.cap.memory_limited[:, types]
+        self.rps, self.gain, self.node_types = rps, gain, types  # [M, N], [M, N], [N]
+        self.pre_gain = np.concatenate([zero, np.cumsum(gain, axis=1)], axis=1)  # [M, N + 1]
+        self.pre_unlimited = np.concatenate([zero, np.cumsum(unlimited, axis=1)], axis=1)
         self.wrr_sum = np.stack([_wrr_range_sums(r) for r in rps]) if self.exact else None  # [M, N + 1, N + 1]
         self.bin_s = cfg.epoch_s / bins_per_epoch(cfg.epoch_s, cfg.cohort_bin_s)  # the engine's cohort bins
         self.rate_profile = np.ones(1) if rate_profile is None else np.asarray(rate_profile, dtype=float)
         if self.rate_profile.ndim != 1 or not len(self.rate_profile) or (self.rate_profile < 0).any():
             raise ValueError(f"rate_profile: non-negative bin-rate ratios expected, got {rate_profile!r}")
 
-    def work_scale(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
-        """[M] the mean GPU time at full batch (`Profiles.gpu_s_array`, what the engine's utilization counts) of
-        the given requests over the workload sample's (1 / node_rps), by model, averaged over the node types as
-        the pools' requests spread (`EpochState.work_scale`; 1 for a model without requests)."""
+    def _type_work(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
+        """[len, T] each request's GPU time at full batch (`Profiles.gpu_s_array`, what the engine's utilization
+        counts) on each node type over its model's mean there on the workload sample (1 / node_rps); 0 where the
+        type does not serve the model or the request has no output tokens."""
         model = np.asarray(model)
+        p_all, o_all = np.asarray(prompt_tokens, dtype=float), np.asarray(output_tokens, dtype=float)
         M, T = self.type_share.shape
-        scale = np.ones(M)
+        work = np.zeros((len(model), T))
         for m in range(M):
-            sel = (model == m) & (np.asarray(output_tokens) > 0)
-            if not sel.any():
-                continue
-            p, o = np.asarray(prompt_tokens)[sel].astype(float), np.asarray(output_tokens)[sel].astype(float)
-            ratio = [self._profiles.gpu_s_array(m, t, p, o, int(self.cap.batch[m, t])).mean() * self.cap.node_rps[m, t]
-                     if self.cap.node_rps[m, t] > 0 else 0.0 for t in range(T)]
-            scale[m] = float((self.type_share[m] * np.asarray(ratio)).sum()) or 1.0
+            sel = (model == m) & (o_all > 0)
+            for t in range(T):
+                if sel.any() and self.cap.node_rps[m, t] > 0:
+                    work[sel, t] = self.cap.node_rps[m, t] * self._profiles.gpu_s_array(
+                        m, t, p_all[sel], o_all[sel], int(self.cap.batch[m, t]))
+        return work
+
+    def request_work(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
+        """Each request's `_type_work` averaged over the node types as its model's requests spread (`type_share`):
+        its GPU time over the mean request's (`EpochState.arrival_work`)."""
+        work = self._type_work(model, prompt_tokens, output_tokens)
+        return (work * self.type_share[np.asarray(model)]).sum(axis=1)
+
+    def work_scale(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
+        """[M, T] the given requests' mean GPU time on each node type over the workload sample's, by model
+        (`EpochState.work_scale`; 1 for a model without requests or a type that does not serve it)."""
+        model = np.asarray(model)
+        work = self._type_work(model, prompt_tokens, output_tokens)
+        served = np.asarray(output_tokens) > 0
+        scale = np.ones(self.type_share.shape)
+        for m in range(len(scale)):
+            sel = (model == m) & served
+            if sel.any():
+                mean = work[sel].mean(axis=0)
+                scale[m] = np.where(mean > 0, mean, 1.0)
         return scale
 
     def _stationary(self, lam, mu, slots, scv, spare, limit) -> tuple:
@@ -246,7 +279,7 @@ class EpochEvaluator:
             wait[live], late[live] = w.mean(axis=0), lt.mean(axis=0)
         return wait, late
 
-    def _burst_model(self, arrival_s: np.ndarray | None = None) -> tuple:
+    def _burst_model(self, arrival_s: np.ndarray | None = None, work: np.ndarray | None = None) -> tuple:
         """The exact engine's per-second bursts (`queueing.BurstTable` and the per-second rate profile of the
         arrivals): the workload's, built once (a few tenths of a second) at the first evaluation of an exact run,
         or one epoch's own (`EpochState.arrival_s`, an agreement check's truth), built for that evaluation."""
@@ -254,12 +287,14 @@ class EpochEvaluator:
         if arrival_s is not None:
             t = np.asarray(arrival_s, dtype=float)
             t = t - np.floor(t.min() / cfg.epoch_s) * cfg.epoch_s if len(t) else t  # one epoch from 0
-            table = BurstTable.from_arrivals(t, cfg.epoch_s, cfg.epoch_s)
-            return table, bin_rate_profile(t, cfg.epoch_s, table.step_s, cfg.epoch_s)
+            table = BurstTable.from_arrivals(t, cfg.epoch_s, cfg.epoch_s, work)
+            # a burst takes a batch slot per request whatever its work: the spills read the counts' table
+            counts = table if work is None else BurstTable.from_arrivals(t, cfg.epoch_s, cfg.epoch_s)
+            return table, bin_rate_profile(t, cfg.epoch_s, table.step_s, cfg.epoch_s), counts
         if self._burst is None:
             t = np.zeros(0) if self._arrival_s is None else self._arrival_s
             table = BurstTable.from_arrivals(t, cfg.epoch_s, cfg.horizon_s)
-            self._burst = (table, bin_rate_profile(t, cfg.epoch_s, table.step_s, cfg.horizon_s))
+            self._burst = (table, bin_rate_profile(t, cfg.epoch_s, table.step_s, cfg.horizon_s), table)
         return self._burst
 
     def _exact_waits(self, burst, lam, mu, slots, nodes, backlog, limit, slack) -> tuple:
@@ -269,7 +304,7 @@ class EpochEvaluator:
         admitting at it; the balancer's round-robin deals a node every k-th request, c_a^2 = 1 / k). A pool that
         starts with a backlog is busy until the backlog drains at mu - lam: bursts before then only move its wait
         about the flat fluid's, so the burst wait counts for the share of the epoch after it."""
-        table, profile = burst
+        table, profile = burst[:2]
         rho = lam / np.maximum(mu, 1e-300)
         buffer_s = BurstTable.slot_buffer_s(rho, slots, mu)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -297,19 +332,30 @@ class EpochEvaluator:
     def _take(self, m: int, start: np.ndarray, rate: np.ndarray, pre: np.ndarray | None = None) -> np.ndarray:
         """How many nodes from position `start` on the engine's cumulative rule takes for model m: the fewest whose
         summed throughput reaches `rate` (real requests/s; 0 where rate <= 0; past the last node if it never does);
-        with `pre`, the fewest whose summed prefix-sum figure (batch slots) reaches it."""
+        with `pre`, the same over that prefix sum (the throughput of the epoch's own requests)."""
         pre = self.pre_rps[m] if pre is None else pre
         j = np.searchsorted(pre, pre[start] + rate - 1e-9, side="left")
         return np.where(rate > 0, np.maximum(j - start, 0), 0)
 
+    def _mixed(self, m: int, a, b, start, c, pre_gain: np.ndarray | None = None) -> np.ndarray:
+        """What the memory-limited nodes of a pool (model m, nodes [a, b) and [start, c)) add to its throughput
+        when the pool also has a node memory does not limit (`capacity.sorted_admission`: the rate of a saturated
+        pool, whose queue the nodes sort; what a burst finds, the slots and the spills they set, stays B*'s);
+        exact runs only, else 0."""
+        def span(pre):
+            return pre[b] - pre[a] + pre[c] - pre[start]
+        pre_gain = self.pre_gain[m] if pre_gain is None else pre_gain
+        return np.where(span(self.pre_unlimited[m]) > 0, span(pre_gain), 0.0)
+
     def _burst_spill(self, table, m: int, lam: np.ndarray, a: np.ndarray, b: np.ndarray,
-                     start: np.ndarray) -> np.ndarray:
+                     start: np.ndarray, pre_r: np.ndarray) -> np.ndarray:
         """Exact runs: the nodes from `start` on a pool (model m, warm nodes [a, b)) spills to in the workload's
         per-second bursts. The exact balancer sends a request to the next cold node when every batch slot of the
         pool is taken, and the node stays in the rotation: the fewest nodes (at most SPILL_NODES_MAX) after which
-        the epoch's worst burst (`BurstTable.overflow_s`) no longer fills the pool's slots."""
+        the epoch's worst burst (`BurstTable.overflow_s`) no longer fills the pool's slots (`pre_r`: the nodes'
+        throughput at the epoch's mix, at B*: a burst meets the pool before its queue sorts, `_mixed`)."""
         N = self.cfg.nodes_per_dc
-        pre_r, pre_s = self.pre_rps[m], self.pre_slots[m]
+        pre_s = self.pre_slots[m]
         k = np.zeros(start.shape, dtype=np.int64)
         more = np.ones(start.shape, dtype=bool)
         for _ in range(SPILL_NODES_MAX + 1):
@@ -324,7 +370,8 @@ class EpochEvaluator:
             k = k + more
         return np.minimum(k, SPILL_NODES_MAX)
 
-    def _pools(self, P: np.ndarray, lam: np.ndarray, backlog: np.ndarray, burst=None) -> dict:
+    def _pools(self, P: np.ndarray, lam: np.ndarray, backlog: np.ndarray, burst=None,
+               inv_scale: np.ndarray | None = None) -> dict:
         """The engine's pools of each plan ([B, D, M] each, node positions [B, D]): warm sets along the node order,
         the large model first (`Engine._set_warm`: nodes whose throughput covers the forecast at the target
         utilization, at least `min_warm_nodes`, the other models' minimum warm sets kept), then spills from the
@@ -332,6 +379,13 @@ class EpochEvaluator:
         backlog, draws nodes for 2 (lam - mu) + backlog / bin, the capacity the balancer reaches after one bin."""
         cfg, N, t_e = self.cfg, self.cfg.nodes_per_dc, self.cfg.epoch_s
         M = P.shape[-1]
+        # what the nodes serve of this epoch's requests (`inv_scale` [M, N]: the workload's mean request over the
+        # epoch's on each node's type); the warm sets are sized on the workload's, as the engine sizes them
+        zero = np.zeros((M, 1))
+        pre_mu = self.pre_rps if inv_scale is None else np.concatenate(
+            [zero, np.cumsum(self.rps * inv_scale, axis=1)], axis=1)
+        pre_gain = self.pre_gain if inv_scale is None else np.concatenate(
+            [zero, np.cumsum(self.gain * inv_scale, axis=1)], axis=1)
         cap_dc = self.pre_rps[:, N] * t_e  # [M] requests per epoch of a whole datacenter
         target = np.clip((P / cap_dc).sum(axis=2), cfg.warm_target_utilization, 1.0)  # [B, D]
         start = np.zeros(P.shape[:2], dtype=np.int64)
@@ -342,17 +396,17 @@ class EpochEvaluator:
             ranges[m] = [start, start + k]
             start = start + k
         out = {k: np.zeros(P.shape) for k in ("warm", "nodes", "mu", "slots", "scv", "tdp_w", "warm_mu", "warm_tdp_w",
-                                              "rotation", "spilled")}
+                                              "rotation", "spilled", "mu_base")}
         for m in range(M):
             a, b = ranges[m]
-            warm_mu = self.pre_rps[m][b] - self.pre_rps[m][a]
+            warm_mu = pre_mu[m][b] - pre_mu[m][a]
             if self.exact:
                 # the exact balancer spills when a request finds every batch slot of the pool taken: the nodes
                 # the workload's worst burst needs (`_burst_spill`), besides what the mean rate and a backlog need
                 want = np.maximum(2.0 * (lam[..., m] - warm_mu), 0.0) + backlog[..., m] / SPILL_DRAIN_S
-                extra = np.maximum(self._burst_spill(burst[0], m, lam[..., m], a, b, start),
+                extra = np.maximum(self._burst_spill(burst[2], m, lam[..., m], a, b, start, pre_mu[m]),
                                    np.where((lam[..., m] > warm_mu) | (backlog[..., m] > 0),
-                                            self._take(m, start, want), 0))
+                                            self._take(m, start, want, pre_mu[m]), 0))
                 extra = np.minimum(extra, N - start)
             else:
                 # the cohort pools spill in their busiest bins: the profile's top rate (the mean of the busiest
@@ -361,11 +415,15 @@ class EpochEvaluator:
                 want = np.maximum(2.0 * (lam[..., m] - warm_mu), peak - warm_mu) \
                     + backlog[..., m] / SPILL_DRAIN_S  # as the engine spills
                 want = np.where((peak > warm_mu) | (backlog[..., m] > 0), want, 0.0)
-                extra = np.minimum(self._take(m, start, want), N - start)
+                extra = np.minimum(self._take(m, start, want, pre_mu[m]), N - start)
             c = start + extra
-            for key, pre in (("mu", self.pre_rps[m]), ("slots", self.pre_slots[m]), ("scv", self.pre_scv[m]),
+            for key, pre in (("mu", pre_mu[m]), ("slots", self.pre_slots[m]), ("scv", self.pre_scv[m]),
                              ("tdp_w", self.cum_tdp_w)):
                 out[key][..., m] = pre[b] - pre[a] + pre[c] - pre[start]
+            rps_span = self.pre_rps[m][b] - self.pre_rps[m][a] + self.pre_rps[m][c] - self.pre_rps[m][start]
+            out["scv"][..., m] /= np.maximum(rps_span, 1e-300)  # throughput-weighted
+            out["mu_base"][..., m] = out["mu"][..., m]
+            out["mu"][..., m] += self._mixed(m, a, b, start, c, pre_gain[m])  # served (utilization: at B*)
             out["warm_mu"][..., m] = warm_mu
             out["warm_tdp_w"][..., m] = self.cum_tdp_w[b] - self.cum_tdp_w[a]
             if self.exact:  # the rotation's length over the warm set; each node spilled in joins it once
@@ -374,10 +432,9 @@ class EpochEvaluator:
             out["warm"][..., m] = b - a
             out["nodes"][..., m] = b - a + extra
             start = c
-        out["scv"] = out["scv"] / np.maximum(out["mu"], 1e-300)
         out["active"] = start  # [B, D] the nodes before this position serve a pool, the rest are parked
         # what the free nodes could add to each model's pool (requests/s), for in-bin spills
-        out["spare"] = self.pre_rps[:, N] - self.pre_rps[np.arange(M), start[..., None]]
+        out["spare"] = pre_mu[:, N] - pre_mu[np.arange(M), start[..., None]]
         return out
 
     # ------------------------------------------------------------------------------------------------------------
@@ -400,13 +457,13 @@ class EpochEvaluator:
             mix = np.where(R_dc > 0, R / np.maximum(R_dc, 1e-12), mix_all)
             backlog = queued[None, :, None] * mix  # [B, D, M]
         lam = R / t_e
-        burst = self._burst_model(state.arrival_s) if self.exact else None
+        burst = self._burst_model(state.arrival_s, state.arrival_work) if self.exact else None
         if state.work_scale is None:
             pool = self._pools(P, lam, backlog, burst)
         else:  # the epoch's own token mix: its pools serve fewer (more) requests, and spill as its work needs
             scale = np.asarray(state.work_scale, dtype=float)
-            pool = self._pools(P, lam * scale, backlog, burst)
-            pool["mu"], pool["warm_mu"] = pool["mu"] / scale, pool["warm_mu"] / scale
+            scale = np.broadcast_to(scale[:, None] if scale.ndim == 1 else scale, self.type_share.shape)
+            pool = self._pools(P, lam, backlog, burst, 1.0 / scale[:, self.node_types])
         nodes, mu = pool["nodes"], pool["mu"]
 
         resident = state.resident_nodes
@@ -452,8 +509,9 @@ class EpochEvaluator:
             # the exact rotation: the warm set's weights and one turn for each node spilled in (it stays in)
             rot = pool["rotation"]
             warm_work = work * rot / np.maximum(rot + pool["spilled"], 1e-300)
+        mu_b = pool["mu_base"]  # the work counted at B* (as the engine's utilization counts it)
         rho_w = np.minimum(warm_work / np.maximum(warm_mu * t_e, 1e-300), 1.0)
-        rho_s = np.clip((work - rho_w * warm_mu * t_e) / np.maximum((mu - warm_mu) * t_e, 1e-300), 0.0, 1.0)
+        rho_s = np.clip((work - rho_w * warm_mu * t_e) / np.maximum((mu_b - warm_mu) * t_e, 1e-300), 0.0, 1.0)
         pc_w, pc_s = (physics.pstate_power_fraction(r, True, cfg.pc_pstates, cfg.pstate_busy_limits, cfg.pc_parked)
                       for r in (rho_w, rho_s))
         active = pool["active"]  # [B, D]

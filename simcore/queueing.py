@@ -354,10 +354,12 @@ class BurstTable:
         self.survival = above
 
     @classmethod
-    def from_arrivals(cls, arrival_s: np.ndarray, epoch_s: float, horizon_s: float) -> "BurstTable":
-        """The table of a workload's arrival times (trace seconds), in steps of `burst_step_s`."""
+    def from_arrivals(cls, arrival_s: np.ndarray, epoch_s: float, horizon_s: float,
+                      work: np.ndarray | None = None) -> "BurstTable":
+        """The table of a workload's arrival times (trace seconds), in steps of `burst_step_s`; with `work` (each
+        arrival's GPU time over the mean, where known) the steps carry the work that arrives, not the count."""
         step = burst_step_s(arrival_s, epoch_s, horizon_s)
-        return cls(burst_counts(arrival_s, epoch_s, step, horizon_s, BURST_EPOCHS), step)
+        return cls(burst_counts(arrival_s, epoch_s, step, horizon_s, BURST_EPOCHS, work), step)
 
     @staticmethod
     def _rho_bracket(rho: np.ndarray) -> tuple:
@@ -420,16 +422,19 @@ def burst_step_s(arrival_s: np.ndarray, epoch_s: float, horizon_s: float) -> flo
     return epoch_s / steps
 
 
-def burst_counts(arrival_s: np.ndarray, epoch_s: float, step_s: float, horizon_s: float, epochs: int) -> np.ndarray:
+def burst_counts(arrival_s: np.ndarray, epoch_s: float, step_s: float, horizon_s: float, epochs: int,
+                 weights: np.ndarray | None = None) -> np.ndarray:
     """The arrivals per `step_s` of the `epochs` busiest complete epochs before `horizon_s` ([E, K], in time
-    order; all epochs with arrivals if none is complete; one flat epoch without arrivals)."""
+    order; all epochs with arrivals if none is complete; one flat epoch without arrivals); with `weights`, each
+    arrival counts its weight."""
     t = np.asarray(arrival_s, dtype=float)
     per_epoch = max(1, int(round(epoch_s / step_s)))
     if len(t) == 0:
         return np.ones((1, per_epoch))
     n_epochs = int(t.max() // epoch_s) + 1
     idx = np.minimum((t % epoch_s) // (epoch_s / per_epoch), per_epoch - 1).astype(np.int64)
-    counts = np.bincount((t // epoch_s).astype(np.int64) * per_epoch + idx, minlength=n_epochs * per_epoch)
+    counts = np.bincount((t // epoch_s).astype(np.int64) * per_epoch + idx, weights=weights,
+                         minlength=n_epochs * per_epoch)
     counts = counts[:n_epochs * per_epoch].reshape(n_epochs, per_epoch).astype(float)
     complete = int(horizon_s // epoch_s + 1e-9)
     if 0 < complete < n_epochs:

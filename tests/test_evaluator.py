@@ -9,7 +9,8 @@ from simcore.config import Config
 from simcore.engine import Engine
 from simcore.evaluator import EpochEvaluator, EpochState
 from simcore.interface import Scheduler
-from simcore.queueing import BURST_RHO, BurstTable, arrival_peak_to_mean, burst_step_s, prefill_queue_wait
+from simcore.queueing import (BURST_RHO, BurstTable, arrival_peak_to_mean, burst_counts, burst_step_s,
+                              prefill_queue_wait)
 from simcore.results import epoch_table
 
 ENERGY_TOL, TTFT_TOL = 0.10, 0.25
@@ -345,9 +346,13 @@ def test_epoch_zero_warm_set_is_resident_and_work_scale_of_the_sample_is_one(sma
     assert EpochState.from_observation(obs).resident_nodes is None
     p, o = eng.info.token_sample
     model = np.zeros(len(p), dtype=int)
-    np.testing.assert_allclose(ev.work_scale(model, p, o), [1.0, 1.0])  # model 1: no requests, 1
+    # per node type: the sample's own mean on every type (a type serving the model or not), model 1: no requests
+    np.testing.assert_allclose(ev.work_scale(model, p, o), np.ones(ev.type_share.shape))
+    np.testing.assert_allclose(ev.request_work(model, p, o).mean(), 1.0)
     heavier = ev.work_scale(model, p, 2 * np.asarray(o))
-    assert 1.2 < heavier[0] < 2.0  # twice the decode, the prefill alike: between
+    serves = eng.capacity.node_rps[0] > 0
+    assert np.all((1.2 < heavier[0][serves]) & (heavier[0][serves] < 2.0))  # twice the decode, the prefill alike
+    np.testing.assert_allclose(heavier[1], 1.0)
 
 
 def test_exact_evaluator_fed_the_truth_holds_the_code_hours_bursty_epochs():
@@ -365,3 +370,14 @@ def test_exact_evaluator_fed_the_truth_holds_the_code_hours_bursty_epochs():
               f"{r['error']:+.3f}")
     assert {r["quantity"] for r in rows} == {"energy", "cost", "water", "carbon", "ttft_mean"}
     assert all(r["holds"] for r in rows)
+
+
+def test_burst_steps_carry_the_work_that_arrives_by_hand():
+    # three arrivals in a 4-s epoch of 1-s steps: counted, and weighted by their work (`EpochState.arrival_work`)
+    t = np.array([0.5, 1.5, 1.6])
+    np.testing.assert_allclose(burst_counts(t, 4.0, 1.0, 4.0, 1), [[1, 2, 0, 0]])
+    np.testing.assert_allclose(burst_counts(t, 4.0, 1.0, 4.0, 1, np.array([1.0, 2.0, 3.0])), [[1, 5, 0, 0]])
+    # a table of the same arrivals whose second step carries heavier work waits longer at the same utilization
+    light = BurstTable(np.array([[1.0, 2.0, 0.0, 0.0]]), 1.0)
+    heavy = BurstTable(np.array([[1.0, 5.0, 0.0, 0.0]]), 1.0)
+    assert heavy.excess_wait(0.9, 0.0) > light.excess_wait(0.9, 0.0) > 0

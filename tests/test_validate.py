@@ -109,6 +109,33 @@ def test_continuous_batching_node_by_hand():
     assert eng.act[0] == 0 and eng.nodes.dv[0] == 0.0 and not eng.nodes.dheap[0]
 
 
+def test_memory_limited_nodes_of_a_mixed_pool_serve_more_than_b_star_as_sorted_admission_says():
+    # a 70B pool of five nodes (A100 x 2, 4, 8, H100 x 2, 4; the 7B keeps the sixth) offered 1.5x its capacity: the
+    # exact engine admits by each request's own KV, so the 2-GPU nodes (B* 48, memory-limited) take the small
+    # requests and run more of them at once, the others exactly their full-batch work (`capacity.sorted_admission`)
+    cfg = Config(dcs=4, reference_dcs=4, nodes_per_dc=6, scheduler="nearest", cohort_size="1", hours=0.5)
+    probe = Engine(cfg, create("nearest"), workload=V.replica_workload(cfg, 1, 1.0, 0))
+    cap, types = probe.capacity, probe.fleet.node_type[:5]
+    limited = cap.memory_limited[1, types]
+    assert limited.tolist() == [True, False, False, True, False] and cap.batch[1, types[0]] < cfg.max_batch
+    assert (cap.sorted_batch[1, types][limited] == cfg.max_batch).all()
+    wl = V.replica_workload(cfg, 1, 1.5 * cap.sorted_rps[1, types].sum(), 0)
+    eng = Engine(cfg, create("nearest"), workload=wl)
+    rec = eng.run()
+    first = wl.t_s + np.nan_to_num(rec.ttft_s, nan=np.inf)
+    lo, hi = 0.2 * cfg.horizon_s, 0.8 * cfg.horizon_s  # saturated: every node full
+    node = np.asarray(eng.nodes.r_node)
+    for n, t in enumerate(types.tolist()):
+        k = (first >= lo) & (first < hi) & (node == n)
+        work = eng.prof.gpu_s_array(1, t, wl.prompt_tokens[k].astype(float), wl.output_tokens[k].astype(float),
+                                    int(cap.batch[1, t])).sum() / (hi - lo)  # GPU seconds at B* per second
+        predicted = cap.sorted_rps[1, t] / cap.node_rps[1, t]
+        if limited[n]:
+            assert work > 1.04 and work == pytest.approx(predicted, rel=0.03), (n, work, predicted)
+        else:
+            assert predicted == 1.0 and work == pytest.approx(1.0, abs=0.01), (n, work)
+
+
 def test_small_fleets_play_exactly(tmp_path):
     # one node per datacenter: both models share it (it used to end in an internal error)
     cfg = Config(nodes_per_dc=1, dcs=4, hours=0.5, scheduler="uniform", cohort_size="1", reference_dcs=4)

@@ -83,6 +83,10 @@ class EpochState:
         is a few % heavier or lighter than the workload's, which moves a node near a p-state limit across it.
     :param arrival_work: with `arrival_s`, each arrival's `EpochEvaluator.request_work` (None: 1 each). Likewise
         the truth only: the bursts then carry the work that arrives, so a heavier stretch of the epoch weighs more.
+    :param served_by_end: exact runs: the TTFT figures count only the requests whose first token comes before the
+        epoch's end (in each pool's fluid, the arrivals before (mu t_e - backlog) / lam), the quantity an engine run
+        that ends with the epoch (no drain) reports for its last epoch; else (default) every request the epoch
+        scores, its wait counted in full as if the capacity persisted. Only an agreement check sets it.
     """
 
     predicted: np.ndarray
@@ -97,6 +101,7 @@ class EpochState:
     arrival_s: np.ndarray | None = None
     work_scale: np.ndarray | None = None
     arrival_work: np.ndarray | None = None
+    served_by_end: bool = False
 
     @classmethod
     def from_observation(cls, obs, requests: np.ndarray | None = None, arrival_s: np.ndarray | None = None,
@@ -371,7 +376,7 @@ class EpochEvaluator:
         return np.minimum(k, SPILL_NODES_MAX)
 
     def _pools(self, P: np.ndarray, lam: np.ndarray, backlog: np.ndarray, burst=None,
-               inv_scale: np.ndarray | None = None) -> dict:
+               inv_scale: np.ndarray | None = None, order=None) -> dict:
         """The engine's pools of each plan ([B, D, M] each, node positions [B, D]): warm sets along the node order,
         the large model first (`Engine._set_warm`: nodes whose throughput covers the forecast at the target
         utilization, at least `min_warm_nodes`, the other models' minimum warm sets kept), then spills from the
@@ -397,7 +402,7 @@ class EpochEvaluator:
             start = start + k
         out = {k: np.zeros(P.shape) for k in ("warm", "nodes", "mu", "slots", "scv", "tdp_w", "warm_mu", "warm_tdp_w",
                                               "rotation", "spilled", "mu_base")}
-        for m in range(M):
+        for m in (range(M) if order is None else order):
             a, b = ranges[m]
             warm_mu = pre_mu[m][b] - pre_mu[m][a]
             if self.exact:
@@ -490,8 +495,17 @@ class EpochEvaluator:
         queue_wait = wait_sum / np.maximum(R, 1e-300)  # [B, D, M]
         late_q = np.minimum(late_n / np.maximum(R, 1e-300), 1.0)
         ttft_dc = physics.request_ttft_s(R * (queue_wait + stat_wait), R * load_wait, net, R * self.first_token_s)
-        ttft_total = ttft_dc.sum(axis=(1, 2))
         n_req = R.sum(axis=(1, 2))
+        if self.exact and state.served_by_end:  # the arrivals before (mu t_e - backlog) / lam start by the end
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cut = np.clip(np.where(lam > 0, (mu_ * t_e - backlog) / lam, t_e), 0.0, t_e)
+            share = cut / t_e  # [B, D, M] of each pool's arrivals
+            head_wait = fluid_segment(backlog, lam, mu_, cut, slack * mu_)[1]
+            R_in = R * share
+            ttft_dc = physics.request_ttft_s(R_in * stat_wait + head_wait, R_in * load_wait, net * share,
+                                             R_in * self.first_token_s)
+            n_req = R_in.sum(axis=(1, 2))
+        ttft_total = ttft_dc.sum(axis=(1, 2))
         sla = (R * np.maximum(np.maximum(late_q, stat_late), cold_frac * self.cold_late)).sum(axis=(1, 2))
 
         # energy: each pool's nodes at the p-state of their utilization (served work over capacity, Eq. 4-5), the

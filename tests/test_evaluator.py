@@ -381,3 +381,44 @@ def test_burst_steps_carry_the_work_that_arrives_by_hand():
     light = BurstTable(np.array([[1.0, 2.0, 0.0, 0.0]]), 1.0)
     heavy = BurstTable(np.array([[1.0, 5.0, 0.0, 0.0]]), 1.0)
     assert heavy.excess_wait(0.9, 0.0) > light.excess_wait(0.9, 0.0) > 0
+
+
+def test_served_by_end_counts_only_the_requests_served_before_the_epoch_end_by_hand(small_eval):
+    """A pool at 1.3x its capacity (every node of datacenter 0 on the 7B, flat arrivals, empty at the start): its
+    fluid queue grows at k = lam - mu, the arrival at x waits k x / mu and starts before the end T while x <= mu T /
+    lam. `served_by_end` (what an engine run that ends with the epoch reports) counts those mu / lam of the arrivals,
+    so the mean TTFT drops by k T / (2 mu) - k (mu T / lam) / (2 mu) = k^2 T / (2 mu lam), the rest of a request's
+    TTFT (network, compute, bursts) unchanged."""
+    import dataclasses
+
+    eng, _ = small_eval
+    cfg = eng.cfg
+    T = cfg.epoch_s
+    ev = _exact_evaluator(eng, np.sort(np.random.default_rng(2).uniform(0.0, T, 200_000)))
+    plan = np.zeros((2, 4, 4))
+    plan[:, :, 0] = 1.0
+    def pool_mu(lam):  # the 7B pool of datacenter 0 at `lam`: every node but the 70B's minimum warm set
+        load = np.zeros((1, 4, 2))
+        load[0, 0, 0] = lam
+        return float(ev._pools(load * T, load, np.zeros((1, 4, 2)), ev._burst_model())["mu"][0, 0, 0])
+    mu = pool_mu(1e9)
+    lam = 1.3 * mu
+    assert pool_mu(lam) == mu and mu == pytest.approx(ev.pre_rps[0, -1] - ev.pre_rps[0, cfg.min_warm_nodes])
+    pred = np.zeros((2, 4))
+    pred[0] = lam * T / 4
+    st = _state(eng, pred)
+    full = ev.evaluate(st, plan)
+    served = ev.evaluate(dataclasses.replace(st, served_by_end=True), plan)
+    k = lam - mu
+    assert full.ttft_total_s[0] / full.ttft_mean_s[0] == pytest.approx(lam * T, rel=1e-9)  # every arrival
+    assert served.ttft_total_s[0] / served.ttft_mean_s[0] == pytest.approx(mu * T, rel=1e-9)  # mu / lam of them
+    assert full.ttft_mean_s[0] - served.ttft_mean_s[0] == pytest.approx(k * k * T / (2 * mu * lam), rel=1e-6)
+    assert full.ttft_mean_s[0] - served.ttft_mean_s[0] > 10.0  # 0.09 x 900 s / 2.6: a real difference
+    # a pool that keeps up serves every arrival by the end: the two agree
+    light = _state(eng, pred * 0.5 / 1.3)
+    np.testing.assert_allclose(ev.evaluate(dataclasses.replace(light, served_by_end=True), plan).metrics,
+                               ev.evaluate(light, plan).metrics, rtol=1e-12)
+    # the cohort evaluator has no such figure: unchanged
+    st_c = dataclasses.replace(st, served_by_end=True)
+    cohort = EpochEvaluator(cfg, eng.lat, eng.fleet, eng.prof, *eng.info.token_sample, eng.capacity)
+    np.testing.assert_array_equal(cohort.evaluate(st_c, plan).metrics, cohort.evaluate(st, plan).metrics)

@@ -308,15 +308,18 @@ class EpochEvaluator:
         prefill passes at the per-second rates (`queueing.prefill_queue_wait`, a bin past the pool's capacity
         admitting at it; the balancer's round-robin deals a node every k-th request, c_a^2 = 1 / k). A pool that
         starts with a backlog is busy until the backlog drains at mu - lam: bursts before then only move its wait
-        about the flat fluid's, so the burst wait counts for the share of the epoch after it."""
+        about the flat fluid's, so the burst wait counts for the share of the epoch after it, and only the bursts
+        after it (`BurstTable` restarted there: the exact engine's code hour at N=12 U=0.5 opens with a burst its
+        70B pool meets with a backlog)."""
         table, profile = burst[:2]
         rho = lam / np.maximum(mu, 1e-300)
         buffer_s = BurstTable.slot_buffer_s(rho, slots, mu)
         with np.errstate(divide="ignore", invalid="ignore"):
             drain_s = np.where(backlog > 0, backlog / np.maximum(mu - lam, 0.0), 0.0)
-        after = np.clip(1.0 - np.nan_to_num(drain_s, nan=np.inf) / self.cfg.epoch_s, 0.0, 1.0)
-        w_slot = after * table.excess_wait(rho, buffer_s)
-        late_slot = after * table.late_share(rho, buffer_s, slack)
+        busy = np.clip(np.nan_to_num(drain_s, nan=np.inf) / self.cfg.epoch_s, 0.0, 1.0)
+        after = 1.0 - busy
+        w_slot = after * table.excess_wait(rho, buffer_s, busy)
+        late_slot = after * table.late_share(rho, buffer_s, slack, busy)
         rho_bin = np.minimum(rho[None] * profile[:, None, None, None], 1.0)  # [levels, B, D, M]
         a, b, g = self.prefill_moments
         w_pf, late_pf = prefill_queue_wait(rho_bin, a, b, g, self.type_share, limit, 1.0 / np.maximum(nodes, 1.0))
@@ -376,7 +379,7 @@ class EpochEvaluator:
         return np.minimum(k, SPILL_NODES_MAX)
 
     def _pools(self, P: np.ndarray, lam: np.ndarray, backlog: np.ndarray, burst=None,
-               inv_scale: np.ndarray | None = None, order=None) -> dict:
+               inv_scale: np.ndarray | None = None) -> dict:
         """The engine's pools of each plan ([B, D, M] each, node positions [B, D]): warm sets along the node order,
         the large model first (`Engine._set_warm`: nodes whose throughput covers the forecast at the target
         utilization, at least `min_warm_nodes`, the other models' minimum warm sets kept), then spills from the
@@ -402,7 +405,7 @@ class EpochEvaluator:
             start = start + k
         out = {k: np.zeros(P.shape) for k in ("warm", "nodes", "mu", "slots", "scv", "tdp_w", "warm_mu", "warm_tdp_w",
                                               "rotation", "spilled", "mu_base")}
-        for m in (range(M) if order is None else order):
+        for m in range(M):
             a, b = ranges[m]
             warm_mu = pre_mu[m][b] - pre_mu[m][a]
             if self.exact:

@@ -37,6 +37,7 @@ BURST_MIN_ARRIVALS = 100  # `burst_step_s`: arrivals a step holds at least (Pois
 BURST_EPOCHS = 8  # `BurstTable` plays the busiest complete epochs of the workload (where queueing matters)
 BURST_RHO = np.linspace(0.0, 2.0, 81)  # `BurstTable`: pool utilizations tabulated
 BURST_Z_S = np.concatenate([[0.0], np.geomspace(1e-3, 1e4, 57)])  # `BurstTable`: wait thresholds tabulated, s
+BURST_FROM_STEPS = 8  # `BurstTable`: the fluid restarted empty at k / 8 of the epoch (a pool busy until then)
 
 
 class _Scalar:
@@ -322,6 +323,9 @@ class BurstTable:
     request waits (W - b)+ with b = S (1 - rho), S = slots / mu the time a full pool takes to turn its slots over
     (`slot_buffer_s`). Tabulated once over `BURST_RHO` x `BURST_Z_S`: the stop-loss E[(W - z)+] and the share
     P(W > z) over the requests (each step's two ends, weighted by its arrivals); read by linear interpolation.
+    A pool busy with a backlog until a fraction `start` of the epoch meets only the bursts after it: the same
+    tables of the fluid restarted empty at k / BURST_FROM_STEPS of the epoch (over the arrivals from then on),
+    built when first read, interpolated in `start`.
     """
 
     def __init__(self, counts: np.ndarray, step_s: float) -> None:
@@ -329,14 +333,23 @@ class BurstTable:
         r = r / np.maximum(r.mean(axis=1, keepdims=True), 1e-300)  # [E, K]
         E, K = r.shape
         self.step_s, self.length_s = float(step_s), K * step_s
+        self._r = r
+        W, self.stop_loss, self.survival = self._tables(r, step_s)
+        self.peak_s = W.max(axis=2).mean(axis=1)  # [R] an epoch's largest wait, averaged over the epochs
+        self.end_s = W[:, :, -1].copy()  # [R, E] each epoch's wait at its end (work it leaves to the next)
+        self._from = {0: (self.stop_loss, self.survival)}  # start step -> tables of the fluid restarted there
+
+    @staticmethod
+    def _tables(r: np.ndarray, step_s: float) -> tuple:
+        """(W [R, E, K + 1] the fluid's wait at each step end, stop-loss [R, Z], survival [R, Z]) of rate ratios
+        r [E, K] from an empty start."""
+        E, K = r.shape
         rho = BURST_RHO[:, None]
         W = np.zeros((len(BURST_RHO), E, K + 1))
         w = np.zeros((len(BURST_RHO), E))
         for k in range(K):
             w = np.maximum(0.0, w + (rho * r[:, k] - 1.0) * step_s)
             W[:, :, k + 1] = w
-        self.peak_s = W.max(axis=2).mean(axis=1)  # [R] an epoch's largest wait, averaged over the epochs
-        self.end_s = W[:, :, -1].copy()  # [R, E] each epoch's wait at its end (work it leaves to the next)
         vals = np.concatenate([W[:, :, :-1], W[:, :, 1:]], axis=2).reshape(len(BURST_RHO), -1)
         weight = np.concatenate([r, r], axis=1).ravel()
         weight = weight / weight.sum()
@@ -350,8 +363,36 @@ class BurstTable:
         tail_vw = np.concatenate([tail_vw, np.zeros((len(BURST_RHO), 1))], axis=1)
         pos = np.stack([np.searchsorted(row, BURST_Z_S, side="right") for row in v])  # first value above z
         above = np.take_along_axis(tail_w, pos, axis=1)
-        self.stop_loss = np.take_along_axis(tail_vw, pos, axis=1) - BURST_Z_S * above  # [R, Z]
-        self.survival = above
+        return W, np.take_along_axis(tail_vw, pos, axis=1) - BURST_Z_S * above, above  # [R, Z] each
+
+    def _from_step(self, j: int) -> tuple:
+        """(stop-loss, survival, length s) of the fluid restarted empty at j / BURST_FROM_STEPS of the epoch
+        (None at the end: no arrivals after it)."""
+        K = self._r.shape[1]
+        k0 = int(round(j * K / BURST_FROM_STEPS))
+        if k0 >= K:
+            return None
+        if j not in self._from:
+            self._from[j] = self._tables(self._r[:, k0:], self.step_s)[1:]
+        return (*self._from[j], (K - k0) * self.step_s)
+
+    def _by_start(self, value, start, *arrays) -> np.ndarray:
+        """`value(tables, *arrays)` read at each element's `start` (fraction of the epoch the pool is busy before
+        its bursts count; None: 0), linear between the tabulated restarts, 0 at the epoch's end."""
+        arrays = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in arrays))
+        if start is None:
+            return value(self._from_step(0), *arrays)
+        fr = np.broadcast_to(np.clip(np.asarray(start, dtype=float), 0.0, 1.0) * BURST_FROM_STEPS, arrays[0].shape)
+        j = np.minimum(fr.astype(np.int64), BURST_FROM_STEPS - 1)
+        a = fr - j
+        out = np.zeros(arrays[0].shape)
+        for jj in np.unique(j):
+            sel = j == jj
+            part = [x[sel] for x in arrays]
+            lo, hi = self._from_step(int(jj)), self._from_step(int(jj) + 1)
+            v_hi = value(hi, *part) if hi is not None else 0.0
+            out[sel] = value(lo, *part) * (1.0 - a[sel]) + v_hi * a[sel]
+        return out
 
     @classmethod
     def from_arrivals(cls, arrival_s: np.ndarray, epoch_s: float, horizon_s: float,
@@ -401,16 +442,18 @@ class BurstTable:
         end = self.end_s[i] * (1.0 - a) + self.end_s[i + 1] * a  # [..., E]
         return np.maximum(end - b[..., None], 0.0).mean(axis=-1)
 
-    def excess_wait(self, rho, buffer_s) -> np.ndarray:
-        """Mean wait for a slot beyond a flat fluid's at the same rho (`fluid_segment` holds that part), s."""
-        w = self._read(self.stop_loss, rho, buffer_s) - _flat_stop_loss(np.asarray(rho, dtype=float),
-                                                                         np.asarray(buffer_s, dtype=float),
-                                                                         self.length_s)
-        return np.maximum(w, 0.0)
+    def excess_wait(self, rho, buffer_s, start=None) -> np.ndarray:
+        """Mean wait for a slot beyond a flat fluid's at the same rho (`fluid_segment` holds that part), s, of the
+        requests after `start` (fraction of the epoch; None: 0) in a pool whose bursts count from then on."""
+        def value(t, rho, b):
+            return np.maximum(self._read(t[0], rho, b) - _flat_stop_loss(rho, b, t[2]), 0.0)
+        return self._by_start(value, start, rho, buffer_s)
 
-    def late_share(self, rho, buffer_s, limit_s) -> np.ndarray:
-        """Share of the requests whose wait for a slot exceeds limit_s."""
-        return np.clip(self._read(self.survival, rho, np.asarray(buffer_s) + np.maximum(limit_s, 0.0)), 0.0, 1.0)
+    def late_share(self, rho, buffer_s, limit_s, start=None) -> np.ndarray:
+        """Share of the requests (after `start`, as `excess_wait`) whose wait for a slot exceeds limit_s."""
+        def value(t, rho, z):
+            return np.clip(self._read(t[1], rho, z), 0.0, 1.0)
+        return self._by_start(value, start, rho, np.asarray(buffer_s) + np.maximum(limit_s, 0.0))
 
 
 def burst_step_s(arrival_s: np.ndarray, epoch_s: float, horizon_s: float) -> float:

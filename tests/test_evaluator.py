@@ -422,3 +422,23 @@ def test_served_by_end_counts_only_the_requests_served_before_the_epoch_end_by_h
     st_c = dataclasses.replace(st, served_by_end=True)
     cohort = EpochEvaluator(cfg, eng.lat, eng.fleet, eng.prof, *eng.info.token_sample, eng.capacity)
     np.testing.assert_array_equal(cohort.evaluate(st_c, plan).metrics, cohort.evaluate(st, plan).metrics)
+
+
+def test_burst_table_restarted_after_a_backlog_reads_only_the_later_bursts_by_hand():
+    """A pool busy with a backlog until half the epoch meets only the bursts after it (`BurstTable`'s restarts). At
+    rho 1, no buffer: arrivals at 0.5 then 1.5 x the mean (100 steps of 1 s): from the start the fluid waits 0 for
+    50 s, then grows 0.5 s per s to 25 s: E[W] over the arrivals (each step's two ends, weighted 0.5 / 1.5) =
+    1.5 x 50 x 12.5 / 100 = 9.375 s; restarted at half the epoch, the same burst over its own arrivals: 12.5 s. The
+    burst first (1.5 then 0.5): restarted at half the epoch it is over, nothing waits."""
+    late_burst = BurstTable(np.r_[np.full(50, 0.5), np.full(50, 1.5)][None], 1.0)
+    assert late_burst.excess_wait(1.0, 0.0) == pytest.approx(9.375)
+    assert late_burst.excess_wait(1.0, 0.0, 0.0) == pytest.approx(9.375)
+    assert late_burst.excess_wait(1.0, 0.0, 0.5) == pytest.approx(12.5)
+    # between the tabulated restarts (k / 8 of the epoch) it interpolates; at the end nothing is left to wait
+    assert late_burst.excess_wait(1.0, 0.0, 1.0) == 0.0
+    early_burst = BurstTable(np.r_[np.full(50, 1.5), np.full(50, 0.5)][None], 1.0)
+    np.testing.assert_allclose(early_burst.excess_wait(np.full(3, 1.0), 0.0, np.array([0.0, 0.5, 0.75])),
+                               [12.5, 0.0, 0.0])  # from the start: rises and falls, 12.5 s
+    assert early_burst.late_share(1.0, 0.0, 5.0, 0.5) == 0.0
+    # from the start W > 5 s from 10 to 90 s: (40 x 1.5 + 40 x 0.5) / 100 of the arrivals
+    assert early_burst.late_share(1.0, 0.0, 5.0, 0.0) == pytest.approx(0.8, abs=0.02)

@@ -321,8 +321,9 @@ def rung2_rows(name: str, exact, cohorts) -> list[dict]:
 
 def rung3_rows(name: str, eng, rec, table, seen) -> list[dict]:
     """The epoch evaluator vs the exact engine of one cell, per epoch: energy, cost, water, carbon; mean TTFT on
-    the epochs that are the engine's own (at most RUNG3_CARRY_LIMIT of their arrivals still waiting at the end).
-    The evaluator is fed the epoch's truth (counts, arrival times, token mix and each arrival's work), so what it
+    the epochs that are the engine's own (at most RUNG3_CARRY_LIMIT of their arrivals still waiting at the end),
+    on the last epoch over the requests served by the horizon on both sides (`EpochState.served_by_end`: the
+    engine's figure leaves out those still waiting, the cells have no drain). The evaluator is fed the epoch's truth (counts, arrival times, token mix and each arrival's work), so what it
     misses is its own."""
     from simcore.evaluator import EpochState
 

@@ -19,9 +19,10 @@ Scores a batch of candidate plans [B, model, origin, datacenter] for one epoch a
   in the epoch leaves waiting at its end (`BurstTable.carry_s`) is served, and counted, in the next epoch; a pool
   that mixes memory-limited nodes with others serves as the engine's per-request KV admission sorts it
   (`Capacity.sorted_rps`: its rate when saturated; its slots and spills stay at B*);
+- a pool that starts with a backlog meets only the bursts after its drain (`BurstTable` restarted there);
 - agreement checks (rung 3) may feed an epoch's truth: its own arrivals' bursts (`EpochState.arrival_s`, each
-  arrival weighted by its work, `arrival_work`) and token mix per node type (`EpochState.work_scale`); a scheduler
-  never has them;
+  arrival weighted by its work, `arrival_work`) and token mix per node type (`EpochState.work_scale`), and ask for
+  the TTFT of the requests served by the epoch's end only (`served_by_end`); a scheduler never has them;
 - cold starts: a newly warm node loads its model from the epoch start, so requests reaching it in the first
   LA_load seconds wait (mean LA_load^2 / (2 t_e) per request, SLA violated when the wait exceeds the SLA);
 - p-states (Eq. 4-5): a pool's warm nodes at their utilization, its spilled nodes at the overflow's, as the engine's

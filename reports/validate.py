@@ -323,8 +323,8 @@ def rung3_rows(name: str, eng, rec, table, seen) -> list[dict]:
     """The epoch evaluator vs the exact engine of one cell, per epoch: energy, cost, water, carbon; mean TTFT on
     the epochs that are the engine's own (at most RUNG3_CARRY_LIMIT of their arrivals still waiting at the end),
     on the last epoch over the requests served by the horizon on both sides (`EpochState.served_by_end`: the
-    engine's figure leaves out those still waiting, the cells have no drain). The evaluator is fed the epoch's truth (counts, arrival times, token mix and each arrival's work), so what it
-    misses is its own."""
+    engine's figure leaves out those still waiting, the cells have no drain). The evaluator is fed the epoch's
+    truth (counts, arrival times, token mix and each arrival's work), so what it misses is its own."""
     from simcore.evaluator import EpochState
 
     truth = table.groupby("epoch")[["total_kwh", "cost_usd", "water_l", "carbon_kg", "ttft_sum_s", "served"]].sum()
@@ -338,8 +338,9 @@ def rung3_rows(name: str, eng, rec, table, seen) -> list[dict]:
         lo, hi = int(eng.epochs.bounds[e]), int(eng.epochs.bounds[e + 1])
         ok = ~wl.failed[lo:hi]
         mix = (wl.model[lo:hi][ok], wl.prompt_tokens[lo:hi][ok], wl.output_tokens[lo:hi][ok])
-        state = EpochState.from_observation(obs, requests=counts, arrival_s=wl.t_s[lo:hi][ok],
-                                            work_scale=ev.work_scale(*mix), arrival_work=ev.request_work(*mix))
+        scale, work = ev.epoch_truth(*mix)
+        state = EpochState.from_observation(obs, requests=counts, arrival_s=wl.t_s[lo:hi][ok], work_scale=scale,
+                                            arrival_work=work)
         # the cell's runs end with their last epoch (no drain): the engine's figure for it is over the requests
         # served by the horizon, those still waiting left out; the evaluator's is made the same quantity
         state = dataclasses.replace(state, served_by_end=e == len(seen) - 1)

@@ -142,12 +142,12 @@ def serving_capacity(cfg, fleet, profiles, prompt_tokens, output_tokens) -> Capa
     service = np.where(batch > 0, batch * gpu_s, 0.0)
     _check_service(cfg, batch, service)
     per_epoch = (fleet.nodes_per_type[:, None, :] * rps[None, :, :]).sum(axis=2) * cfg.epoch_s  # [D, M]
-    s_batch, s_rps = sorted_admission(cfg, fleet, profiles, p, o, batch, rps)
+    s_batch, s_rps = sorted_admission(cfg, fleet, profiles, p, o, batch, rps, mem_t)
     return Capacity(batch.astype(int), service, rps, per_epoch, float(cfg.epoch_s), scv, s_batch, s_rps)
 
 
 def sorted_admission(cfg, fleet, profiles, p: np.ndarray, o: np.ndarray, batch: np.ndarray,
-                     rps: np.ndarray) -> tuple:
+                     rps: np.ndarray, mem_t: np.ndarray) -> tuple:
     """([M, T] batch, [M, T] requests/s) of each node type in a saturated pool that mixes it with nodes whose
     memory does not limit their batch, under the exact engine's admission (Eq. 1 per request, the pool's FIFO
     queue served by the first node with room, `simcore.exact`).
@@ -161,11 +161,10 @@ def sorted_admission(cfg, fleet, profiles, p: np.ndarray, o: np.ndarray, batch: 
     requests of the pool's mix is then
     rps x G(B*) / G(B) over those requests (G: a request's GPU time at a batch, `Profiles.gpu_s_array`): the same
     requests' work done at the larger batch, the pool's other nodes serving the rest at their full throughput.
-    Where memory does not bind, or no type of a model is free of it, the node's B* and rps."""
+    Where memory does not bind, or no type of a model is free of it, the node's B* and rps. `mem_t` [T]: each
+    node type's pooled GPU memory, GB (`serving_capacity`'s)."""
     M, T = batch.shape
     s_batch, s_rps = batch.astype(int).copy(), rps.astype(float).copy()
-    mem_t = np.array([count * cfg.gpu_mem_gb[cfg.gpu_types.index(gpu)] for gpu, count in fleet.node_types],
-                     dtype=float)
     count = np.asarray(fleet.nodes_per_type, dtype=float).sum(axis=0)  # [T] nodes of each type, all datacenters
     for m in range(M):
         limited = (batch[m] > 0) & (batch[m] < cfg.max_batch)

@@ -385,8 +385,9 @@ class CohortNodes(NodeModel):
         return W0 + arrived - W, curve, True
 
     def _play_bin(self) -> None:
-        """Play every pool over the bin that just ended: the bin's cohorts arrive at a constant rate (their real
-        requests) and the fluid FIFO drains them at the pool's capacity, which may change later (nodes ready,
+        """Play every pool over the bin that just ended: the bin's cohorts arrive at a constant rate in each of its
+        arrival steps (their real requests spread as `_step_shares` says; one step in a bin longer than
+        STEPPED_BIN_MAX_S) and the fluid FIFO drains them at the pool's capacity, which may change later (nodes ready,
         cold nodes drawn in, a new epoch's warm set). A pool's arrivals of one bin form a segment [A0, A1] of its
         cumulative arrival curve A(t); the segment is resolved once the departure curve D(t) has passed A1: a
         real request at position x waits D^-1(x) - A^-1(x) (`_resolve`). Below saturation the M/G/c wait of the

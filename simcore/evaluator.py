@@ -48,6 +48,13 @@ SPILL_NODES_MAX = 16  # exact runs: most nodes a pool's per-second bursts spill 
 HALFIN_WHITT_NEGLIGIBLE = 6.0  # sqrt(slots) x (1 - rho) above this: the queueing wait is negligible
 
 
+def _prefix(x: np.ndarray) -> np.ndarray:
+    """[M, N + 1] prefix sums of x [M, N] along the node order, from 0: a range of nodes [a, b) sums to
+    out[:, b] - out[:, a]."""
+    x = np.asarray(x)
+    return np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, axis=1)], axis=1)
+
+
 def _wrr_range_sums(rps: np.ndarray) -> np.ndarray:
     """[N + 1, N + 1]: entry [a, b] the exact balancer's rotation length over a warm set of nodes [a, b) along the
     node order, the sum of the balancer weights (`exact.wrr_weight`) of the nodes that serve the model (rps > 0; 0
@@ -80,9 +87,9 @@ class EpochState:
         this epoch rather than the workload's busiest epochs'. A scheduler never has them (they are the epoch's
         arrivals).
     :param work_scale: [M] the epoch's own mean GPU time per request over the workload's
-        (`EpochEvaluator.work_scale`; None: 1). Likewise only an agreement check's truth: a real epoch's token mix
+        (`EpochEvaluator.epoch_truth`; None: 1). Likewise only an agreement check's truth: a real epoch's token mix
         is a few % heavier or lighter than the workload's, which moves a node near a p-state limit across it.
-    :param arrival_work: with `arrival_s`, each arrival's `EpochEvaluator.request_work` (None: 1 each). Likewise
+    :param arrival_work: with `arrival_s`, each arrival's work (`EpochEvaluator.epoch_truth`; None: 1 each). Likewise
         the truth only: the bursts then carry the work that arrives, so a heavier stretch of the epoch weighs more.
     :param served_by_end: exact runs: the TTFT figures count only the requests whose first token comes before the
         epoch's end (in each pool's fluid, the arrivals before (mu t_e - backlog) / lam), the quantity an engine run
@@ -205,18 +212,17 @@ class EpochEvaluator:
         # next, then spills): prefix sums over that order of each model's node throughput (real requests/s),
         # batch slots and throughput-weighted service SCV, so a pool of nodes [a, b) has exactly its nodes' figures
         rps = hosts[:, types] * self.cap.node_rps[:, types]  # [M, N] (0 where the node cannot host the model)
-        zero = np.zeros((M, 1))
-        self.pre_rps = np.concatenate([zero, np.cumsum(rps, axis=1)], axis=1)  # [M, N + 1]
-        self.pre_hosts = np.concatenate([zero, np.cumsum(rps > 0, axis=1)], axis=1)
-        self.pre_slots = np.concatenate([zero, np.cumsum(hosts[:, types] * self.cap.batch[:, types], axis=1)], axis=1)
-        self.pre_scv = np.concatenate([zero, np.cumsum(rps * self.cap.service_scv[:, types], axis=1)], axis=1)
+        self.pre_rps = _prefix(rps)  # [M, N + 1]
+        self.pre_hosts = _prefix(rps > 0)
+        self.pre_slots = _prefix(hosts[:, types] * self.cap.batch[:, types])
+        self.pre_scv = _prefix(rps * self.cap.service_scv[:, types])
         # exact runs: a memory-limited node in a pool with a node memory does not limit serves the small requests,
         # more at once (`capacity.sorted_admission`): what it adds then, and how many such other nodes a range has
         gain = hosts[:, types] * (self.cap.sorted_rps[:, types] - self.cap.node_rps[:, types]) * self.exact
         unlimited = hosts[:, types] & ~self.cap.memory_limited[:, types]
         self.rps, self.gain, self.node_types = rps, gain, types  # [M, N], [M, N], [N]
-        self.pre_gain = np.concatenate([zero, np.cumsum(gain, axis=1)], axis=1)  # [M, N + 1]
-        self.pre_unlimited = np.concatenate([zero, np.cumsum(unlimited, axis=1)], axis=1)
+        self.pre_gain = _prefix(gain)  # [M, N + 1]
+        self.pre_unlimited = _prefix(unlimited)
         self.wrr_sum = np.stack([_wrr_range_sums(r) for r in rps]) if self.exact else None  # [M, N + 1, N + 1]
         self.bin_s = cfg.epoch_s / bins_per_epoch(cfg.epoch_s, cfg.cohort_bin_s)  # the engine's cohort bins
         self.rate_profile = np.ones(1) if rate_profile is None else np.asarray(rate_profile, dtype=float)
@@ -239,15 +245,14 @@ class EpochEvaluator:
                         m, t, p_all[sel], o_all[sel], int(self.cap.batch[m, t]))
         return work
 
-    def request_work(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
-        """Each request's `_type_work` averaged over the node types as its model's requests spread (`type_share`):
-        its GPU time over the mean request's (`EpochState.arrival_work`)."""
-        work = self._type_work(model, prompt_tokens, output_tokens)
-        return (work * self.type_share[np.asarray(model)]).sum(axis=1)
+    def epoch_truth(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> tuple:
+        """An epoch's token mix, as rung 3 feeds it (`EpochState.work_scale`, `EpochState.arrival_work`), from one
+        pass over its requests' GPU times (`_type_work`):
 
-    def work_scale(self, model: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
-        """[M, T] the given requests' mean GPU time on each node type over the workload sample's, by model
-        (`EpochState.work_scale`; 1 for a model without requests or a type that does not serve it)."""
+        - work_scale [M, T]: the requests' mean GPU time on each node type over the workload sample's, by model (1
+          for a model without requests or a type that does not serve it);
+        - arrival_work [n]: each request's GPU time over the mean request's, averaged over the node types as its
+          model's requests spread (`type_share`)."""
         model = np.asarray(model)
         work = self._type_work(model, prompt_tokens, output_tokens)
         served = np.asarray(output_tokens) > 0
@@ -257,7 +262,7 @@ class EpochEvaluator:
             if sel.any():
                 mean = work[sel].mean(axis=0)
                 scale[m] = np.where(mean > 0, mean, 1.0)
-        return scale
+        return scale, (work * self.type_share[model]).sum(axis=1)
 
     def _stationary(self, lam, mu, slots, scv, spare, limit) -> tuple:
         """The stochastic queueing wait and late share of each pool ([B, D, M]) below saturation, as the engine's
@@ -303,7 +308,7 @@ class EpochEvaluator:
             self._burst = (table, bin_rate_profile(t, cfg.epoch_s, table.step_s, cfg.horizon_s), table)
         return self._burst
 
-    def _exact_waits(self, burst, lam, mu, slots, nodes, backlog, limit, slack) -> tuple:
+    def _exact_waits(self, burst, lam, mu, rho, buffer_s, nodes, backlog, limit, slack) -> tuple:
         """Each pool's ([B, D, M]) waits in the exact engine below and around saturation: for a batch slot in the
         workload's per-second bursts (`BurstTable`, beyond the flat fluid's wait), and for its node's earlier
         prefill passes at the per-second rates (`queueing.prefill_queue_wait`, a bin past the pool's capacity
@@ -311,10 +316,9 @@ class EpochEvaluator:
         starts with a backlog is busy until the backlog drains at mu - lam: bursts before then only move its wait
         about the flat fluid's, so the burst wait counts for the share of the epoch after it, and only the bursts
         after it (`BurstTable` restarted there: the exact engine's code hour at N=12 U=0.5 opens with a burst its
-        70B pool meets with a backlog)."""
+        70B pool meets with a backlog). `rho` = lam / mu and `buffer_s`, the seconds its free slots hold
+        (`BurstTable.slot_buffer_s`), are `evaluate`'s."""
         table, profile = burst[:2]
-        rho = lam / np.maximum(mu, 1e-300)
-        buffer_s = BurstTable.slot_buffer_s(rho, slots, mu)
         with np.errstate(divide="ignore", invalid="ignore"):
             drain_s = np.where(backlog > 0, backlog / np.maximum(mu - lam, 0.0), 0.0)
         busy = np.clip(np.nan_to_num(drain_s, nan=np.inf) / self.cfg.epoch_s, 0.0, 1.0)
@@ -390,11 +394,8 @@ class EpochEvaluator:
         M = P.shape[-1]
         # what the nodes serve of this epoch's requests (`inv_scale` [M, N]: the workload's mean request over the
         # epoch's on each node's type); the warm sets are sized on the workload's, as the engine sizes them
-        zero = np.zeros((M, 1))
-        pre_mu = self.pre_rps if inv_scale is None else np.concatenate(
-            [zero, np.cumsum(self.rps * inv_scale, axis=1)], axis=1)
-        pre_gain = self.pre_gain if inv_scale is None else np.concatenate(
-            [zero, np.cumsum(self.gain * inv_scale, axis=1)], axis=1)
+        pre_mu = self.pre_rps if inv_scale is None else _prefix(self.rps * inv_scale)
+        pre_gain = self.pre_gain if inv_scale is None else _prefix(self.gain * inv_scale)
         cap_dc = self.pre_rps[:, N] * t_e  # [M] requests per epoch of a whole datacenter
         target = np.clip((P / cap_dc).sum(axis=2), cfg.warm_target_utilization, 1.0)  # [B, D]
         start = np.zeros(P.shape[:2], dtype=np.int64)
@@ -485,8 +486,10 @@ class EpochEvaluator:
         net = np.einsum("bmod,mo,od->bdm", plans, state.requests, self.lat)  # sum of one-way latencies
         mean_net = net / np.maximum(R, 1e-12)
         slack = np.maximum(0.0, limit - physics.round_trip_s(mean_net))  # [B, D, M]
-        if self.exact:
-            stat_wait, stat_late = self._exact_waits(burst, lam, mu, pool["slots"], nodes, backlog, limit, slack)
+        if self.exact:  # each pool's utilization and the seconds of capacity its free batch slots hold
+            rho = lam / np.maximum(mu, 1e-300)
+            buffer_s = BurstTable.slot_buffer_s(rho, pool["slots"], mu)
+            stat_wait, stat_late = self._exact_waits(burst, lam, mu, rho, buffer_s, nodes, backlog, limit, slack)
         else:
             stat_wait, stat_late = self._stationary(lam, mu, pool["slots"], pool["scv"], pool["spare"], limit)
             pf_wait, pf_late = self._prefill_wait(lam, mu, limit)
@@ -521,9 +524,7 @@ class EpochEvaluator:
         warm_mu, warm_tdp = pool["warm_mu"], pool["warm_tdp_w"]
         warm_work = work
         if self.exact:
-            rho = lam / mu_
-            work = np.maximum(work - burst[0].carry_s(rho, BurstTable.slot_buffer_s(rho, pool["slots"], mu)) * mu,
-                              0.0)
+            work = np.maximum(work - burst[0].carry_s(rho, buffer_s) * mu, 0.0)
             # the exact rotation: the warm set's weights and one turn for each node spilled in (it stays in)
             rot = pool["rotation"]
             warm_work = work * rot / np.maximum(rot + pool["spilled"], 1e-300)

@@ -347,9 +347,10 @@ def test_epoch_zero_warm_set_is_resident_and_work_scale_of_the_sample_is_one(sma
     p, o = eng.info.token_sample
     model = np.zeros(len(p), dtype=int)
     # per node type: the sample's own mean on every type (a type serving the model or not), model 1: no requests
-    np.testing.assert_allclose(ev.work_scale(model, p, o), np.ones(ev.type_share.shape))
-    np.testing.assert_allclose(ev.request_work(model, p, o).mean(), 1.0)
-    heavier = ev.work_scale(model, p, 2 * np.asarray(o))
+    scale, work = ev.epoch_truth(model, p, o)
+    np.testing.assert_allclose(scale, np.ones(ev.type_share.shape))
+    np.testing.assert_allclose(work.mean(), 1.0)
+    heavier, _ = ev.epoch_truth(model, p, 2 * np.asarray(o))
     serves = eng.capacity.node_rps[0] > 0
     assert np.all((1.2 < heavier[0][serves]) & (heavier[0][serves] < 2.0))  # twice the decode, the prefill alike
     np.testing.assert_allclose(heavier[1], 1.0)

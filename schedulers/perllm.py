@@ -49,6 +49,7 @@ from schedulers.feasibility import Headroom, HeadroomParams, project_to_capacity
 from schedulers.fill import queued_utilization
 from schedulers.helix import first_token_compute_table
 from simcore import physics
+from simcore.errors import ConfigError
 from simcore.interface import EpochResult, Observation, Scheduler
 from simcore.params import param
 
@@ -65,14 +66,32 @@ class PerLLMParams(HeadroomParams):
                                      "<= this x sla_ttft_s", lo=0, lo_open=True)
     perllm_max_sla_rate: float = param(0.05, "PerLLM: a datacenter whose observed SLA-violation share exceeds this "
                                        "is infeasible next epoch", lo=0, hi=1)
+    # the three below are off by default: each makes the online bandit worse (README 'Protocols', PerLLM)
+    perllm_prior_plays: float = param(0.0, "PerLLM: pseudo-plays of the prior reward (-sum of the weights: the fleet's "
+                                      "mean per request) in each arm's mean, so an arm left unplayed forgets its mean "
+                                      "as its discounted count decays (0 = a stale mean is kept)", lo=0)
+    perllm_idle_credit: bool = param(False, "PerLLM: a datacenter's reward charges only the energy it drew above its "
+                                     "observed idle draw (the energy of its last epoch that served nothing, which the "
+                                     "fleet pays whatever the plan), scaling its carbon, water and cost alike; false = "
+                                     "its whole draw")
+    perllm_wake_growth: float = param(0.0, "PerLLM: a datacenter whose served requests grew more than this factor "
+                                      "over the epoch before woke from idle: its arms' rewards of that epoch (its "
+                                      "warm-up, which any site taking the load pays) are not recorded (0 = off; "
+                                      "else > 1)", lo=0)
+
+    def validate(self) -> None:
+        super().validate()
+        if 0 < self.perllm_wake_growth <= 1:
+            raise ConfigError(f"perllm_wake_growth = {self.perllm_wake_growth:g}: 0 (off) or above 1 (a growth of at "
+                              "most 1 would mark every site woken)")
 
 
 class PerLLM(Scheduler):
     """Constraint satisfaction + (discounted) UCB bandit over datacenters."""
 
     Params = PerLLMParams
-    learned = ("n", "r_sum", "sla_rate", "headroom")  # the bandit's counts and rewards, head-room (simcore.training)
-    adapts_frozen = ("sla_rate", "headroom")  # the constraints' observations, not the bandit: kept up when frozen
+    learned = ("n", "r_sum", "sla_rate", "idle_kwh", "headroom")  # the bandit's counts and rewards, head-room (simcore.training)
+    adapts_frozen = ("sla_rate", "idle_kwh", "headroom")  # the constraints' observations, not the bandit: kept up when frozen
 
     def setup(self) -> None:
         info = self.info
@@ -82,6 +101,8 @@ class PerLLM(Scheduler):
         self.rtt = physics.round_trip_s(np.asarray(info.latency_s, dtype=float))  # [O, D]
         self.sent = None  # [O, D] requests the last plan sent from each origin to each datacenter
         self.sla_rate = np.zeros(D)  # last observed SLA-violation share per datacenter
+        self.idle_kwh = np.zeros(D)  # energy of each datacenter's last epoch that served nothing (0: none seen)
+        self.prev_requests = None  # [D] requests each datacenter served last epoch (None: a day's first epoch)
         hosts = np.asarray(info.hosts, dtype=bool)  # [M, T]
         present = np.asarray(info.nodes_per_type) > 0  # [D, T]
         self.placeable = (hosts[:, None, :] & present[None, :, :]).any(axis=2)  # [M, D]
@@ -96,9 +117,37 @@ class PerLLM(Scheduler):
     def ucb(self) -> np.ndarray:
         """[O, D] UCB index of every (origin, datacenter) arm (inf for arms not yet played)."""
         total = np.maximum(self.n.sum(axis=1, keepdims=True), 1.0)
-        mean = self.r_sum / np.maximum(self.n, 1e-12)
+        mean = self.arm_means()
         bonus = self.params.perllm_ucb_c * np.sqrt(np.log(np.maximum(total, np.e)) / np.maximum(self.n, 1e-12))
         return np.where(self.n > 0, mean + bonus, np.inf)
+
+    def prior_reward(self) -> float:
+        """The reward of a datacenter as good as the fleet's mean per request in every metric: -sum(weights)."""
+        return -float(np.sum(self.info.weights))
+
+    def arm_means(self) -> np.ndarray:
+        """[O, D] each arm's discounted mean reward with `perllm_prior_plays` pseudo-plays of the prior reward: as an
+        unplayed arm's discounted count n decays by `perllm_discount` an epoch, its mean's distance to the prior
+        shrinks by n / (n + n0), so a mean measured long ago is forgotten (the discounted sums alone keep it)."""
+        n0 = self.params.perllm_prior_plays
+        return (self.r_sum + n0 * self.prior_reward()) / np.maximum(self.n + n0, 1e-12)
+
+    def woke(self, result: EpochResult) -> np.ndarray:
+        """[D] datacenters that woke from idle this epoch: served requests grew more than `perllm_wake_growth`-fold
+        over the epoch before (none in a day's first epoch, whose first warm set starts loaded)."""
+        req = np.asarray(result.requests, dtype=float)
+        growth = self.params.perllm_wake_growth
+        if self.prev_requests is None or growth <= 0:
+            return np.zeros(len(req), dtype=bool)
+        return req > growth * self.prev_requests
+
+    def serving_share(self, result: EpochResult) -> np.ndarray:
+        """[D] the share of each datacenter's energy drawn for serving: above its observed idle draw
+        (`perllm_idle_credit`; 1 where no idle epoch was observed yet, or with the credit off)."""
+        energy = np.asarray(result.energy_kwh, dtype=float)
+        if not self.params.perllm_idle_credit:
+            return np.ones_like(energy)
+        return np.where(energy > 0, np.maximum(energy - self.idle_kwh, 0.0) / np.maximum(energy, 1e-300), 1.0)
 
     def arm_rewards(self, result: EpochResult) -> tuple[np.ndarray, np.ndarray]:
         """(reward [O, D], played [O, D]): the negative weighted per-request cost relative to the fleet mean."""
@@ -113,9 +162,8 @@ class PerLLM(Scheduler):
         # the datacenter's own part of TTFT (queueing and compute): its mean less the mean round trip it was sent
         mean_rtt = (sent * self.rtt).sum(axis=0) / np.maximum(sent.sum(axis=0), 1e-300)
         ttft_od = np.maximum(ttft - mean_rtt, 0.0)[None, :] + self.rtt  # [O, D]
-        per_req = np.stack([np.asarray(result.carbon_kg) / np.maximum(req, 1.0),
-                            np.asarray(result.water_l) / np.maximum(req, 1.0),
-                            np.asarray(result.cost_usd) / np.maximum(req, 1.0)], axis=1)  # [D, 3]
+        per_req = np.stack([np.asarray(result.carbon_kg), np.asarray(result.water_l), np.asarray(result.cost_usd)],
+                           axis=1) * self.serving_share(result)[:, None] / np.maximum(req, 1.0)[:, None]  # [D, 3]
         # fleet mean per request of this epoch (request-weighted), so each metric is unitless and ~1
         ref_ttft = float((ttft[served] * req[served]).sum() / req[served].sum())
         ref = (per_req[served] * req[served, None]).sum(axis=0) / req[served].sum()
@@ -128,9 +176,12 @@ class PerLLM(Scheduler):
         gamma = self.params.perllm_discount
         if not self.frozen:  # frozen (the trained protocol's frozen test day): the bandit plays what it learned
             reward, played = self.arm_rewards(result)
+            played = played & ~self.woke(result)[None, :]  # a warm-up measures no site: not a play of its arms
             self.n = gamma * self.n + played
             self.r_sum = gamma * self.r_sum + reward * played
         req = np.asarray(result.requests, dtype=float)
+        self.prev_requests = req
+        self.idle_kwh = np.where(req > 0, self.idle_kwh, np.asarray(result.energy_kwh, dtype=float))
         self.sla_rate = np.where(req > 0, np.asarray(result.sla_violations, float) / np.maximum(req, 1.0), 0.0)
 
     # --- constraint satisfaction -------------------------------------------------------------------------

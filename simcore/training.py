@@ -36,8 +36,8 @@ from simcore.config import Config
 from simcore.errors import ConfigError
 from simcore.interface import Scheduler
 
-FORMAT_VERSION = 4  # of the checkpoint files and of the key: bump when either changes meaning (3: the burst; 4: DDQN's
-# and actor-critic's training days restart their replay / spread)
+FORMAT_VERSION = 5  # of the checkpoint files and of the key: bump when either changes meaning (3: the burst; 4: DDQN's
+# and actor-critic's training days restart their replay / spread; 5: PerLLM carries each site's observed idle draw)
 BUNDLED_WEEK_TRACE = "azure-code-2024"  # the trace whose bundled days are the training days
 WEEKEND = (5, 6)  # date.weekday() of Saturday and Sunday
 

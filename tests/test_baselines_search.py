@@ -158,6 +158,68 @@ def test_perllm_unplayed_arms_first(engine):
     assert np.all(np.isfinite(p.ucb()))
 
 
+def test_perllm_stale_arm_mean_decays_toward_the_prior(engine):
+    p = make("perllm", engine, perllm_discount=0.9, perllm_prior_plays=1.0)
+    assert p.prior_reward() == pytest.approx(-1.0)  # equal weights summing to 1: the fleet's mean per request
+    p.n[0, 1], p.r_sum[0, 1] = 2.0, -8.0  # arm (origin 0, datacenter 1): two plays, mean reward -4
+    assert p.arm_means()[0, 1] == pytest.approx((-8.0 - 1.0) / 3.0)  # the prior's one pseudo-play: -3
+    p.sent = np.ones((engine.cfg.dcs, engine.cfg.dcs))
+    p.sent[0, 1] = 0.0  # origin 0 sends datacenter 1 nothing: its arm stays unplayed
+    for e in range(5):
+        p.observe(epoch_result(e, np.ones(engine.cfg.dcs)))
+    g = 0.9 ** 5  # the unplayed arm's count and sum decayed by 0.9 an epoch, the prior did not
+    assert p.n[0, 1] == pytest.approx(2.0 * g)
+    assert p.arm_means()[0, 1] == pytest.approx((-8.0 * g - 1.0) / (2.0 * g + 1.0))  # -2.6245: 0.54 of the way back
+    q = make("perllm", engine, perllm_discount=0.9, perllm_prior_plays=0.0)  # without the prior: the mean is kept
+    q.n[0, 1], q.r_sum[0, 1] = 2.0, -8.0
+    q.sent = p.sent.copy()
+    for e in range(5):
+        q.observe(epoch_result(e, np.ones(engine.cfg.dcs)))
+    assert q.arm_means()[0, 1] == pytest.approx(-4.0)
+
+
+def test_perllm_site_woken_from_idle_records_no_reward(engine):
+    p = make("perllm", engine, perllm_discount=0.5, perllm_wake_growth=4.0)
+    d_n = engine.cfg.dcs
+
+    def result(e, requests, cost):
+        req, c = np.asarray(requests, float), np.asarray(cost, float) * np.asarray(requests, float)
+        return EpochResult(e, req, ttft_sum_s=c, ttft_count=req, sla_violations=np.zeros(d_n), energy_kwh=c,
+                           carbon_kg=c, water_l=c, cost_usd=c, parked_share=np.zeros(d_n))
+    p.observe(result(0, [100, 0, 100, 100], [1, 1, 1, 1]))  # datacenter 1 idle: nothing served, no play
+    np.testing.assert_array_equal(p.n[:, 1], 0.0)
+    p.observe(result(1, [100, 100, 100, 100], [1, 5, 1, 1]))  # 1 woke (0 -> 100): its warm-up is not its reward
+    np.testing.assert_array_equal(p.n[:, 1], 0.0)
+    np.testing.assert_allclose(p.n[:, 0], 1.5)  # the others played twice: 0.5 x 1 + 1
+    p.observe(result(2, [100, 300, 100, 100], [1, 5, 1, 1]))  # grew 3-fold, under the 4-fold of a wake: recorded
+    np.testing.assert_allclose(p.n[:, 1], 1.0)
+    assert np.all(p.arm_means()[:, 1] < p.arm_means()[:, 0])
+
+
+def test_perllm_reward_charges_only_the_energy_above_the_observed_idle_draw(engine):
+    p = make("perllm", engine, perllm_idle_credit=True)
+    d_n = engine.cfg.dcs
+    idle = EpochResult(0, np.array([100.0, 0.0, 100.0, 100.0]), ttft_sum_s=np.full(d_n, 10.0),
+                       ttft_count=np.array([100.0, 0.0, 100.0, 100.0]), sla_violations=np.zeros(d_n),
+                       energy_kwh=np.array([50.0, 70.0, 50.0, 50.0]), carbon_kg=np.full(d_n, 7.0),
+                       water_l=np.full(d_n, 7.0), cost_usd=np.full(d_n, 7.0), parked_share=np.zeros(d_n))
+    p.observe(idle)  # datacenter 1 served nothing and drew 70 kWh: its idle draw
+    np.testing.assert_array_equal(p.idle_kwh, [0.0, 70.0, 0.0, 0.0])
+    busy = EpochResult(1, np.full(d_n, 100.0), ttft_sum_s=np.full(d_n, 10.0), ttft_count=np.full(d_n, 100.0),
+                       sla_violations=np.zeros(d_n), energy_kwh=np.array([140.0, 140.0, 140.0, 140.0]),
+                       carbon_kg=np.full(d_n, 14.0), water_l=np.full(d_n, 14.0), cost_usd=np.full(d_n, 14.0),
+                       parked_share=np.zeros(d_n))
+    np.testing.assert_allclose(p.serving_share(busy), [1.0, 0.5, 1.0, 1.0])  # (140 - 70) / 140 drawn for serving
+    reward, played = p.arm_rewards(busy)
+    # carbon, water and cost per request: 0.14 everywhere, 0.07 at datacenter 1; the fleet's mean 0.1225
+    site = 0.25 * 3 * np.array([0.14, 0.07, 0.14, 0.14]) / 0.1225
+    ttft = np.maximum(0.1 - p.rtt.mean(axis=0), 0.0)[None, :] + p.rtt  # every origin sent alike (no plan known)
+    np.testing.assert_allclose(reward, -(0.25 * ttft / 0.1 + site[None, :]))
+    q = make("perllm", engine, perllm_idle_credit=False)
+    q.observe(idle)
+    np.testing.assert_allclose(q.serving_share(busy), 1.0)  # the whole draw: every site alike
+
+
 def test_perllm_row_without_forecast_takes_the_best_arm_even_when_full(engine):
     p = make("perllm", engine)
     for e in range(5):

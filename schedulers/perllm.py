@@ -37,6 +37,13 @@ Adapted, and why: PerLLM's servers are edge and cloud machines with per-request 
 a plan per epoch, so one epoch plays several arms (one per row) and each played arm gets one reward. The grid's
 carbon intensity and price move every hour, so past rewards are discounted by `perllm_discount` per epoch
 (discounted UCB, Garivier & Moulines 2011); 1.0 gives the paper's stationary UCB.
+
+Options, off by default (issue 22; measured in README 'Protocols'): a stale arm's mean forgotten toward the prior
+(`perllm_prior_plays`), a site's reward counting only its energy above its observed idle draw
+(`perllm_idle_credit`), and no reward recorded for a site in the epoch it woke from idle (`perllm_wake_growth`).
+Each made the online bandit worse (24 h, D = 4, mean over seeds 0-4: defaults 0.962 of uniform's Eq. 11 score,
+0.975 to 0.986 with them): the per-request rewards that charge a lightly loaded site its idle draw and warm-up
+are what make it concentrate the load on few warm sites at low load, which is what pays on this fleet.
 """
 from __future__ import annotations
 

@@ -19,7 +19,9 @@ Each learner is trained once (a checkpoint folder of this script's own) and then
 trained state: learning online (`--test-learning online`) and frozen (`--test-learning frozen`).
 
 `--jsonl FILE` appends one JSON line per learner and seed (the three runs' metrics, the uniform run's, the
-weights and the objectives) for tables made later.
+weights and the objectives) for tables made later; `--table FILE` prints them: one row per learner with its
+seeds side by side, then one row per learner over its seeds (`seeds_table`: the mean change, trained and frozen
+against online, with its 95 % t-interval, paired by seed; "better" only when the whole interval is below 0).
 
 Figures, not a test: the machine's load changes the walls, never the metrics (same seed, same output).
 """
@@ -69,7 +71,8 @@ def main() -> None:
                     help="run nothing: print the Markdown table (one row per learner) of the lines in this file")
     a = ap.parse_args()
     if a.table:
-        print(markdown_table([json.loads(x) for x in Path(a.table).read_text().splitlines() if x.strip()]))
+        rows = [json.loads(x) for x in Path(a.table).read_text().splitlines() if x.strip()]
+        print(markdown_table(rows) + "\n\n" + seeds_table(rows))
         return
     world = ["--dcs", str(a.dcs), "--hours", f"{a.hours:g}"]
     weights = (0.25, 0.25, 0.25, 0.25)
@@ -135,6 +138,43 @@ def markdown_table(rows: list) -> str:
             r["seed"], *(100 * r[k]["sla_violation_rate"] for k in ("online", "trained", "frozen"))) for r in rs)
         out.append(f"| {name} | {w} | {cell(lambda r: str(r['seed']))} | {ob('online')} | {ob('trained')} | "
                    f"{ch('trained')} | {ob('frozen')} | {ch('frozen')} | {viol} |")
+    return "\n".join(out)
+
+
+def seed_changes(rows: list, protocol: str) -> dict:
+    """{learner: [per-seed change of the objective, protocol over online, in %]} (the last line of each learner
+    and seed counts; seeds in order)."""
+    last = {(r["learner"], r["seed"]): r for r in rows}
+    out: dict = {}
+    for name, seed in sorted(last, key=lambda k: (list(dict.fromkeys(x[0] for x in last)).index(k[0]), k[1])):
+        o = last[(name, seed)]["objective"]
+        out.setdefault(name, []).append(100.0 * (o[protocol] / o["online"] - 1.0))
+    return out
+
+
+def verdict(ci) -> str:
+    """'better' / 'worse' when the 95 % interval of the mean change lies below / above 0, else 'not shown'."""
+    if ci.n < 2 or not (ci.low == ci.low):
+        return "one seed"
+    return "better" if ci.high < 0 else "worse" if ci.low > 0 else "not shown"
+
+
+def seeds_table(rows: list) -> str:
+    """One row per learner: over its seeds, the mean change of its objective (trained, frozen, each against the
+    same seed's online run; paired by seed) with its 95 % t-interval (`reports.stats.mean_ci`), how many seeds
+    improved, and whether the interval shows trained better or worse (`verdict`)."""
+    from reports.stats import mean_ci
+
+    out = ["| learner | seeds | trained: mean change [95 % interval] | seeds better | verdict "
+           "| frozen: mean change [95 % interval] | seeds better | verdict |", "|---|---|---|---|---|---|---|---|"]
+    trained, frozen = seed_changes(rows, "trained"), seed_changes(rows, "frozen")
+    for name, ch in trained.items():
+        cells = []
+        for xs in (ch, frozen[name]):
+            ci = mean_ci(xs)
+            cells.append(f"{ci.mean:+.2f} % [{ci.low:+.2f}, {ci.high:+.2f}] | {sum(x < 0 for x in xs)} of {len(xs)} | "
+                         f"{verdict(ci)}")
+        out.append(f"| {name} | {len(ch)} | {cells[0]} | {cells[1]} |")
     return "\n".join(out)
 
 

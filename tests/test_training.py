@@ -366,3 +366,28 @@ def test_actor_critic_starts_a_day_from_a_trained_state_with_its_spread_restored
     state, sched = _trained_then_reset("actorcritic", {"actorcritic_init_log_std": -2.0}, frozen=True)
     assert torch.equal(sched.actor.log_std, state["actor"].log_std)
 
+
+
+def test_the_training_benchmark_calls_trained_better_only_when_the_seeds_interval_is_below_zero():
+    """bench_training.seeds_table: per learner the mean of the paired per-seed changes and its t-interval; a
+    learner better on every seed by 1-3 % is 'better', one that flips sign is 'not shown'."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
+    spec = importlib.util.spec_from_file_location("bench_training", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def row(name, seed, trained, frozen):
+        return {"learner": name, "seed": seed, "objective": {"online": 1.0, "trained": trained, "frozen": frozen}}
+    rows = [row("a", s, t, t) for s, t in enumerate((0.99, 0.98, 0.97))]
+    rows += [row("b", s, t, 1.0) for s, t in enumerate((0.99, 1.01))]
+    ch = bench.seed_changes(rows, "trained")
+    assert np.allclose(ch["a"], [-1.0, -2.0, -3.0]) and np.allclose(ch["b"], [-1.0, 1.0])
+    table = bench.seeds_table(rows)
+    # a: mean -2 %, s = 1, t(0.975, 2) = 4.303: -2 +- 2.48 -> [-4.48, +0.48]: not shown; b: not shown
+    assert "| a | 3 | -2.00 % [-4.48, +0.48] | 3 of 3 | not shown |" in table
+    rows += [row("a", 3, 0.98, 0.98)]  # four seeds: -2 +- 3.182 * 0.8165 / 2 = [-3.30, -0.70]
+    assert "| a | 4 | -2.00 % [-3.30, -0.70] | 4 of 4 | better |" in bench.seeds_table(rows)
+    assert "| b | 2 | +0.00 % [-12.71, +12.71] | 1 of 2 | not shown |" in table

@@ -384,12 +384,16 @@ class EpochEvaluator:
         return np.minimum(k, SPILL_NODES_MAX)
 
     def _pools(self, P: np.ndarray, lam: np.ndarray, backlog: np.ndarray, burst=None,
-               inv_scale: np.ndarray | None = None) -> dict:
+               inv_scale: np.ndarray | None = None, resident: np.ndarray | None = None) -> dict:
         """The engine's pools of each plan ([B, D, M] each, node positions [B, D]): warm sets along the node order,
         the large model first (`Engine._set_warm`: nodes whose throughput covers the forecast at the target
         utilization, at least `min_warm_nodes`, the other models' minimum warm sets kept), then spills from the
         free nodes in pool order (`Engine._spill`): a pool whose arrivals outrun its warm capacity, or with a
-        backlog, draws nodes for 2 (lam - mu) + backlog / bin, the capacity the balancer reaches after one bin."""
+        backlog, draws nodes for 2 (lam - mu) + backlog / bin, the capacity the balancer reaches after one bin.
+        Exact runs: a free node that holds another model's weights (and not this one's) is left to that model's
+        pool (`ExactNodes._place`); `resident` [D, M] counts the nodes holding each model, so max(0, resident -
+        warm nodes) of another model's are kept from a pool's spills (**assumption**: they are free nodes, not in
+        the other pool's warm set)."""
         cfg, N, t_e = self.cfg, self.cfg.nodes_per_dc, self.cfg.epoch_s
         M = P.shape[-1]
         # what the nodes serve of this epoch's requests (`inv_scale` [M, N]: the workload's mean request over the
@@ -405,6 +409,11 @@ class EpochEvaluator:
             k = np.maximum(cfg.min_warm_nodes, np.minimum(k, N - start - cfg.min_warm_nodes * m))
             ranges[m] = [start, start + k]
             start = start + k
+        if self.exact and resident is not None:  # free nodes holding each model's weights (left to its spills)
+            held = np.maximum(np.asarray(resident, dtype=float)[None] - np.stack(
+                [r[1] - r[0] for r in ranges], axis=-1), 0.0)  # [B, D, M]
+        else:
+            held = np.zeros(P.shape)
         out = {k: np.zeros(P.shape) for k in ("warm", "nodes", "mu", "slots", "scv", "tdp_w", "warm_mu", "warm_tdp_w",
                                               "rotation", "spilled", "mu_base")}
         for m in range(M):
@@ -414,7 +423,11 @@ class EpochEvaluator:
                 # the exact balancer spills when a request finds every batch slot of the pool taken: the nodes
                 # the workload's worst burst needs (`_burst_spill`), besides what the mean rate and a backlog need
                 want = np.maximum(2.0 * (lam[..., m] - warm_mu), 0.0) + backlog[..., m] / SPILL_DRAIN_S
-                extra = np.maximum(self._burst_spill(burst[2], m, lam[..., m], a, b, start, pre_mu[m]),
+                # the free nodes that hold another model's weights go to that model's pool first
+                # (`ExactNodes._spill`): this pool's bursts do not reach them, its shortfall or backlog may
+                kept = np.rint(held.sum(axis=-1) - held[..., m]).astype(np.int64)
+                extra = np.maximum(np.minimum(self._burst_spill(burst[2], m, lam[..., m], a, b, start, pre_mu[m]),
+                                              np.maximum(N - start - kept, 0)),
                                    np.where((lam[..., m] > warm_mu) | (backlog[..., m] > 0),
                                             self._take(m, start, want, pre_mu[m]), 0))
                 extra = np.minimum(extra, N - start)
@@ -469,11 +482,11 @@ class EpochEvaluator:
         lam = R / t_e
         burst = self._burst_model(state.arrival_s, state.arrival_work) if self.exact else None
         if state.work_scale is None:
-            pool = self._pools(P, lam, backlog, burst)
+            pool = self._pools(P, lam, backlog, burst, resident=state.resident_nodes)
         else:  # the epoch's own token mix: its pools serve fewer (more) requests, and spill as its work needs
             scale = np.asarray(state.work_scale, dtype=float)
             scale = np.broadcast_to(scale[:, None] if scale.ndim == 1 else scale, self.type_share.shape)
-            pool = self._pools(P, lam, backlog, burst, 1.0 / scale[:, self.node_types])
+            pool = self._pools(P, lam, backlog, burst, 1.0 / scale[:, self.node_types], state.resident_nodes)
         nodes, mu = pool["nodes"], pool["mu"]
 
         resident = state.resident_nodes

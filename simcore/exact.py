@@ -110,6 +110,8 @@ class ExactNodes(NodeModel):
         self.pools: list = []  # per datacenter: pool key -> [WRR sequence, its pointer, cold nodes, their pointer, id]
         self.pq: dict = {}  # pool id -> its FIFO queue of requests waiting for a batch slot (kept across epochs)
         self._step = self.prof.decode_step_s.tolist()
+        self._rps = np.asarray(e.capacity.node_rps)  # [M, T] a node's throughput (how fast a full pool frees slots)
+        self._load_s = e.fleet.load_s.tolist()  # [M][T] LA_load
         self.util_acc = [0.0] * n_nodes  # node-seconds of serving capacity used this epoch (Eq. 4's utilization)
         self.used_epoch = [-1] * n_nodes
 
@@ -122,7 +124,11 @@ class ExactNodes(NodeModel):
                  now: float) -> None:
         for n in nodes.tolist():
             self.serves[n] = self.serves[n] + (pool_id,) if shared else (pool_id,)
-        self.pools[d][key] = [wrr_sequence(nodes, self._wrr_weights(key, m, nodes)), 0, cold, 0, pool_id]
+        rate = float(self._rps[m][self.e.fleet.node_type[nodes]].sum()) if len(nodes) else 0.0
+        # [WRR sequence, its pointer, cold nodes, their pointer, pool id, the pool's summed node_rps, whether it
+        # passed over a cold node left to another model (`_spill`)]
+        self.pools[d][key] = [wrr_sequence(nodes, self._wrr_weights(key, m, nodes)), 0, cold, 0, pool_id, rate,
+                              False]
 
     def pools_ready(self, now: float) -> None:
         """Requests still queued for a batch slot go to the pools' new nodes."""
@@ -207,8 +213,9 @@ class ExactNodes(NodeModel):
 
     def _place(self, i: int, key: int) -> None:
         """The balancer: weighted round-robin over the pool's warm nodes, skipping a node without a free batch
-        slot or memory, then spill to cold nodes; when every node is full the request waits in the pool's FIFO
-        queue, which the first node with room serves (so no request waits at one node while another has room)."""
+        slot or memory; when every node is full the request waits in the pool's FIFO queue, which the first node
+        with room serves (so no request waits at one node while another has room), and the pool spills to a cold
+        node if one is there for it (`_spill`)."""
         d, m, kv = self.r_dc[i], self.r_model[i], self.r_kv[i]
         fits = self._fits
         pool = self.pools[d][key]
@@ -225,27 +232,52 @@ class ExactNodes(NodeModel):
                     pool[1] = p
                     self._start(n, i)
                     return
-            cold, owner = pool[2], self.e.owner
-            c = pool[3]
-            while c < len(cold):  # spill over to cold nodes no other pool serves (they join the rotation)
-                n = cold[c]
-                if owner[n] >= 0 and owner[n] != me:
-                    c += 1
-                    continue
-                if fits(n, m, kv):
-                    owner[n] = me
-                    self.serves[n] = (me,)
-                    pool[3] = c + 1
-                    seq.append(n)
-                    self._start(n, i)
-                    return
-                c += 1
-            pool[3] = c
-            if q is None:
-                q = self.pq[me] = deque()
+        # a queue that was there already spills only to a node it passed over for another model (a pool whose
+        # queue outlives an epoch does not spill, as before issue 19's race rule)
+        spill = pool[3] < len(pool[2]) and (not q or pool[6])
+        if q is None:
+            q = self.pq[me] = deque()
         q.append(i)
         self.dc_queued[d] += 1
         self.dcm_queued[d][m] += 1
+        if spill:
+            self._spill(pool, me, m, len(q))
+
+    def _spill(self, pool: list, me: int, m: int, waiting: int) -> None:
+        """Every node of the pool is full and `waiting` requests wait in its queue: the next cold node no other
+        pool serves joins the pool (and its rotation, for the epoch) and takes the queue's head. A free node that
+        holds another model's weights and not this one's (a node that served that model's pool) is left to that
+        pool, unless this pool's queue would wait longer than the node's LA_load for it (`waiting` / the pool's
+        summed node_rps, the rate at which its full nodes free slots): a burst its own slots absorb within the load
+        does not take the node another model may need (issue 19: the race for the free node)."""
+        cold, owner, res = pool[2], self.e.owner, self.res
+        kv = self.r_kv[self.pq[me][0]]
+        c = pool[3]
+        skipped = -1  # the first node left to another model: the pointer comes back to it
+        while c < len(cold):
+            n = cold[c]
+            if (owner[n] >= 0 and owner[n] != me) or not self._fits(n, m, kv):
+                c += 1
+                continue
+            if res[n] and not (res[n] >> m) & 1 and \
+                    waiting <= pool[5] * min(self._load_s[m][self.n_type[n]], self.cfg.sla_ttft_s):
+                if skipped < 0:
+                    skipped = c
+                    pool[6] = True
+                c += 1
+                continue
+            owner[n] = me
+            self.serves[n] = (me,)
+            if skipped < 0:
+                pool[3] = c + 1
+            else:  # the node taken is past one left to another model: drop it from the list, keep the pointer
+                del cold[c]
+                pool[3] = skipped
+            pool[0].append(n)
+            pool[5] += float(self._rps[m][self.n_type[n]])
+            self._admit(n, self.env.now)
+            return
+        pool[3] = c if skipped < 0 else skipped
 
     def _admit(self, n: int, now: float) -> None:
         """Node n takes waiting requests, in FIFO order, from the queues of the pools it serves while it has room."""

@@ -158,3 +158,55 @@ def test_every_fleet_size_runs(dcs):
     assert served.sum() > 0
     assert set(np.unique(rec.req_dc[served])) <= set(range(dcs))
     assert len(rec.epoch_rows) == 2 * dcs
+
+
+def _race_world():
+    """A 6-node datacenter played exactly, one request per node at a time, set up by hand before any event: the
+    7B pool warm on node 0, the 70B pool warm on node 1, node 2 free and holding the 70B's weights (a node the 70B
+    pool spilled to last epoch); both pools may spill to node 2."""
+    cfg = small_config(nodes_per_dc=6, max_batch=1, cohort_size="1", hours=0.5)
+    eng = Engine(cfg, create("uniform"))
+    eng.start()
+    nodes = eng.nodes
+    nodes.epoch_reset(0.0)
+    for n, m in ((0, 0), (1, 1), (2, 1)):
+        eng._load(n, m, 0.0, resident=True)
+    for m in (0, 1):
+        eng.owner[m] = m  # datacenter 0's pool of model m has id m (key m, whole execution)
+        nodes.add_pool(0, m, m, np.array([m]), [2], m, False, 0.0)
+    ok = ~eng.wl.failed
+    reqs = [np.flatnonzero(ok & (eng.wl.model == m)).tolist() for m in (0, 1)]
+    for i in reqs[0] + reqs[1]:
+        nodes.r_dc[i] = 0
+    return eng, nodes, reqs
+
+
+def test_a_free_node_holding_a_model_goes_to_its_pool_not_to_a_burst_of_another():
+    # issue 19, the race for the free node: a 7B request that finds its pool full does not take node 2, which holds
+    # the 70B's weights, while its queue would wait less than the node's weight load for the 7B (or the SLA); the
+    # 70B pool takes it at its first full slot (its weights are there: no load)
+    eng, nodes, (small, large) = _race_world()
+    nodes._place(small[0], 0)  # fills node 0
+    nodes._place(small[1], 0)
+    assert eng.owner[2] == -1 and nodes.dcm_queued[0][0] == 1  # waits for node 0 (1 / 7B rps s), node 2 left
+    nodes._place(large[0], 1)  # fills node 1
+    nodes._place(large[1], 1)
+    assert eng.owner[2] == 1 and nodes.r_node[large[1]] == 2  # the 70B's spill, started at once
+    assert eng.ready[2][1] == 0.0 and eng.cold_starts[0] == 0
+
+
+def test_a_queue_past_the_load_takes_a_node_holding_another_model():
+    # the 7B pool's queue takes node 2 once its last request would wait longer than the 7B's weight load on node 2
+    # (within the SLA): k waiting, k / rps > min(LA_load, SLA), rps = the warm node's 7B throughput
+    eng, nodes, (small, _) = _race_world()
+    rps = eng.capacity.node_rps[0, eng.fleet.node_type[0]]
+    bound = min(eng.fleet.load_s[0, eng.fleet.node_type[2]], eng.cfg.sla_ttft_s)
+    k = int(np.floor(rps * bound)) + 1  # the first queue length past the bound
+    assert 2 <= k < 60
+    nodes._place(small[0], 0)  # fills node 0
+    for j in range(1, k):
+        nodes._place(small[j], 0)
+    assert eng.owner[2] == -1 and nodes.dcm_queued[0][0] == k - 1
+    nodes._place(small[k], 0)  # the k-th waiting request
+    assert eng.owner[2] == 0 and nodes.r_node[small[1]] == 2  # the queue's head goes to node 2, FIFO
+    assert nodes.dcm_queued[0][0] == k - 1 and eng.cold_starts[0] == 1  # the 7B loads beside the 70B

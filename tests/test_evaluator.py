@@ -443,3 +443,36 @@ def test_burst_table_restarted_after_a_backlog_reads_only_the_later_bursts_by_ha
     assert early_burst.late_share(1.0, 0.0, 5.0, 0.5) == 0.0
     # from the start W > 5 s from 10 to 90 s: (40 x 1.5 + 40 x 0.5) / 100 of the arrivals
     assert early_burst.late_share(1.0, 0.0, 5.0, 0.0) == pytest.approx(0.8, abs=0.02)
+
+
+def test_exact_evaluator_leaves_another_models_free_nodes_to_its_pool(small_eval):
+    """Issue 19's race for the free node: the exact engine leaves a free node that holds another model's weights to
+    that model's pool (`ExactNodes._spill`), so the evaluator's burst spills of the 7B pool stop short of the free
+    nodes the 70B's resident count leaves over its warm set: with r such nodes, the 7B spills min(k, F - r) of
+    the F free nodes where it spilled k before; its shortfall (arrivals past its warm capacity) may take them."""
+    eng, _ = small_eval
+    cfg, N, T = eng.cfg, eng.cfg.nodes_per_dc, eng.cfg.epoch_s
+    rng = np.random.default_rng(1)
+    # half the arrivals flat, half in five 10-s bursts (~18x the flat rate)
+    bursty = np.sort(np.r_[rng.uniform(0.0, T, 100_000),
+                           rng.uniform(0.0, 10.0, 100_000) + rng.integers(1, 6, 100_000) * 150.0])
+    ev = _exact_evaluator(eng, bursty)
+    burst = ev._burst_model(bursty)
+    plan = np.zeros((2, 4, 4))
+    plan[:, :, 0] = 1.0
+    pred = np.zeros((2, 4))
+    pred[0] = 3.2e5 / 4  # a 7B pool of 11 warm nodes at 0.76 of their capacity
+    load = np.einsum("mod,mo->dm", plan, pred)[None]
+    none = np.zeros_like(load)
+    pools = ev._pools(load, load / T, none, burst)
+    k = int(pools["nodes"][0, 0, 0] - pools["warm"][0, 0, 0])
+    assert k >= 2 and pools["warm_mu"][0, 0, 0] > load[0, 0, 0] / T  # bursts, not a shortfall, spill them
+    free = N - int(pools["active"][0, 0]) + k  # the free nodes before the 7B's spills
+    resident = np.zeros((4, 2))
+    for held, spilled in ((0, k), (free - 1, 1), (free, 0)):
+        resident[0] = (pools["warm"][0, 0, 0], pools["warm"][0, 0, 1] + held)
+        kept = ev._pools(load, load / T, none, burst, resident=resident)
+        assert kept["nodes"][0, 0, 0] - kept["warm"][0, 0, 0] == min(k, spilled)
+    # arrivals past the warm capacity (a shortfall, which queues for good) still take them
+    short = ev._pools(load, load / T * 1.5, none, burst, resident=resident)
+    assert short["nodes"][0, 0, 0] > short["warm"][0, 0, 0]

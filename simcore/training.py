@@ -14,7 +14,8 @@ A training day is another day of the bundled week (never the test day), replayed
 date's arrivals (`trace_day`; with `load_scale auto`, scaled by that day's busiest epoch), its grid, price and
 weather signals (`start` moved by the same number of days as `trace_day`), the same fleet, seed and engine
 (drain included). Days of the test day's kind (weekday or weekend) come first, nearest first, then the others:
-a Monday is trained on Tuesday, Friday, Wednesday, ... So nothing of the test day is read before it is played
+a Monday is trained on Tuesday, Wednesday, Friday, Thursday, then Sunday, Saturday (with more than 4 days the
+weekend makes the learners worse: README 'Protocols'). So nothing of the test day is read before it is played
 (`tests/test_training.py` changes the test day's trace and signals and gets the identical checkpoint).
 
 Checkpoints: `<dir>/<key>.pt` (torch.save of the learned state, the days and the epochs it was learned over),

@@ -97,8 +97,9 @@ class PerLLM(Scheduler):
     """Constraint satisfaction + (discounted) UCB bandit over datacenters."""
 
     Params = PerLLMParams
-    learned = ("n", "r_sum", "sla_rate", "idle_kwh", "headroom")  # the bandit's counts and rewards, head-room (simcore.training)
-    adapts_frozen = ("sla_rate", "idle_kwh", "headroom")  # the constraints' observations, not the bandit: kept up when frozen
+    # the bandit's counts and rewards, the constraints' observations, head-room (simcore.training)
+    learned = ("n", "r_sum", "sla_rate", "idle_kwh", "headroom")
+    adapts_frozen = ("sla_rate", "idle_kwh", "headroom")  # the constraints' observations: kept up when frozen
 
     def setup(self) -> None:
         info = self.info

@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -117,13 +118,11 @@ def main() -> None:
 def markdown_table(rows: list) -> str:
     """One row per learner (the last line of each learner and seed counts), its seeds side by side: its objective's
     weights, online / trained / frozen objective, the changes against online and the SLA-violation shares."""
-    last = {(r["learner"], r["seed"]): r for r in rows}
-    learners = list(dict.fromkeys(k[0] for k in last))
+    per_learner = by_learner(rows)
     out = ["| learner | objective (weights on TTFT, carbon, water, cost) | seeds | online | trained | trained: change "
            "| frozen | frozen: change | SLA violations online / trained / frozen |",
            "|---|---|---|---|---|---|---|---|---|"]
-    for name in learners:
-        rs = [last[k] for k in sorted(k for k in last if k[0] == name)]
+    for name, rs in per_learner.items():
         w = "Eq. 11, " + "/".join(f"{x:g}" for x in (round(v, 3) for v in rs[0]["weights"]))
 
         def cell(f, rs=rs):
@@ -141,20 +140,23 @@ def markdown_table(rows: list) -> str:
     return "\n".join(out)
 
 
-def seed_changes(rows: list, protocol: str) -> dict:
-    """{learner: [per-seed change of the objective, protocol over online, in %]} (the last line of each learner
-    and seed counts; seeds in order)."""
+def by_learner(rows: list) -> dict:
+    """{learner: its rows in seed order}, learners in order of first appearance; the last line of each learner and
+    seed counts (a re-measured seed replaces the earlier line)."""
     last = {(r["learner"], r["seed"]): r for r in rows}
-    out: dict = {}
-    for name, seed in sorted(last, key=lambda k: (list(dict.fromkeys(x[0] for x in last)).index(k[0]), k[1])):
-        o = last[(name, seed)]["objective"]
-        out.setdefault(name, []).append(100.0 * (o[protocol] / o["online"] - 1.0))
-    return out
+    return {name: [last[k] for k in sorted(k for k in last if k[0] == name)]
+            for name in dict.fromkeys(k[0] for k in last)}
+
+
+def seed_changes(rows: list, protocol: str) -> dict:
+    """{learner: [per-seed change of the objective, protocol over online, in %]} (`by_learner`: seeds in order)."""
+    return {name: [100.0 * (r["objective"][protocol] / r["objective"]["online"] - 1.0) for r in rs]
+            for name, rs in by_learner(rows).items()}
 
 
 def verdict(ci) -> str:
     """'better' / 'worse' when the 95 % interval of the mean change lies below / above 0, else 'not shown'."""
-    if ci.n < 2 or not (ci.low == ci.low):
+    if ci.n < 2 or math.isnan(ci.low):
         return "one seed"
     return "better" if ci.high < 0 else "worse" if ci.low > 0 else "not shown"
 

@@ -391,7 +391,7 @@ class EpochEvaluator:
         free nodes in pool order (`Engine._spill`): a pool whose arrivals outrun its warm capacity, or with a
         backlog, draws nodes for 2 (lam - mu) + backlog / bin, the capacity the balancer reaches after one bin.
         Exact runs: a free node that holds another model's weights (and not this one's) is left to that model's
-        pool (`ExactNodes._place`); `resident` [D, M] counts the nodes holding each model, so max(0, resident -
+        pool (`ExactNodes._spill`); `resident` [D, M] counts the nodes holding each model, so max(0, resident -
         warm nodes) of another model's are kept from a pool's spills (**assumption**: they are free nodes, not in
         the other pool's warm set)."""
         cfg, N, t_e = self.cfg, self.cfg.nodes_per_dc, self.cfg.epoch_s
